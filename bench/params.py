@@ -1,0 +1,172 @@
+"""Every simulator parameter in one table: name, default, range, unit, doc.
+
+Both engines take the same fully resolved configuration (``resolve``), so a
+derived default (watermarks, max_write) is computed once, here, in Python.
+Kernel defaults are cited where they come from.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import strategies
+
+SERVER_DISTS = ("fixed", "exponential", "lognormal")
+MAX_STALL_WINDOWS = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    name: str
+    default: int
+    lo: int
+    hi: int
+    group: str      # model | cost | server
+    doc: str
+
+
+_MS = 1_000_000
+_S = 1_000_000_000
+
+PARAMS: tuple[Param, ...] = (
+    # -- requests (fs/fuse/fuse_i.h, inode.c)
+    Param("max_pages", 32, 1, 256, "model", "pages per WRITE request (FUSE_DEFAULT_MAX_PAGES_PER_REQ; limit 256)"),
+    Param("max_write", 0, 0, 1 << 20, "model", "bytes per WRITE request; 0 = max_pages * 4096"),
+    Param("max_background", 12, 1, 65535, "model", "background requests outstanding (FUSE_DEFAULT_MAX_BACKGROUND)"),
+    # -- memory and dirty limits (mm/page-writeback.c, mm/page_alloc.c)
+    Param("mem_total_pages", 524288, 8192, 1 << 26, "model", "memory in 4 KiB pages (default 2 GiB)"),
+    Param("dirty_ratio", 20, 1, 100, "model", "vm.dirty_ratio, % of dirtyable memory"),
+    Param("dirty_background_ratio", 10, 0, 100, "model", "vm.dirty_background_ratio, %"),
+    Param("bdi_max_ratio", 1, 1, 100, "model", "the FUSE bdi's max_ratio, % (strictlimit; fuse_bdi_init)"),
+    Param("wmark_min_pages", 0, 0, 1 << 26, "model", "min watermark; 0 = int_sqrt(16 * mem_kB) like min_free_kbytes"),
+    Param("dirty_writeback_interval_ns", 5 * _S, _MS, 3600 * _S, "model", "flusher period (dirty_writeback_centisecs 500)"),
+    Param("dirty_expire_ns", 30 * _S, 0, 3600 * _S, "model", "age at which an inode's dirty pages are written (dirty_expire_centisecs 3000)"),
+    Param("reclaim_batch", 32, 1, 4096, "model", "pages direct reclaim tries to free per round (SWAP_CLUSTER_MAX)"),
+    Param("reclaim_retry_ns", 100 * _MS, 0, 10 * _S, "model", "sleep after a round that freed nothing (VMSCAN_THROTTLE_WRITEBACK, HZ/10)"),
+    Param("reclaim_retries", 8, 0, 1000, "model", "rounds without progress before the allocation goes ahead anyway"),
+    Param("sync_waits", 0, 0, 1, "model", "sync(2) writes and waits itself (1, before 2026) or only wakes the flusher (0, SB_I_NO_DATA_INTEGRITY)"),
+    Param("hang_threshold_ns", 2 * _S, 1, 3600 * _S, "model", "a wait on the server longer than this is a hang"),
+    Param("sample_interval_ns", 10 * _MS, 1000, 3600 * _S, "model", "period of the memory time series"),
+    Param("max_samples", 100000, 1, 10_000_000, "model", "most time-series samples kept"),
+    Param("max_time_ns", 3600 * _S, _MS, 1 << 62, "model", "simulated time after which a run is declared stuck"),
+    # -- CPU costs, ns (replaced by a calibrated cost profile when one exists)
+    Param("write_syscall_ns", 1500, 0, _S, "cost", "fixed cost of one write(2)"),
+    Param("write_page_ns", 600, 0, _S, "cost", "copy_from_user and page-cache work per page written"),
+    Param("store_page_ns", 50, 0, _S, "cost", "CPU stores to one already-writable mapped page"),
+    Param("fault_ns", 2000, 0, _S, "cost", "a write fault with page_mkwrite"),
+    Param("page_copy_ns", 400, 0, _S, "cost", "copying one page into a temp page"),
+    Param("wp_page_ns", 200, 0, _S, "cost", "writepages bookkeeping per page"),
+    Param("wp_request_ns", 2000, 0, _S, "cost", "writepages cost to queue one request"),
+    Param("fsync_syscall_ns", 1000, 0, _S, "cost", "fixed cost of fsync/msync/sync"),
+    Param("dio_base_ns", 50000, 0, 10 * _S, "cost", "latency of one direct-I/O read from the source device"),
+    Param("dio_page_ns", 1000, 0, _S, "cost", "direct-I/O transfer time per page"),
+    Param("reclaim_scan_ns", 100, 0, _S, "cost", "reclaim cost per LRU page scanned"),
+    Param("compact_page_ns", 500, 0, _S, "cost", "compaction cost per page migrated"),
+    # -- the userspace server
+    Param("server_threads", 4, 1, 256, "server", "server threads reading requests"),
+    Param("server_dist", 1, 0, 2, "server", "service-time distribution: 0 fixed, 1 exponential, 2 lognormal"),
+    Param("server_base_ns", 20000, 1, 100 * _S, "server", "mean service time of a request, fixed part"),
+    Param("server_page_ns", 2000, 0, _S, "server", "mean service time per page carried"),
+    Param("server_fsync_ns", 20000, 1, 100 * _S, "server", "mean service time of FUSE_FSYNC"),
+    Param("stall_start_ns", -1, -1, 1 << 62, "server", "start of a stall window (-1: none)"),
+    Param("stall_ns", 0, 0, 1 << 62, "server", "length of the stall window"),
+)
+PARAM_BY_NAME: Mapping[str, Param] = {p.name: p for p in PARAMS}
+FLOAT_PARAMS = {"server_sigma": (0.5, 0.0, 4.0, "server", "lognormal sigma")}
+# Per-strategy parameters; each strategy module gives its own defaults.
+STRATEGY_PARAMS = ("writer_waits", "merge_queued_primary")
+
+
+def _check_int(name: str, value: Any, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int,)) and not (
+            hasattr(value, "__index__")):
+        raise ValueError(f"{name}: expected an integer, got {value!r}")
+    v = int(value)
+    if not lo <= v <= hi:
+        raise ValueError(f"{name}: must be in {lo}..{hi}, got {v}")
+    return v
+
+
+def _min_free_pages(total_pages: int) -> int:
+    # mm/page_alloc.c calculate_min_free_kbytes: int_sqrt(lowmem_kbytes * 16), 128 kB .. 256 MB.
+    kb = min(max(math.isqrt(total_pages * 4 * 16), 128), 262144)
+    return kb // 4
+
+
+def resolve(strategy: str, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Check `params` and return the full configuration both engines run.
+
+    Unknown names and out-of-range values raise ValueError naming the field.
+    """
+    strat = strategies.get(strategy)
+    cfg: dict[str, Any] = {p.name: p.default for p in PARAMS}
+    cfg["server_sigma"] = FLOAT_PARAMS["server_sigma"][0]
+    cfg.update(strat.defaults())
+    cfg.setdefault("merge_queued_primary", 0)
+    windows = None
+    for key, value in params.items():
+        if key == "server_dist" and isinstance(value, str):
+            if value not in SERVER_DISTS:
+                raise ValueError(f"server_dist: unknown {value!r}; allowed: {', '.join(SERVER_DISTS)}")
+            cfg[key] = SERVER_DISTS.index(value)
+        elif key in PARAM_BY_NAME:
+            p = PARAM_BY_NAME[key]
+            cfg[key] = _check_int(key, value, p.lo, p.hi)
+        elif key == "server_sigma":
+            _, lo, hi, _, _ = FLOAT_PARAMS[key]
+            try:
+                v = float(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"server_sigma: expected a number, got {value!r}") from None
+            if not lo <= v <= hi:
+                raise ValueError(f"server_sigma: must be in {lo}..{hi}, got {v}")
+            cfg[key] = v
+        elif key in strat.params:
+            cfg[key] = _check_int(key, value, 0, 1)
+        elif key == "stall_windows":
+            windows = value
+        else:
+            allowed = sorted(list(PARAM_BY_NAME) + list(FLOAT_PARAMS) + list(strat.params) + ["stall_windows"])
+            raise ValueError(f"unknown parameter {key!r} for strategy {strategy}; allowed: {', '.join(allowed)}")
+    if cfg["dirty_background_ratio"] >= cfg["dirty_ratio"]:
+        raise ValueError("dirty_background_ratio: must be below dirty_ratio "
+                         f"({cfg['dirty_background_ratio']} >= {cfg['dirty_ratio']})")
+    if cfg["max_write"] == 0:
+        cfg["max_write"] = cfg["max_pages"] * 4096
+    elif cfg["max_write"] < 4096:
+        raise ValueError(f"max_write: must be 0 or >= 4096, got {cfg['max_write']}")
+    total = cfg["mem_total_pages"]
+    wmin = cfg["wmark_min_pages"] or _min_free_pages(total)
+    # __setup_per_zone_wmarks: the gap is max(min/4, managed * watermark_scale_factor(10) / 10000).
+    gap = max(wmin // 4, total * 10 // 10000)
+    cfg["wmark_min_pages"] = wmin
+    cfg["wmark_low_pages"] = wmin + gap
+    cfg["wmark_high_pages"] = wmin + 2 * gap
+    if cfg["wmark_high_pages"] >= total // 2:
+        raise ValueError(f"wmark_min_pages: watermarks must stay below half of memory, got {wmin}")
+    cfg["stall_windows"] = _stall_windows(cfg, windows)
+    cfg["strategy"] = strat.code
+    return cfg
+
+
+def _stall_windows(cfg: Mapping[str, Any], windows: Any) -> list[tuple[int, int]]:
+    """Sorted, non-overlapping (start_ns, end_ns) windows in which the server is stuck."""
+    if windows is None:
+        if cfg["stall_start_ns"] < 0 or cfg["stall_ns"] == 0:
+            return []
+        windows = [(cfg["stall_start_ns"], cfg["stall_ns"])]
+    try:
+        pairs = [(int(s), int(n)) for s, n in windows]
+    except (TypeError, ValueError):
+        raise ValueError("stall_windows: expected a list of (start_ns, length_ns) pairs") from None
+    if len(pairs) > MAX_STALL_WINDOWS:
+        raise ValueError(f"stall_windows: at most {MAX_STALL_WINDOWS} windows")
+    out: list[tuple[int, int]] = []
+    for s, n in sorted(pairs):
+        if s < 0 or n <= 0:
+            raise ValueError("stall_windows: start must be >= 0 and length > 0")
+        if out and s < out[-1][1]:
+            raise ValueError("stall_windows: windows overlap")
+        out.append((s, s + n))
+    return out

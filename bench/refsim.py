@@ -1,0 +1,1079 @@
+"""The reference simulator: the model of ../shared/design/model.md in plain Python.
+
+It exists to be read and to check the C core (csrc/), which must produce the
+same raw result for the same configuration, operations and seed, counter for
+counter.  Both are written as the same explicit state machine; keep them in
+step.
+
+Time is integer nanoseconds.  Events sit in a heap ordered by (time, sequence),
+the sequence making same-time events run in the order they were scheduled
+(SimPy's rule).  Kinds of event:
+
+  ACTOR    run or resume an actor (an application thread, or the flusher)
+  DONE     a server thread finished its request
+  TIMER    the flusher's periodic wake-up (dirty_writeback_interval)
+  STALL    a stall window of the server ended
+
+An *actor* runs atomically at an event's time: an application call changes the
+page cache at its start, and its CPU costs push the actor's own clock (`clk`)
+forward, which sets when its next call may start and the latency it reports.
+When it must wait (for a page under writeback, a READ, the dirty limit, the
+end of fsync's writes), it records what it waits for and returns; every
+request completion re-checks the waiters in actor order and schedules the ones
+now free.  CPU costs delay the actor, not the moment its requests become
+visible to the server.
+
+Choices where model.md is silent (kernel behaviour followed, or simplified):
+- Direct reclaim only (no kswapd).  It scans the LRU from its cold end in
+  rounds of `reclaim_batch`: clean pages are freed, dirty pages are written
+  through ->writepage (one-page request), pages under PG_writeback, locked or
+  pinned by direct I/O are rotated.  A temp-page strategy's page is clean as
+  soon as it is copied, so reclaim frees it at once (shrink_folio_list).  A
+  round that frees nothing sleeps `reclaim_retry_ns`; after `reclaim_retries`
+  such rounds the allocation goes ahead (counted in `reclaim_gaveup`).
+- The LRU is a single list in order of insertion; pages are not activated.
+- writepages scans a file from index 0 (range_cyclic is not modelled) and sends
+  the batch being filled before it waits.
+- The flusher writes inodes dirtied more than dirty_expire ago in full, and
+  while the bdi's dirty pages are over its background threshold writes the
+  others until they are not (wb_over_bg_thresh counts dirty pages only).
+- The dirty limits are recomputed from dirtyable memory (total - anon - temp)
+  times dirty_ratio times the bdi's max_ratio (strictlimit).  A writer sleeps
+  after dirtying while dirty + writeback is over the limit, and wakes when a
+  completion brings it under; the pause is one throttle sample.
+- sync(2) with sync_waits=0 (2026 kernels) wakes the flusher to write every
+  dirty page (WB_SYNC_NONE) and returns; with sync_waits=1 it runs WB_SYNC_ALL
+  writepages on every file and then waits for pages under PG_writeback
+  (wait_sb_inodes), which temp-page strategies end at once.
+- Compaction of n pages: the share of memory that is unmovable (temp pages and
+  pages pinned under writeback) is found unmovable in the range; every other
+  page costs compact_page_ns to migrate.  It never waits on writeback.
+- Lost updates are counted at the end: pages the cache holds clean whose last
+  version the server does not have.  A page still dirty is not lost.
+"""
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+from typing import Any, Mapping
+
+import numpy as np
+
+import strategies
+from strategies import Action, BusyPage
+
+from . import ops as O
+
+PAGE = O.PAGE_SIZE
+M64 = (1 << 64) - 1
+LN2 = 0.6931471805599453
+
+# events
+EV_ACTOR, EV_DONE, EV_TIMER, EV_STALL = 0, 1, 2, 3
+# request kinds and states
+RQ_WRITE, RQ_READ, RQ_FSYNC = 0, 1, 2
+ST_FILLING, ST_QUEUED, ST_BACKGROUND, ST_PENDING, ST_SENT, ST_DONE, ST_HELD = range(7)
+# what a waiting actor waits for
+W_NONE, W_PAGE, W_LOCK, W_FILE, W_ALL, W_THROTTLE, W_REQ, W_TIMER = range(8)
+# where an app thread is inside its current call
+PH_START, PH_PAGES, PH_BALANCE, PH_WP, PH_WAITIO, PH_FSYNCREQ, PH_FSYNCWAIT, PH_DIODONE = range(8)
+NO_TEMP = strategies.get("no-temp-page").code
+
+COUNTERS = (
+    "requests", "reads", "fsync_requests", "secondaries", "inplace_updates", "redirty_skips",
+    "writeback_skips", "writepages_waits", "temp_alloc_failures", "temp_pages_peak",
+    "temp_bytes_copied", "temp_page_ns", "pinned_pages_peak", "lost_updates", "out_of_order",
+    "max_copies_in_flight", "hangs", "deadlocks", "reclaim_gaveup", "compaction_unmovable",
+    "bytes_dirtied", "bytes_written", "t_first", "t_app_end", "t_wb_end", "t_end", "stuck",
+    "events",
+)
+LATENCIES = ("write", "fault", "fsync", "sync", "throttle", "reclaim", "compaction")
+SERIES_FIELDS = ("time_ns", "dirty", "writeback", "temp", "cache", "anon")
+
+
+# ---------------------------------------------------------------- randomness
+# splitmix64 and hand-written log/exp built from + - * / only, so that the C
+# engine, compiled with -ffp-contract=off, gets bit-identical service times.
+
+def splitmix64(state: int) -> tuple[int, int]:
+    state = (state + 0x9E3779B97F4A7C15) & M64
+    z = state
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+    return state, z ^ (z >> 31)
+
+
+def det_log(x: float) -> float:
+    m, e = math.frexp(x)              # x = m * 2**e, m in [0.5, 1)
+    s = (m - 1.0) / (m + 1.0)
+    s2 = s * s
+    term = s
+    acc = 0.0
+    for k in range(1, 40, 2):         # 2*atanh(s) = ln(m); |s| <= 1/3
+        acc += term / k
+        term *= s2
+    return 2.0 * acc + e * LN2
+
+
+def det_exp(x: float) -> float:
+    k = math.floor(x / LN2 + 0.5)
+    r = x - k * LN2                   # |r| <= ln2/2
+    acc = 1.0
+    term = 1.0
+    for i in range(1, 26):
+        term = term * r / i
+        acc += term
+    return math.ldexp(acc, int(k))
+
+
+class Server:
+    """T threads reading a FIFO of pending requests; seeded service times."""
+
+    def __init__(self, cfg: Mapping[str, Any], seed: int):
+        self.threads: list[Any] = [None] * cfg["server_threads"]
+        self.rng = (seed * 0x2545F4914F6CDD1D + 0x5DEECE66D) & M64
+        self.dist = cfg["server_dist"]
+        self.sigma = float(cfg["server_sigma"])
+        self.windows = cfg["stall_windows"]
+
+    def uniform(self) -> float:
+        self.rng, z = splitmix64(self.rng)
+        return ((z >> 11) + 1) * (1.0 / 9007199254740992.0)   # (0, 1]
+
+    def service(self, mean: int) -> int:
+        if self.dist == 0:
+            return mean
+        if self.dist == 1:
+            v = -float(mean) * det_log(self.uniform())
+        else:
+            z = 0.0
+            for _ in range(12):       # Irwin-Hall: a normal deviate from 12 uniforms
+                z += self.uniform()
+            z -= 6.0
+            s = self.sigma
+            v = float(mean) * det_exp(s * z - 0.5 * s * s)
+        return max(1, int(v))
+
+    def stalled(self, t: int) -> bool:
+        return any(s <= t < e for s, e in self.windows)
+
+    def defer(self, t: int) -> int:
+        """A reply due at t inside a stall window is given at the window's end."""
+        for s, e in self.windows:
+            if s <= t < e:
+                t = e
+        return t
+
+
+class Request:
+    __slots__ = ("id", "kind", "file", "first", "n", "versions", "state", "bg", "secs",
+                 "crop", "done")
+
+    def __init__(self, rid: int, kind: int, f: int, first: int):
+        self.id = rid
+        self.kind = kind
+        self.file = f
+        self.first = first             # page index in the file
+        self.n = 0
+        self.versions: list[int] = []
+        self.state = ST_FILLING
+        self.bg = False                # counted in active_background
+        self.secs: list[Request] = []  # held secondaries chained to this request
+        self.crop = 0                  # bytes delivered, fixed when a server thread reads it
+        self.done = False
+
+
+class Actor:
+    """An application thread (ops) or the flusher (ops is None)."""
+
+    __slots__ = ("id", "ops", "k", "phase", "pg", "clk", "op_start", "fault_start",
+                 "waiting", "wake_pending", "wait_kind", "wait_arg", "block_start",
+                 "wait_reclaim", "timer_at", "in_reclaim", "rc_active", "rc_start", "rc_fails",
+                 "wp_active", "wp_f", "wp_idx", "wp_end", "wp_sync", "wp_bg", "wp_batch",
+                 "wp_sent", "req", "sync_f", "fl_pass", "fl_file", "fl_kupdate", "fl_due",
+                 "fl_sync", "fl_all",
+                 "finished")
+
+    def __init__(self, aid: int, ops: np.ndarray | None):
+        self.id = aid
+        self.ops = ops
+        self.k = 0
+        self.phase = PH_START
+        self.pg = 0
+        self.clk = 0
+        self.op_start = 0
+        self.fault_start = -1
+        self.waiting = False
+        self.wake_pending = False
+        self.wait_kind = W_NONE
+        self.wait_arg = 0
+        self.block_start = 0
+        self.wait_reclaim = False
+        self.timer_at = 0
+        self.in_reclaim = False
+        self.rc_active = False
+        self.rc_start = 0
+        self.rc_fails = 0
+        self.wp_active = False
+        self.wp_f = self.wp_idx = self.wp_end = 0
+        self.wp_sync = False
+        self.wp_bg = False
+        self.wp_batch: Request | None = None
+        self.wp_sent = 0
+        self.req: Request | None = None
+        self.sync_f = 0
+        self.fl_pass = False
+        self.fl_file = 0
+        self.fl_kupdate = False
+        self.fl_due = False
+        self.fl_sync = False           # sync(2) asked for everything to be written
+        self.fl_all = False
+        self.finished = ops is None or len(ops) == 0
+
+
+class Sim:
+    def __init__(self, cfg: Mapping[str, Any], ops: np.ndarray, file_sizes: np.ndarray, seed: int):
+        self.cfg = cfg
+        self.strategy = next(s for s in strategies.STRATEGIES.values() if s.code == cfg["strategy"])
+        self.temp = self.strategy.temp_pages
+        self.writer_waits = bool(cfg["writer_waits"])
+        self.req_pages = min(cfg["max_pages"], cfg["max_write"] // PAGE)
+        self.server = Server(cfg, seed)
+
+        # files: page capacity covers the initial size and every byte an op touches
+        nf = len(file_sizes)
+        cap = [(int(s) + PAGE - 1) // PAGE for s in file_sizes]
+        on_file = np.isin(ops["op"], O.FILE_RANGE_OPS)
+        for f, end in zip(ops["file"][on_file], ops["offset"][on_file] + ops["length"][on_file]):
+            cap[f] = max(cap[f], (int(end) + PAGE - 1) // PAGE)
+        self.nfiles = nf
+        self.npages = cap
+        self.base = [0] * nf
+        for f in range(1, nf):
+            self.base[f] = self.base[f - 1] + cap[f - 1]
+        n = sum(cap)
+        self.isize = [int(s) for s in file_sizes]
+        self.f_dirty: list[set[int]] = [set() for _ in range(nf)]
+        self.f_dirtied_when = [0] * nf
+        self.f_inflight = [0] * nf     # WRITE requests (secondaries included) not yet done
+
+        # per page (global page id = base[file] + index)
+        self.version = [0] * n
+        self.dirty = [0] * n
+        self.pgwb = [0] * n            # PG_writeback held until the reply (no-temp-page)
+        self.cached = [0] * n
+        self.locked = [0] * n          # being read from the server
+        self.mapw = [0] * n            # mapped writable: the next store does not fault
+        self.gup = [0] * n             # pinned by direct I/O in progress
+        self.inflight = [0] * n        # copies of the page in requests not yet done
+        self.wb_req: list[Request | None] = [None] * n
+        self.sec_req: list[Request | None] = [None] * n
+        self.srv_ver = [0] * n
+        self.srv_max = [0] * n
+        self.lru_prev = [0] * (n + 1)  # index n is the list head
+        self.lru_next = [0] * (n + 1)
+        self.lru_prev[n] = self.lru_next[n] = n
+        self.lru_head = n
+
+        # memory and queues
+        self.cache_pages = self.anon_pages = self.temp_pages = self.pinned = self.dirty_total = 0
+        self.active_bg = 0
+        self.bg_queue: deque[Request] = deque()
+        self.pending: deque[Request] = deque()
+        self.next_rid = 0
+
+        # actors: threads 0..T-1, then the flusher
+        nthreads = int(ops["thread"].max()) + 1
+        self.actors = [Actor(t, ops[ops["thread"] == t]) for t in range(nthreads)]
+        self.flusher = Actor(nthreads, None)
+        self.actors.append(self.flusher)
+        self.alive = sum(1 for a in self.actors if not a.finished)
+
+        self.heap: list[tuple[int, int, int, int]] = []
+        self.seq = 0
+        self.now = 0
+        self.temp_t = 0                # last time temp_pages changed (for its integral)
+
+        self.c = dict.fromkeys(COUNTERS, 0)
+        self.hist = [0] * 257
+        self.lat: dict[str, list[int]] = {k: [] for k in LATENCIES}
+        self.series: list[tuple[int, ...]] = []
+        self.next_sample = 0
+
+    # ------------------------------------------------------------- plumbing
+    def push(self, t: int, kind: int, arg: int) -> None:
+        heapq.heappush(self.heap, (t, self.seq, kind, arg))
+        self.seq += 1
+
+    def free_pages(self) -> int:
+        return self.cfg["mem_total_pages"] - self.cache_pages - self.anon_pages - self.temp_pages
+
+    def wb_pages(self) -> int:
+        return self.temp_pages if self.temp else self.pinned
+
+    def _dirtyable(self) -> int:
+        return max(0, self.cfg["mem_total_pages"] - self.anon_pages - self.temp_pages)
+
+    def dirty_limit(self) -> int:
+        c = self.cfg
+        return max(1, self._dirtyable() * c["dirty_ratio"] * c["bdi_max_ratio"] // 10000)
+
+    def bg_thresh(self) -> int:
+        c = self.cfg
+        return self._dirtyable() * c["dirty_background_ratio"] * c["bdi_max_ratio"] // 10000
+
+    def temp_add(self, d: int) -> None:
+        self.c["temp_page_ns"] += self.temp_pages * (self.now - self.temp_t)
+        self.temp_t = self.now
+        self.temp_pages += d
+        if self.temp_pages > self.c["temp_pages_peak"]:
+            self.c["temp_pages_peak"] = self.temp_pages
+
+    def busy(self, p: int) -> bool:
+        return self.inflight[p] > 0 if self.temp else bool(self.pgwb[p])
+
+    def set_dirty(self, p: int, f: int) -> None:
+        if not self.dirty[p]:
+            self.dirty[p] = 1
+            self.dirty_total += 1
+            d = self.f_dirty[f]
+            if not d:
+                self.f_dirtied_when[f] = self.now
+            d.add(p - self.base[f])
+
+    def clear_dirty(self, p: int, f: int) -> None:
+        self.dirty[p] = 0
+        self.dirty_total -= 1
+        self.f_dirty[f].discard(p - self.base[f])
+        self.mapw[p] = 0               # clear_page_dirty_for_io write-protects the pte
+
+    # ------------------------------------------------------------------ LRU
+    def lru_add(self, p: int) -> None:
+        h = self.lru_head
+        nx = self.lru_next[h]
+        self.lru_next[h] = p
+        self.lru_prev[p] = h
+        self.lru_next[p] = nx
+        self.lru_prev[nx] = p
+
+    def lru_del(self, p: int) -> None:
+        pv, nx = self.lru_prev[p], self.lru_next[p]
+        self.lru_next[pv] = nx
+        self.lru_prev[nx] = pv
+
+    # -------------------------------------------------------------- server
+    def new_req(self, kind: int, f: int, first: int) -> Request:
+        r = Request(self.next_rid, kind, f, first)
+        self.next_rid += 1
+        return r
+
+    def submit_bg(self, r: Request) -> None:
+        r.state = ST_QUEUED
+        if self.active_bg < self.cfg["max_background"]:
+            self.active_bg += 1
+            r.bg = True
+            self.to_pending(r)
+        else:
+            r.state = ST_BACKGROUND
+            self.bg_queue.append(r)
+
+    def to_pending(self, r: Request) -> None:
+        r.state = ST_PENDING
+        self.pending.append(r)
+        self.dispatch()
+
+    def dispatch(self) -> None:
+        srv = self.server
+        if not self.pending or srv.stalled(self.now):
+            return
+        for w, cur in enumerate(srv.threads):
+            if cur is None and self.pending:
+                self.start(w, self.pending.popleft())
+
+    def start(self, w: int, r: Request) -> None:
+        c = self.cfg
+        r.state = ST_SENT
+        if r.kind == RQ_WRITE:
+            base = self.base[r.file]
+            if not self.temp:          # the server reads the page as it is now
+                r.versions = [self.version[base + r.first + i] for i in range(r.n)]
+            off = r.first * PAGE
+            r.crop = max(0, min(r.n * PAGE, self.isize[r.file] - off))
+            self.c["requests"] += 1
+            self.hist[r.n] += 1
+            mean = c["server_base_ns"] + c["server_page_ns"] * r.n
+        elif r.kind == RQ_READ:
+            self.c["reads"] += 1
+            mean = c["server_base_ns"] + c["server_page_ns"]
+        else:
+            self.c["fsync_requests"] += 1
+            mean = c["server_fsync_ns"]
+        self.server.threads[w] = r
+        self.push(self.server.defer(self.now + self.server.service(mean)), EV_DONE, w)
+
+    def complete(self, r: Request) -> None:
+        r.state = ST_DONE
+        r.done = True
+        if r.kind == RQ_READ:
+            self.locked[self.base[r.file] + r.first] = 0
+            return
+        if r.kind == RQ_FSYNC:
+            return
+        base = self.base[r.file] + r.first
+        for i in range(r.n):
+            p = base + i
+            v = r.versions[i]
+            if v < self.srv_max[p]:
+                self.c["out_of_order"] += 1
+            self.srv_ver[p] = v
+            if v > self.srv_max[p]:
+                self.srv_max[p] = v
+            self.inflight[p] -= 1
+            if self.wb_req[p] is r:
+                self.wb_req[p] = None
+            if not self.temp:
+                self.pgwb[p] = 0
+                self.pinned -= 1
+        if self.temp:
+            self.temp_add(-r.n)
+        self.c["bytes_written"] += r.crop
+        self.c["t_wb_end"] = self.now
+        self.f_inflight[r.file] -= 1
+        if r.bg:
+            self.active_bg -= 1
+        for s in r.secs:               # fuse_writepage_end: now the secondary may go
+            p = self.base[s.file] + s.first
+            self.sec_req[p] = None
+            self.wb_req[p] = s
+            self.submit_bg(s)
+        r.secs = []
+        while self.bg_queue and self.active_bg < self.cfg["max_background"]:
+            q = self.bg_queue.popleft()
+            self.active_bg += 1
+            q.bg = True
+            self.to_pending(q)
+
+    # -------------------------------------------------------------- waiting
+    def cond(self, a: Actor) -> bool:
+        k, x = a.wait_kind, a.wait_arg
+        if k == W_PAGE:
+            return not self.busy(x)
+        if k == W_LOCK:
+            return not self.locked[x]
+        if k == W_FILE:
+            return self.f_inflight[x] == 0
+        if k == W_ALL:
+            return self.pinned == 0
+        if k == W_THROTTLE:
+            return self.dirty_total + self.wb_pages() <= self.dirty_limit()
+        if k == W_REQ:
+            return a.req is not None and a.req.done
+        return self.now >= a.timer_at
+
+    def block(self, a: Actor, kind: int, arg: int) -> None:
+        a.waiting = True
+        a.wait_kind = kind
+        a.wait_arg = arg
+        a.block_start = a.clk
+        a.wait_reclaim = a.in_reclaim
+
+    def sleep_until(self, a: Actor, t: int) -> None:
+        self.block(a, W_TIMER, 0)
+        a.timer_at = t
+        a.wake_pending = True
+        self.push(t, EV_ACTOR, a.id)
+
+    def end_wait(self, a: Actor) -> None:
+        a.waiting = False
+        dur = max(0, self.now - a.block_start)
+        if self.now > a.clk:
+            a.clk = self.now
+        if a.wait_kind == W_TIMER:
+            return
+        if dur > self.cfg["hang_threshold_ns"]:
+            self.c["hangs"] += 1
+            if a.wait_reclaim:
+                self.c["deadlocks"] += 1
+        if a.wait_kind == W_THROTTLE:
+            self.lat["throttle"].append(dur)
+
+    def wake_waiters(self) -> None:
+        for a in self.actors:
+            if a.waiting and not a.wake_pending and a.wait_kind != W_TIMER and self.cond(a):
+                a.wake_pending = True
+                self.push(self.now, EV_ACTOR, a.id)
+
+    def kick_flusher(self) -> None:
+        fl = self.flusher
+        if not fl.fl_pass and not fl.wake_pending:
+            fl.wake_pending = True
+            self.push(max(self.now, fl.clk), EV_ACTOR, fl.id)
+
+    # ----------------------------------------------------------- writepages
+    def wp_start(self, a: Actor, f: int, first: int, end: int, sync_all: bool, bg: bool) -> None:
+        a.wp_active = True
+        a.wp_f, a.wp_idx, a.wp_end = f, first, end
+        a.wp_sync, a.wp_bg = sync_all, bg
+        a.wp_batch = None
+
+    def send_batch(self, a: Actor) -> None:
+        r = a.wp_batch
+        if r is not None:
+            a.wp_batch = None
+            a.clk += self.cfg["wp_request_ns"]
+            self.submit_bg(r)
+
+    def alloc_temp(self, a: Actor) -> bool:
+        """Take a temp page for a copy; False (and counted) under memory pressure."""
+        if self.free_pages() <= self.cfg["wmark_min_pages"]:
+            self.c["temp_alloc_failures"] += 1
+            return False
+        self.temp_add(1)
+        self.c["temp_bytes_copied"] += PAGE
+        a.clk += self.cfg["page_copy_ns"]
+        return True
+
+    def add_copy(self, p: int) -> None:
+        self.inflight[p] += 1
+        if self.inflight[p] > self.c["max_copies_in_flight"]:
+            self.c["max_copies_in_flight"] = self.inflight[p]
+
+    def take_page(self, a: Actor, r: Request, p: int, f: int) -> None:
+        """Put page p (dirty, temp page already taken if any) into request r."""
+        self.clear_dirty(p, f)
+        a.clk += self.cfg["wp_page_ns"]
+        if not self.temp:
+            self.pgwb[p] = 1
+            self.pinned += 1
+            if self.pinned > self.c["pinned_pages_peak"]:
+                self.c["pinned_pages_peak"] = self.pinned
+        self.add_copy(p)
+        r.n += 1
+        r.versions.append(self.version[p])
+        self.wb_req[p] = r
+
+    def new_write(self, f: int, first: int) -> Request:
+        r = self.new_req(RQ_WRITE, f, first)
+        self.f_inflight[f] += 1
+        return r
+
+    def merge(self, a: Actor, p: int, f: int, idx: int) -> bool:
+        """merge-in-queue's answer; False if a temp page could not be had."""
+        s = self.sec_req[p]
+        w = self.wb_req[p]
+        if s is None and self.cfg["merge_queued_primary"] and w is not None and w.n == 1 \
+                and w.state in (ST_QUEUED, ST_BACKGROUND, ST_PENDING):
+            s = w
+        if s is not None:              # copy over the copy the server has not read
+            s.versions[0] = self.version[p]
+            self.c["inplace_updates"] += 1
+            self.c["temp_bytes_copied"] += PAGE
+            a.clk += self.cfg["page_copy_ns"]
+            self.clear_dirty(p, f)
+            return True
+        if not self.alloc_temp(a):
+            return False
+        r = self.new_write(f, idx)
+        self.take_page(a, r, p, f)
+        r.state = ST_HELD
+        self.wb_req[p] = w             # the in-flight primary stays the one found by lookup
+        self.sec_req[p] = r
+        w.secs.append(r)
+        self.c["secondaries"] += 1
+        return True
+
+    def writepages(self, a: Actor) -> bool:
+        """Advance a's writepages; True when finished, False when it must wait."""
+        f = a.wp_f
+        base = self.base[f]
+        cands = sorted(i for i in self.f_dirty[f] if a.wp_idx <= i < a.wp_end)
+        for idx in cands:
+            if a.wp_bg and self.dirty_total <= self.bg_thresh():
+                break
+            p = base + idx
+            if self.busy(p):
+                act = self.strategy.on_busy_page(BusyPage(a.wp_sync, False), self.cfg)
+                if act == Action.WAIT:
+                    self.send_batch(a)
+                    self.c["writepages_waits"] += 1
+                    self.block(a, W_PAGE, p)
+                    return False
+                if act == Action.SKIP:
+                    self.send_batch(a)
+                    self.c["redirty_skips" if self.temp else "writeback_skips"] += 1
+                    a.wp_idx = idx + 1
+                    continue
+                if act == Action.MERGE:
+                    self.send_batch(a)
+                    if not self.merge(a, p, f, idx):
+                        break          # -ENOMEM: the page stays dirty
+                    a.wp_sent += 1
+                    a.wp_idx = idx + 1
+                    continue
+            b = a.wp_batch
+            if b is not None and (idx != b.first + b.n or b.n >= self.req_pages):
+                self.send_batch(a)
+            if self.temp and not self.alloc_temp(a):
+                break
+            if a.wp_batch is None:
+                a.wp_batch = self.new_write(f, idx)
+            self.take_page(a, a.wp_batch, p, f)
+            a.wp_sent += 1
+            a.wp_idx = idx + 1
+        self.send_batch(a)
+        a.wp_active = False
+        return True
+
+    # -------------------------------------------------------------- reclaim
+    def pageout(self, a: Actor, p: int, f: int) -> int:
+        """->writepage of one dirty page from reclaim: 1 clean now, 0 kept, -1 wait."""
+        if self.busy(p):
+            act = self.strategy.on_busy_page(BusyPage(False, True), self.cfg)
+            if act == Action.WAIT:
+                self.c["writepages_waits"] += 1
+                self.block(a, W_PAGE, p)
+                return -1
+            if act != Action.COPY:     # SKIP (MERGE is never asked of reclaim)
+                self.c["redirty_skips" if self.temp else "writeback_skips"] += 1
+                return 0
+        if self.temp and not self.alloc_temp(a):
+            return 0
+        r = self.new_write(f, p - self.base[f])
+        self.take_page(a, r, p, f)
+        a.clk += self.cfg["wp_request_ns"]
+        self.submit_bg(r)
+        return 1 if self.temp else 0
+
+    def file_of(self, p: int) -> int:
+        f = 0
+        while f + 1 < self.nfiles and self.base[f + 1] <= p:
+            f += 1
+        return f
+
+    def reclaim_round(self, a: Actor) -> bool:
+        """Scan one round from the LRU's cold end; False if a wait began."""
+        c = self.cfg
+        head = self.lru_head
+        freed = 0
+        scanned = 0
+        while freed < c["reclaim_batch"] and scanned < 4 * c["reclaim_batch"]:
+            p = self.lru_prev[head]
+            if p == head:
+                break
+            scanned += 1
+            a.clk += c["reclaim_scan_ns"]
+            if self.locked[p] or self.gup[p] or self.pgwb[p]:
+                self.lru_del(p)
+                self.lru_add(p)
+                continue
+            if self.dirty[p]:
+                got = self.pageout(a, p, self.file_of(p))
+                if got < 0:
+                    return False
+                if got == 0:
+                    self.lru_del(p)
+                    self.lru_add(p)
+                    continue
+            self.lru_del(p)
+            self.cached[p] = 0
+            self.mapw[p] = 0
+            self.cache_pages -= 1
+            freed += 1
+        if freed == 0:
+            a.rc_fails += 1
+        return True
+
+    def reserve(self, a: Actor, n: int) -> bool:
+        """Direct reclaim until n pages can be taken above the low watermark.
+
+        False means the actor is waiting (it resumes here)."""
+        c = self.cfg
+        if not a.rc_active:
+            if self.free_pages() - n >= c["wmark_low_pages"]:
+                return True
+            a.rc_active = True
+            a.rc_start = a.clk
+            a.rc_fails = 0
+        a.in_reclaim = True
+        while self.free_pages() - n < c["wmark_low_pages"]:
+            if a.rc_fails > c["reclaim_retries"]:
+                self.c["reclaim_gaveup"] += 1
+                break
+            fails = a.rc_fails
+            if not self.reclaim_round(a):
+                a.in_reclaim = False
+                return False
+            if a.rc_fails != fails:    # nothing freed: reclaim_throttle
+                if c["reclaim_retry_ns"] > 0:
+                    a.in_reclaim = False
+                    self.sleep_until(a, a.clk + c["reclaim_retry_ns"])
+                    a.clk += c["reclaim_retry_ns"]
+                    return False
+        a.in_reclaim = False
+        a.rc_active = False
+        self.lat["reclaim"].append(a.clk - a.rc_start)
+        return True
+
+    # -------------------------------------------------------- the page cache
+    def page_ready(self, a: Actor, f: int, idx: int, need_read: bool) -> bool:
+        """Make page idx of f cached and up to date; False if a wait began."""
+        p = self.base[f] + idx
+        if self.locked[p]:
+            self.block(a, W_LOCK, p)
+            return False
+        if self.cached[p]:
+            return True
+        if not self.reserve(a, 1):
+            return False
+        self.cached[p] = 1
+        self.cache_pages += 1
+        self.lru_add(p)
+        if need_read:                  # fuse_do_readpage: a READ, then wait for the page lock
+            self.locked[p] = 1
+            r = self.new_req(RQ_READ, f, idx)
+            r.n = 1
+            self.to_pending(r)
+            self.block(a, W_LOCK, p)
+            return False
+        return True
+
+    def balance(self, a: Actor) -> bool:
+        """balance_dirty_pages after dirtying; False if the writer must sleep."""
+        if self.dirty_total > self.bg_thresh():
+            self.kick_flusher()
+        if self.dirty_total + self.wb_pages() > self.dirty_limit():
+            self.block(a, W_THROTTLE, 0)
+            return False
+        return True
+
+    # ------------------------------------------------------------- the calls
+    def op_pages(self, op) -> tuple[int, int]:
+        off, ln = int(op["offset"]), int(op["length"])
+        return off // PAGE, (off + ln - 1) // PAGE
+
+    def do_write(self, a: Actor, op) -> bool:
+        c = self.cfg
+        f = int(op["file"])
+        off, ln = int(op["offset"]), int(op["length"])
+        first, last = self.op_pages(op)
+        if a.phase == PH_START:
+            a.clk += c["write_syscall_ns"]
+            a.pg = first
+            a.phase = PH_PAGES
+        if a.phase == PH_PAGES:
+            while a.pg <= last:
+                idx = a.pg
+                ps = idx * PAGE
+                whole = off <= ps and off + ln >= ps + PAGE
+                need_read = not whole and ps < self.isize[f]
+                if not self.page_ready(a, f, idx, need_read):
+                    return False
+                p = self.base[f] + idx
+                if self.writer_waits and self.busy(p):   # fuse_wait_on_page_writeback
+                    self.block(a, W_PAGE, p)
+                    return False
+                self.version[p] += 1
+                self.set_dirty(p, f)
+                a.clk += c["write_page_ns"]
+                a.pg += 1
+            if off + ln > self.isize[f]:
+                self.isize[f] = off + ln
+            self.c["bytes_dirtied"] += ln
+            a.phase = PH_BALANCE
+        if not self.balance(a):
+            return False
+        self.lat["write"].append(a.clk - a.op_start)
+        return True
+
+    def do_mmap_store(self, a: Actor, op) -> bool:
+        c = self.cfg
+        f = int(op["file"])
+        first, last = self.op_pages(op)
+        if a.phase == PH_START:
+            a.pg = first
+            a.phase = PH_PAGES
+        if a.phase == PH_PAGES:
+            while a.pg <= last:
+                idx = a.pg
+                p = self.base[f] + idx
+                if not (self.cached[p] and self.mapw[p] and not self.locked[p]):
+                    if a.fault_start < 0:                 # a write fault
+                        a.fault_start = a.clk
+                        a.clk += c["fault_ns"]
+                    if not self.page_ready(a, f, idx, idx * PAGE < self.isize[f]):
+                        return False
+                    if self.busy(p):                      # page_mkwrite waits for writeback
+                        self.block(a, W_PAGE, p)
+                        return False
+                    self.mapw[p] = 1
+                    self.set_dirty(p, f)
+                    self.lat["fault"].append(a.clk - a.fault_start)
+                    a.fault_start = -1
+                self.version[p] += 1
+                self.set_dirty(p, f)
+                a.clk += c["store_page_ns"]
+                a.pg += 1
+            self.c["bytes_dirtied"] += int(op["length"])
+            a.phase = PH_BALANCE
+        return self.balance(a)
+
+    def do_dio_read(self, a: Actor, op) -> bool:
+        """O_DIRECT read into a mapped buffer: dirtied at submit and at completion,
+        with no page_mkwrite and no wait (bio_set_pages_dirty, bio_check_pages_dirty)."""
+        c = self.cfg
+        f = int(op["file"])
+        first, last = self.op_pages(op)
+        if a.phase == PH_START:
+            a.pg = first
+            a.phase = PH_PAGES
+        if a.phase == PH_PAGES:
+            while a.pg <= last:                           # get_user_pages, then submit
+                idx = a.pg
+                if not self.page_ready(a, f, idx, idx * PAGE < self.isize[f]):
+                    return False
+                p = self.base[f] + idx
+                self.gup[p] += 1
+                self.set_dirty(p, f)
+                a.pg += 1
+            a.phase = PH_DIODONE
+            self.sleep_until(a, a.clk + c["dio_base_ns"] + c["dio_page_ns"] * (last - first + 1))
+            return False
+        for idx in range(first, last + 1):                # completion: the data lands
+            p = self.base[f] + idx
+            self.version[p] += 1
+            self.set_dirty(p, f)
+            self.gup[p] -= 1
+        self.c["bytes_dirtied"] += int(op["length"])
+        return True
+
+    def do_fsync(self, a: Actor, op, first: int, end: int) -> bool:
+        """fsync / msync: WB_SYNC_ALL writepages, fuse_sync_writes, then FUSE_FSYNC."""
+        c = self.cfg
+        f = int(op["file"])
+        if a.phase == PH_START:
+            a.clk += c["fsync_syscall_ns"]
+            self.wp_start(a, f, first, end, True, False)
+            a.phase = PH_WP
+        if a.phase == PH_WP:
+            if not self.writepages(a):
+                return False
+            a.phase = PH_WAITIO
+        if a.phase == PH_WAITIO:
+            if self.f_inflight[f]:
+                self.block(a, W_FILE, f)
+                return False
+            r = self.new_req(RQ_FSYNC, f, 0)
+            a.req = r
+            self.to_pending(r)
+            a.phase = PH_FSYNCWAIT
+        if not a.req.done:
+            self.block(a, W_REQ, a.req.id)
+            return False
+        a.req = None
+        self.lat["fsync"].append(a.clk - a.op_start)
+        return True
+
+    def do_sync(self, a: Actor) -> bool:
+        """sync(2).  2026 kernels (SB_I_NO_DATA_INTEGRITY, 76f9377cd2ab) only wake the
+        flusher for FUSE and return; older ones ran WB_SYNC_ALL writepages on every
+        file and waited (sync_waits=1)."""
+        c = self.cfg
+        if a.phase == PH_START:
+            a.clk += c["fsync_syscall_ns"]
+            a.sync_f = 0
+            a.phase = PH_WP
+            if not c["sync_waits"]:
+                self.flusher.fl_sync = True
+                self.kick_flusher()
+                self.lat["sync"].append(a.clk - a.op_start)
+                return True
+        if a.phase == PH_WP:
+            while a.sync_f < self.nfiles:
+                if not a.wp_active:
+                    self.wp_start(a, a.sync_f, 0, self.npages[a.sync_f], True, False)
+                if not self.writepages(a):
+                    return False
+                a.sync_f += 1
+            a.phase = PH_WAITIO
+        if self.pinned:                # wait_sb_inodes: pages still under PG_writeback
+            self.block(a, W_ALL, 0)
+            return False
+        self.lat["sync"].append(a.clk - a.op_start)
+        return True
+
+    def do_memory(self, a: Actor, op) -> bool:
+        c = self.cfg
+        n = (int(op["length"]) + PAGE - 1) // PAGE
+        code = int(op["op"])
+        if code == O.ALLOC:
+            if not self.reserve(a, n):
+                return False
+            self.anon_pages += n
+        elif code == O.FREE:
+            self.anon_pages -= min(n, self.anon_pages)
+        else:
+            unmovable = n * (self.temp_pages + self.pinned) // c["mem_total_pages"]
+            self.c["compaction_unmovable"] += unmovable
+            stall = (n - unmovable) * c["compact_page_ns"]
+            a.clk += stall
+            self.lat["compaction"].append(stall)
+        return True
+
+    def run_op(self, a: Actor) -> bool:
+        op = a.ops[a.k]
+        code = int(op["op"])
+        if code == O.WRITE:
+            return self.do_write(a, op)
+        if code == O.MMAP_STORE:
+            return self.do_mmap_store(a, op)
+        if code == O.DIO_READ:
+            return self.do_dio_read(a, op)
+        if code == O.FSYNC:
+            return self.do_fsync(a, op, 0, self.npages[int(op["file"])])
+        if code == O.MSYNC:
+            first, last = self.op_pages(op)
+            return self.do_fsync(a, op, first, last + 1)
+        if code == O.SYNC:
+            return self.do_sync(a)
+        return self.do_memory(a, op)
+
+    # --------------------------------------------------------------- actors
+    def step_thread(self, a: Actor) -> None:
+        while True:
+            if a.phase == PH_START:
+                a.op_start = a.clk
+            if not self.run_op(a):
+                return
+            a.phase = PH_START
+            a.k += 1
+            if a.k == len(a.ops):
+                a.finished = True
+                self.alive -= 1
+                self.c["t_app_end"] = max(self.c["t_app_end"], a.clk)
+                return
+            t = max(a.clk, int(a.ops[a.k]["time"]))
+            if t > self.now:
+                a.wake_pending = True
+                self.push(t, EV_ACTOR, a.id)
+                return
+            a.clk = t
+
+    def step_flusher(self, a: Actor) -> None:
+        c = self.cfg
+        if not a.fl_pass:
+            if not (a.fl_due or a.fl_sync or self.dirty_total > self.bg_thresh()):
+                return
+            a.fl_pass = True
+            a.fl_file = 0
+            a.fl_kupdate = a.fl_due
+            a.fl_all = a.fl_sync
+            a.fl_due = a.fl_sync = False
+            a.wp_sent = 0
+        while a.fl_file < self.nfiles:
+            f = a.fl_file
+            if not a.wp_active:
+                if not self.f_dirty[f]:
+                    a.fl_file += 1
+                    continue
+                if a.fl_all or (a.fl_kupdate
+                                and self.f_dirtied_when[f] + c["dirty_expire_ns"] <= self.now):
+                    self.wp_start(a, f, 0, self.npages[f], False, False)
+                elif self.dirty_total > self.bg_thresh():
+                    self.wp_start(a, f, 0, self.npages[f], False, True)
+                else:
+                    a.fl_file += 1
+                    continue
+            if not self.writepages(a):
+                return
+            a.fl_file += 1
+        a.fl_pass = False
+        if a.fl_due or a.fl_sync or (a.wp_sent and self.dirty_total > self.bg_thresh()):
+            a.wake_pending = True
+            self.push(max(a.clk, self.now), EV_ACTOR, a.id)
+
+    def run_actor(self, aid: int) -> None:
+        a = self.actors[aid]
+        a.wake_pending = False
+        if a.waiting:
+            if not self.cond(a):
+                return
+            self.end_wait(a)
+        a.clk = max(a.clk, self.now)
+        if a.ops is None:
+            self.step_flusher(a)
+        elif not a.finished:
+            self.step_thread(a)
+
+    # ----------------------------------------------------------------- loop
+    def sample(self, t: int) -> None:
+        c = self.cfg
+        while self.next_sample <= t and len(self.series) < c["max_samples"]:
+            self.series.append((self.next_sample, self.dirty_total, self.wb_pages(),
+                                self.temp_pages, self.cache_pages, self.anon_pages))
+            self.next_sample += c["sample_interval_ns"]
+
+    def run(self) -> dict[str, Any]:
+        c = self.cfg
+        t0 = min(int(a.ops[0]["time"]) for a in self.actors if a.ops is not None and len(a.ops))
+        self.c["t_first"] = self.c["t_app_end"] = self.c["t_wb_end"] = t0
+        self.now = self.temp_t = self.next_sample = t0
+        for a in self.actors:
+            if a.ops is not None and len(a.ops):
+                a.clk = int(a.ops[0]["time"])
+                a.wake_pending = True
+                self.push(a.clk, EV_ACTOR, a.id)
+        self.push(t0 + c["dirty_writeback_interval_ns"], EV_TIMER, 0)
+        for _, end in c["stall_windows"]:
+            self.push(end, EV_STALL, 0)
+        while self.heap:
+            t, _, kind, arg = heapq.heappop(self.heap)
+            if t > c["max_time_ns"]:
+                self.c["stuck"] = 1
+                break
+            self.sample(t)
+            self.now = t
+            self.c["events"] += 1
+            if kind == EV_ACTOR:
+                self.run_actor(arg)
+            elif kind == EV_DONE:
+                r = self.server.threads[arg]
+                self.server.threads[arg] = None
+                self.complete(r)
+                self.dispatch()
+                self.wake_waiters()
+                if self.dirty_total > self.bg_thresh():
+                    self.kick_flusher()
+            elif kind == EV_TIMER:
+                self.flusher.fl_due = True
+                self.kick_flusher()
+                if self.alive:
+                    self.push(t + c["dirty_writeback_interval_ns"], EV_TIMER, 0)
+            else:
+                self.dispatch()
+        return self.finish()
+
+    def finish(self) -> dict[str, Any]:
+        c = self.c
+        self.temp_add(0)
+        c["t_end"] = self.now
+        for a in self.actors:          # still blocked: on a server that never answered
+            if a.waiting and a.wait_kind != W_TIMER:
+                c["hangs"] += 1
+                if a.wait_reclaim:
+                    c["deadlocks"] += 1
+            if not a.finished and a.ops is not None:
+                c["stuck"] = 1
+        c["lost_updates"] = sum(1 for p in range(len(self.version))
+                                if self.version[p] != self.srv_ver[p] and not self.dirty[p])
+        return {
+            "counters": dict(c),
+            "pages_per_request": self.hist,
+            "latency": {k: np.asarray(v, dtype=np.int64) for k, v in self.lat.items()},
+            "series": np.asarray(self.series, dtype=np.int64).reshape(-1, len(SERIES_FIELDS)),
+        }
+
+
+def simulate(cfg: Mapping[str, Any], ops: np.ndarray, file_sizes: np.ndarray, seed: int) -> dict[str, Any]:
+    """Run the reference engine on a resolved configuration; return the raw result."""
+    return Sim(cfg, ops, file_sizes, seed).run()

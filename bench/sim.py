@@ -1,0 +1,83 @@
+"""Run one strategy on one workload: ``run(strategy, workload, seed=0, engine="c", **params)``.
+
+Keyword parameters are routed by name: a workload generator's parameters (when
+the workload is given by name), then the model, cost and server parameters of
+bench.params, then the strategy's own.  Anything else is a ValueError naming it.
+Both engines take the same resolved configuration and return the same raw
+result, summarised once by bench.metrics.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+import strategies as _strategies
+
+from . import metrics, params as _params, workloads as _workloads
+from .ops import FILE_RANGE_OPS, PAGE_SIZE
+from .results import Run
+
+ENGINES = ("c", "python")
+MAX_TOTAL_PAGES = 1 << 24       # 64 GiB of file pages: the per-page state must fit in memory
+
+
+def strategies() -> list[str]:
+    """Names of the strategies, in their canonical order."""
+    return list(_strategies.STRATEGIES)
+
+
+def workloads() -> list[str]:
+    """Names of the registered workload generators."""
+    return _workloads.workload_names()
+
+
+def _total_pages(w: _workloads.Workload) -> int:
+    cap = (w.file_sizes.astype(np.int64) + PAGE_SIZE - 1) // PAGE_SIZE
+    on = np.isin(w.ops["op"], FILE_RANGE_OPS)
+    if on.any():
+        ends = (w.ops["offset"][on] + w.ops["length"][on] + PAGE_SIZE - 1) // PAGE_SIZE
+        np.maximum.at(cap, w.ops["file"][on], ends)
+    return int(cap.sum())
+
+
+def prepare(strategy: str, workload: Any, seed: int = 0, **params: Any):
+    """Resolve (strategy, workload, params) -> (Workload, config, caller's params)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 1 << 63:
+        raise ValueError(f"seed: must be an integer in 0..2**63-1, got {seed!r}")
+    _strategies.get(strategy)
+    model = dict(params)
+    if isinstance(workload, str):
+        names = _workloads.workload_params(workload)
+        wl = _workloads.make(workload, seed=seed, **{k: model.pop(k) for k in list(model) if k in names})
+    elif isinstance(workload, _workloads.Workload):
+        wl = workload
+    else:
+        raise ValueError(f"workload: expected a name or a Workload, got {type(workload).__name__}")
+    for key in ("stall_start_ns", "stall_ns"):     # a workload may carry its stall window
+        if key in wl.params and key not in model:
+            model[key] = wl.params[key]
+    cfg = _params.resolve(strategy, model)
+    pages = _total_pages(wl)
+    if pages > MAX_TOTAL_PAGES:
+        raise ValueError(f"file_size: the workload touches {pages} pages; at most {MAX_TOTAL_PAGES}")
+    return wl, cfg
+
+
+def run(strategy: str, workload: Any, seed: int = 0, engine: str = "c", **params: Any) -> Run:
+    """Simulate `strategy` on `workload` and return its Run (metrics named as in model.md)."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine: unknown {engine!r}; allowed: {', '.join(ENGINES)}")
+    wl, cfg = prepare(strategy, workload, seed, **params)
+    raw = simulate_raw(cfg, wl, seed, engine)
+    return Run(strategy=strategy, workload=wl.name, params=dict(params), seed=seed, engine=engine,
+               metrics=metrics.summarize(raw), series=raw["series"])
+
+
+def simulate_raw(cfg: dict, wl: _workloads.Workload, seed: int, engine: str) -> dict:
+    """The engine's raw output (counters, histogram, latency samples, series)."""
+    if engine == "python":
+        from . import refsim
+        return refsim.simulate(cfg, wl.ops, wl.file_sizes, seed)
+    from . import _cengine
+    return _cengine.simulate(cfg, wl.ops, wl.file_sizes, seed)

@@ -1,0 +1,110 @@
+/*
+ * fwb.h - the C engine of fuse-writeback-bench: its only public header.
+ *
+ * cdef-clean on purpose (no includes, macros or conditionals): bench/_build_sim.py
+ * hands this file to cffi as it is.  Fixed-width types only; the caller includes
+ * <stdint.h> first.  The engine implements the same model as bench/refsim.py and
+ * must return the same numbers for the same inputs.
+ */
+
+/* One application call; layout identical to bench.ops.OP_DTYPE (40 bytes). */
+typedef struct fwb_op {
+	int64_t time;
+	int32_t thread;
+	int32_t op;
+	int32_t file;
+	int32_t pad;
+	int64_t offset;
+	int64_t length;
+} fwb_op;
+
+/* A fully resolved configuration (bench.params.resolve); field names match it. */
+typedef struct fwb_config {
+	int64_t strategy;		/* strategies.<module>.STRATEGY.code */
+	int64_t writer_waits;
+	int64_t merge_queued_primary;
+	int64_t max_pages;
+	int64_t max_write;
+	int64_t max_background;
+	int64_t mem_total_pages;
+	int64_t dirty_ratio;
+	int64_t dirty_background_ratio;
+	int64_t bdi_max_ratio;
+	int64_t wmark_min_pages;
+	int64_t wmark_low_pages;
+	int64_t wmark_high_pages;
+	int64_t dirty_writeback_interval_ns;
+	int64_t dirty_expire_ns;
+	int64_t reclaim_batch;
+	int64_t reclaim_retry_ns;
+	int64_t reclaim_retries;
+	int64_t sync_waits;
+	int64_t hang_threshold_ns;
+	int64_t sample_interval_ns;
+	int64_t max_samples;
+	int64_t max_time_ns;
+	int64_t write_syscall_ns;
+	int64_t write_page_ns;
+	int64_t store_page_ns;
+	int64_t fault_ns;
+	int64_t page_copy_ns;
+	int64_t wp_page_ns;
+	int64_t wp_request_ns;
+	int64_t fsync_syscall_ns;
+	int64_t dio_base_ns;
+	int64_t dio_page_ns;
+	int64_t reclaim_scan_ns;
+	int64_t compact_page_ns;
+	int64_t server_threads;
+	int64_t server_dist;		/* 0 fixed, 1 exponential, 2 lognormal */
+	int64_t server_base_ns;
+	int64_t server_page_ns;
+	int64_t server_fsync_ns;
+	double server_sigma;
+	int64_t n_stall;		/* stall windows, sorted, non-overlapping */
+	int64_t stall_start[16];
+	int64_t stall_end[16];
+} fwb_config;
+
+/* Indices into fwb_result.counters, in the order of bench.refsim.COUNTERS. */
+enum fwb_counter {
+	FWB_C_REQUESTS = 0, FWB_C_READS = 1, FWB_C_FSYNC_REQUESTS = 2, FWB_C_SECONDARIES = 3,
+	FWB_C_INPLACE_UPDATES = 4, FWB_C_REDIRTY_SKIPS = 5, FWB_C_WRITEBACK_SKIPS = 6,
+	FWB_C_WRITEPAGES_WAITS = 7, FWB_C_TEMP_ALLOC_FAILURES = 8, FWB_C_TEMP_PAGES_PEAK = 9,
+	FWB_C_TEMP_BYTES_COPIED = 10, FWB_C_TEMP_PAGE_NS = 11, FWB_C_PINNED_PAGES_PEAK = 12,
+	FWB_C_LOST_UPDATES = 13, FWB_C_OUT_OF_ORDER = 14, FWB_C_MAX_COPIES_IN_FLIGHT = 15,
+	FWB_C_HANGS = 16, FWB_C_DEADLOCKS = 17, FWB_C_RECLAIM_GAVEUP = 18,
+	FWB_C_COMPACTION_UNMOVABLE = 19, FWB_C_BYTES_DIRTIED = 20, FWB_C_BYTES_WRITTEN = 21,
+	FWB_C_T_FIRST = 22, FWB_C_T_APP_END = 23, FWB_C_T_WB_END = 24, FWB_C_T_END = 25,
+	FWB_C_STUCK = 26, FWB_C_EVENTS = 27, FWB_N_COUNTERS = 28
+};
+
+/* Latency sample sets, in the order of bench.refsim.LATENCIES. */
+enum fwb_latency {
+	FWB_L_WRITE = 0, FWB_L_FAULT = 1, FWB_L_FSYNC = 2, FWB_L_SYNC = 3, FWB_L_THROTTLE = 4,
+	FWB_L_RECLAIM = 5, FWB_L_COMPACTION = 6, FWB_N_LATENCIES = 7
+};
+
+enum fwb_error { FWB_OK = 0, FWB_ENOMEM = -1, FWB_EINVAL = -2 };
+
+typedef struct fwb_result {
+	int64_t counters[28];
+	int64_t pages_per_request[257];
+	int64_t *latency[7];		/* owned; freed by fwb_result_free */
+	int64_t latency_n[7];
+	int64_t *series;		/* series_n rows of 6: time, dirty, writeback, temp, cache, anon */
+	int64_t series_n;
+} fwb_result;
+
+/*
+ * Run the simulation.  ops: n_ops rows sorted by time, validated by the caller;
+ * file_sizes: n_files initial sizes.  Fills *out (zeroed first) and returns
+ * FWB_OK, or a negative fwb_error, in which case *out holds nothing to free.
+ */
+int fwb_run(const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
+	    const int64_t *file_sizes, int32_t n_files, uint64_t seed, fwb_result *out);
+
+void fwb_result_free(fwb_result *res);
+
+/* A bare loop over the same operations that only flips page flags: the speed floor. */
+int64_t fwb_bare_loop(const fwb_op *ops, int64_t n_ops, const int64_t *file_sizes, int32_t n_files);
