@@ -1,0 +1,101 @@
+"""Typed wrapper over the cffi extension bench._fwb (csrc/).
+
+Callers hand it what bench.params.resolve and bench.ops.validate_ops have
+already checked; it re-checks the few things that would be undefined
+behaviour in C (array types, counts) and turns error codes into exceptions.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from . import refsim
+from .ops import OP_DTYPE
+
+try:
+    from ._fwb import ffi, lib
+except ImportError as exc:  # pragma: no cover - depends on the install
+    ffi = lib = None
+    _IMPORT_ERROR = exc
+else:
+    _IMPORT_ERROR = None
+
+INT_FIELDS = (
+    "strategy", "writer_waits", "merge_queued_primary", "max_pages", "max_write",
+    "max_background", "mem_total_pages", "dirty_ratio", "dirty_background_ratio",
+    "bdi_max_ratio", "wmark_min_pages", "wmark_low_pages", "wmark_high_pages",
+    "dirty_writeback_interval_ns", "dirty_expire_ns", "reclaim_batch", "reclaim_retry_ns",
+    "reclaim_retries", "sync_waits", "hang_threshold_ns", "sample_interval_ns", "max_samples",
+    "max_time_ns", "write_syscall_ns", "write_page_ns", "store_page_ns", "fault_ns",
+    "page_copy_ns", "wp_page_ns", "wp_request_ns", "fsync_syscall_ns", "dio_base_ns",
+    "dio_page_ns", "reclaim_scan_ns", "compact_page_ns", "server_threads", "server_dist",
+    "server_base_ns", "server_page_ns", "server_fsync_ns",
+)
+
+
+def available() -> bool:
+    return lib is not None
+
+
+def _require() -> None:
+    if lib is None:
+        raise RuntimeError("the C engine is not built (bench._fwb missing): run `pip install -e .` "
+                           f"with a C compiler and the Python headers ({_IMPORT_ERROR})")
+
+
+def make_config(cfg: Mapping[str, Any]):
+    """A cffi fwb_config filled from a resolved configuration."""
+    _require()
+    c = ffi.new("fwb_config *")
+    for name in INT_FIELDS:
+        setattr(c, name, int(cfg[name]))
+    c.server_sigma = float(cfg["server_sigma"])
+    windows = cfg["stall_windows"]
+    c.n_stall = len(windows)
+    for i, (s, e) in enumerate(windows):
+        c.stall_start[i] = s
+        c.stall_end[i] = e
+    return c
+
+
+def _array(ptr, n: int) -> np.ndarray:
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    return np.frombuffer(ffi.buffer(ptr, n * 8), dtype=np.int64).copy()
+
+
+def simulate(cfg: Mapping[str, Any], ops: np.ndarray, file_sizes: np.ndarray, seed: int) -> dict:
+    """Run the C engine; the same raw result shape as bench.refsim.simulate."""
+    _require()
+    ops = np.ascontiguousarray(ops, dtype=OP_DTYPE)
+    sizes = np.ascontiguousarray(file_sizes, dtype=np.int64)
+    if ops.ndim != 1 or sizes.ndim != 1 or len(ops) == 0 or len(sizes) == 0:
+        raise ValueError("ops and file_sizes must be non-empty 1-D arrays")
+    c = make_config(cfg)
+    res = ffi.new("fwb_result *")
+    rc = lib.fwb_run(c, ffi.cast("const fwb_op *", ffi.from_buffer(ops)), len(ops),
+                     ffi.cast("const int64_t *", ffi.from_buffer(sizes)), len(sizes),
+                     seed & ((1 << 64) - 1), res)
+    if rc == lib.FWB_ENOMEM:
+        raise MemoryError("C engine: out of memory")
+    if rc != lib.FWB_OK:
+        raise ValueError(f"C engine: invalid input (error {rc})")
+    try:
+        counters = dict(zip(refsim.COUNTERS, (int(res.counters[i]) for i in range(len(refsim.COUNTERS)))))
+        hist = [int(res.pages_per_request[i]) for i in range(257)]
+        lat = {k: _array(res.latency[i], int(res.latency_n[i])) for i, k in enumerate(refsim.LATENCIES)}
+        series = _array(res.series, int(res.series_n) * len(refsim.SERIES_FIELDS))
+    finally:
+        lib.fwb_result_free(res)
+    return {"counters": counters, "pages_per_request": hist, "latency": lat,
+            "series": series.reshape(-1, len(refsim.SERIES_FIELDS))}
+
+
+def bare_loop(ops: np.ndarray, file_sizes: np.ndarray) -> int:
+    """The speed floor: walk the operations and flip page flags, nothing else."""
+    _require()
+    ops = np.ascontiguousarray(ops, dtype=OP_DTYPE)
+    sizes = np.ascontiguousarray(file_sizes, dtype=np.int64)
+    return int(lib.fwb_bare_loop(ffi.cast("const fwb_op *", ffi.from_buffer(ops)), len(ops),
+                                 ffi.cast("const int64_t *", ffi.from_buffer(sizes)), len(sizes)))

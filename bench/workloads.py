@@ -1,0 +1,499 @@
+"""Workloads: seeded generators of operation arrays for the engines.
+
+A workload is a name, an ``OP_DTYPE`` array (bench.ops) sorted by time, the initial size of every
+file (the server holds those bytes at the start) and the parameters that made it.  ``make`` runs a
+registered generator; ``from_arrays`` wraps arrays from elsewhere; ``make(w.name, **w.params)``
+rebuilds ``w``.
+
+Determinism: the same name, parameters and seed give byte-identical arrays on any machine and numpy
+version.  numpy keeps the output of its bit generators stable (PCG64 seeded via SeedSequence, read
+with ``random_raw``) but not the algorithms of ``Generator.integers/random/choice/zipf/shuffle``,
+which have changed between releases; so every draw is ``PCG64(seed).random_raw`` turned into values
+by our own integer math (``_Stream``).  The zipf table is summed in a fixed order with Python floats
+(math.log/exp), not numpy's vectorised power, whose SIMD code differs by CPU.  ``OP_DTYPE`` is
+little-endian, so ``ops.tobytes()`` is the same everywhere.
+
+Times: a row's time is its earliest start (ns); the engine starts a thread's row k at
+``max(time_k, end of row k-1)``.  Time 0 everywhere means back to back, and ``think_ns`` /
+``interval_ns`` pace start times; they are not sleeps after calls of unknown length.
+"""
+from __future__ import annotations
+
+import inspect
+import itertools
+import math
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable
+
+import numpy as np
+
+from bench.ops import (ALLOC, COMPACT, DIO_READ, FREE, FSYNC, MAX_FILE_BYTES, MAX_THREADS,
+                       MMAP_STORE, MSYNC, OP_DTYPE, PAGE_SIZE, SYNC, WRITE, validate_ops)
+
+__all__ = ["Workload", "Param", "GeneratorSpec", "WORKLOADS", "workload_names",
+           "workload_params", "make", "from_arrays"]
+
+KiB, MiB = 1 << 10, 1 << 20
+MS, S = 1_000_000, 1_000_000_000
+# Caps keep arrays in memory and times inside int64: rows * ns <= 2**22 * 2**38 = 2**60.
+MAX_ROWS = 1 << 22
+MAX_NS = 1 << 38        # about 275 s for one parameter
+MAX_HOT_PAGES = 1 << 20  # the zipf table is built in a Python loop
+DIRTYING_OPS = (WRITE, MMAP_STORE, DIO_READ)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Workload:
+    """An operation array with its files and the parameters that made it (arrays are read-only)."""
+    name: str
+    ops: np.ndarray
+    file_sizes: np.ndarray
+    params: dict
+
+    def __post_init__(self):
+        validate_ops(self.ops, self.file_sizes)
+        if self.file_sizes.dtype != np.int64:
+            raise ValueError(f"file_sizes: must be int64, got {self.file_sizes.dtype}")
+        self.ops.setflags(write=False)   # a frozen record should not change under the engine
+        self.file_sizes.setflags(write=False)
+
+    @property
+    def threads(self) -> int:
+        return int(self.ops["thread"].max()) + 1
+
+    def bytes_dirtied(self) -> int:
+        """Total length of the WRITE, MMAP_STORE and DIO_READ rows."""
+        return int(self.ops["length"][np.isin(self.ops["op"], DIRTYING_OPS)].sum())
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """A generator parameter: type, default, one-line doc and allowed values."""
+    kind: type                 # int, float or str
+    default: int | float | str | None
+    doc: str
+    lo: int | float | None = None
+    hi: int | float | None = None
+    choices: tuple[str, ...] = ()
+    same_as: str | None = None  # default None: take this (earlier) parameter's value
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratorSpec:
+    name: str
+    fn: Callable
+    params: dict[str, Param]
+    doc: str
+
+
+# Parameter kinds; Param's positional order is (kind, default, doc).
+_size = partial(Param, int, lo=1, hi=MAX_FILE_BYTES)   # bytes
+_count = partial(Param, int, lo=1, hi=MAX_ROWS)
+_ns = partial(Param, int, lo=0, hi=MAX_NS)
+_threads = partial(Param, int, doc="application threads", lo=1, hi=MAX_THREADS)
+_choice = partial(Param, str)
+
+WORKLOADS: dict[str, GeneratorSpec] = {}   # insertion order is the suite order
+
+
+def _register(name, **params):
+    def add(fn):
+        WORKLOADS[name] = GeneratorSpec(name, fn, params, inspect.getdoc(fn) or "")
+        return fn
+    return add
+
+
+def _check(field: str, p: Param, value):
+    """The validated value of one parameter, or a one-line ValueError naming the field."""
+    if p.kind is str:
+        if value not in p.choices:
+            raise ValueError(f"{field}: must be one of {', '.join(p.choices)}; got {value!r}")
+        return value
+    types = (int, np.integer) + ((float, np.floating) if p.kind is float else ())
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, types):
+        want = "a number" if p.kind is float else "an integer"
+        raise ValueError(f"{field}: must be {want}, got {value!r}")
+    value = p.kind(value)
+    if not math.isfinite(value) or not p.lo <= value <= p.hi:
+        if p.hi <= 1024:               # a short range reads best as a range
+            raise ValueError(f"{field}: must be in {p.lo}..{p.hi}, got {value}")
+        if not value <= p.hi:
+            raise ValueError(f"{field}: must be <= {p.hi}, got {value}")
+        rule = "> 0" if p.lo == 1 else f">= {p.lo}"
+        raise ValueError(f"{field}: must be {rule}, got {value}")
+    return value
+
+
+def _limit(field: str, rows: int) -> None:
+    if rows > MAX_ROWS:
+        raise ValueError(f"{field}: would make {rows} operations; the limit is {MAX_ROWS}")
+
+
+def _at_most(field: str, value: int, limit: int, what: str) -> None:
+    if value > limit:
+        raise ValueError(f"{field}: must be <= {what} ({limit}), got {value}")
+
+
+class _Stream:
+    """Draws from PCG64(seed).random_raw with our own math, so they never change with numpy."""
+
+    def __init__(self, seed: int):
+        self._bits = np.random.PCG64(seed)   # seeded through SeedSequence: stable too
+
+    def below(self, n: int, size: int) -> np.ndarray:
+        """size integers in [0, n): the top 53 bits modulo n (bias < n / 2**53, negligible)."""
+        return ((self._bits.random_raw(size) >> 11) % n).astype(np.int64)
+
+    def uniform(self, size: int) -> np.ndarray:
+        """size floats in [0, 1) with 53 random bits each (exact conversion)."""
+        return (self._bits.random_raw(size) >> 11).astype(np.float64) * 2.0 ** -53
+
+    def permutations(self, rows: int, n: int) -> np.ndarray:
+        """rows independent permutations of range(n): a stable argsort of raw draws."""
+        raw = self._bits.random_raw(rows * n).reshape(rows, n)
+        return np.argsort(raw, axis=1, kind="stable").astype(np.int64)
+
+
+def _rows(time, thread, op, file=0, offset=0, length=0) -> np.ndarray:
+    """OP_DTYPE rows from columns (arrays or scalars, broadcast together)."""
+    cols = (time, thread, op, file, offset, length)
+    cols = np.broadcast_arrays(*(np.atleast_1d(c) for c in cols))
+    out = np.zeros(len(cols[0]), OP_DTYPE)
+    for name, col in zip(("time", "thread", "op", "file", "offset", "length"), cols):
+        out[name] = col
+    return out
+
+
+def _sync_every(rows: np.ndarray, k: int, op: int, file: int, offset=0, length=0) -> np.ndarray:
+    """Insert an `op` row after every k-th row of one thread's rows, at that row's time.
+
+    Never after the last row (the final fsync follows there); k = 0 inserts nothing."""
+    if k <= 0:
+        return rows
+    pos = np.arange(k, len(rows), k)
+    return np.insert(rows, pos, _rows(rows["time"][pos - 1], rows["thread"][0], op, file,
+                                      offset, length))
+
+
+def _final_fsync(rows: np.ndarray, files) -> np.ndarray:
+    """Append the final fsync of every file the thread wrote (makespan is measured to it)."""
+    return np.concatenate([rows, _rows(rows["time"][-1], rows["thread"][0], FSYNC, files)])
+
+
+def _blocks(size: int, block: int, extra_rows: int = 1):
+    """Offsets and lengths of the blocks covering [0, size); the last one may be short.
+
+    Checked against MAX_ROWS (with the thread's other rows) before anything is allocated."""
+    _limit("block_size", -(-size // block) + extra_rows)
+    off = np.arange(-(-size // block), dtype=np.int64) * block
+    return off, np.minimum(block, size - off)
+
+
+# ---- generators: fn(stream, **params) -> (rows of each thread in program order, file sizes) ----
+
+@_register(
+    "seq-write",
+    threads=_threads(1),
+    file_size=_size(64 * MiB, "bytes written to each thread's own file, which starts empty"),
+    block_size=_size(1 * MiB, "bytes per write(2); the last write may be shorter"),
+    think_ns=_ns(0, "spacing of successive write start times (0: back to back)"))
+def _seq_write(s, threads, file_size, block_size, think_ns):
+    """Sequential write(2) from offset 0 of a new file (one per thread), then fsync.
+
+    The baseline: whole-page appends never need a READ and fill max_pages requests."""
+    off, ln = _blocks(file_size, block_size)
+    _limit("block_size", threads * (len(off) + 1))
+    return [_final_fsync(_rows(np.arange(len(off)) * think_ns, t, WRITE, t, off, ln), [t])
+            for t in range(threads)], [0] * threads
+
+
+@_register(
+    "rand-write",
+    threads=_threads(1),
+    file_size=_size(64 * MiB, "size of the pre-existing shared file"),
+    block_size=_size(4096, "bytes per write(2) (byte-granular: partial pages need a READ)"),
+    align=_size(None, "write offsets are multiples of this (default: block_size)",
+                same_as="block_size"),
+    writes=_count(16384, "write(2) calls per thread"),
+    distribution=_choice("uniform", "how offsets are drawn", choices=("uniform", "zipf")),
+    zipf_s=Param(float, 1.1, "zipf exponent: weight of the k-th hottest page is k**-s", 0.0, 10.0),
+    hot_pages=Param(int, 4096, "zipf hot set size in pages, spread over the file", 1,
+                    MAX_HOT_PAGES),
+    think_ns=_ns(0, "spacing of successive write start times (0: back to back)"))
+def _rand_write(s, threads, file_size, block_size, align, writes, distribution, zipf_s, hot_pages,
+                think_ns):
+    """Random write(2)s over a pre-existing file, uniform or zipf over a hot set, then fsync.
+
+    The file exists at the start, so a write that covers part of an uncached page needs a READ."""
+    _at_most("block_size", block_size, file_size, "file_size")
+    _limit("writes", threads * (writes + 1))
+    n_slots = (file_size - block_size) // align + 1
+    if distribution == "uniform":
+        off = s.below(n_slots, threads * writes) * align
+    else:
+        pages = _zipf_pages(s, threads * writes, file_size, hot_pages, zipf_s)
+        off = np.minimum(pages * PAGE_SIZE // align, n_slots - 1) * align
+    times = np.arange(writes) * think_ns
+    return [_final_fsync(_rows(times, t, WRITE, 0, off[t * writes:(t + 1) * writes], block_size),
+                         [0]) for t in range(threads)], [file_size]
+
+
+def _zipf_pages(s, n, file_size, hot_pages, zipf_s):
+    n_pages = -(-file_size // PAGE_SIZE)
+    _at_most("hot_pages", hot_pages, n_pages, "the file's pages")
+    # Unnormalised CDF summed in a fixed order with Python floats: the same bits everywhere.
+    cdf = np.array(list(itertools.accumulate(math.exp(-zipf_s * math.log(k))
+                                             for k in range(1, hot_pages + 1))))
+    rank = np.searchsorted(cdf, s.uniform(n) * cdf[-1], side="right")
+    rank = np.minimum(rank, hot_pages - 1)   # u * total may round up to total
+    # Hot pages every stride-th page in a seeded order: the hottest ones are not neighbours that
+    # would always travel in one request.
+    return s.permutations(1, hot_pages)[0, rank] * (n_pages // hot_pages)
+
+
+@_register(
+    "rewrite-hot",
+    file_size=_size(16 * MiB, "size of the pre-existing file"),
+    hot_bytes=_size(1 * MiB, "the hot region [0, hot_bytes) rewritten every round"),
+    block_size=_size(4096, "bytes per write(2)"),
+    rounds=_count(64, "passes over the hot region"),
+    interval_ns=_ns(1 * S, "spacing of round start times"),
+    fsync_every=_count(0, "fsync after every this many rounds (0: only the final fsync)", lo=0))
+def _rewrite_hot(s, file_size, hot_bytes, block_size, rounds, interval_ns, fsync_every):
+    """Rewrite a small hot region of a pre-existing file every round, in a random block order.
+
+    Pages are dirtied again while older copies may be in flight.  The default 1 s interval makes
+    the rewriting last ~64 s, past dirty_expire (30 s) plus a flusher period (5 s), so the
+    periodic flusher writes the region back while it is still being rewritten."""
+    _at_most("hot_bytes", hot_bytes, file_size, "file_size")
+    _at_most("block_size", block_size, hot_bytes, "hot_bytes")
+    per = -(-hot_bytes // block_size)
+    _limit("rounds", rounds * (per + 1))
+    off = s.permutations(rounds, per).ravel() * block_size
+    rows = _rows(np.repeat(np.arange(rounds) * interval_ns, per), 0, WRITE, 0, off,
+                 np.minimum(block_size, hot_bytes - off))
+    return [_final_fsync(_sync_every(rows, fsync_every * per, FSYNC, 0), [0])], [file_size]
+
+
+@_register(
+    "mmap-rewrite",
+    file_size=_size(16 * MiB, "size of the pre-existing file, mapped shared as a whole"),
+    store_size=_size(4096, "bytes per store, at a page-aligned offset"),
+    rounds=_count(2, "passes: each makes as many stores as the mapping has pages"),
+    msync_every=_count(256, "msync(MS_SYNC) of the mapping after every this many stores "
+                       "(0: never)", lo=0),
+    think_ns=_ns(0, "spacing of successive store start times (0: back to back)"))
+def _mmap_rewrite(s, file_size, store_size, rounds, msync_every, think_ns):
+    """CPU stores to random pages of a shared mapping, with periodic msync, then fsync.
+
+    Every first store to a clean page faults and goes through page_mkwrite, which waits for the
+    page's writeback in all strategies: this measures that wait."""
+    _at_most("store_size", store_size, file_size, "file_size")
+    n_slots = (file_size - store_size) // PAGE_SIZE + 1
+    n = rounds * n_slots
+    _limit("rounds", n + n // max(msync_every, 1) + 1)
+    rows = _rows(np.arange(n) * think_ns, 0, MMAP_STORE, 0, s.below(n_slots, n) * PAGE_SIZE,
+                 store_size)
+    return [_final_fsync(_sync_every(rows, msync_every, MSYNC, 0, 0, file_size), [0])], [file_size]
+
+
+@_register(
+    "dio-redirty",
+    threads=_threads(2),
+    file_size=_size(8 * MiB, "size of the pre-existing file that holds the buffers"),
+    buffer_bytes=_size(256 * KiB, "bytes per O_DIRECT read into the mapped buffer "
+                       "(a multiple of 512)"),
+    placement=_choice("random", "buffer offset per round: random page-aligned, or the next "
+                      "buffer-sized slot", choices=("random", "rotate")),
+    rounds=_count(100, "read-then-store rounds per thread"),
+    stores=_count(8, "page stores per round to random pages of the buffer just read", lo=0),
+    interval_ns=_ns(2 * MS, "spacing of round start times (threads staggered within it)"),
+    fsync_every=_count(4, "fsync after every this many rounds (0: only the final fsync)", lo=0),
+    sync_interval_ns=_ns(100_000, "an extra thread calls sync(2) this often while the readers "
+                         "run, so writeback starts between a read's submit and completion "
+                         "(0: no such thread)", lo=0))
+def _dio_redirty(s, threads, file_size, buffer_bytes, placement, rounds, stores, interval_ns,
+                 fsync_every, sync_interval_ns):
+    """The seed thread's case: O_DIRECT reads into an mmapped FUSE buffer, then stores to it.
+
+    The block layer dirties the buffer pages at submission and again at completion with no
+    page_mkwrite and no wait, so writepages meets pages dirty while a copy is in flight.  Nothing
+    else would start writeback within 0.4 s (the flusher wakes every 5 s), so each thread fsyncs
+    every few rounds; the threads are staggered by interval_ns / threads, so one thread's fsync
+    has copies in flight while the other's reads dirty the same region again."""
+    if buffer_bytes % 512:
+        raise ValueError(f"buffer_bytes: must be a multiple of 512 (O_DIRECT), got {buffer_bytes}")
+    _at_most("buffer_bytes", buffer_bytes, file_size, "file_size")
+    per = 1 + stores
+    _limit("rounds", threads * (rounds * per + rounds // max(fsync_every, 1) + 1))
+    if placement == "random":
+        n_pos = (file_size - buffer_bytes) // PAGE_SIZE + 1
+        base = s.below(n_pos, threads * rounds).reshape(threads, rounds) * PAGE_SIZE
+    else:
+        slot = np.arange(rounds)[None, :] * threads + np.arange(threads)[:, None]
+        base = slot % (file_size // buffer_bytes) * buffer_bytes
+    page = s.below(-(-buffer_bytes // PAGE_SIZE), threads * rounds * stores)
+    page = page.reshape(threads, rounds, stores) * PAGE_SIZE
+    op = np.full((rounds, per), MMAP_STORE)
+    op[:, 0] = DIO_READ
+    parts = []
+    for t in range(threads):
+        off = np.column_stack([base[t], base[t][:, None] + page[t]])   # the read, then its stores
+        ln = np.column_stack([np.full(rounds, buffer_bytes),
+                              np.minimum(PAGE_SIZE, buffer_bytes - page[t])])
+        start = np.arange(rounds) * interval_ns + t * interval_ns // threads
+        rows = _rows(np.repeat(start, per), t, op.ravel(), 0, off.ravel(), ln.ravel())
+        parts.append(_final_fsync(_sync_every(rows, fsync_every * per, FSYNC, 0), [0]))
+    if sync_interval_ns:
+        end = rounds * interval_ns
+        _limit("sync_interval_ns", threads * rounds * per + end // sync_interval_ns)
+        parts.append(_rows(np.arange(0, end, sync_interval_ns), threads, SYNC))
+    return parts, [file_size]
+
+
+@_register(
+    "fsync-heavy",
+    threads=_threads(4),
+    write_size=_size(8192, "bytes appended per write(2)"),
+    writes=_count(512, "append-then-fsync pairs per thread"),
+    think_ns=_ns(0, "spacing of successive write start times (0: back to back)"))
+def _fsync_heavy(s, threads, write_size, writes, think_ns):
+    """Each thread appends small writes to its own new file and fsyncs after every one.
+
+    A database-log pattern: tiny WB_SYNC_ALL passes, latency bound by the server round trip."""
+    _at_most("write_size", write_size * writes, MAX_FILE_BYTES, "the largest file; writes * it")
+    _limit("writes", threads * writes * 2)
+    off = np.arange(writes, dtype=np.int64) * write_size
+    return [_final_fsync(_sync_every(_rows(np.arange(writes) * think_ns, t, WRITE, t, off,
+                                           write_size), 1, FSYNC, t), [t])
+            for t in range(threads)], [0] * threads
+
+
+@_register(
+    "mem-pressure",
+    file_size=_size(64 * MiB, "bytes the writer (thread 0) writes to a new file"),
+    block_size=_size(64 * KiB, "bytes per write(2)"),
+    think_ns=_ns(1 * MS, "spacing of the writer's write start times"),
+    alloc_bytes=_size(2000 * MiB, "anonymous memory thread 1 faults in, chunk by chunk"),
+    chunk_bytes=_size(64 * MiB, "bytes per ALLOC and per FREE"),
+    alloc_interval_ns=_ns(10 * MS, "spacing of ALLOC (and later FREE) rows"),
+    hold_ns=_ns(1 * S, "time from the last ALLOC to the first FREE"),
+    compact_every=_count(4, "a COMPACT row after every this many ALLOCs (0: none)", lo=0),
+    compact_bytes=_size(64 * MiB, "memory each COMPACT asks to make contiguous"))
+def _mem_pressure(s, file_size, block_size, think_ns, alloc_bytes, chunk_bytes,
+                  alloc_interval_ns, hold_ns, compact_every, compact_bytes):
+    """A paced writer dirties a file while thread 1 eats most of memory, compacts, then frees.
+
+    With the default 2 GiB of simulated memory (mem_total_pages) free memory gets low while the
+    writer still has dirty and in-flight pages, so reclaim and compaction meet FUSE pages.  Meant
+    to be run with a slow server, e.g. server_base_ns=200000, so those pages stay in flight."""
+    off, ln = _blocks(file_size, block_size)
+    n = -(-alloc_bytes // chunk_bytes)
+    _limit("chunk_bytes", 2 * n + n // max(compact_every, 1))
+    writer = _final_fsync(_rows(np.arange(len(off)) * think_ns, 0, WRITE, 0, off, ln), [0])
+    chunk = np.full(n, chunk_bytes, np.int64)
+    chunk[-1] = alloc_bytes - chunk_bytes * (n - 1)
+    t_alloc = np.arange(n) * alloc_interval_ns
+    alloc = _sync_every(_rows(t_alloc, 1, ALLOC, 0, 0, chunk), compact_every, COMPACT, 0, 0,
+                        compact_bytes)
+    free = _rows(t_alloc[-1] + hold_ns + t_alloc, 1, FREE, 0, 0, chunk)
+    return [writer, np.concatenate([alloc, free])], [0]
+
+
+@_register(
+    "stuck-server",
+    block_size=_size(256 * KiB, "bytes per write(2), appended to a new file"),
+    interval_ns=_ns(20 * MS, "spacing of write start times", lo=1),
+    duration_ns=_ns(6 * S, "time over which writes are issued; an fsync at its middle", lo=1),
+    stall_start_ns=_ns(1 * S, "server parameter: when the server stops reading and replying"),
+    stall_ns=_ns(4 * S, "server parameter: how long the stall lasts (0: no stall)"))
+def _stuck_server(s, block_size, interval_ns, duration_ns, stall_start_ns, stall_ns):
+    """Paced appends for duration_ns with an fsync in the middle, against a server that stalls.
+
+    The stall window belongs to the server, but the engine takes stall_start_ns / stall_ns from
+    workload.params when present.  With the defaults (stall 1 s..5 s, fsync at 3 s) the writer
+    soon sleeps in the dirty throttle, since nothing it dirties can be written back, and stays
+    there past hang_threshold_ns: it measures hangs, and what each strategy pins meanwhile
+    (temp pages, or pages under writeback)."""
+    n = max(1, duration_ns // interval_ns)
+    _limit("interval_ns", n + 2)
+    _at_most("block_size", block_size * n, MAX_FILE_BYTES, "the largest file; writes * it")
+    times = np.arange(n) * interval_ns
+    rows = _rows(times, 0, WRITE, 0, np.arange(n, dtype=np.int64) * block_size, block_size)
+    mid = duration_ns // 2   # inserted before the first write at or after it: times stay sorted
+    rows = np.insert(rows, np.searchsorted(times, mid), _rows(mid, 0, FSYNC, 0))
+    return [_final_fsync(rows, [0])], [0]
+
+
+@_register(
+    "multi-writer",
+    threads=_threads(4),
+    file_size=_size(64 * MiB, "size of the pre-existing shared file"),
+    block_size=_size(64 * KiB, "bytes per write(2); block i belongs to thread i % threads"),
+    think_ns=_ns(0, "spacing of each thread's write start times (0: back to back)"))
+def _multi_writer(s, threads, file_size, block_size, think_ns):
+    """Threads write interleaved blocks of one shared file, each in its own random order.
+
+    Dirty pages of many writers meet in the same inode's requests and in-flight lookups."""
+    off, ln = _blocks(file_size, block_size, threads)
+    _at_most("threads", threads, len(off), "the file's blocks")
+    parts = []
+    for t in range(threads):
+        mine = np.arange(t, len(off), threads)
+        mine = mine[s.permutations(1, len(mine))[0]]
+        parts.append(_final_fsync(_rows(np.arange(len(mine)) * think_ns, t, WRITE, 0,
+                                        off[mine], ln[mine]), [0]))
+    return parts, [file_size]
+
+
+# ---- public functions ----
+
+def _spec(name: str) -> GeneratorSpec:
+    spec = WORKLOADS.get(name)
+    if spec is None:
+        raise ValueError(f"unknown workload {name!r}; known: {', '.join(WORKLOADS)}")
+    return spec
+
+
+def workload_names() -> list[str]:
+    return list(WORKLOADS)
+
+
+def workload_params(name: str) -> dict[str, tuple]:
+    """{parameter: (default, one-line doc)}; a default of None is explained by its doc."""
+    return {k: (p.default, p.doc) for k, p in _spec(name).params.items()}
+
+
+def make(name: str, seed: int = 0, **params) -> Workload:
+    """Build a registered workload; bad names, parameters or values raise a one-line ValueError."""
+    spec = _spec(name)
+    for key in params:
+        if key not in spec.params:
+            raise ValueError(f"{name}: unknown parameter {key!r}; "
+                             f"allowed: {', '.join(spec.params)}")
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed: must be an integer >= 0, got {seed!r}")
+    values = {}
+    for key, p in spec.params.items():
+        if key in params and not (p.same_as and params[key] is None):
+            values[key] = _check(key, p, params[key])
+        else:
+            values[key] = values[p.same_as] if p.same_as else p.default
+    parts, sizes = spec.fn(_Stream(int(seed)), **values)
+    # Each part is one thread in program order with non-decreasing times, so a stable sort on time
+    # keeps every thread's order (ties between threads go to the lower thread id).
+    ops = np.concatenate(parts)
+    ops = ops[np.argsort(ops["time"], kind="stable")]
+    return Workload(name, ops, np.array(sizes, dtype=np.int64), {**values, "seed": int(seed)})
+
+
+def from_arrays(ops, file_sizes, name: str = "custom", params: dict | None = None) -> Workload:
+    """Wrap copies of arrays from elsewhere (a trace, a test) after bench.ops.validate_ops."""
+    if isinstance(ops, np.ndarray):
+        ops = ops.copy()   # contiguous, and freezing it must not freeze the caller's array
+    sizes = np.asarray(file_sizes)
+    if sizes.dtype.kind not in "iu":
+        raise ValueError(f"file_sizes: must be integers, got dtype {sizes.dtype}")
+    validate_ops(ops, sizes)   # before the cast, so an out-of-range uint64 is not wrapped
+    return Workload(name, ops, sizes.astype(np.int64), dict(params or {}))
