@@ -114,7 +114,7 @@ def test_shapes_of_specific_workloads():
 
     s = W.make("stuck-server").ops
     fsync_times = s["time"][s["op"] == O.FSYNC]
-    assert fsync_times[0] == 2_000_000_000 and len(fsync_times) == 2
+    assert fsync_times[0] == 3_000_000_000 and len(fsync_times) == 2
 
     d = W.make("dio-redirty", placement="rotate", stores=0, rounds=4, threads=2).ops
     reads = d[d["op"] == O.DIO_READ]
