@@ -7,6 +7,7 @@ one ``ERROR: ...`` line and exit status 2.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 
@@ -37,16 +38,57 @@ def _names(text: str | None, known: list[str], what: str) -> list[str]:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from . import compare, sim
-    strategies = _names(args.strategies, sim.strategies(), "--strategies")
-    workloads = _names(args.workloads, compare.DEFAULT_SUITE, "--workloads") if args.workloads \
-        else compare.DEFAULT_SUITE
-    if args.workloads:
-        workloads = _names(args.workloads, sim.workloads(), "--workloads")
-    if args.seeds < 1:
-        raise ValueError(f"--seeds: must be >= 1, got {args.seeds}")
-    table = compare.sweep(strategies, workloads, range(args.seeds), args.engine, _params(args.param))
-    sys.stdout.write(compare.render(table))
+    from . import compare, results
+    if args.files:
+        if len(args.files) != 2:
+            raise ValueError("compare: give two result files (OLD.json NEW.json) or none")
+        old, new = (results.load(f) for f in args.files)
+        rows = compare.rows_between(old, new)
+        title = lambda w: f"{w}: {args.files[1]} against {args.files[0]}"  # noqa: E731
+    else:
+        from . import provenance, sim
+        strategies = _names(args.strategies, sim.strategies(), "--strategies")
+        workloads = _names(args.workloads, sim.workloads(), "--workloads") if args.workloads \
+            else compare.DEFAULT_SUITE
+        if args.seeds < 1:
+            raise ValueError(f"--seeds: must be >= 1, got {args.seeds}")
+        if args.baseline not in strategies:
+            raise ValueError(f"--baseline: {args.baseline!r} is not among the strategies run "
+                             f"({', '.join(strategies)})")
+        if args.jobs is not None and args.jobs < 1:
+            raise ValueError(f"--jobs: must be >= 1, got {args.jobs}")
+        params = _params(args.param)
+        runs = compare.sweep(strategies, workloads, range(args.seeds), args.engine, params,
+                             jobs=args.jobs, progress=not args.quiet)
+        suite = results.Suite(provenance.collect(engine=args.engine, seeds=args.seeds,
+                                                 params=params, command="compare"), runs)
+        out = results.dump(suite, args.out, overwrite=args.force or args.out == compare.LATEST)
+        if not args.quiet:
+            print(f"results: {out}", file=sys.stderr)
+        rows = compare.rows(suite, args.baseline)
+        title = lambda w: (f"{w}: {args.seeds} seed(s), {args.engine} engine, "  # noqa: E731
+                           f"base {args.baseline}")
+    if args.json:
+        json.dump([r.as_dict() for r in rows], sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(compare.render(rows, title))
+    return 0
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    from . import gate, results
+    base, head = results.load(args.baseline), results.load(args.candidate)
+    thresholds = gate.parse_thresholds(args.threshold)
+    changes = gate.compare(base, head, thresholds, args.default_threshold)
+    sys.stdout.write(gate.render(changes, args.default_threshold))
+    return 1 if any(c.verdict == "regression" for c in changes) else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from . import report            # loads seaborn: only this verb pays for it
+    index = report.build(args.files, args.output)
+    print(f"dashboard: {index}")
     return 0
 
 
@@ -60,14 +102,35 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench",
                                      description="What each FUSE writeback strategy costs.")
     sub = parser.add_subparsers(dest="verb", required=True)
-    p = sub.add_parser("compare", help="run strategies over workloads and print a table per workload")
+    p = sub.add_parser("compare", help="run strategies over workloads (or compare two result "
+                                         "files) and print a table per workload")
+    p.add_argument("files", nargs="*", metavar="RESULT.json", help="OLD.json NEW.json to compare")
     p.add_argument("--strategies", help="comma-separated strategy names (default: all)")
     p.add_argument("--workloads", help="comma-separated workload names (default: the standard suite)")
-    p.add_argument("--seeds", type=int, default=1, help="seeds per (strategy, workload) (default 1)")
+    p.add_argument("--seeds", type=int, default=5, help="seeds per (strategy, workload) (default 5)")
+    p.add_argument("--baseline", default="merge-in-queue", help="strategy the others are compared with")
     p.add_argument("--engine", choices=("c", "python"), default="c")
     p.add_argument("--param", action="append", metavar="KEY=VALUE",
                    help="a model, server, strategy or workload parameter (repeatable)")
+    p.add_argument("--jobs", type=int, help="worker processes (default: all cores)")
+    p.add_argument("--out", default="results/latest.json",
+                   help="where to write the result file (default results/latest.json, replaced each run)")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument("--json", action="store_true", help="machine-readable rows on stdout")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_compare)
+    p = sub.add_parser("gate", help="exit 1 if CANDIDATE regressed against BASELINE (2 on error)")
+    p.add_argument("baseline", metavar="BASELINE.json")
+    p.add_argument("candidate", metavar="CANDIDATE.json")
+    p.add_argument("--threshold", action="append", metavar="METRIC=PCT",
+                   help="allowed change of one metric in percent (repeatable)")
+    p.add_argument("--default-threshold", type=float, default=5.0, metavar="PCT",
+                   help="allowed change of the other metrics (default 5; correctness counters 0)")
+    p.set_defaults(func=cmd_gate)
+    p = sub.add_parser("report", help="write a static dashboard site from result files")
+    p.add_argument("files", nargs="+", metavar="RESULT.json")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="directory for the site")
+    p.set_defaults(func=cmd_report)
     p = sub.add_parser("list", help="list strategies, workloads and parameters with defaults")
     p.set_defaults(func=cmd_list)
     args = parser.parse_args(argv)
@@ -75,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except (ValueError, RuntimeError) as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"ERROR: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ERROR: interrupted", file=sys.stderr)

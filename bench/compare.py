@@ -1,68 +1,229 @@
-"""Sweeps of strategies x workloads x seeds, and the text tables that show them."""
+"""Sweeps and comparisons.
+
+`sweep` runs strategies x workloads x seeds on a process pool and returns a
+Suite.  `rows` turns a Suite into comparison rows against a baseline strategy
+(median, 95% bootstrap CI, ratio, Mann-Whitney U over the seeds); `rows_between`
+compares two Suites run for run; `render` prints rows as text tables.  The
+functions that make rows are pure: they read Suites, never an engine.
+"""
 from __future__ import annotations
 
-from typing import Iterable
+import math
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Callable, Iterable
 
-from . import sim
+from . import stats
+from .metrics import METRIC_BY_NAME
+from .results import Run, Suite
 
 DEFAULT_SUITE = ["seq-write", "rand-write", "rewrite-hot", "mmap-rewrite", "dio-redirty",
                  "fsync-heavy", "mem-pressure", "stuck-server", "multi-writer"]
+DEFAULT_BASELINE = "merge-in-queue"
+LATEST = "results/latest.json"      # scratch output of the last sweep, replaced each time
+ALPHA = 0.05
 
-# (metric, header, formatter)
-HEADLINE = (
-    ("app_throughput_bps", "app MB/s", lambda v: f"{v / 1e6:.1f}"),
-    ("wb_throughput_bps", "wb MB/s", lambda v: f"{v / 1e6:.1f}"),
-    ("write_latency_ns", "write p99 us", lambda v: f"{v['p99'] / 1e3:.1f}"),
-    ("fsync_latency_ns", "fsync p99 us", lambda v: f"{v['p99'] / 1e3:.1f}"),
-    ("temp_pages_peak", "temp peak", str),
-    ("pinned_pages_peak", "pinned peak", str),
-    ("requests", "requests", str),
-    ("max_copies_in_flight", "max copies", str),
-    ("out_of_order", "out of order", str),
-    ("lost_updates", "lost", str),
-    ("hangs", "hangs", str),
+# (metric, label, how to get a number out of it, display scale, unit shown)
+HEADLINE: tuple[tuple[str, str, Callable, float, str], ...] = (
+    ("app_throughput_bps", "app throughput", lambda v: v, 1e-6, "MB/s"),
+    ("wb_throughput_bps", "wb throughput", lambda v: v, 1e-6, "MB/s"),
+    ("write_latency_ns", "write p99", lambda v: v["p99"], 1e-3, "us"),
+    ("fsync_latency_ns", "fsync p99", lambda v: v["p99"], 1e-3, "us"),
+    ("temp_pages_peak", "temp pages peak", lambda v: v, 1, "pages"),
+    ("pinned_pages_peak", "pinned pages peak", lambda v: v, 1, "pages"),
+    ("requests", "WRITE requests", lambda v: v, 1, ""),
+    ("max_copies_in_flight", "max copies/page", lambda v: v, 1, ""),
+    ("out_of_order", "out of order", lambda v: v, 1, ""),
+    ("lost_updates", "lost updates", lambda v: v, 1, ""),
+    ("hangs", "hangs", lambda v: v, 1, ""),
 )
+_HEADLINE = {h[0]: h for h in HEADLINE}
+
+
+# ------------------------------------------------------------------ sweeping
+def _one(task: tuple) -> Run:
+    from . import sim
+    strategy, workload, seed, engine, params = task
+    return sim.run(strategy, workload, seed=seed, engine=engine, **params)
 
 
 def sweep(strategies: list[str], workloads: list[str], seeds: Iterable[int], engine: str,
-          params: dict) -> dict[str, list]:
-    """Run every combination; {workload: [Run, ...]} in strategy then seed order."""
-    out: dict[str, list] = {}
+          params: dict, jobs: int | None = None, progress: bool = True) -> tuple[Run, ...]:
+    """Run every (workload, strategy, seed) on a process pool; runs come back in that order."""
+    from . import sim, workloads as wl
+    seeds = list(seeds)
+    # A workload parameter goes to the workloads that have it; the rest go to every run.
+    own = {w: set(wl.workload_params(w)) for w in workloads}
+    any_workload = set().union(*own.values())
+    per = {w: {k: v for k, v in params.items() if k not in any_workload or k in own[w]}
+           for w in workloads}
+    tasks = [(s, w, seed, engine, per[w]) for w in workloads for s in strategies for seed in seeds]
+    # Check the parameters here, so a typo is one error line and not one per worker.
     for w in workloads:
-        out[w] = [sim.run(s, w, seed=seed, engine=engine, **params)
-                  for s in strategies for seed in seeds]
+        sim.prepare(strategies[0], w, seeds[0], **per[w])
+    jobs = jobs or os.cpu_count() or 1
+    bar = _progress(len(tasks), progress)
+    if jobs == 1:
+        out = []
+        for t in tasks:
+            out.append(_one(t))
+            bar.update(1)
+    else:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            out = []
+            for r in pool.map(_one, tasks, chunksize=1):
+                out.append(r)
+                bar.update(1)
+    bar.close()
+    return tuple(out)
+
+
+def _progress(total: int, enabled: bool):
+    from tqdm import tqdm
+    return tqdm(total=total, disable=not enabled, file=sys.stderr, unit="run", leave=False,
+                desc="simulating", dynamic_ncols=True)
+
+
+# ------------------------------------------------------------------ rows
+@dataclass(frozen=True, slots=True)
+class Row:
+    workload: str
+    metric: str
+    strategy: str
+    median: float
+    lo: float
+    hi: float
+    n: int
+    base: str           # what it is compared with (a strategy, or "old")
+    ratio: float        # median / base median (nan when the base is 0 and this is not)
+    p_value: float
+    significant: bool
+    verdict: str        # "better", "worse", "same" (only significant changes are better/worse)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        for k in ("ratio", "p_value"):
+            if isinstance(d[k], float) and math.isnan(d[k]):
+                d[k] = None
+        return d
+
+
+def _values(runs: list[Run], metric: str) -> list[float]:
+    get = _HEADLINE[metric][2] if metric in _HEADLINE else (lambda v: v)
+    # A latency object with no samples (a workload without fsync, say) has no value at all.
+    return [float(get(r.metrics[metric])) for r in runs if metric in r.metrics
+            and not (isinstance(r.metrics[metric], dict) and r.metrics[metric].get("count") == 0)]
+
+
+def _verdict(metric: str, ratio_up: bool, significant: bool) -> str:
+    if not significant:
+        return "same"
+    m = METRIC_BY_NAME.get(metric)
+    hib = m.higher_is_better if m else None
+    if hib is None:
+        return "changed"
+    return "better" if ratio_up == hib else "worse"
+
+
+def _row(workload: str, metric: str, label: str, mine: list[float], base_name: str,
+         theirs: list[float]) -> Row:
+    s = stats.summarize(mine)
+    b = stats.summarize(theirs) if theirs else None
+    if b is None:
+        ratio, p = math.nan, math.nan
+    elif b.median == 0:
+        ratio = 1.0 if s.median == 0 else math.nan
+        p = stats.mann_whitney_p(mine, theirs)
+    else:
+        ratio = s.median / b.median
+        p = stats.mann_whitney_p(mine, theirs)
+    sig = b is not None and not math.isnan(p) and p < ALPHA and s.median != b.median
+    up = b is not None and s.median > b.median
+    return Row(workload, metric, label, s.median, s.lo, s.hi, s.n, base_name, ratio, p, sig,
+               _verdict(metric, up, sig))
+
+
+def rows(suite: Suite, baseline: str = DEFAULT_BASELINE,
+         metrics: Iterable[str] = tuple(_HEADLINE)) -> list[Row]:
+    """Each strategy against `baseline`, per workload and headline metric, over the seeds."""
+    if baseline not in suite.strategies():
+        raise ValueError(f"--baseline: {baseline!r} is not among the strategies run "
+                         f"({', '.join(suite.strategies())})")
+    out = []
+    for w in suite.workloads():
+        base_runs = suite.select(w, baseline)
+        for m in metrics:
+            theirs = _values(base_runs, m)
+            for s in suite.strategies():
+                mine = _values(suite.select(w, s), m)
+                if mine:
+                    out.append(_row(w, m, s, mine, baseline, theirs))
     return out
 
 
-def _median(values: list) -> float:
-    v = sorted(values)
-    n = len(v)
-    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+def rows_between(old: Suite, new: Suite, metrics: Iterable[str] = tuple(_HEADLINE)) -> list[Row]:
+    """Each (workload, strategy) of `new` against the same configuration in `old`."""
+    out = []
+    for w in new.workloads():
+        for s in new.strategies():
+            n_runs, o_runs = new.select(w, s), old.select(w, s)
+            if not n_runs or not o_runs:
+                continue
+            for m in metrics:
+                mine, theirs = _values(n_runs, m), _values(o_runs, m)
+                if mine and theirs:
+                    out.append(_row(w, m, s, mine, "old", theirs))
+    if not out:
+        raise ValueError("the two result files have no (workload, strategy) in common")
+    return out
 
 
-def render(table: dict[str, list]) -> str:
-    """One table per workload: each strategy's median over seeds of the headline metrics."""
+# ------------------------------------------------------------------ text
+def _fmt(v: float, scale: float) -> str:
+    x = v * scale
+    if x == 0:
+        return "0"
+    if abs(x) >= 100 or float(x).is_integer():
+        return f"{x:.0f}"
+    return f"{x:.3g}" if abs(x) < 1 else f"{x:.1f}"
+
+
+def _cell(r: Row, scale: float) -> str:
+    half = (r.hi - r.lo) / 2
+    ci = "" if half == 0 else (f" ±{100 * half / abs(r.median):.0f}%" if r.median else f" ±{_fmt(half, scale)}")
+    if r.base == r.strategy:
+        ratio = "   base"
+    elif math.isnan(r.ratio):
+        ratio = "   new" if r.median else ""
+    else:
+        ratio = f" {r.ratio:5.2f}x"
+    mark = {"better": "+", "worse": "-", "changed": "~"}.get(r.verdict, " ")
+    return f"{_fmt(r.median, scale)}{ci}{ratio}{mark}"
+
+
+def render(rs: list[Row], title: Callable[[str], str] = lambda w: w) -> str:
+    """Per workload: metrics down, strategies across; median ±CI half-width, ratio, mark."""
     lines = []
-    for workload, runs in table.items():
-        lines.append(f"{workload} ({len({r.seed for r in runs})} seed(s), engine {runs[0].engine})")
-        header = ["strategy"] + [h for _, h, _ in HEADLINE]
-        rows = [header]
-        for strategy in dict.fromkeys(r.strategy for r in runs):
-            mine = [r for r in runs if r.strategy == strategy]
-            row = [strategy]
-            for name, _, fmt in HEADLINE:
-                vals = [r.metrics[name] for r in mine]
-                if isinstance(vals[0], dict):
-                    p99 = _median([v["p99"] for v in vals])
-                    row.append(fmt({"p99": p99}))
-                else:
-                    row.append(fmt(type(vals[0])(_median(vals))))
-            rows.append(row)
-        widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-        for r in rows:
-            lines.append("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))))
+    for w in dict.fromkeys(r.workload for r in rs):
+        mine = [r for r in rs if r.workload == w]
+        strategies = list(dict.fromkeys(r.strategy for r in mine))
+        table = [["metric"] + strategies]
+        for m in dict.fromkeys(r.metric for r in mine):
+            _, label, _, scale, unit = _HEADLINE.get(m, (m, m, None, 1, ""))
+            by = {r.strategy: r for r in mine if r.metric == m}
+            table.append([f"{label} ({unit})" if unit else label]
+                         + [_cell(by[s], scale) if s in by else "" for s in strategies])
+        widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+        lines.append(title(w))
+        for row in table:
+            lines.append("  ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i])
+                                   for i, c in enumerate(row)))
         lines.append("")
-    return "\n".join(lines)
+    lines.append(f"median ±half-width of its 95% bootstrap CI, ratio to the base; "
+                 f"+ better, - worse, ~ changed (Mann-Whitney U over seeds, p < {ALPHA})")
+    return "\n".join(lines) + "\n"
 
 
 def render_list() -> str:
@@ -78,8 +239,7 @@ def render_list() -> str:
     for name in workloads.workload_names():
         lines.append(f"  {name}")
         for k, spec in workloads.workload_params(name).items():
-            default, doc = spec[0], spec[1]
-            lines.append(f"      {k}={default}  {doc}")
+            lines.append(f"      {k}={spec[0]}  {spec[1]}")
     lines.append("model, cost and server parameters:")
     for p in params.PARAMS:
         lines.append(f"  {p.name}={p.default}  ({p.group}) {p.doc}")

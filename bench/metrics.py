@@ -43,7 +43,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("secondaries", "count", None, "held secondary requests created (merge-in-queue)"),
     Metric("inplace_updates", "count", None, "copies folded into a not-yet-read request"),
     Metric("redirty_skips", "count", None, "busy pages redirtied and skipped (temp-page strategies)"),
-    Metric("writeback_skips", "count", None, "pages under PG_writeback skipped by WB_SYNC_NONE (no-temp-page)"),
+    Metric("writeback_skips", "count", None, "pages under PG_writeback skipped by WB_SYNC_NONE writeback or by reclaim (no-temp-page)"),
     Metric("writepages_waits", "count", None, "waits for an in-flight page inside writepages or reclaim"),
     Metric("temp_alloc_failures", "count", False, "temp pages that could not be allocated (page redirtied)"),
     Metric("reads", "count", None, "READ requests (partial writes and faults on uncached pages)"),

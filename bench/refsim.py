@@ -664,6 +664,8 @@ class Sim:
             scanned += 1
             a.clk += c["reclaim_scan_ns"]
             if self.locked[p] or self.gup[p] or self.pgwb[p]:
+                if self.pgwb[p]:       # 0c4f8ed498ce: skip, never wait on FUSE writeback
+                    self.c["writeback_skips"] += 1
                 self.lru_del(p)
                 self.lru_add(p)
                 continue
@@ -1028,6 +1030,8 @@ class Sim:
             self.push(end, EV_STALL, 0)
         while self.heap:
             t, _, kind, arg = heapq.heappop(self.heap)
+            if kind == EV_TIMER and not self.alive:
+                continue               # the flusher's tick after the last thread ended
             if t > c["max_time_ns"]:
                 self.c["stuck"] = 1
                 break

@@ -1,12 +1,33 @@
-"""Result records.  A `Run` is one strategy on one workload with one seed."""
+"""Result records and result files.
+
+A `Run` is one strategy on one workload with one seed; a `Suite` is a sweep of
+runs with the metadata a reader needs to trust it.  This module alone reads and
+writes result files (pyperf's BenchmarkSuite idea): JSON, versioned, validated
+on load with errors that name the place, written atomically, and never
+overwritten unless asked.
+
+Format versions:
+  1  schema_version, metadata, runs[{strategy, workload, params, seed, engine,
+     metrics, series?}]; pages_per_request keys are strings in JSON.
+"""
 from __future__ import annotations
 
+import json
+import math
+import os
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
+from .metrics import METRIC_BY_NAME
+
+SCHEMA_VERSION = 1
 SERIES_FIELDS = ("time_ns", "dirty", "writeback", "temp", "cache", "anon")
+MAX_SERIES_ROWS = 400          # series are thinned to this many rows in files
+_LATENCY_KEYS = ("p50", "p99", "p999", "max", "count")
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,7 +36,7 @@ class Run:
     workload: str
     params: Mapping[str, Any]      # workload and model parameters given by the caller
     seed: int
-    engine: str                    # "c", "python" or a mount's kernel name
+    engine: str                    # "c", "python", or "mount"
     metrics: Mapping[str, Any]     # names of model.md's "Result names" table, and more
     series: np.ndarray = field(default_factory=lambda: np.zeros((0, len(SERIES_FIELDS)), np.int64),
                                compare=False, repr=False)
@@ -23,5 +44,176 @@ class Run:
     def __post_init__(self) -> None:
         if not self.strategy or not self.workload:
             raise ValueError("Run: strategy and workload must be named")
-        if self.seed < 0:
-            raise ValueError(f"Run: seed must be >= 0, got {self.seed}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"Run: seed must be an integer >= 0, got {self.seed!r}")
+
+    def key(self) -> tuple:
+        """What identifies a run's configuration across files (everything but its numbers)."""
+        return (self.strategy, self.workload, json.dumps(dict(self.params), sort_keys=True),
+                self.seed, self.engine)
+
+
+@dataclass(frozen=True, slots=True)
+class Suite:
+    metadata: Mapping[str, Any]
+    runs: tuple[Run, ...]
+
+    def workloads(self) -> list[str]:
+        return list(dict.fromkeys(r.workload for r in self.runs))
+
+    def strategies(self) -> list[str]:
+        return list(dict.fromkeys(r.strategy for r in self.runs))
+
+    def select(self, workload: str | None = None, strategy: str | None = None) -> list[Run]:
+        return [r for r in self.runs if (workload is None or r.workload == workload)
+                and (strategy is None or r.strategy == strategy)]
+
+
+# ------------------------------------------------------------------ writing
+def _thin(series: np.ndarray) -> list[list[int]]:
+    if len(series) <= MAX_SERIES_ROWS:
+        rows = series
+    else:
+        rows = series[np.linspace(0, len(series) - 1, MAX_SERIES_ROWS).round().astype(int)]
+    return [[int(v) for v in row] for row in rows]
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, np.floating):
+        return float(v)
+    return v
+
+
+def run_to_dict(r: Run, with_series: bool = True) -> dict:
+    d = {"strategy": r.strategy, "workload": r.workload, "params": _jsonable(dict(r.params)),
+         "seed": r.seed, "engine": r.engine, "metrics": _jsonable(dict(r.metrics))}
+    if with_series and len(r.series):
+        d["series"] = _thin(r.series)
+    return d
+
+
+def suite_to_dict(s: Suite, with_series: bool = True) -> dict:
+    return {"schema_version": SCHEMA_VERSION, "metadata": _jsonable(dict(s.metadata)),
+            "runs": [run_to_dict(r, with_series) for r in s.runs]}
+
+
+def dump(s: Suite, path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Write s to path atomically (temp file + rename); refuse to replace a file unless asked."""
+    p = Path(path)
+    if p.exists() and not overwrite:
+        raise ValueError(f"{p}: exists; pass overwrite=True (--force) to replace it")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(suite_to_dict(s), indent=1, sort_keys=False, allow_nan=False)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)     # mkstemp makes 0600; a result file is for sharing
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return p
+
+
+# ------------------------------------------------------------------ reading
+class _Checker:
+    def __init__(self, path: str):
+        self.path = path
+
+    def fail(self, where: str, what: str):
+        raise ValueError(f"{self.path}: {where}: {what}")
+
+    def typed(self, obj: Any, where: str, kind: type | tuple) -> Any:
+        if isinstance(obj, bool) and kind in (int, (int, float)):
+            self.fail(where, f"expected {getattr(kind, '__name__', 'number')}, got bool")
+        if not isinstance(obj, kind):
+            name = kind.__name__ if isinstance(kind, type) else "number"
+            self.fail(where, f"expected {name}, got {type(obj).__name__}")
+        return obj
+
+
+def _metric(chk: _Checker, where: str, name: str, v: Any) -> Any:
+    m = METRIC_BY_NAME.get(name)
+    if m is None:
+        return v                      # unknown extra metrics are kept as they are
+    if m.unit == "hist":
+        chk.typed(v, where, dict)
+        out = {}
+        for k, n in v.items():
+            if not str(k).isdigit():
+                chk.fail(where, f"histogram key {k!r} is not a page count")
+            out[int(k)] = chk.typed(n, f"{where}[{k}]", int)
+        return out
+    if name.endswith("_ns") and isinstance(v, dict):
+        for k in _LATENCY_KEYS:
+            if k not in v:
+                chk.fail(where, f"latency object lacks {k!r}")
+            chk.typed(v[k], f"{where}.{k}", (int, float))
+        return dict(v)
+    chk.typed(v, where, (int, float))
+    if isinstance(v, float) and not math.isfinite(v):
+        chk.fail(where, "not a finite number")
+    return v
+
+
+def _run(chk: _Checker, i: int, d: Any) -> Run:
+    where = f"runs[{i}]"
+    chk.typed(d, where, dict)
+    for k in ("strategy", "workload", "params", "seed", "engine", "metrics"):
+        if k not in d:
+            chk.fail(where, f"missing {k!r}")
+    chk.typed(d["strategy"], f"{where}.strategy", str)
+    chk.typed(d["workload"], f"{where}.workload", str)
+    chk.typed(d["params"], f"{where}.params", dict)
+    chk.typed(d["seed"], f"{where}.seed", int)
+    chk.typed(d["engine"], f"{where}.engine", str)
+    chk.typed(d["metrics"], f"{where}.metrics", dict)
+    metrics = {k: _metric(chk, f"{where}.metrics.{k}", k, v) for k, v in d["metrics"].items()}
+    series = np.zeros((0, len(SERIES_FIELDS)), np.int64)
+    if "series" in d:
+        try:
+            series = np.asarray(d["series"], dtype=np.int64).reshape(-1, len(SERIES_FIELDS))
+        except (TypeError, ValueError):
+            chk.fail(f"{where}.series", f"expected rows of {len(SERIES_FIELDS)} integers")
+    try:
+        return Run(d["strategy"], d["workload"], d["params"], d["seed"], d["engine"], metrics, series)
+    except ValueError as e:
+        chk.fail(where, str(e))
+
+
+def load(path: str | os.PathLike) -> Suite:
+    """Read and validate a result file; ValueError naming the file and the place otherwise."""
+    p = str(path)
+    chk = _Checker(p)
+    try:
+        text = Path(p).read_text()
+    except FileNotFoundError:
+        raise ValueError(f"{p}: no such result file") from None
+    except OSError as e:
+        raise ValueError(f"{p}: cannot read: {e.strerror}") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{p}: not JSON (line {e.lineno}: {e.msg})") from None
+    chk.typed(doc, "top level", dict)
+    version = doc.get("schema_version")
+    if version != SCHEMA_VERSION:
+        chk.fail("schema_version", f"{version!r} is not supported (this version reads {SCHEMA_VERSION})")
+    for k in ("metadata", "runs"):
+        if k not in doc:
+            chk.fail("top level", f"missing {k!r}")
+    chk.typed(doc["metadata"], "metadata", dict)
+    chk.typed(doc["runs"], "runs", list)
+    return Suite(doc["metadata"], tuple(_run(chk, i, d) for i, d in enumerate(doc["runs"])))

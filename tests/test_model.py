@@ -1,0 +1,195 @@
+"""What the model must show (model.md, issue "The writeback simulator").
+
+These run the C engine; tests/test_engines.py holds it to the Python reference.
+FWB_TEST_ENGINE=python runs them on the reference instead.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from bench import ops as O, sim
+from bench.workloads import from_arrays
+
+ENGINE = os.environ.get("FWB_TEST_ENGINE", "c")
+MS = 1_000_000
+S = 1000 * MS
+TEMP_STRATEGIES = ["temp-naive", "wait-in-writepages", "redirty-and-skip", "merge-in-queue"]
+
+
+def _ops(rows):
+    a = O.make_ops(len(rows))
+    for i, (t, th, op, f, off, ln) in enumerate(rows):
+        a[i] = (t, th, op, f, 0, off, ln)
+    return a
+
+
+def run(strategy, workload, seed=0, **params):
+    return sim.run(strategy, workload, seed=seed, engine=ENGINE, **params).metrics
+
+
+# ------------------------------------------------------------------ determinism
+
+_CHILD = ("import json,sys; from bench import sim; "
+          "r = sim.run('merge-in-queue', 'dio-redirty', seed=7, engine=sys.argv[1], rounds=30); "
+          "print(json.dumps(r.metrics, sort_keys=True)); print(r.series.sum())")
+
+
+def test_same_configuration_and_seed_same_numbers_in_two_processes():
+    outs = [subprocess.run([sys.executable, "-c", _CHILD, ENGINE], capture_output=True, text=True,
+                           check=True).stdout for _ in range(2)]
+    assert outs[0] == outs[1]
+    here = sim.run("merge-in-queue", "dio-redirty", seed=7, engine=ENGINE, rounds=30)
+    assert outs[0].splitlines()[0] == json.dumps(here.metrics, sort_keys=True)
+
+
+def test_a_different_seed_gives_different_numbers():
+    a = run("no-temp-page", "rand-write", seed=1, writes=2000)
+    b = run("no-temp-page", "rand-write", seed=2, writes=2000)
+    assert a != b
+
+
+# ------------------------------------------------------- the seed thread's hazard
+
+HAZARD_SEEDS = range(8)
+
+
+@pytest.fixture(scope="module")
+def dio_runs():
+    return {s: [run(s, "dio-redirty", seed, server_threads=4, rounds=60) for seed in HAZARD_SEEDS]
+            for s in sim.strategies()}
+
+
+def test_temp_naive_sends_several_copies_that_arrive_out_of_order(dio_runs):
+    runs = dio_runs["temp-naive"]
+    assert max(m["max_copies_in_flight"] for m in runs) >= 2
+    assert any(m["out_of_order"] > 0 for m in runs)
+    assert any(m["lost_updates"] > 0 for m in runs)
+
+
+@pytest.mark.parametrize("strategy", ["wait-in-writepages", "redirty-and-skip", "merge-in-queue",
+                                      "no-temp-page"])
+def test_other_strategies_keep_order(dio_runs, strategy):
+    for m in dio_runs[strategy]:
+        assert m["out_of_order"] == 0
+        assert m["lost_updates"] == 0
+
+
+def test_each_strategy_takes_its_own_action_on_busy_pages(dio_runs):
+    assert all(m["writepages_waits"] > 0 for m in dio_runs["wait-in-writepages"])
+    assert all(m["redirty_skips"] > 0 for m in dio_runs["redirty-and-skip"])
+    assert all(m["secondaries"] > 0 for m in dio_runs["merge-in-queue"])
+    assert all(m["writeback_skips"] > 0 for m in dio_runs["no-temp-page"])
+    for s in ("wait-in-writepages", "redirty-and-skip", "no-temp-page"):
+        assert all(m["max_copies_in_flight"] == 1 for m in dio_runs[s]), s
+
+
+def test_merge_in_queue_never_has_more_than_two_copies(dio_runs):
+    assert max(m["max_copies_in_flight"] for m in dio_runs["merge-in-queue"]) == 2
+
+
+def test_merge_in_queue_updates_copies_the_server_has_not_read():
+    """A page is written, then O_DIRECT reads land in it three times while the server is
+    stalled and sync(2) keeps waking the flusher: every redirty after the first finds a
+    copy the server has not read and is folded into it."""
+    rows = [(0, 0, O.WRITE, 0, 0, 4096)]
+    rows += [((i + 1) * 100_000, 0, O.DIO_READ, 0, 0, 4096) for i in range(3)]
+    rows += [(20_000 + i * 50_000, 1, O.SYNC, 0, 0, 0) for i in range(7)]
+    rows.sort()
+    rows.append((500_000, 0, O.FSYNC, 0, 0, 0))
+    w = from_arrays(_ops(rows), np.array([0], dtype=np.int64))
+    stall = dict(stall_start_ns=0, stall_ns=5 * MS, dio_base_ns=50_000)
+    base = run("merge-in-queue", w, **stall)
+    more = run("merge-in-queue", w, merge_queued_primary=1, **stall)
+    assert base["secondaries"] == 1 and base["inplace_updates"] >= 1
+    assert more["secondaries"] == 0 and more["inplace_updates"] == base["inplace_updates"] + 1
+    for m in (base, more):
+        assert m["lost_updates"] == 0 and m["out_of_order"] == 0 and m["max_copies_in_flight"] <= 2
+
+
+def test_no_temp_page_never_has_a_temp_page(dio_runs):
+    for m in dio_runs["no-temp-page"]:
+        assert m["temp_pages_peak"] == 0 and m["temp_bytes_copied"] == 0
+        assert m["unmovable_page_seconds"] == 0 and m["pinned_pages_peak"] > 0
+
+
+# ------------------------------------------------------------- lost updates
+
+SMALL = {
+    "seq-write": {"file_size": 8 << 20}, "rand-write": {"writes": 3000},
+    "rewrite-hot": {"rounds": 8, "interval_ns": 200 * MS}, "mmap-rewrite": {"file_size": 4 << 20},
+    "dio-redirty": {"rounds": 40}, "fsync-heavy": {"writes": 64},
+    "mem-pressure": {"file_size": 16 << 20}, "stuck-server": {"duration_ns": 2 * S, "stall_ns": S},
+    "multi-writer": {"file_size": 8 << 20},
+}
+
+
+@pytest.mark.parametrize("workload", sorted(SMALL))
+def test_only_temp_naive_loses_updates_when_the_server_recovers(workload):
+    for strategy in sim.strategies()[1:]:
+        for seed in range(3):
+            m = run(strategy, workload, seed, server_threads=4, **SMALL[workload])
+            assert m["lost_updates"] == 0, (strategy, seed)
+            assert m["out_of_order"] == 0, (strategy, seed)
+            assert m["stuck"] == 0, (strategy, seed)
+            assert m["bytes_written"] > 0
+
+
+# ------------------------------------------------------------ a stalled server
+
+def reclaim_meets_busy_page():
+    """Thread 0 writes 64 pages; thread 1's sync(2) wakes the flusher, whose copies reach a
+    server that has just stalled; thread 0's O_DIRECT read into the mapped pages redirties
+    them at once (no wait); then thread 1 allocates nearly all memory and direct reclaim
+    meets dirty pages whose copies are stuck at the server."""
+    rows = [
+        (0, 0, O.WRITE, 0, 0, 64 * 4096),
+        (10_000, 1, O.SYNC, 0, 0, 0),
+        (20_000, 0, O.DIO_READ, 0, 0, 64 * 4096),
+        (20 * MS, 1, O.ALLOC, 0, 0, 7950 * 4096),
+        (30 * MS, 1, O.FREE, 0, 0, 7950 * 4096),
+        (40 * MS, 0, O.FSYNC, 0, 0, 0),
+    ]
+    return from_arrays(_ops(rows), np.array([0], dtype=np.int64), name="reclaim-stall")
+
+
+STALL = dict(mem_total_pages=8192, bdi_max_ratio=100, stall_start_ns=5_000, stall_ns=3 * S, server_threads=2,
+             dio_base_ns=500_000)
+
+
+def test_wait_in_writepages_hangs_in_reclaim_on_a_stalled_server():
+    m = run("wait-in-writepages", reclaim_meets_busy_page(), **STALL)
+    assert m["deadlocks"] >= 1 and m["hangs"] >= 1
+    assert m["reclaim_stall_ns"]["max"] > 2 * S
+    for strategy in ("redirty-and-skip", "merge-in-queue", "no-temp-page"):
+        other = run(strategy, reclaim_meets_busy_page(), **STALL)
+        assert other["deadlocks"] == 0, strategy
+        assert other["reclaim_stall_ns"]["max"] < 2 * S, strategy
+
+
+def test_stalled_server_pins_pages_or_temp_pages():
+    stalled = {s: run(s, "stuck-server") for s in sim.strategies()}
+    nt = stalled["no-temp-page"]
+    assert nt["pinned_pages_peak"] > 0 and nt["temp_pages_peak"] == 0
+    assert nt["hangs"] >= 1
+    for s in TEMP_STRATEGIES:
+        assert stalled[s]["unmovable_page_seconds"] > 1.0, s
+        assert stalled[s]["hangs"] >= 1, s
+
+
+def test_reclaim_skips_pages_pinned_under_writeback():
+    m = run("no-temp-page", reclaim_meets_busy_page(), **STALL)
+    assert m["writeback_skips"] > 0 and m["pinned_pages_peak"] >= 64
+
+
+def test_sync_waits_only_when_asked():
+    w = from_arrays(_ops([(0, 0, O.WRITE, 0, 0, 1 << 20), (0, 0, O.SYNC, 0, 0, 0),
+                          (0, 0, O.FSYNC, 0, 0, 0)]), np.array([0], dtype=np.int64))
+    slow = dict(stall_start_ns=0, stall_ns=S)
+    quick = run("no-temp-page", w, **slow)
+    waits = run("no-temp-page", w, sync_waits=1, **slow)
+    assert quick["sync_latency_ns"]["max"] < MS
+    assert waits["sync_latency_ns"]["max"] >= S - MS
