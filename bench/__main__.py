@@ -92,6 +92,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_speed(args: argparse.Namespace) -> int:
+    from . import speed
+    sys.stdout.write(speed.render(speed.measure(fast=not args.rigorous)))
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     from . import compare
     sys.stdout.write(compare.render_list())
@@ -131,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("files", nargs="+", metavar="RESULT.json")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="directory for the site")
     p.set_defaults(func=cmd_report)
+    p = sub.add_parser("speed", help="measure the simulator's own speed with pyperf")
+    p.add_argument("--rigorous", action="store_true", help="more pyperf processes and values")
+    p.set_defaults(func=cmd_speed)
     p = sub.add_parser("list", help="list strategies, workloads and parameters with defaults")
     p.set_defaults(func=cmd_list)
     args = parser.parse_args(argv)

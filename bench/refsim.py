@@ -50,6 +50,12 @@ Choices where model.md is silent (kernel behaviour followed, or simplified):
   page costs compact_page_ns to migrate.  It never waits on writeback.
 - Lost updates are counted at the end: pages the cache holds clean whose last
   version the server does not have.  A page still dirty is not lost.
+
+Not modelled: kswapd and LRU activation; the congestion check of
+fuse_writepages in v5.x-v6.1 (WB_SYNC_NONE writeback gives up while
+num_background >= congestion_threshold); the strictlimit pause curve of
+balance_dirty_pages (a writer here sleeps until the bdi is under its limit);
+truncation and the per-inode writectr; memcg.
 """
 from __future__ import annotations
 

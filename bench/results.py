@@ -8,7 +8,9 @@ overwritten unless asked.
 
 Format versions:
   1  schema_version, metadata, runs[{strategy, workload, params, seed, engine,
-     metrics, series?}]; pages_per_request keys are strings in JSON.
+     metrics, series?, meta?}]; pages_per_request keys are strings in JSON;
+     meta holds what a real mount saw (family detected, bdi settings, server
+     options).
 """
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ class Run:
     metrics: Mapping[str, Any]     # names of model.md's "Result names" table, and more
     series: np.ndarray = field(default_factory=lambda: np.zeros((0, len(SERIES_FIELDS)), np.int64),
                                compare=False, repr=False)
+    meta: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.strategy or not self.workload:
@@ -95,6 +98,8 @@ def run_to_dict(r: Run, with_series: bool = True) -> dict:
          "seed": r.seed, "engine": r.engine, "metrics": _jsonable(dict(r.metrics))}
     if with_series and len(r.series):
         d["series"] = _thin(r.series)
+    if r.meta:
+        d["meta"] = _jsonable(dict(r.meta))
     return d
 
 
@@ -187,8 +192,10 @@ def _run(chk: _Checker, i: int, d: Any) -> Run:
             series = np.asarray(d["series"], dtype=np.int64).reshape(-1, len(SERIES_FIELDS))
         except (TypeError, ValueError):
             chk.fail(f"{where}.series", f"expected rows of {len(SERIES_FIELDS)} integers")
+    meta = chk.typed(d.get("meta", {}), f"{where}.meta", dict)
     try:
-        return Run(d["strategy"], d["workload"], d["params"], d["seed"], d["engine"], metrics, series)
+        return Run(d["strategy"], d["workload"], d["params"], d["seed"], d["engine"], metrics, series,
+                   meta)
     except ValueError as e:
         chk.fail(where, str(e))
 

@@ -1,0 +1,781 @@
+"""Run a workload on a real FUSE mount: ``run(workload, seed=0, **params) -> Run``.
+
+The real-clock twin of bench.sim (style.md point 7): the same operation array goes to the C
+workload driver (bench._driver, csrc/driver/) which executes it against files on a fresh mount
+of the C server (bench/_bin/fwb_fuse_server, csrc/server/), and the result is a ``Run`` with
+model.md's result names.  Needs root, /dev/fuse and libfuse3; ``available()`` says why not.
+
+Parameters (keywords, routed like bench.sim.run): a workload generator's parameters when the
+workload is given by name, then the server's, named as in bench.params where the simulator has
+the same knob: ``server_threads`` (default 16 here, above max_background, so held WRITEs cannot
+starve lookups), ``max_write`` (default max_pages * 4096 = 131072), ``max_pages``,
+``max_background`` (12), ``server_dist`` (0/"fixed", 1/"exponential", 2/"lognormal"; default
+fixed), ``server_base_ns`` and ``server_page_ns`` (the mean artificial service time of a WRITE;
+default 0: the server's own speed), ``server_sigma``, ``stall_start_ns`` / ``stall_ns`` (one
+window, also taken from workload.params like the simulator does) or ``stalls`` (a list of
+(start_ns, length_ns)), ``hang_threshold_ns``, ``sample_interval_ns``; and ``timeout_s``
+(time allowed past the last row's start time before the run is declared stuck).  Simulator-only
+parameters (memory, cost model) raise ValueError.
+
+What a mount measures, and how:
+  app_throughput_bps, makespan_ns   driver clock (first row start to the end of the last row)
+  wb_throughput_bps, bytes_written, requests, pages_per_request, reads
+                                    the server's request log (every WRITE / READ)
+  write/fault/fsync/sync_latency_ns the driver's per-row clock; a fault is an mmap store during
+                                    which the thread took a page fault (getrusage); fsync
+                                    includes msync, as in the simulator
+  hangs                             file calls that took longer than hang_threshold_ns
+  temp_pages_peak/_mean, unmovable_page_seconds
+                                    /proc/meminfo WritebackTmp, sampled every 10 ms
+  pinned_pages_peak                 /proc/meminfo Writeback (system-wide: other filesystems'
+                                    writeback counts too), sampled
+  bytes_dirtied                     the workload's WRITE + MMAP_STORE + DIO_READ lengths
+Not measured (kernel-internal events no counter exposes; left out rather than faked):
+NOT_MEASURED below.  Sampled peaks can miss spikes shorter than the sample interval.
+
+Every exit path unmounts (``Mount.stop``): a normal end, an exception, SIGINT/SIGTERM (handlers
+are installed for the duration when running in the main thread), a dead server, a stuck one
+(the connection is aborted through fusectl, then the mount is detached).
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import ctypes
+import ctypes.util
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import metrics, params as _params, workloads as _workloads
+from .ops import (DIO_READ, FSYNC, MMAP_STORE, MSYNC, OP_DTYPE, OP_NAMES, PAGE_SIZE, SYNC,
+                  WRITE)
+from .results import SERIES_FIELDS, Run
+
+__all__ = ["available", "run", "execute", "Mount", "MountResult", "ServerOptions", "read_log",
+           "kernel_name", "mounted_fwb", "NOT_MEASURED", "LOG_DTYPE", "SAMPLE_DTYPE"]
+
+SERVER = Path(__file__).resolve().parent / "_bin" / "fwb_fuse_server"
+FUSECTL = Path("/sys/fs/fuse/connections")
+FSNAME = "fwb"
+
+# Result names of model.md a mount does not report: kernel-internal events without a counter
+# (throttle sleeps, reclaim/compaction stalls, what writepages did), data checks the server does
+# not make (lost updates, out-of-order versions), and `stuck` (a stuck run raises instead).
+NOT_MEASURED = ("throttle_ns", "reclaim_stall_ns", "compaction_stall_ns", "temp_bytes_copied",
+                "secondaries", "inplace_updates", "redirty_skips", "writeback_skips",
+                "writepages_waits", "temp_alloc_failures", "lost_updates", "out_of_order",
+                "max_copies_in_flight", "deadlocks", "reclaim_gaveup", "compaction_unmovable",
+                "stuck")
+
+# The server's log (csrc/server/fwb_fuse_server.c documents the format).
+LOG_MAGIC = b"FWBWLOG"
+LOG_HEADER_DTYPE = np.dtype([("magic", "S8"), ("version", "<u4"), ("header_size", "<u4"),
+                             ("record_size", "<u4"), ("reserved", "<u4"), ("t_mount_ns", "<i8")])
+LOG_DTYPE = np.dtype([("t_recv_ns", "<i8"), ("t_reply_ns", "<i8"), ("ino", "<u8"),
+                      ("offset", "<i8"), ("size", "<u4"), ("kind", "<u2"), ("flags", "<u2")])
+KIND_WRITE, KIND_READ, KIND_FSYNC = 0, 1, 2
+FLAG_WRITE_CACHE = 1     # FUSE_WRITE_CACHE: the WRITE comes from page-cache writeback
+
+# One sample of the sampler thread; -1 where a source is missing.
+SAMPLE_DTYPE = np.dtype([("time_ns", "<i8"), ("dirty_kb", "<i8"), ("writeback_kb", "<i8"),
+                         ("writeback_tmp_kb", "<i8"), ("cached_kb", "<i8"), ("anon_kb", "<i8"),
+                         ("fuse_waiting", "<i8"), ("bdi_max_ratio", "<i8"),
+                         ("bdi_strict_limit", "<i8")])
+_MEMINFO = {"Dirty": "dirty_kb", "Writeback": "writeback_kb", "WritebackTmp": "writeback_tmp_kb",
+            "Cached": "cached_kb", "AnonPages": "anon_kb"}
+
+STALL_LEAD_NS = 300_000_000   # with stall windows, the run starts this long after server launch
+MNT_DETACH = 2
+_SERVER_PARAMS = ("server_threads", "max_write", "max_pages", "max_background", "server_dist",
+                  "server_base_ns", "server_page_ns", "server_sigma", "stall_start_ns", "stall_ns",
+                  "stalls", "hang_threshold_ns", "sample_interval_ns", "timeout_s")
+
+
+# ---- availability ----
+
+def _driver():
+    try:
+        from . import _driver
+    except ImportError:
+        return None
+    return _driver
+
+
+def available() -> tuple[bool, str]:
+    """(True, "") when a mount can be made here, else (False, the reason in one line)."""
+    if not sys.platform.startswith("linux"):
+        return False, f"no FUSE: not Linux ({sys.platform})"
+    if not os.path.exists("/dev/fuse"):
+        return False, "no /dev/fuse: load the fuse module or run the container with --device /dev/fuse"
+    if os.geteuid() != 0:
+        return False, f"not root (euid {os.geteuid()}): the mount runner mounts with mount(2)"
+    if ctypes.util.find_library("fuse3") is None:
+        return False, "libfuse3 missing: apt-get install fuse3 libfuse3-dev pkg-config"
+    if not os.access(SERVER, os.X_OK):
+        return False, (f"server not built ({SERVER} missing): install libfuse3-dev and pkg-config, "
+                       "then rerun `pip install -e .`")
+    if _driver() is None:
+        return False, "workload driver not built (bench._driver missing): rerun `pip install -e .`"
+    return True, ""
+
+
+def _require() -> None:
+    ok, why = available()
+    if not ok:
+        raise RuntimeError(why)
+
+
+def kernel_name() -> str:
+    """``kernel-<version>`` from uname, e.g. kernel-6.18.44 (local suffixes dropped)."""
+    m = re.match(r"\d+(\.\d+)*", platform.release())
+    return "kernel-" + (m.group(0) if m else platform.release())
+
+
+# ---- mount table and fusectl ----
+
+def _mountinfo() -> list[list[str]]:
+    with open("/proc/self/mountinfo") as f:
+        return [line.split() for line in f]
+
+
+def _unescape(path: str) -> str:
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), path)
+
+
+def mounted_fwb() -> list[str]:
+    """Mount points of fwb servers in this mount namespace (tests assert it is empty)."""
+    out = []
+    for f in _mountinfo():
+        sep = f.index("-")
+        if f[sep + 1].startswith("fuse") and (f[sep + 2] == FSNAME or "fwb" in f[sep + 1]):
+            out.append(_unescape(f[4]))
+    return out
+
+
+def _mount_entry(mnt: str) -> list[str] | None:
+    for f in _mountinfo():
+        if _unescape(f[4]) == mnt:
+            return f
+    return None
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _umount2(path: str, flags: int) -> int:
+    """0 or an errno."""
+    if _libc.umount2(os.fsencode(path), flags) == 0:
+        return 0
+    return ctypes.get_errno()
+
+
+def _ensure_fusectl() -> bool:
+    """Mount the fuse control filesystem if needed; False if it cannot be had."""
+    if not FUSECTL.is_dir():
+        return False
+    if os.path.ismount(FUSECTL):
+        return True
+    if _libc.mount(b"fusectl", os.fsencode(FUSECTL), b"fusectl", 0, None) == 0:
+        return True
+    return os.path.ismount(FUSECTL)
+
+
+def _read_int(path: Path) -> int:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return -1
+
+
+# ---- the server's log ----
+
+def read_log(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """(header, records) of a server log; ValueError when it is not one."""
+    data = Path(path).read_bytes()
+    if len(data) < LOG_HEADER_DTYPE.itemsize:
+        raise ValueError(f"server log {path}: too short for a header ({len(data)} bytes)")
+    head = np.frombuffer(data, LOG_HEADER_DTYPE, 1)[0]
+    if head["magic"] != LOG_MAGIC or head["version"] != 1:
+        raise ValueError(f"server log {path}: bad magic or version")
+    if head["record_size"] != LOG_DTYPE.itemsize or head["header_size"] != LOG_HEADER_DTYPE.itemsize:
+        raise ValueError(f"server log {path}: record size {head['record_size']}, "
+                         f"expected {LOG_DTYPE.itemsize}")
+    body = data[LOG_HEADER_DTYPE.itemsize:]
+    n = len(body) // LOG_DTYPE.itemsize
+    return head, np.frombuffer(body[:n * LOG_DTYPE.itemsize], LOG_DTYPE).copy()
+
+
+# ---- the server and its mount ----
+
+@dataclass(frozen=True, slots=True)
+class ServerOptions:
+    threads: int = 16
+    max_write: int = 131072
+    max_background: int = 12
+    dist: int = 0                     # 0 fixed, 1 exponential, 2 lognormal
+    base_ns: int = 0
+    page_ns: int = 0
+    sigma: float = 0.5
+    seed: int = 0
+    stalls: tuple[tuple[int, int], ...] = ()
+    epoch_ns: int = 0                 # CLOCK_MONOTONIC origin of the stalls (0: mount time)
+
+    def argv(self) -> list[str]:
+        a = [f"--threads={self.threads}", f"--max-write={self.max_write}",
+             f"--max-background={self.max_background}",
+             f"--delay={_params.SERVER_DISTS[self.dist]}", f"--delay-ns={self.base_ns}",
+             f"--delay-page-ns={self.page_ns}", f"--sigma={self.sigma!r}", f"--seed={self.seed}"]
+        if self.epoch_ns:
+            a.append(f"--epoch={self.epoch_ns}")
+        return a + [f"--stall={s}:{n}" for s, n in self.stalls]
+
+
+class Mount:
+    """A running server mounted on a fresh temporary directory.  ``stop()`` always unmounts."""
+
+    def __init__(self, options: ServerOptions = ServerOptions(), start_timeout_s: float = 10.0):
+        self.options = options
+        self.start_timeout_s = start_timeout_s
+        self.dir: str | None = None
+        self.path: str | None = None
+        self.proc: subprocess.Popen | None = None
+        self.conn: Path | None = None        # /sys/fs/fuse/connections/N
+        self.bdi: Path | None = None         # /sys/class/bdi/MAJ:MIN
+        self.log: np.ndarray = np.zeros(0, LOG_DTYPE)
+        self.log_header = None
+        self.aborted = False
+        self.stop_notes: list[str] = []
+
+    def __enter__(self) -> "Mount":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def log_path(self) -> str:
+        return os.path.join(self.dir, "server.log")
+
+    def start(self) -> None:
+        _require()
+        self.dir = tempfile.mkdtemp(prefix="fwb-mount-")
+        self.path = os.path.join(self.dir, "mnt")
+        os.mkdir(self.path)
+        err = open(os.path.join(self.dir, "server.err"), "wb")
+        cmd = [str(SERVER), self.path, "-f", "-o", f"fsname={FSNAME},subtype={FSNAME}",
+               f"--log={self.log_path}", *self.options.argv()]
+        try:
+            # Own session: a Ctrl-C at the terminal reaches us, and we unmount before it ends.
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                                         start_new_session=True)
+        except OSError as exc:
+            err.close()
+            self._remove_dir()
+            raise RuntimeError(f"server failed to start: {exc}") from None
+        err.close()
+        try:
+            self._wait_mounted()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _server_error(self) -> str:
+        try:
+            text = Path(self.dir, "server.err").read_text(errors="replace").strip()
+        except OSError:
+            text = ""
+        return text.splitlines()[-1] if text else "no message"
+
+    def _wait_mounted(self) -> None:
+        deadline = time.monotonic() + self.start_timeout_s
+        while True:
+            entry = _mount_entry(self.path)
+            if entry is not None:
+                break
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server failed to start (exit {self.proc.returncode}): "
+                                   f"{self._server_error()}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server failed to start: no mount after {self.start_timeout_s} s")
+            time.sleep(0.005)
+        major, minor = (int(x) for x in entry[2].split(":"))
+        self.bdi = Path(f"/sys/class/bdi/{major}:{minor}")
+        if _ensure_fusectl():
+            self.conn = FUSECTL / str((major << 20) | minor)   # the kernel's dev_t, as %u
+
+    # -- observation --
+
+    def waiting(self) -> int:
+        return _read_int(self.conn / "waiting") if self.conn else -1
+
+    def bdi_settings(self) -> dict[str, int]:
+        if self.bdi is None or not self.bdi.is_dir():
+            return {}
+        return {p.name: _read_int(p) for p in sorted(self.bdi.iterdir())
+                if p.is_file() and p.name not in ("uevent",)}
+
+    def server_alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    # -- teardown --
+
+    def abort(self) -> None:
+        """Sever the connection: every waiter on the server gets an error at once."""
+        if self.conn is not None and not self.aborted:
+            with contextlib.suppress(OSError):
+                (self.conn / "abort").write_text("1")
+                self.aborted = True
+                self.stop_notes.append("connection aborted")
+
+    def _umount(self, flags: int, timeout_s: float) -> int | None:
+        """umount2 in a thread that may be abandoned; its errno, or None on timeout."""
+        box: list[int] = []
+        t = threading.Thread(target=lambda: box.append(_umount2(self.path, flags)), daemon=True)
+        t.start()
+        t.join(timeout_s)
+        return box[0] if box else None
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Unmount and end the server, whatever state they are in; read the log.  Idempotent."""
+        if self.path is None:
+            return
+        try:
+            if _mount_entry(self.path) is not None:
+                if not self.server_alive():
+                    self.abort()   # a dead server: the kernel already failed its requests
+                rc = self._umount(0, timeout_s)   # the server serves the final writeback
+                if rc is None:
+                    self.stop_notes.append(f"umount blocked > {timeout_s} s")
+                    self.abort()
+                    rc = self._umount(MNT_DETACH, timeout_s)
+                if rc not in (0, None) and _mount_entry(self.path) is not None:
+                    self.stop_notes.append(f"umount: {os.strerror(rc)}")
+                    self.abort()
+                    self._umount(MNT_DETACH, timeout_s)
+        finally:
+            self._end_server(timeout_s)
+            self._last_resort()
+            self._read_log()
+            self._remove_dir()
+
+    def _end_server(self, timeout_s: float) -> None:
+        if self.proc is None:
+            return
+        try:
+            self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.terminate()
+            try:
+                self.proc.wait(2)
+            except subprocess.TimeoutExpired:
+                self.abort()
+                self.proc.kill()
+                self.proc.wait()
+            self.stop_notes.append("server had to be signalled")
+
+    def _last_resort(self) -> None:
+        if _mount_entry(self.path) is None:
+            return
+        self.abort()
+        if _umount2(self.path, MNT_DETACH) == 0:
+            return
+        for cmd in (["fusermount3", "-u", "-z", self.path], ["umount", "-l", self.path]):
+            if shutil.which(cmd[0]):
+                subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               timeout=10, check=False)
+            if _mount_entry(self.path) is None:
+                return
+        raise RuntimeError(f"could not unmount {self.path}")
+
+    def _read_log(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.log_header, self.log = read_log(self.log_path)
+
+    def _remove_dir(self) -> None:
+        if self.dir is not None and _mount_entry(self.path or "") is None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        self.path = None
+
+
+# ---- the sampler ----
+
+class _Sampler(threading.Thread):
+    """Samples /proc/meminfo, the fusectl waiting count and the bdi's limits until stopped."""
+
+    def __init__(self, mount: Mount, interval_ns: int):
+        super().__init__(daemon=True, name="fwb-sampler")
+        self.mount, self.interval = mount, interval_ns / 1e9
+        self.rows: list[tuple[int, ...]] = []
+        self.done = threading.Event()
+
+    def sample(self) -> None:
+        vals = dict.fromkeys(_MEMINFO.values(), -1)
+        with open("/proc/meminfo") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                if key in _MEMINFO:
+                    vals[_MEMINFO[key]] = int(rest.split()[0])
+        bdi = self.mount.bdi
+        self.rows.append((time.clock_gettime_ns(time.CLOCK_MONOTONIC), vals["dirty_kb"],
+                          vals["writeback_kb"], vals["writeback_tmp_kb"], vals["cached_kb"],
+                          vals["anon_kb"], self.mount.waiting(),
+                          _read_int(bdi / "max_ratio") if bdi else -1,
+                          _read_int(bdi / "strict_limit") if bdi else -1))
+
+    def run(self) -> None:
+        while True:
+            self.sample()
+            if self.done.wait(self.interval):
+                self.sample()
+                return
+
+    def array(self) -> np.ndarray:
+        return np.array(self.rows, dtype=SAMPLE_DTYPE)
+
+
+# ---- running a workload ----
+
+@dataclass(frozen=True, slots=True, eq=False)
+class MountResult:
+    """A mount run: the Run, and the raw arrays it was computed from."""
+    run: Run
+    log: np.ndarray            # LOG_DTYPE records of the server
+    samples: np.ndarray        # SAMPLE_DTYPE rows
+    start_ns: np.ndarray       # per op row: start relative to t0 (-1: not run)
+    latency_ns: np.ndarray     # per op row: duration (-1: not run or skipped)
+    faults: np.ndarray         # per op row: page faults taken by mmap stores
+    t0_ns: int                 # CLOCK_MONOTONIC of the run's time 0
+    info: dict = field(default_factory=dict)
+
+
+class _Interrupted(BaseException):
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _signals_raise():
+    """While active (main thread only), SIGINT and SIGTERM raise _Interrupted."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise _Interrupted(signum)
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _split_params(workload: Any, seed: int, params: dict) -> tuple[_workloads.Workload, dict]:
+    rest = dict(params)
+    if isinstance(workload, str):
+        names = _workloads.workload_params(workload)
+        wl = _workloads.make(workload, seed=seed,
+                             **{k: rest.pop(k) for k in list(rest) if k in names})
+    elif isinstance(workload, _workloads.Workload):
+        wl = workload
+    else:
+        raise ValueError(f"workload: expected a name or a Workload, got {type(workload).__name__}")
+    for key in rest:
+        if key not in _SERVER_PARAMS:
+            if key in _params.PARAM_BY_NAME or key in _params.FLOAT_PARAMS:
+                raise ValueError(f"{key}: a simulator parameter; a real mount cannot set it")
+            raise ValueError(f"{key}: unknown parameter; a mount takes "
+                             + ", ".join(_SERVER_PARAMS))
+    for key in ("stall_start_ns", "stall_ns"):   # a workload may carry its stall window
+        if key in wl.params and key not in rest:
+            rest[key] = wl.params[key]
+    return wl, rest
+
+
+def _check_int(name: str, value: Any, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not lo <= value <= hi:
+        raise ValueError(f"{name}: must be an integer in {lo}..{hi}, got {value!r}")
+    return int(value)
+
+
+def _server_options(p: dict, seed: int) -> ServerOptions:
+    pb = _params.PARAM_BY_NAME
+    dist = p.get("server_dist", 0)
+    if isinstance(dist, str):
+        if dist not in _params.SERVER_DISTS:
+            raise ValueError(f"server_dist: unknown {dist!r}; allowed: "
+                             + ", ".join(_params.SERVER_DISTS))
+        dist = _params.SERVER_DISTS.index(dist)
+    max_write = p.get("max_write", 0)
+    if max_write:
+        max_write = _check_int("max_write", max_write, PAGE_SIZE, 1 << 20)
+    else:
+        max_write = _check_int("max_pages", p.get("max_pages", 32), 1, 256) * PAGE_SIZE
+    stalls = [tuple(s) for s in p.get("stalls", ())]
+    if p.get("stall_start_ns", -1) >= 0 and p.get("stall_ns", 0) > 0:
+        stalls.append((p["stall_start_ns"], p["stall_ns"]))
+    if len(stalls) > _params.MAX_STALL_WINDOWS:
+        raise ValueError(f"stalls: at most {_params.MAX_STALL_WINDOWS} windows")
+    stalls = tuple((_check_int("stall start", s, 0, 1 << 62), _check_int("stall length", n, 0, 1 << 62))
+                   for s, n in sorted(stalls))
+    sigma = float(p.get("server_sigma", 0.5))
+    if not 0.0 <= sigma <= 4.0:
+        raise ValueError(f"server_sigma: must be in 0..4, got {sigma}")
+    return ServerOptions(
+        threads=_check_int("server_threads", p.get("server_threads", 16), 1, 256),
+        max_write=max_write,
+        max_background=_check_int("max_background", p.get("max_background", 12), 1, 65535),
+        dist=_check_int("server_dist", dist, 0, 2),
+        base_ns=_check_int("server_base_ns", p.get("server_base_ns", 0), 0, pb["server_base_ns"].hi),
+        page_ns=_check_int("server_page_ns", p.get("server_page_ns", 0), 0, pb["server_page_ns"].hi),
+        sigma=sigma, seed=seed, stalls=stalls)
+
+
+def _map_lengths(wl: _workloads.Workload) -> np.ndarray:
+    """Bytes of each file the driver maps shared: up to the last mapped byte, page-rounded."""
+    out = np.zeros(len(wl.file_sizes), np.int64)
+    on = np.isin(wl.ops["op"], (MMAP_STORE, DIO_READ, MSYNC))
+    if on.any():
+        ends = wl.ops["offset"][on] + wl.ops["length"][on]
+        np.maximum.at(out, wl.ops["file"][on], ends)
+    return (out + PAGE_SIZE - 1) // PAGE_SIZE * PAGE_SIZE
+
+
+def execute(workload: Any, seed: int = 0, **params: Any) -> MountResult:
+    """Run `workload` on a fresh mount; see the module docstring.  Raises RuntimeError on failure."""
+    _require()
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed: must be an integer >= 0, got {seed!r}")
+    wl, p = _split_params(workload, seed, params)
+    hang_ns = _check_int("hang_threshold_ns", p.get("hang_threshold_ns", 2_000_000_000), 1, 1 << 62)
+    interval = _check_int("sample_interval_ns", p.get("sample_interval_ns", 10_000_000),
+                          1_000_000, 60_000_000_000)
+    timeout_s = float(p.get("timeout_s", 60.0))
+    opts = _server_options(p, seed)
+    if opts.stalls:   # stall windows are times of the run: fix the run's time 0 in advance
+        opts = dataclasses.replace(
+            opts, epoch_ns=time.clock_gettime_ns(time.CLOCK_MONOTONIC) + STALL_LEAD_NS)
+    lib_ffi = _driver()
+    ffi, lib = lib_ffi.ffi, lib_ffi.lib
+    if ffi.sizeof("fwb_drv_op") != OP_DTYPE.itemsize:
+        raise RuntimeError("bench._driver: fwb_drv_op does not match OP_DTYPE; rebuild it")
+
+    n = len(wl.ops)
+    ops = np.ascontiguousarray(wl.ops)
+    start = np.full(n, -1, np.int64)
+    lat = np.full(n, -1, np.int64)
+    faults = np.zeros(n, np.int64)
+    stop = np.zeros(1, np.int32)
+    map_len = _map_lengths(wl)
+    dio_rows = wl.ops["op"] == DIO_READ
+    dio_len = int(wl.ops["length"][dio_rows].max()) if dio_rows.any() else 0
+    dio_path = None
+    info: dict[str, Any] = {"kernel": platform.release(), "server": opts.argv()}
+    outcome: dict[str, Any] = {}
+
+    with contextlib.ExitStack() as stack:
+        if dio_len:
+            fd, dio_path = tempfile.mkstemp(prefix="fwb-dio-", dir="/var/tmp")
+            stack.callback(os.unlink, dio_path)
+            size = -(-dio_len // PAGE_SIZE) * PAGE_SIZE
+            with os.fdopen(fd, "wb") as f:
+                f.write(np.random.default_rng(seed).integers(0, 256, size, np.uint8).tobytes())
+                f.flush()
+                os.fsync(f.fileno())
+        with _signals_raise():
+            mount = Mount(opts)
+            sampler = None
+            try:
+                mount.start()
+                paths = [os.path.join(mount.path, f"f{i}") for i in range(len(wl.file_sizes))]
+                keep = [ffi.new("char[]", os.fsencode(q)) for q in paths]
+                c_paths = ffi.new("char *[]", keep)
+                c_dio = ffi.new("char[]", os.fsencode(dio_path)) if dio_path else ffi.NULL
+                crun = ffi.new("fwb_drv_run *")
+                crun.ops = ffi.cast("const fwb_drv_op *", ffi.from_buffer(ops))
+                crun.n_ops = n
+                crun.n_threads = wl.threads
+                crun.n_files = len(paths)
+                crun.paths = c_paths
+                crun.map_len = ffi.cast("const int64_t *", ffi.from_buffer(map_len))
+                crun.dio_path = c_dio
+                crun.dio_len = dio_len
+                crun.t0_ns = opts.epoch_ns
+                crun.stop = ffi.cast("int32_t *", ffi.from_buffer(stop))
+                crun.start_ns = ffi.cast("int64_t *", ffi.from_buffer(start))
+                crun.latency_ns = ffi.cast("int64_t *", ffi.from_buffer(lat))
+                crun.faults = ffi.cast("int64_t *", ffi.from_buffer(faults))
+
+                def drive():
+                    # Runs in its own thread: everything that touches the mount can block.
+                    try:
+                        for q, size, ml in zip(paths, wl.file_sizes, map_len):
+                            with open(q, "wb") as f:
+                                f.truncate(max(int(size), int(ml)))
+                        outcome["rc"] = lib.fwb_drive(crun)
+                    except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                        outcome["exc"] = exc
+                    _ = (keep, c_paths, c_dio)   # the C strings live as long as the call
+
+                info["bdi"] = mount.bdi_settings()
+                sampler = _Sampler(mount, interval)
+                sampler.start()
+                t_begin = time.monotonic()
+                driver = threading.Thread(target=drive, daemon=True, name="fwb-driver")
+                driver.start()
+                deadline = (max(opts.epoch_ns - time.clock_gettime_ns(time.CLOCK_MONOTONIC), 0)
+                            / 1e9 + int(wl.ops["time"][-1]) / 1e9 + timeout_s)
+                failure = None
+                while driver.is_alive() or not mount.server_alive():
+                    driver.join(0.05)
+                    if not mount.server_alive():   # the driver's own error says less
+                        failure = (f"FUSE server died during the run ({_exit_text(mount.proc)}); "
+                                   "the mount was removed")
+                        break
+                    if time.monotonic() - t_begin > deadline:
+                        failure = (f"run timed out: still running {timeout_s:g} s after its last "
+                                   "row was due; connection aborted")
+                        break
+                if not failure and outcome.get("rc", 0) != 0:
+                    # An error may be the first sign of a server that is still exiting.
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        mount.proc.wait(0.2)
+                    if not mount.server_alive():
+                        failure = (f"FUSE server died during the run ({_exit_text(mount.proc)}); "
+                                   f"the mount was removed; {_driver_error(ffi, lib, outcome['rc'], crun, wl)}")
+                if failure:
+                    stop[0] = 1
+                    mount.abort()
+                    driver.join(10)
+                    raise RuntimeError(failure)
+            except _Interrupted as exc:
+                stop[0] = 1
+                mount.abort()
+                outcome["signal"] = exc.signum
+            finally:
+                stop[0] = 1
+                if sampler is not None:
+                    sampler.done.set()
+                    sampler.join(5)
+                mount.stop()
+                info["stop_notes"] = list(mount.stop_notes)
+        if "signal" in outcome:
+            name = signal.Signals(outcome["signal"]).name
+            if outcome["signal"] == signal.SIGINT:
+                raise KeyboardInterrupt(f"{name}: run interrupted; the mount was removed")
+            raise SystemExit(f"{name}: run interrupted; the mount was removed")
+    if "exc" in outcome:
+        raise RuntimeError(f"driver: {outcome['exc']}") from outcome["exc"]
+    if mount.proc is not None and mount.proc.returncode != 0:
+        raise RuntimeError(f"FUSE server failed at unmount ({_exit_text(mount.proc)}): its request "
+                           "log is incomplete")
+    rc = outcome.get("rc", -1)
+    if rc != 0:
+        raise RuntimeError(_driver_error(ffi, lib, rc, crun, wl))
+    t0 = int(crun.t0_used_ns)
+    info["compact_skipped"] = int(crun.compact_skipped)
+    samples = sampler.array()
+    samples["time_ns"] -= t0
+    return _result(wl, seed, params, mount.log, samples, start, lat, faults, t0, hang_ns, info)
+
+
+def _exit_text(proc: subprocess.Popen) -> str:
+    rc = proc.returncode
+    if rc is not None and rc < 0:
+        return f"killed by {signal.Signals(-rc).name}"
+    return f"exit status {rc}"
+
+
+def _driver_error(ffi, lib, rc: int, run, wl) -> str:
+    what = ffi.string(lib.fwb_drv_strerror(rc)).decode()
+    row, err = int(run.err_row), int(run.err_errno)
+    where = ""
+    if row >= 0 and row < len(wl.ops):
+        where = f" at row {row} ({OP_NAMES.get(int(wl.ops['op'][row]), '?')})"
+    elif row < -1:
+        where = f" (file {-1 - row})"
+    return f"driver: {what}{where}" + (f": {os.strerror(err)}" if err else "")
+
+
+def _result(wl, seed, params, log, samples, start, lat, faults, t0, hang_ns, info) -> MountResult:
+    ops = wl.ops
+    done = (start >= 0) & (lat >= 0)
+    t_first = int(start[done].min()) if done.any() else 0
+    t_end = int((start + lat)[done].max()) if done.any() else 0
+    writes = log[log["kind"] == KIND_WRITE]
+    bytes_written = int(writes["size"].sum(dtype=np.int64))
+    wb_end = int(writes["t_reply_ns"].max()) - t0 if len(writes) else t_first
+    makespan = t_end - t_first
+    wb_span = wb_end - t_first
+    first_page = writes["offset"] // PAGE_SIZE
+    last_page = (writes["offset"] + np.maximum(writes["size"].astype(np.int64), 1) - 1) // PAGE_SIZE
+    ppr = np.bincount((last_page - first_page + 1).astype(np.int64)) if len(writes) else []
+    code = ops["op"]
+
+    def lat_of(mask):
+        return metrics.latency(lat[mask & done])
+
+    on_mount = np.isin(code, (WRITE, MMAP_STORE, DIO_READ, FSYNC, MSYNC))
+    kb = samples
+    run_span = (kb["time_ns"] >= t_first) & (kb["time_ns"] <= max(t_end, wb_end))
+    tmp_pages = np.maximum(kb["writeback_tmp_kb"], 0) // 4
+    dt = np.diff(kb["time_ns"], append=kb["time_ns"][-1:]) if len(kb) else np.zeros(0, np.int64)
+    temp_ns = float((tmp_pages * dt)[run_span].sum()) if len(kb) else 0.0
+    span = max(t_end, wb_end) - t_first
+    m: dict[str, Any] = {
+        "app_throughput_bps": wl.bytes_dirtied() * 1e9 / makespan if makespan > 0 else 0.0,
+        "wb_throughput_bps": bytes_written * 1e9 / wb_span if wb_span > 0 else 0.0,
+        "makespan_ns": makespan,
+        "write_latency_ns": lat_of(code == WRITE),
+        "fault_latency_ns": lat_of((code == MMAP_STORE) & (faults > 0)),
+        "fsync_latency_ns": lat_of(np.isin(code, (FSYNC, MSYNC))),
+        "sync_latency_ns": lat_of(code == SYNC),
+        "temp_pages_peak": int(tmp_pages.max()) if len(kb) else 0,
+        "temp_pages_mean": temp_ns / span if span > 0 else 0.0,
+        "unmovable_page_seconds": temp_ns / 1e9,
+        "pinned_pages_peak": int(np.maximum(kb["writeback_kb"], 0).max() // 4) if len(kb) else 0,
+        "requests": len(writes),
+        "pages_per_request": {int(k): int(c) for k, c in enumerate(ppr) if c},
+        "reads": int((log["kind"] == KIND_READ).sum()),
+        "hangs": int((lat[on_mount & done] > hang_ns).sum()),
+        "bytes_dirtied": wl.bytes_dirtied(),
+        "bytes_written": bytes_written,
+    }
+    temp_seen = bool(len(kb)) and bool((kb["writeback_tmp_kb"] > 0).any())
+    info.update({
+        "family": "temp-page" if temp_seen else "no-temp-page",
+        "writeback_tmp_max_kb": int(kb["writeback_tmp_kb"].max()) if len(kb) else -1,
+        "writes_with_writeback_flag": int((writes["flags"] & FLAG_WRITE_CACHE != 0).sum()),
+        "fsync_requests": int((log["kind"] == KIND_FSYNC).sum()),
+        "waiting_max": int(kb["fuse_waiting"].max()) if len(kb) else -1,
+        "not_measured": list(NOT_MEASURED),
+    })
+    series = np.column_stack([kb["time_ns"], kb["dirty_kb"] // 4, kb["writeback_kb"] // 4,
+                              kb["writeback_tmp_kb"] // 4, kb["cached_kb"] // 4,
+                              kb["anon_kb"] // 4]).astype(np.int64).reshape(-1, len(SERIES_FIELDS))
+    name = kernel_name()
+    run = Run(strategy=name, workload=wl.name, params=dict(params), seed=seed, engine="mount",
+              metrics=m, series=series, meta=info)
+    return MountResult(run=run, log=log, samples=samples, start_ns=start, latency_ns=lat,
+                       faults=faults, t0_ns=t0, info=info)
+
+
+def run(workload: Any, seed: int = 0, **params: Any) -> Run:
+    """Run `workload` on a real mount and return its Run (strategy and engine: the kernel)."""
+    return execute(workload, seed, **params).run
