@@ -47,7 +47,7 @@ PARAMS: tuple[Param, ...] = (
     Param("reclaim_retries", 8, 0, 1000, "model", "rounds without progress before the allocation goes ahead anyway"),
     Param("sync_waits", 0, 0, 1, "model", "sync(2) writes and waits itself (1, before 2026) or only wakes the flusher (0, SB_I_NO_DATA_INTEGRITY)"),
     Param("hang_threshold_ns", 2 * _S, 1, 3600 * _S, "model", "a wait on the server longer than this is a hang"),
-    Param("sample_interval_ns", 10 * _MS, 1000, 3600 * _S, "model", "period of the memory time series"),
+    Param("sample_interval_ns", _MS, 1000, 3600 * _S, "model", "period of the memory time series"),
     Param("max_samples", 100000, 1, 10_000_000, "model", "most time-series samples kept"),
     Param("max_time_ns", 3600 * _S, _MS, 1 << 62, "model", "simulated time after which a run is declared stuck"),
     # -- CPU costs, ns (replaced by a calibrated cost profile when one exists)

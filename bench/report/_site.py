@@ -1,0 +1,439 @@
+"""Result files -> the static site: index.html, one page per workload, img/*.png.
+
+Data comes only from result files (bench.results), summaries from bench.stats
+and bench.compare; no engine is imported.  The site is written into a fresh
+directory next to DIR and renamed into place at the end, so a failure halfway
+leaves the previous site (or nothing) and never a half-written index.
+"""
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .. import compare, stats
+from ..metrics import METRIC_BY_NAME
+from ..results import Run, Suite, load
+from . import _figures as F
+from ._html import esc, figure, fmt, link, page, table, td, th_row
+
+MARKER = ".bench-report"         # names a directory this module may replace
+LATENCY_KINDS = (("write_latency_ns", "write"), ("fault_latency_ns", "fault"),
+                 ("fsync_latency_ns", "fsync"), ("throttle_ns", "throttle"),
+                 ("sync_latency_ns", "sync"), ("reclaim_stall_ns", "reclaim stall"),
+                 ("compaction_stall_ns", "compaction stall"))
+CORRECTNESS = ("lost_updates", "out_of_order", "max_copies_in_flight", "hangs", "deadlocks", "stuck")
+ALARMS = {"lost_updates", "out_of_order", "hangs", "deadlocks", "stuck"}   # any nonzero is a finding
+# summary columns: (metric, title, value getter, scale)
+SUMMARY = (("app_throughput_bps", "app throughput (MB/s)", None, 1e-6),
+           ("write_latency_ns", "write p99 (µs)", "p99", 1e-3),
+           ("temp_pages_peak", "temp pages peak", None, 1),
+           ("lost_updates", "lost updates", None, 1))
+META = (("package_version", "package version"), ("git_commit", "git commit"), ("kernel", "kernel"),
+        ("cpu_model", "CPU model"), ("cpu_count", "CPUs"), ("python_version", "Python"),
+        ("date", "date"), ("cost_profile", "cost profile"), ("engine", "engine"), ("seeds", "seeds"),
+        ("params", "parameters"), ("command", "command"))
+
+
+@dataclass(frozen=True)
+class Source:
+    path: str
+    label: str          # short commit or date: the x tick of the trend charts
+    suite: Suite
+
+
+# ------------------------------------------------------------------ numbers
+def values(runs: Sequence[Run], metric: str, key: str | None = None, scale: float = 1.0) -> list[float]:
+    """One number per run; a latency object without samples counts as no value at all."""
+    out = []
+    for r in runs:
+        v = r.metrics.get(metric)
+        if v is None:
+            continue
+        if isinstance(v, dict):
+            if v.get("count", 0) == 0 or key is None:
+                continue
+            v = v[key]
+        out.append(float(v) * scale)
+    return out
+
+
+def median(vs: Sequence[float]) -> float:
+    return float(np.median(vs)) if len(vs) else math.nan
+
+
+def file_labels(suites: Sequence[Suite]) -> list[str]:
+    """Short commit per file, or its date when commits repeat; positions when both repeat."""
+    def commit(md) -> str:
+        c = str(md.get("git_commit") or "")
+        if not c or c == "unknown":
+            return ""
+        dirty = c.endswith("-dirty")
+        return c.removesuffix("-dirty")[:7] + ("-dirty" if dirty else "")
+
+    def date(md, n: int) -> str:
+        return str(md.get("date") or "")[:n].replace("T", " ")
+
+    mds = [s.metadata for s in suites]
+    for make in (commit, lambda m: date(m, 16), lambda m: date(m, 19)):
+        labels = [make(m) for m in mds]
+        if all(labels) and len(set(labels)) == len(labels):
+            return labels
+    return [f"{i + 1}: {commit(m) or date(m, 16) or 'file'}" for i, m in enumerate(mds)]
+
+
+def _slugs(names: Sequence[str]) -> dict[str, str]:
+    """Workload name -> page file name: only [A-Za-z0-9._-], unique, never hidden or 'index'."""
+    out, used = {}, {"index"}
+    for n in names:
+        base = re.sub(r"[^A-Za-z0-9._-]+", "-", n).strip("-.")[:60] or "workload"
+        slug, i = base, 2
+        while slug.lower() in used:
+            slug, i = f"{base}-{i}", i + 1
+        used.add(slug.lower())
+        out[n] = slug
+    return out
+
+
+# ------------------------------------------------------------------ the site
+def build(paths: Sequence[str], out_dir: str) -> Path:
+    """Write the dashboard of the result files `paths` (in that order) into out_dir.
+
+    Returns the path of index.html.  ValueError (one line) for a bad result file,
+    an out_dir that is not a directory, or a non-empty directory that this
+    function did not write (it is replaced only when it holds a previous site).
+    """
+    if not paths:
+        raise ValueError("report: give at least one result file")
+    suites = [load(p) for p in paths]          # every file is checked before anything is written
+    for p, s in zip(paths, suites):
+        if not s.runs:
+            raise ValueError(f"{p}: holds no runs")
+    out = Path(os.path.abspath(out_dir))
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out_dir}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists():
+        raise ValueError(f"{out_dir}: a non-empty directory that is not a `bench report` site; "
+                         f"choose another -o DIR")
+    sources = [Source(str(p), lab, s) for p, lab, s in zip(paths, file_labels(suites), suites)]
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        _write_site(tmp, sources)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)          # mkdtemp makes 0700; a site is for sharing
+        if out.exists():
+            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            os.rename(out, trash / "site")
+            try:
+                os.rename(tmp, out)
+            except OSError:
+                os.rename(trash / "site", out)     # put the previous site back
+                raise
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out / "index.html"
+
+
+def _write_site(root: Path, sources: list[Source]) -> None:
+    (root / "img").mkdir()
+    workloads = list(dict.fromkeys(w for src in sources for w in src.suite.workloads()))
+    strategies = list(dict.fromkeys(s for src in sources for s in src.suite.strategies()))
+    colors = F.palette(strategies)
+    slugs = _slugs(workloads)
+    # A workload's page shows the last file that holds it: the newest of the given order.
+    home = {w: next(src for src in reversed(sources) if w in src.suite.workloads()) for w in workloads}
+    nav = [("index.html", "overview")] + [(f"{slugs[w]}.html", w) for w in workloads]
+    shown = {id(src): src for src in home.values()}
+    comparisons = {k: _comparison_rows(src.suite) for k, src in shown.items()}
+
+    trends: dict[str, str] = {}
+    with F.theme():
+        if len(sources) > 1:
+            for w in workloads:
+                trends[w] = _trend_figure(root, w, slugs[w], sources, colors)
+        for w in workloads:
+            body = _workload_body(root, w, slugs[w], home[w], colors, comparisons[id(home[w])],
+                                  trends.get(w, ""), multi=len(sources) > 1)
+            (root / f"{slugs[w]}.html").write_text(
+                page(f"{w} · fuse-writeback-bench", "fuse-writeback-bench dashboard", body, nav,
+                     here=f"{slugs[w]}.html"), encoding="utf-8")
+    (root / MARKER).write_text("written by `python -m bench report`; replaced by the next build\n")
+    index = _index_body(sources, workloads, strategies, slugs, home, trends)
+    (root / "index.html").write_text(page("fuse-writeback-bench dashboard",
+                                          "fuse-writeback-bench dashboard", index, nav,
+                                          here="index.html"), encoding="utf-8")
+
+
+def _comparison_rows(suite: Suite) -> list:
+    strategies = suite.strategies()
+    base = compare.DEFAULT_BASELINE if compare.DEFAULT_BASELINE in strategies else strategies[0]
+    return compare.rows(suite, base)
+
+
+def _save(root: Path, fig, name: str, alt: str, caption: str) -> str:
+    F.save(fig, root / "img" / name)
+    w, h = fig.get_size_inches()
+    return figure(f"img/{name}", alt, caption, round(w * F.DPI), round(h * F.DPI))
+
+
+# ------------------------------------------------------------------ index
+def _meta_value(src: Source, key: str) -> str:
+    md, runs = src.suite.metadata, src.suite.runs
+    v: Any = md.get(key)
+    if key == "seeds" and v is None:
+        v = len({r.seed for r in runs})
+    if key == "engine" and v is None:
+        v = ", ".join(dict.fromkeys(r.engine for r in runs))
+    if v is None or v == "":
+        return "—"
+    if isinstance(v, dict):
+        return ", ".join(f"{k}={x}" for k, x in v.items()) or "(defaults)"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(map(str, v))
+    return str(v)
+
+
+def _index_body(sources, workloads, strategies, slugs, home, trends) -> str:
+    parts = ["<h1>Overview</h1>",
+             f'<p class="note">{len(sources)} result file(s), {len(workloads)} workload(s), '
+             f'{len(strategies)} strateg{"y" if len(strategies) == 1 else "ies"}. Values are medians '
+             f'over seeds; the workload pages show spreads, confidence intervals and figures.</p>',
+             "<h2>Result files</h2>"]
+    head = [""] + [f"{i + 1}. {src.label}" for i, src in enumerate(sources)]
+    rows = [[th_row("file")] + [td(src.path) for src in sources]]
+    known = {k for k, _ in META}
+    for key, title in META:
+        rows.append([th_row(title)] + [td(_meta_value(src, key)) for src in sources])
+    extra = list(dict.fromkeys(k for src in sources for k in src.suite.metadata if k not in known))
+    for key in extra:
+        rows.append([th_row(key)] + [td(_meta_value(src, key)) for src in sources])
+    rows.append([th_row("runs")] + [td(str(len(src.suite.runs))) for src in sources])
+    parts.append(table(head, rows))
+
+    parts.append("<h2>Summary</h2>")
+    if len(sources) > 1:
+        parts.append('<p class="note">Each workload from the last file that holds it '
+                     '(the file number is in the first column).</p>')
+    parts.append('<p class="note">Medians over seeds; bold: the best strategy of the workload. '
+                 'Lost updates in red when any seed lost one (the largest is shown).</p>')
+    head = ["workload", "strategy"] + [t for _, t, _, _ in SUMMARY]
+    rows = []
+    for w in workloads:
+        src = home[w]
+        names = [s for s in src.suite.strategies() if src.suite.select(w, s)]
+        cols = {}
+        for metric, _, key, scale in SUMMARY:
+            cols[metric] = {s: values(src.suite.select(w, s), metric, key, scale) for s in names}
+        for i, s in enumerate(names):
+            row = []
+            if i == 0:
+                label = link(f"{slugs[w]}.html", w)
+                if len(sources) > 1:
+                    label += f' <span class="note">(file {sources.index(src) + 1})</span>'
+                row.append(th_row(label, raw=True, rowspan=len(names)))
+            row.append(td(s))
+            for metric, _, _, _ in SUMMARY:
+                vs = cols[metric][s]
+                row.append(_summary_cell(metric, vs, cols[metric]))
+            rows.append(row)
+    parts.append(table(head, rows))
+
+    if trends:
+        parts.append("<h2>Trends across the result files</h2>")
+        parts.append('<p class="note">x: the result files in the order given, labelled by short '
+                     'commit (or date); y: medians over seeds. A gap: the file lacks that workload '
+                     'or the value (no fsync, say).</p>')
+        for w in workloads:
+            parts.append(f"<h3>{link(f'{slugs[w]}.html', w)}</h3>")
+            parts.append(trends[w])
+    parts.append("<h2>Workloads</h2><ul>" + "".join(
+        f"<li>{link(f'{slugs[w]}.html', w)}: {len(home[w].suite.select(w))} runs</li>"
+        for w in workloads) + "</ul>")
+    return "\n".join(parts)
+
+
+def _summary_cell(metric: str, vs: list[float], per_strategy: dict[str, list[float]]) -> str:
+    if not vs:
+        return td("—", "num")
+    m = median(vs)
+    if metric == "lost_updates":
+        worst = max(vs)
+        return td(fmt(worst) if worst else "0", "num bad" if worst else "num",
+                  title=f"median {fmt(m)}, max {fmt(worst)} over {len(vs)} seeds")
+    meds = [median(v) for v in per_strategy.values() if v]
+    hib = METRIC_BY_NAME[metric].higher_is_better
+    best = max(meds) if hib else min(meds)
+    cls = "num best" if len(meds) > 1 and len(set(meds)) > 1 and m == best else "num"
+    return td(fmt(m), cls)
+
+
+# ------------------------------------------------------------------ workload pages
+def _workload_body(root: Path, w: str, slug: str, src: Source, colors, comp_rows, trend_html: str,
+                   multi: bool) -> str:
+    suite = src.suite
+    names = [s for s in suite.strategies() if suite.select(w, s)]
+    runs = {s: suite.select(w, s) for s in names}
+    seeds = sorted({r.seed for r in suite.select(w)})
+    params = suite.select(w)[0].params
+    parts = [f"<h1>{esc(w)}</h1>",
+             f'<p class="note">From <code>{esc(src.path)}</code>'
+             + (f" (file {esc(src.label)})" if multi else "")
+             + f"; {len(seeds)} seed(s) ({esc(', '.join(map(str, seeds)))}), engine "
+             f"{esc(', '.join(dict.fromkeys(r.engine for r in suite.select(w))))}; run parameters: "
+             f"{esc(', '.join(f'{k}={v}' for k, v in params.items()) or 'defaults')}.</p>"]
+
+    parts.append("<h2>Throughput</h2>")
+    data = {}
+    for metric, title in (("app_throughput_bps", "application throughput"),
+                          ("wb_throughput_bps", "writeback throughput")):
+        per = {}
+        for s in names:
+            vs = values(runs[s], metric, scale=1e-6)
+            if vs:
+                sm = stats.summarize(vs)
+                per[s] = (sm.median, sm.lo, sm.hi, vs)
+        if per:
+            data[title] = per
+    if data:
+        fig, alt = F.throughput(w, data, colors)
+        parts.append(_save(root, fig, f"{slug}-throughput.png", alt,
+                           "Median over seeds (bar), 95% bootstrap confidence interval of the median "
+                           "(error bar), each seed (dot)."))
+
+    parts.append("<h2>Latency</h2>")
+    lat = {}
+    for metric, kind in LATENCY_KINDS:
+        per = {}
+        for s in names:
+            got = {k: values(runs[s], metric, k, 1e-3) for k, _ in F.PERCENTILES}
+            if got["p50"]:
+                per[s] = {k: median(v) for k, v in got.items()}
+        if per:
+            lat[kind] = per
+    if lat:
+        fig, alt = F.latency(w, lat, colors)
+        parts.append(_save(root, fig, f"{slug}-latency.png", alt,
+                           "Percentiles of each run, median over seeds (log scale where they span "
+                           "decades); kinds without samples are left out."))
+    else:
+        parts.append('<p class="note">No latency samples in this workload.</p>')
+
+    parts.append("<h2>Memory over simulated time</h2>")
+    series = {}
+    seed_shown = None
+    for s in names:
+        with_series = [r for r in runs[s] if len(r.series)]
+        if with_series:
+            first = min(with_series, key=lambda r: r.seed)
+            series[s] = first.series
+            seed_shown = first.seed if seed_shown is None else min(seed_shown, first.seed)
+    if series:
+        fig, alt = F.memory(w, series, seed_shown, colors)
+        parts.append(_save(root, fig, f"{slug}-memory.png", alt,
+                           "The first seed of each strategy, as sampled by the engine (a result "
+                           "file keeps at most a few hundred samples per run, so peaks shorter than "
+                           "the sample spacing are missed: the correctness and comparison tables "
+                           "hold the exact peaks); the time axis stops after the last busy sample."))
+    else:
+        parts.append('<p class="note">The result file holds no time series for this workload.</p>')
+
+    parts.append("<h2>Pages per WRITE request</h2>")
+    hists = {}
+    for s in names:
+        h: dict[int, int] = {}
+        for r in runs[s]:
+            for k, n in (r.metrics.get("pages_per_request") or {}).items():
+                h[int(k)] = h.get(int(k), 0) + int(n)
+        hists[s] = h
+    if any(hists.values()):
+        fig, alt = F.pages_per_request(w, hists, colors)
+        parts.append(_save(root, fig, f"{slug}-pages.png", alt,
+                           "Fraction of each strategy's WRITE requests, all seeds together."))
+
+    parts.append("<h2>Correctness</h2>")
+    present = [c for c in CORRECTNESS if any(c in r.metrics for r in suite.select(w))]
+    rows = []
+    for s in names:
+        row = [th_row(s)]
+        for c in present:
+            vs = values(runs[s], c)
+            if not vs:
+                row.append(td("—", "num"))
+                continue
+            worst = max(vs)
+            row.append(td(f"{fmt(median(vs))} / {fmt(worst)}",
+                          "num bad" if c in ALARMS and worst > 0 else "num"))
+        rows.append(row)
+    parts.append('<p class="note">median / max over seeds; red: a seed saw it at least once.</p>')
+    parts.append(table(["strategy"] + [c.replace("_", " ") for c in present], rows))
+
+    parts.append("<h2>Comparison with the baseline</h2>")
+    parts.append(_comparison_table(w, [r for r in comp_rows if r.workload == w]))
+
+    if trend_html:
+        parts.append("<h2>Trend across the result files</h2>")
+        parts.append(trend_html)
+    return "\n".join(parts)
+
+
+def _comparison_table(w: str, rows: list) -> str:
+    if not rows:
+        return '<p class="note">No comparable metric.</p>'
+    base = rows[0].base
+    headline = {h[0]: h for h in compare.HEADLINE}
+    strategies = list(dict.fromkeys(r.strategy for r in rows))
+    head = ["metric"] + [f"{s} (base)" if s == base else s for s in strategies]
+    out = []
+    for m in dict.fromkeys(r.metric for r in rows):
+        _, label, _, scale, unit = headline.get(m, (m, m, None, 1, ""))
+        by = {r.strategy: r for r in rows if r.metric == m}
+        unit = {"us": "µs"}.get(unit, unit)
+        cells = [th_row(f"{label} ({unit})" if unit else label)]
+        for s in strategies:
+            r = by.get(s)
+            if r is None:
+                cells.append(td("—", "num"))
+                continue
+            text = esc(fmt(r.median * scale))
+            if r.hi != r.lo:
+                text += f' <span class="ci">[{esc(fmt(r.lo * scale))}–{esc(fmt(r.hi * scale))}]</span>'
+            if s != base:
+                text += (' <span class="ratio">new</span>' if math.isnan(r.ratio) and r.median
+                         else "" if math.isnan(r.ratio) else f' <span class="ratio">{r.ratio:.2f}×</span>')
+            cls = "num" + (f" {r.verdict}" if r.verdict in ("better", "worse") else "")
+            p = "n/a" if math.isnan(r.p_value) else f"{r.p_value:.3g}"
+            cells.append(td(text, cls, title=f"{r.verdict}; p={p}; n={r.n}", raw=True))
+        out.append(cells)
+    note = (f'<p class="note">Median [95% bootstrap CI] over seeds and its ratio to {esc(base)}; '
+            f"green better, red worse where a Mann-Whitney U test over the seeds gives "
+            f"p &lt; {compare.ALPHA} (too few seeds can never reach it).</p>")
+    return note + table(head, out)
+
+
+def _trend_figure(root: Path, w: str, slug: str, sources: list[Source], colors) -> str:
+    panels = (("app throughput", "app_throughput_bps", None, 1e-6),
+              ("fsync p99", "fsync_latency_ns", "p99", 1e-3),
+              ("temp pages peak", "temp_pages_peak", None, 1))
+    strategies = list(dict.fromkeys(s for src in sources for s in src.suite.strategies()
+                                    if src.suite.select(w, s)))
+    data = {}
+    for title, metric, key, scale in panels:
+        data[title] = {s: [median(values(src.suite.select(w, s), metric, key, scale))
+                           for src in sources] for s in strategies}
+    fig, alt = F.trend(w, [src.label for src in sources], data, colors)
+    return _save(root, fig, f"{slug}-trend.png", alt,
+                 "Medians over seeds per result file, in the order the files were given.")

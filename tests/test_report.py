@@ -1,0 +1,286 @@
+"""The dashboard: what build() writes, how it refuses bad input, and that a
+real browser shows it (headless Chromium through selenium) with no console
+error and every figure loaded."""
+import functools
+import html.parser
+import http.server
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from bench import compare, provenance, results, sim
+
+report = pytest.importorskip("bench.report")    # needs seaborn (a dependency of the package)
+
+# small runs, sampled often enough that the memory figure has something to show
+WORKLOADS = {"seq-write": {"file_size": 1 << 20, "sample_interval_ns": 100_000},
+             "dio-redirty": {"rounds": 8, "sample_interval_ns": 200_000}}
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+def _suite(seeds, commit: str, date: str, extra: dict | None = None) -> results.Suite:
+    runs = []
+    for w, params in WORKLOADS.items():
+        runs += compare.sweep(sim.strategies(), [w], seeds, "python", params, jobs=1, progress=False)
+    md = provenance.collect(engine="python", seeds=len(seeds), params={}, command="compare",
+                            git_commit=commit, date=date, **(extra or {}))
+    return results.Suite(md, tuple(runs))
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("results")
+    old = results.dump(_suite(range(2), "a" * 40, "2026-01-01T10:00:00+00:00"), d / "old.json")
+    new = results.dump(_suite(range(2, 4), "b" * 40 + "-dirty", "2026-01-02T10:00:00+00:00"),
+                       d / "new.json")
+    return [str(old), str(new)]
+
+
+@pytest.fixture(scope="module")
+def site(files, tmp_path_factory):
+    out = tmp_path_factory.mktemp("site") / "dash"
+    index = report.build(files, str(out))
+    assert index == out / "index.html"
+    return out
+
+
+@pytest.fixture(scope="module")
+def single(files, tmp_path_factory):
+    out = tmp_path_factory.mktemp("single") / "dash"
+    report.build(files[:1], str(out))
+    return out
+
+
+class _Page(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.imgs, self.links, self.text = [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "img":
+            self.imgs.append(a)
+        if tag == "a":
+            self.links.append(a.get("href", ""))
+
+    def handle_data(self, data):
+        self.text.append(data)
+
+
+def _parse(path: Path) -> _Page:
+    p = _Page()
+    p.feed(path.read_text(encoding="utf-8"))
+    return p
+
+
+# ------------------------------------------------------------------ build()
+def test_site_has_an_index_and_one_page_per_workload(site):
+    pages = {p.name for p in site.glob("*.html")}
+    assert pages == {"index.html", "seq-write.html", "dio-redirty.html"}
+    index = _parse(site / "index.html")
+    assert {"seq-write.html", "dio-redirty.html"} <= set(index.links)
+    text = " ".join(index.text)
+    for what in ("package version", "git commit", "kernel", "CPU model", "Python", "date",
+                 "cost profile", "engine", "seeds", "aaaaaaa", "bbbbbbb-dirty",
+                 "app throughput (MB/s)", "write p99 (µs)", "temp pages peak", "lost updates",
+                 "Trends across the result files"):
+        assert what in text, what
+    page = " ".join(_parse(site / "dio-redirty.html").text)
+    for what in ("Throughput", "Latency", "Memory over simulated time", "Pages per WRITE request",
+                 "Correctness", "lost updates", "out of order", "max copies in flight", "hangs",
+                 "deadlocks", "Comparison with the baseline", "merge-in-queue (base)"):
+        assert what in page, what
+    # no partial or temporary directories are left next to the site
+    assert sorted(p.name for p in site.parent.iterdir()) == ["dash"]
+
+
+def test_every_img_exists_as_a_png_with_alt_text(site):
+    seen = 0
+    for page in site.glob("*.html"):
+        for img in _parse(page).imgs:
+            f = site / img["src"]
+            assert f.is_file(), f"{page.name}: {img['src']} missing"
+            assert f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+            assert len(img.get("alt", "")) > 40, f"{page.name}: {img['src']} lacks alt text"
+            seen += 1
+    # 4 figures per workload page, the trend figure on the pages and on the index
+    assert seen == 2 * 5 + 2
+
+
+def test_the_site_is_self_contained(site):
+    for page in site.glob("*.html"):
+        text = page.read_text()
+        assert "<script" not in text
+        assert "http://" not in text and "https://" not in text and "//cdn" not in text
+
+
+def test_build_is_deterministic_and_replaces_its_own_site(files, site, single, tmp_path):
+    out = tmp_path / "again"
+    shutil.copytree(single, out)           # a previous site, without trends: replaced whole
+    report.build(files, str(out))
+    a = {p.relative_to(site): p.read_bytes() for p in site.rglob("*") if p.is_file()}
+    b = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert a.keys() == b.keys()
+    assert [str(k) for k in a if a[k] != b[k]] == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["again"]
+
+
+def test_text_from_result_files_is_escaped(files, tmp_path):
+    s = results.load(files[0])
+    evil = "<script>alert(1)</script>"
+    runs = tuple(replace(r, workload=evil if r.workload == "seq-write" else r.workload)
+                 for r in s.runs)
+    md = dict(s.metadata, kernel="<b>6.1</b>", note="a & b")
+    p = results.dump(results.Suite(md, runs), tmp_path / "evil.json")
+    out = tmp_path / "site"
+    report.build([str(p)], str(out))
+    for page in out.glob("*.html"):
+        text = page.read_text()
+        assert "<script" not in text and "<b>6.1" not in text
+    index = (out / "index.html").read_text()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in index and "a &amp; b" in index
+    assert all(set(p.name) <= set("abcdefghijklmnopqrstuvwxyz0123456789.-_")
+               for p in out.glob("*.html"))
+
+
+def test_a_single_file_has_no_trend_section(single):
+    assert "Trends" not in (single / "index.html").read_text()
+    assert not list((single / "img").glob("*trend*"))
+    assert len(list((single / "img").glob("*.png"))) == 2 * 4
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "no such result file"),
+    ("{not json", "not JSON"),
+    (json.dumps({"schema_version": 99, "metadata": {}, "runs": []}), "schema_version"),
+    (json.dumps({"schema_version": 1, "metadata": {}, "runs": []}), "holds no runs"),
+])
+def test_bad_result_file_is_one_line_error(tmp_path, content, message):
+    p = tmp_path / "bad.json"
+    if content is not None:
+        p.write_text(content)
+    with pytest.raises(ValueError, match=message) as e:
+        report.build([str(p)], str(tmp_path / "site"))
+    assert "\n" not in str(e.value)
+    assert not (tmp_path / "site").exists()
+
+
+def test_refuses_a_file_or_a_foreign_directory_as_out_dir(files, tmp_path):
+    f = tmp_path / "afile"
+    f.write_text("x")
+    with pytest.raises(ValueError, match="not a directory"):
+        report.build(files, str(f))
+    foreign = tmp_path / "home"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("precious")
+    with pytest.raises(ValueError, match="not a `bench report` site"):
+        report.build(files, str(foreign))
+    assert (foreign / "thesis.tex").read_text() == "precious"
+    with pytest.raises(ValueError, match="at least one"):
+        report.build([], str(tmp_path / "x"))
+
+
+def test_a_failure_halfway_keeps_the_previous_site(files, single, tmp_path, monkeypatch):
+    out = tmp_path / "site"
+    shutil.copytree(single, out)
+    before = (out / "index.html").read_bytes()
+    from bench.report import _figures
+
+    def boom(*a, **k):
+        raise RuntimeError("disk full")
+    monkeypatch.setattr(_figures, "pages_per_request", boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        report.build(files, str(out))
+    assert (out / "index.html").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]
+
+
+def test_cli_report_verb(files, tmp_path, capsys):
+    from bench.__main__ import main
+    assert main(["report", files[0], "-o", str(tmp_path / "cli")]) == 0
+    assert "dashboard:" in capsys.readouterr().out
+    assert main(["report", str(tmp_path / "missing.json"), "-o", str(tmp_path / "cli2")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ERROR: ") and err.count("\n") == 1
+
+
+# ------------------------------------------------------------------ in a browser
+def _browser_or_skip():
+    if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
+        pytest.skip(f"needs {CHROMIUM} and {CHROMEDRIVER} (Debian: chromium chromium-driver)")
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+    profile = tempfile.mkdtemp(prefix="report-chromium-")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    # Without the background-networking flags a closed network refuses Chromium's own connections.
+    for a in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+              "--disable-background-networking", "--disable-component-update", "--disable-sync",
+              "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1280,1000"):
+        opts.add_argument(a)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    return driver, profile
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def served(site):
+    handler = functools.partial(_Quiet, directory=str(site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+def _images_loaded(driver) -> list:
+    deadline = time.monotonic() + 20
+    while True:
+        imgs = driver.execute_script(
+            "return Array.from(document.images).map(i => [i.getAttribute('src'), i.complete, "
+            "i.naturalWidth])")
+        if all(done for _, done, _ in imgs) or time.monotonic() > deadline:
+            return imgs
+        time.sleep(0.1)
+
+
+def test_pages_render_in_headless_chromium(served, tmp_path_factory):
+    driver, profile = _browser_or_skip()
+    shots = tmp_path_factory.mktemp("screenshots")
+    try:
+        for page in ("index.html", "dio-redirty.html"):
+            driver.get(f"{served}/{page}")
+            imgs = _images_loaded(driver)
+            assert imgs, f"{page}: no figures"
+            broken = [src for src, done, width in imgs if not done or width <= 0]
+            assert broken == [], f"{page}: images not loaded: {broken}"
+            errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+            assert errors == [], f"{page}: console errors: {errors}"
+            assert driver.title.endswith("dashboard") or "·" in driver.title
+            # the whole page, for a person to look at
+            height = driver.execute_script("return document.documentElement.scrollHeight")
+            driver.set_window_size(1280, min(int(height), 12000))
+            _images_loaded(driver)
+            time.sleep(0.3)               # let the resized page paint before the shot
+            shot = shots / f"{page}.png"
+            assert driver.save_screenshot(str(shot))
+            assert shot.stat().st_size > 10_000
+            print(f"screenshot: {shot}")
+            driver.set_window_size(1280, 1000)
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
