@@ -140,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("speed", help="measure the simulator's own speed with pyperf")
     p.add_argument("--rigorous", action="store_true", help="more pyperf processes and values")
     p.set_defaults(func=cmd_speed)
+    from . import trace
+    trace.add_parsers(sub)           # record, replay
     p = sub.add_parser("list", help="list strategies, workloads and parameters with defaults")
     p.set_defaults(func=cmd_list)
     args = parser.parse_args(argv)

@@ -33,6 +33,12 @@ What a mount measures, and how:
 Not measured (kernel-internal events no counter exposes; left out rather than faked):
 NOT_MEASURED below.  Sampled peaks can miss spikes shorter than the sample interval.
 
+``run_command(argv)`` runs a real program instead, with a fresh mount as its working directory
+and the writeback cache off (``ServerOptions(writeback_cache=False)``, the server's
+--no-writeback-cache), so every write(2), fsync and close reaches the server when it is made;
+it returns the server's log (bench.trace turns it into an operation stream).  The log's ``pid``
+is the calling thread's (fuse_req_ctx), the flusher's for writeback.
+
 Every exit path unmounts (``Mount.stop``): a normal end, an exception, SIGINT/SIGTERM (handlers
 are installed for the duration when running in the main thread), a dead server, a stuck one
 (the connection is aborted through fusectl, then the mount is detached).
@@ -64,7 +70,8 @@ from .ops import (DIO_READ, FSYNC, MMAP_STORE, MSYNC, OP_DTYPE, OP_NAMES, PAGE_S
                   WRITE)
 from .results import SERIES_FIELDS, Run
 
-__all__ = ["available", "run", "execute", "Mount", "MountResult", "ServerOptions", "read_log",
+__all__ = ["available", "run", "execute", "run_command", "CommandResult", "Mount", "MountResult",
+           "ServerOptions", "read_log",
            "kernel_name", "mounted_fwb", "NOT_MEASURED", "LOG_DTYPE", "SAMPLE_DTYPE"]
 
 SERVER = Path(__file__).resolve().parent / "_bin" / "fwb_fuse_server"
@@ -84,9 +91,14 @@ NOT_MEASURED = ("throttle_ns", "reclaim_stall_ns", "compaction_stall_ns", "temp_
 LOG_MAGIC = b"FWBWLOG"
 LOG_HEADER_DTYPE = np.dtype([("magic", "S8"), ("version", "<u4"), ("header_size", "<u4"),
                              ("record_size", "<u4"), ("reserved", "<u4"), ("t_mount_ns", "<i8")])
+# Version 2 added the calling thread's pid (fuse_req_ctx) and FLUSH records; version 1 logs
+# (40-byte records) are still read, with pid 0.
 LOG_DTYPE = np.dtype([("t_recv_ns", "<i8"), ("t_reply_ns", "<i8"), ("ino", "<u8"),
-                      ("offset", "<i8"), ("size", "<u4"), ("kind", "<u2"), ("flags", "<u2")])
-KIND_WRITE, KIND_READ, KIND_FSYNC = 0, 1, 2
+                      ("offset", "<i8"), ("size", "<u4"), ("kind", "<u2"), ("flags", "<u2"),
+                      ("pid", "<u4"), ("reserved", "<u4")])
+_LOG_V1_DTYPE = np.dtype(LOG_DTYPE.descr[:7])
+LOG_VERSIONS = {1: _LOG_V1_DTYPE, 2: LOG_DTYPE}
+KIND_WRITE, KIND_READ, KIND_FSYNC, KIND_FLUSH = 0, 1, 2, 3
 FLAG_WRITE_CACHE = 1     # FUSE_WRITE_CACHE: the WRITE comes from page-cache writeback
 
 # One sample of the sampler thread; -1 where a source is missing.
@@ -208,14 +220,19 @@ def read_log(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     if len(data) < LOG_HEADER_DTYPE.itemsize:
         raise ValueError(f"server log {path}: too short for a header ({len(data)} bytes)")
     head = np.frombuffer(data, LOG_HEADER_DTYPE, 1)[0]
-    if head["magic"] != LOG_MAGIC or head["version"] != 1:
+    if head["magic"] != LOG_MAGIC or int(head["version"]) not in LOG_VERSIONS:
         raise ValueError(f"server log {path}: bad magic or version")
-    if head["record_size"] != LOG_DTYPE.itemsize or head["header_size"] != LOG_HEADER_DTYPE.itemsize:
+    rec = LOG_VERSIONS[int(head["version"])]
+    if head["record_size"] != rec.itemsize or head["header_size"] != LOG_HEADER_DTYPE.itemsize:
         raise ValueError(f"server log {path}: record size {head['record_size']}, "
-                         f"expected {LOG_DTYPE.itemsize}")
+                         f"expected {rec.itemsize}")
     body = data[LOG_HEADER_DTYPE.itemsize:]
-    n = len(body) // LOG_DTYPE.itemsize
-    return head, np.frombuffer(body[:n * LOG_DTYPE.itemsize], LOG_DTYPE).copy()
+    n = len(body) // rec.itemsize
+    raw = np.frombuffer(body[:n * rec.itemsize], rec)
+    out = np.zeros(n, LOG_DTYPE)
+    for name in rec.names:
+        out[name] = raw[name]
+    return head, out
 
 
 # ---- the server and its mount ----
@@ -232,6 +249,7 @@ class ServerOptions:
     seed: int = 0
     stalls: tuple[tuple[int, int], ...] = ()
     epoch_ns: int = 0                 # CLOCK_MONOTONIC origin of the stalls (0: mount time)
+    writeback_cache: bool = True      # False: write-through, every write(2) is a WRITE at once
 
     def argv(self) -> list[str]:
         a = [f"--threads={self.threads}", f"--max-write={self.max_write}",
@@ -240,6 +258,8 @@ class ServerOptions:
              f"--delay-page-ns={self.page_ns}", f"--sigma={self.sigma!r}", f"--seed={self.seed}"]
         if self.epoch_ns:
             a.append(f"--epoch={self.epoch_ns}")
+        if not self.writeback_cache:
+            a.append("--no-writeback-cache")
         return a + [f"--stall={s}:{n}" for s, n in self.stalls]
 
 
@@ -779,3 +799,104 @@ def _result(wl, seed, params, log, samples, start, lat, faults, t0, hang_ns, inf
 def run(workload: Any, seed: int = 0, **params: Any) -> Run:
     """Run `workload` on a real mount and return its Run (strategy and engine: the kernel)."""
     return execute(workload, seed, **params).run
+
+
+# ---- running a real program ----
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CommandResult:
+    """A program run on a mount: the server's log and the command's clock."""
+    log: np.ndarray            # LOG_DTYPE records, CLOCK_MONOTONIC times
+    t0_ns: int                 # CLOCK_MONOTONIC just before the command was started
+    t_end_ns: int              # CLOCK_MONOTONIC when it had exited
+    returncode: int
+    output_tail: str           # the last lines of its stdout + stderr
+    info: dict = field(default_factory=dict)
+
+
+RECORD_OPTIONS = ServerOptions(writeback_cache=False, max_write=1 << 20)
+
+
+def _tail(path: str, lines: int = 5) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(os.fstat(f.fileno()).st_size - 8192, 0))
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL the command's session (it was started in its own): stragglers hold the mount."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def run_command(argv: list[str], timeout_s: float = 60.0, env: dict | None = None,
+                options: ServerOptions = RECORD_OPTIONS) -> CommandResult:
+    """Run `argv` with a fresh mount as its working directory and return the server's log.
+
+    The default options turn the writeback cache off (write-through), so every write(2), fsync
+    and close reaches the server when the program makes it, from the calling thread.  The
+    command runs in its own session; whatever is left of it when it exits or times out is
+    killed before the unmount.  Raises RuntimeError when it cannot start, times out, exits
+    non-zero or the server dies; the mount is removed on every path."""
+    _require()
+    if not argv:
+        raise ValueError("command: empty")
+    if timeout_s <= 0:
+        raise ValueError(f"timeout_s: must be > 0, got {timeout_s}")
+    outcome: dict[str, Any] = {}
+    with _signals_raise():
+        mount = Mount(options)
+        proc = None
+        try:
+            mount.start()
+            out_path = os.path.join(mount.dir, "command.out")
+            with open(out_path, "wb") as out:
+                t0 = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+                try:
+                    proc = subprocess.Popen(argv, cwd=mount.path, env=env, stdin=subprocess.DEVNULL,
+                                            stdout=out, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+                except OSError as exc:
+                    raise RuntimeError(f"command {argv[0]!r} cannot start: "
+                                       f"{exc.strerror or exc}") from None
+            try:
+                rc = proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                _kill_group(proc)
+                proc.wait()
+                raise RuntimeError(f"command {argv[0]!r} timed out after {timeout_s:g} s "
+                                   "(killed); the mount was removed") from None
+            finally:
+                _kill_group(proc)
+            t_end = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+            outcome["tail"] = _tail(out_path)
+            if not mount.server_alive():
+                raise RuntimeError(f"FUSE server died during the command "
+                                   f"({_exit_text(mount.proc)}); the mount was removed")
+        except _Interrupted as exc:
+            if proc is not None:
+                _kill_group(proc)
+                proc.wait()
+            outcome["signal"] = exc.signum
+        finally:
+            mount.stop()
+    if "signal" in outcome:
+        name = signal.Signals(outcome["signal"]).name
+        if outcome["signal"] == signal.SIGINT:
+            raise KeyboardInterrupt(f"{name}: command interrupted; the mount was removed")
+        raise SystemExit(f"{name}: command interrupted; the mount was removed")
+    if rc != 0:
+        last = outcome["tail"].splitlines()[-1] if outcome["tail"] else "no output"
+        why = f"killed by {signal.Signals(-rc).name}" if rc < 0 else f"exit status {rc}"
+        raise RuntimeError(f"command {argv[0]!r} failed ({why}): {last}")
+    if mount.proc is not None and mount.proc.returncode != 0:
+        raise RuntimeError(f"FUSE server failed at unmount ({_exit_text(mount.proc)}): its request "
+                           "log is incomplete")
+    info = {"kernel": platform.release(), "server": options.argv(),
+            "stop_notes": list(mount.stop_notes)}
+    return CommandResult(log=mount.log, t0_ns=t0, t_end_ns=t_end, returncode=rc,
+                         output_tail=outcome["tail"], info=info)

@@ -1,12 +1,19 @@
 /*
  * fwb_fuse_server.c - the FUSE server of fuse-writeback-bench.
  *
- * In-memory regular files in one flat root directory, served through libfuse's
- * low-level API with the writeback cache on.  What makes it a benchmark server:
+ * In-memory files, directories and symlinks, served through libfuse's low-level
+ * API with the writeback cache on (--no-writeback-cache turns it off, so that
+ * every write(2) reaches the server as it happens: how `bench record -- CMD`
+ * sees what a program dirties).  Enough of POSIX for fio, SQLite, tar and git:
+ * nested directories, mkdir/rmdir, rename (RENAME_NOREPLACE; not EXCHANGE),
+ * symlink/readlink.  One name per inode: link(2) fails with EPERM (git then
+ * renames instead).  Inode numbers are never reused within a mount, so the log's
+ * `ino` names one file for the whole run.  What makes it a benchmark server:
  *
- *   - every WRITE (and READ, FSYNC) is logged to a binary file: receive and reply
- *     times (CLOCK_MONOTONIC ns), inode, offset, size and whether the kernel set
- *     FUSE_WRITE_CACHE (the request comes from page-cache writeback);
+ *   - every WRITE (and READ, FSYNC, FLUSH) is logged to a binary file: receive and
+ *     reply times (CLOCK_MONOTONIC ns), inode, offset, size, whether the kernel set
+ *     FUSE_WRITE_CACHE (the request comes from page-cache writeback) and the pid
+ *     of the calling thread (fuse_req_ctx; the flusher's for writeback);
  *   - each WRITE can be given a service time (fixed, exponential or lognormal,
  *     seeded), like the simulator's server;
  *   - stall windows: during [start, start + length) a WRITE is held, neither
@@ -16,12 +23,14 @@
  *     are background requests and can occupy at most max_background threads.
  *
  * Log format (little-endian, read by bench/mount.py with numpy):
- *   header, 32 bytes: char magic[8] = "FWBWLOG\0", uint32 version = 1,
- *                     uint32 header_size = 32, uint32 record_size = 40,
+ *   header, 32 bytes: char magic[8] = "FWBWLOG\0", uint32 version = 2,
+ *                     uint32 header_size = 32, uint32 record_size = 48,
  *                     uint32 reserved, int64 t_mount_ns
- *   records, 40 bytes: int64 t_recv_ns, int64 t_reply_ns, uint64 ino,
+ *   records, 48 bytes: int64 t_recv_ns, int64 t_reply_ns, uint64 ino,
  *                     int64 offset, uint32 size, uint16 kind (0 WRITE, 1 READ,
- *                     2 FSYNC), uint16 flags (bit 0: FUSE_WRITE_CACHE)
+ *                     2 FSYNC, 3 FLUSH), uint16 flags (bit 0: FUSE_WRITE_CACHE),
+ *                     uint32 pid, uint32 reserved
+ *   Version 1 had 40-byte records without pid and reserved, and no FLUSH.
  * Records are buffered under one mutex and written in 1 MiB chunks, so logging
  * costs a memcpy per request; the log is complete once the server has exited.
  *
@@ -50,12 +59,15 @@
 #include <unistd.h>
 
 #define FWB_LOG_MAGIC "FWBWLOG"
-#define FWB_LOG_VERSION 1
+#define FWB_LOG_VERSION 2
 #define FWB_LOG_CHUNK (1 << 20)
 #define FWB_MAX_STALLS 16
 #define FWB_NAME_MAX 255
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)	/* <linux/fs.h>; glibc has it only with _GNU_SOURCE */
+#endif
 
-enum { LOG_WRITE = 0, LOG_READ = 1, LOG_FSYNC = 2 };
+enum { LOG_WRITE = 0, LOG_READ = 1, LOG_FSYNC = 2, LOG_FLUSH = 3 };
 enum { DELAY_FIXED = 0, DELAY_EXPONENTIAL = 1, DELAY_LOGNORMAL = 2 };
 
 struct log_header {
@@ -75,19 +87,22 @@ struct log_record {
 	uint32_t size;
 	uint16_t kind;
 	uint16_t flags;
+	uint32_t pid;
+	uint32_t reserved;
 };
 
 _Static_assert(sizeof(struct log_header) == 32, "log header layout");
-_Static_assert(sizeof(struct log_record) == 40, "log record layout");
+_Static_assert(sizeof(struct log_record) == 48, "log record layout");
 
 /* One inode.  Index 0 of the table is the root directory (FUSE_ROOT_ID = 1). */
 struct node {
 	int used;
 	char *name;			/* NULL once unlinked (or for the root) */
+	fuse_ino_t parent;		/* directory holding `name` */
 	mode_t mode;
 	uint64_t nlookup;		/* kernel references (lookup/create minus forget) */
 	pthread_rwlock_t lock;		/* data, size, times */
-	char *data;
+	char *data;			/* file bytes, or a symlink's target */
 	size_t size, cap;
 	struct timespec atime, mtime, ctime;
 };
@@ -104,6 +119,7 @@ struct fwb {
 	long long delay_page_ns;
 	double sigma;
 	unsigned long long seed;
+	int no_writeback_cache;
 	long long epoch_ns;		/* stall windows are relative to this; 0 = mount time */
 	int n_stalls;
 	long long stall_start[FWB_MAX_STALLS], stall_len[FWB_MAX_STALLS];
@@ -178,11 +194,12 @@ static void log_flush_locked(struct fwb *fs)
 }
 
 static void log_request(struct fwb *fs, int kind, fuse_ino_t ino, off_t off, size_t size,
-			int cache, int64_t t_recv)
+			int cache, pid_t pid, int64_t t_recv)
 {
 	struct log_record r = {
 		.t_recv_ns = t_recv, .t_reply_ns = now_ns(), .ino = ino, .offset = off,
 		.size = (uint32_t)size, .kind = (uint16_t)kind, .flags = cache ? 1 : 0,
+		.pid = (uint32_t)pid,
 	};
 
 	if (fs->log_fd < 0)
@@ -287,15 +304,26 @@ static struct node *node_get(struct fwb *fs, fuse_ino_t ino)
 	return n;
 }
 
-/* Called with fs->lock held. */
-static struct node *node_find(struct fwb *fs, const char *name, fuse_ino_t *ino)
+/* Called with fs->lock held: the node of ino if it is a live directory. */
+static struct node *dir_locked(struct fwb *fs, fuse_ino_t ino)
+{
+	struct node *n;
+
+	if (ino < 1 || ino > fs->n_nodes)
+		return NULL;
+	n = fs->nodes[ino - 1];
+	return n->used && S_ISDIR(n->mode) && (ino == FUSE_ROOT_ID || n->name != NULL) ? n : NULL;
+}
+
+/* Called with fs->lock held: the entry `name` of directory `parent`. */
+static struct node *node_find(struct fwb *fs, fuse_ino_t parent, const char *name, fuse_ino_t *ino)
 {
 	size_t i;
 
 	for (i = 1; i < fs->n_nodes; i++) {
 		struct node *n = fs->nodes[i];
 
-		if (n->used && n->name != NULL && strcmp(n->name, name) == 0) {
+		if (n->used && n->name != NULL && n->parent == parent && strcmp(n->name, name) == 0) {
 			*ino = i + 1;
 			return n;
 		}
@@ -303,38 +331,29 @@ static struct node *node_find(struct fwb *fs, const char *name, fuse_ino_t *ino)
 	return NULL;
 }
 
-/* Called with fs->lock held: a fresh inode (reusing a freed slot) or NULL. */
+/* Called with fs->lock held: a fresh inode or NULL.  Slots are never reused, so an
+ * inode number means one file for the whole mount (the log relies on it); a freed
+ * slot keeps only its small struct. */
 static struct node *node_new(struct fwb *fs, fuse_ino_t *ino)
 {
 	struct node *n;
-	size_t i;
+	size_t i = fs->n_nodes;
 
-	for (i = 1; i < fs->n_nodes; i++)
-		if (!fs->nodes[i]->used)
-			break;
-	if (i >= fs->n_nodes) {
-		i = fs->n_nodes;
-		if (fs->n_nodes == fs->cap_nodes) {
-			size_t cap = fs->cap_nodes ? 2 * fs->cap_nodes : 64;
-			struct node **p = realloc(fs->nodes, cap * sizeof(*p));
+	if (fs->n_nodes == fs->cap_nodes) {
+		size_t cap = fs->cap_nodes ? 2 * fs->cap_nodes : 64;
+		struct node **p = realloc(fs->nodes, cap * sizeof(*p));
 
-			if (p == NULL)
-				return NULL;
-			fs->nodes = p;
-			fs->cap_nodes = cap;
-		}
-		n = calloc(1, sizeof(*n));
-		if (n == NULL)
+		if (p == NULL)
 			return NULL;
-		pthread_rwlock_init(&n->lock, NULL);
-		fs->nodes[fs->n_nodes++] = n;
+		fs->nodes = p;
+		fs->cap_nodes = cap;
 	}
-	n = fs->nodes[i];
+	n = calloc(1, sizeof(*n));
+	if (n == NULL)
+		return NULL;
+	pthread_rwlock_init(&n->lock, NULL);
+	fs->nodes[fs->n_nodes++] = n;
 	n->used = 1;
-	n->nlookup = 0;
-	n->name = NULL;
-	n->data = NULL;
-	n->size = n->cap = 0;
 	clock_gettime(CLOCK_REALTIME, &n->mtime);
 	n->atime = n->ctime = n->mtime;
 	*ino = i + 1;
@@ -344,7 +363,7 @@ static struct node *node_new(struct fwb *fs, fuse_ino_t *ino)
 /* Called with fs->lock held: drop an unlinked inode nobody references. */
 static void node_maybe_free(struct node *n)
 {
-	if (n->name == NULL && n->nlookup == 0 && !S_ISDIR(n->mode)) {
+	if (n->name == NULL && n->nlookup == 0) {
 		free(n->data);
 		n->data = NULL;
 		n->size = n->cap = 0;
@@ -406,7 +425,9 @@ static void fwb_init(void *userdata, struct fuse_conn_info *conn)
 {
 	struct fwb *fs = userdata;
 
-	if (conn->capable & FUSE_CAP_WRITEBACK_CACHE)
+	if (fs->no_writeback_cache)
+		conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	else if (conn->capable & FUSE_CAP_WRITEBACK_CACHE)
 		conn->want |= FUSE_CAP_WRITEBACK_CACHE;
 	else
 		fuse_log(FUSE_LOG_WARNING, "fwb: the kernel offers no writeback cache\n");
@@ -419,18 +440,18 @@ static void fwb_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fwb *fs = fwb_of(req);
 	struct node *n;
 	fuse_ino_t ino;
+	int err = 0;
 
-	if (parent != FUSE_ROOT_ID) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
 	pthread_mutex_lock(&fs->lock);
-	n = node_find(fs, name, &ino);
-	if (n != NULL)
+	if (dir_locked(fs, parent) == NULL)
+		err = ENOTDIR;
+	else if ((n = node_find(fs, parent, name, &ino)) == NULL)
+		err = ENOENT;
+	else
 		n->nlookup++;
 	pthread_mutex_unlock(&fs->lock);
-	if (n == NULL)
-		fuse_reply_err(req, ENOENT);
+	if (err)
+		fuse_reply_err(req, err);
 	else
 		reply_entry(req, n, ino, NULL);
 }
@@ -514,38 +535,50 @@ static void fwb_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
 		fuse_reply_attr(req, &st, 1.0);
 }
 
+/* Called with fs->lock held: a new entry `name` in `parent` (checked to be a
+ * directory without that name), referenced once by the kernel; 0 or an errno. */
+static int entry_new(struct fwb *fs, fuse_ino_t parent, const char *name, mode_t mode,
+		     struct node **np, fuse_ino_t *ino)
+{
+	struct node *n;
+
+	if (strlen(name) > FWB_NAME_MAX)
+		return ENAMETOOLONG;
+	if (dir_locked(fs, parent) == NULL)
+		return ENOENT;
+	if (node_find(fs, parent, name, ino) != NULL)
+		return EEXIST;
+	n = node_new(fs, ino);
+	if (n == NULL)
+		return ENOMEM;
+	n->name = strdup(name);
+	if (n->name == NULL) {
+		n->used = 0;
+		return ENOMEM;
+	}
+	n->parent = parent;
+	n->mode = mode;
+	n->nlookup = 1;
+	*np = n;
+	return 0;
+}
+
 static void fwb_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		       struct fuse_file_info *fi)
 {
 	struct fwb *fs = fwb_of(req);
-	struct node *n;
+	struct node *n = NULL;
 	fuse_ino_t ino;
-	int err = 0;
+	int err;
 
-	if (parent != FUSE_ROOT_ID) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
-	if (strlen(name) > FWB_NAME_MAX) {
-		fuse_reply_err(req, ENAMETOOLONG);
-		return;
-	}
 	pthread_mutex_lock(&fs->lock);
-	n = node_find(fs, name, &ino);
-	if (n != NULL && (fi->flags & O_EXCL))
-		err = EEXIST;
-	else if (n == NULL) {
-		n = node_new(fs, &ino);
-		if (n == NULL || (n->name = strdup(name)) == NULL) {
-			if (n != NULL)
-				n->used = 0;
-			err = ENOMEM;
-		} else {
-			n->mode = S_IFREG | (mode & 07777);
-		}
+	err = entry_new(fs, parent, name, S_IFREG | (mode & 07777), &n, &ino);
+	if (err == EEXIST && !(fi->flags & O_EXCL)) {
+		n = node_find(fs, parent, name, &ino);
+		err = S_ISDIR(n->mode) ? EISDIR : 0;
+		if (!err)
+			n->nlookup++;
 	}
-	if (!err)
-		n->nlookup++;
 	pthread_mutex_unlock(&fs->lock);
 	if (err) {
 		fuse_reply_err(req, err);
@@ -588,6 +621,7 @@ static void fwb_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct node *n = node_get(fs, ino);
 	int64_t t = now_ns();
 	size_t len = 0;
+	pid_t pid;
 
 	(void)fi;
 	if (n == NULL) {
@@ -597,9 +631,10 @@ static void fwb_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	pthread_rwlock_rdlock(&n->lock);
 	if ((size_t)off < n->size)
 		len = n->size - (size_t)off < size ? n->size - (size_t)off : size;
+	pid = fuse_req_ctx(req)->pid;	/* before the reply, which frees req */
 	fuse_reply_buf(req, len ? n->data + off : NULL, len);
 	pthread_rwlock_unlock(&n->lock);
-	log_request(fs, LOG_READ, ino, off, size, 0, t);
+	log_request(fs, LOG_READ, ino, off, size, 0, pid, t);
 }
 
 static void fwb_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
@@ -609,6 +644,7 @@ static void fwb_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t si
 	struct node *n = node_get(fs, ino);
 	int64_t t = now_ns(), svc;
 	int cache = fi->writepage;	/* FUSE_WRITE_CACHE: sent by page-cache writeback */
+	pid_t pid = fuse_req_ctx(req)->pid;
 	size_t pages;
 	int err = 0;
 
@@ -633,25 +669,30 @@ static void fwb_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t si
 		fuse_reply_err(req, err);
 	else
 		fuse_reply_write(req, size);
-	log_request(fs, LOG_WRITE, ino, off, size, cache, t);
+	log_request(fs, LOG_WRITE, ino, off, size, cache, pid, t);
 }
 
 static void fwb_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	(void)ino;
+	struct fwb *fs = fwb_of(req);
+	pid_t pid = fuse_req_ctx(req)->pid;
+	int64_t t = now_ns();
+
 	(void)fi;
-	fuse_reply_err(req, 0);
+	fuse_reply_err(req, 0);	/* close(2): the kernel has written back and waited already */
+	log_request(fs, LOG_FLUSH, ino, 0, 0, 0, pid, t);
 }
 
 static void fwb_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	struct fwb *fs = fwb_of(req);	/* before the reply, which frees req */
+	pid_t pid = fuse_req_ctx(req)->pid;
 	int64_t t = now_ns();
 
 	(void)datasync;
 	(void)fi;
 	fuse_reply_err(req, 0);	/* the data is in memory already: nothing to make durable */
-	log_request(fs, LOG_FSYNC, ino, 0, 0, 0, t);
+	log_request(fs, LOG_FSYNC, ino, 0, 0, 0, pid, t);
 }
 
 static void fwb_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -661,38 +702,194 @@ static void fwb_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 	fuse_reply_err(req, 0);
 }
 
+/* Called with fs->lock held: whether directory ino has entries. */
+static int dir_has_entries(struct fwb *fs, fuse_ino_t ino)
+{
+	size_t i;
+
+	for (i = 1; i < fs->n_nodes; i++)
+		if (fs->nodes[i]->used && fs->nodes[i]->name != NULL && fs->nodes[i]->parent == ino)
+			return 1;
+	return 0;
+}
+
+/* Called with fs->lock held: take the name away (the inode lives while referenced). */
+static void entry_drop(struct node *n)
+{
+	free(n->name);
+	n->name = NULL;
+	node_maybe_free(n);
+}
+
+/* unlink(2) and rmdir(2): the same but for the kind of entry each accepts. */
+static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, int want_dir)
+{
+	struct fwb *fs = fwb_of(req);
+	struct node *n;
+	fuse_ino_t ino;
+	int err = 0;
+
+	pthread_mutex_lock(&fs->lock);
+	n = node_find(fs, parent, name, &ino);
+	if (n == NULL)
+		err = ENOENT;
+	else if (!want_dir && S_ISDIR(n->mode))
+		err = EISDIR;
+	else if (want_dir && !S_ISDIR(n->mode))
+		err = ENOTDIR;
+	else if (want_dir && dir_has_entries(fs, ino))
+		err = ENOTEMPTY;
+	else
+		entry_drop(n);
+	pthread_mutex_unlock(&fs->lock);
+	fuse_reply_err(req, err);
+}
+
 static void fwb_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_entry(req, parent, name, 0);
+}
+
+static void fwb_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	remove_entry(req, parent, name, 1);
+}
+
+static void fwb_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
 	struct fwb *fs = fwb_of(req);
 	struct node *n = NULL;
 	fuse_ino_t ino;
+	int err;
 
-	if (parent == FUSE_ROOT_ID) {
-		pthread_mutex_lock(&fs->lock);
-		n = node_find(fs, name, &ino);
-		if (n != NULL) {
-			free(n->name);
-			n->name = NULL;
-			node_maybe_free(n);
-		}
-		pthread_mutex_unlock(&fs->lock);
+	pthread_mutex_lock(&fs->lock);
+	err = entry_new(fs, parent, name, S_IFDIR | (mode & 07777), &n, &ino);
+	pthread_mutex_unlock(&fs->lock);
+	if (err)
+		fuse_reply_err(req, err);
+	else
+		reply_entry(req, n, ino, NULL);
+}
+
+static void fwb_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	struct fwb *fs = fwb_of(req);
+	struct node *n = NULL;
+	fuse_ino_t ino;
+	char *target = strdup(link);
+	int err = ENOMEM;
+
+	pthread_mutex_lock(&fs->lock);
+	if (target != NULL)
+		err = entry_new(fs, parent, name, S_IFLNK | 0777, &n, &ino);
+	if (!err) {
+		n->data = target;
+		n->size = n->cap = strlen(target);
+		target = NULL;
 	}
-	fuse_reply_err(req, n == NULL ? ENOENT : 0);
+	pthread_mutex_unlock(&fs->lock);
+	free(target);
+	if (err)
+		fuse_reply_err(req, err);
+	else
+		reply_entry(req, n, ino, NULL);
+}
+
+static void fwb_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct node *n = node_get(fwb_of(req), ino);
+	char *target = NULL;
+
+	if (n == NULL || !S_ISLNK(n->mode)) {
+		fuse_reply_err(req, n == NULL ? ENOENT : EINVAL);
+		return;
+	}
+	pthread_rwlock_rdlock(&n->lock);
+	target = strndup(n->data, n->size);
+	pthread_rwlock_unlock(&n->lock);
+	if (target == NULL)
+		fuse_reply_err(req, ENOMEM);
+	else
+		fuse_reply_readlink(req, target);
+	free(target);
+}
+
+/* Called with fs->lock held: whether directory `ino` is `anc` or lies below it. */
+static int dir_is_below(struct fwb *fs, fuse_ino_t ino, fuse_ino_t anc)
+{
+	while (ino != FUSE_ROOT_ID) {
+		if (ino == anc)
+			return 1;
+		ino = fs->nodes[ino - 1]->parent;
+	}
+	return anc == FUSE_ROOT_ID;
+}
+
+static void fwb_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		       const char *newname, unsigned int flags)
+{
+	struct fwb *fs = fwb_of(req);
+	struct node *n, *old;
+	fuse_ino_t ino, old_ino;
+	char *copy;
+	int err = 0;
+
+	if (flags & ~RENAME_NOREPLACE) {	/* RENAME_EXCHANGE, RENAME_WHITEOUT */
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (strlen(newname) > FWB_NAME_MAX) {
+		fuse_reply_err(req, ENAMETOOLONG);
+		return;
+	}
+	copy = strdup(newname);
+	if (copy == NULL) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	pthread_mutex_lock(&fs->lock);
+	n = node_find(fs, parent, name, &ino);
+	old = node_find(fs, newparent, newname, &old_ino);
+	if (n == NULL)
+		err = ENOENT;
+	else if (dir_locked(fs, newparent) == NULL)
+		err = ENOENT;
+	else if (S_ISDIR(n->mode) && dir_is_below(fs, newparent, ino))
+		err = EINVAL;	/* a directory into itself or below */
+	else if (old == n)
+		err = 0;	/* same entry: nothing to do */
+	else if (old != NULL && (flags & RENAME_NOREPLACE))
+		err = EEXIST;
+	else if (old != NULL && S_ISDIR(old->mode) && !S_ISDIR(n->mode))
+		err = EISDIR;
+	else if (old != NULL && !S_ISDIR(old->mode) && S_ISDIR(n->mode))
+		err = ENOTDIR;
+	else if (old != NULL && S_ISDIR(old->mode) && dir_has_entries(fs, old_ino))
+		err = ENOTEMPTY;
+	if (!err && old != n) {
+		if (old != NULL)
+			entry_drop(old);
+		free(n->name);
+		n->name = copy;
+		n->parent = newparent;
+		clock_gettime(CLOCK_REALTIME, &n->ctime);
+		copy = NULL;
+	}
+	pthread_mutex_unlock(&fs->lock);
+	free(copy);
+	fuse_reply_err(req, err);
 }
 
 static void fwb_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			struct fuse_file_info *fi)
 {
 	struct fwb *fs = fwb_of(req);
+	struct node *dir;
 	char *buf;
 	size_t used = 0, i;
 	off_t k = 0;
 
 	(void)fi;
-	if (ino != FUSE_ROOT_ID) {
-		fuse_reply_err(req, ENOTDIR);
-		return;
-	}
 	buf = malloc(size);
 	if (buf == NULL) {
 		fuse_reply_err(req, ENOMEM);
@@ -700,6 +897,13 @@ static void fwb_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	/* Entry k has offset k + 1: ".", "..", then live names in table order. */
 	pthread_mutex_lock(&fs->lock);
+	dir = dir_locked(fs, ino);
+	if (dir == NULL) {
+		pthread_mutex_unlock(&fs->lock);
+		free(buf);
+		fuse_reply_err(req, ENOTDIR);
+		return;
+	}
 	for (i = 0; i <= fs->n_nodes; i++) {
 		struct stat st = { 0 };
 		const char *name;
@@ -707,12 +911,12 @@ static void fwb_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 		if (i < 2) {
 			name = i == 0 ? "." : "..";
-			st.st_ino = FUSE_ROOT_ID;
+			st.st_ino = i == 0 || ino == FUSE_ROOT_ID ? ino : dir->parent;
 			st.st_mode = S_IFDIR;
 		} else {
 			struct node *n = fs->nodes[i - 1];
 
-			if (!n->used || n->name == NULL)
+			if (!n->used || n->name == NULL || n->parent != ino)
 				continue;
 			name = n->name;
 			st.st_ino = i;
@@ -765,6 +969,11 @@ static const struct fuse_lowlevel_ops fwb_ops = {
 	.fsync = fwb_fsync,
 	.release = fwb_release,
 	.unlink = fwb_unlink,
+	.mkdir = fwb_mkdir,
+	.rmdir = fwb_rmdir,
+	.rename = fwb_rename,
+	.symlink = fwb_symlink,
+	.readlink = fwb_readlink,
 	.readdir = fwb_readdir,
 	.statfs = fwb_statfs,
 };
@@ -785,6 +994,7 @@ static const struct fuse_opt fwb_opts[] = {
 	FWB_OPT("--sigma=%lf", sigma),
 	FWB_OPT("--seed=%llu", seed),
 	FWB_OPT("--epoch=%lld", epoch_ns),
+	{ "--no-writeback-cache", offsetof(struct fwb, no_writeback_cache), 1 },
 	FUSE_OPT_KEY("--stall=", KEY_STALL),
 	FUSE_OPT_KEY("-h", KEY_HELP),
 	FUSE_OPT_KEY("--help", KEY_HELP),
@@ -805,6 +1015,7 @@ static void usage(const char *prog)
 	       "    --sigma=S              lognormal sigma (default 0.5)\n"
 	       "    --seed=N               seed of the service times (default 0)\n"
 	       "    --epoch=NS             CLOCK_MONOTONIC origin of stall windows (default: mount time)\n"
+	       "    --no-writeback-cache   write-through: every write(2) is a WRITE at once\n"
 	       "    --stall=START:LEN      hold WRITEs during [START, START+LEN) ns after the epoch;\n"
 	       "                           repeatable, up to %d windows\n\n",
 	       prog, FWB_MAX_STALLS);
