@@ -60,6 +60,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
         params = _params(args.param)
         runs = compare.sweep(strategies, workloads, range(args.seeds), args.engine, params,
                              jobs=args.jobs, progress=not args.quiet)
+        if not args.no_mount:       # after the pool is done, so the mount runs on a quiet machine
+            from . import validate
+            mounted = [w for w in workloads if w in validate.MOUNT_SUITE]
+            mruns, why = validate.mount_runs(mounted, range(args.seeds), params,
+                                             progress=not args.quiet)
+            runs = runs + mruns
+            if why:
+                print(why, file=sys.stderr)
         suite = results.Suite(provenance.collect(engine=args.engine, seeds=args.seeds,
                                                  params=params, command="compare"), runs)
         out = results.dump(suite, args.out, overwrite=args.force or args.out == compare.LATEST)
@@ -122,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="results/latest.json",
                    help="where to write the result file (default results/latest.json, replaced each run)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument("--no-mount", action="store_true",
+                   help="no real-mount rows (by default they are added when a mount is possible)")
     p.add_argument("--json", action="store_true", help="machine-readable rows on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_compare)
@@ -140,8 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("speed", help="measure the simulator's own speed with pyperf")
     p.add_argument("--rigorous", action="store_true", help="more pyperf processes and values")
     p.set_defaults(func=cmd_speed)
-    from . import trace
+    from . import calibrate, trace, validate
     trace.add_parsers(sub)           # record, replay
+    calibrate.add_parsers(sub)
+    validate.add_parsers(sub)
     p = sub.add_parser("list", help="list strategies, workloads and parameters with defaults")
     p.set_defaults(func=cmd_list)
     args = parser.parse_args(argv)

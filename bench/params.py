@@ -3,11 +3,23 @@
 Both engines take the same fully resolved configuration (``resolve``), so a
 derived default (watermarks, max_write) is computed once, here, in Python.
 Kernel defaults are cited where they come from.
+
+The "cost" and "server" defaults of the table are a fallback: when a cost profile is active
+(``python -m bench calibrate`` writes one; see ``active_profile``) its values replace them in
+``resolve``, and a caller's explicit parameters still win.  The active profile is
+``results/cost-profile.json`` in the repository, committed, so the published baseline, CI and
+every developer run on the same numbers and results stay deterministic; the environment
+variable FWB_COST_PROFILE overrides it (a path, or "none" for the table defaults).
 """
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
 import strategies
@@ -78,6 +90,99 @@ FLOAT_PARAMS = {"server_sigma": (0.5, 0.0, 4.0, "server", "lognormal sigma")}
 STRATEGY_PARAMS = ("writer_waits", "merge_queued_primary")
 
 
+# ---- the active cost profile (written by bench/calibrate.py) ----
+PROFILE_PATH = Path(__file__).resolve().parent.parent / "results" / "cost-profile.json"
+PROFILE_ENV = "FWB_COST_PROFILE"
+PROFILE_FORMAT = "fwb-cost-profile"
+# Profile format versions:
+#   1  format, schema_version, values {param: number}, measurements {param: {...}}, provenance.
+PROFILE_VERSION = 1
+PROFILE_GROUPS = ("cost", "server")
+DEFAULTS_LABEL = "defaults (bench/params.py)"
+
+
+def profile_path() -> Path | None:
+    """The active profile's path: $FWB_COST_PROFILE ("none": no profile), else
+    results/cost-profile.json when it exists, else None (the table's defaults)."""
+    env = os.environ.get(PROFILE_ENV)
+    if env is not None:
+        return None if env.strip().lower() in ("", "none") else Path(env)
+    return PROFILE_PATH if PROFILE_PATH.is_file() else None
+
+
+def check_profile(doc: Any, where: str = "cost profile") -> dict[str, Any]:
+    """The checked ``values`` of a profile document; ValueError naming the field otherwise."""
+    if not isinstance(doc, dict) or doc.get("format") != PROFILE_FORMAT:
+        raise ValueError(f"{where}: not a cost profile (format is not {PROFILE_FORMAT!r})")
+    if doc.get("schema_version") != PROFILE_VERSION:
+        raise ValueError(f"{where}: schema_version {doc.get('schema_version')!r} is not supported "
+                         f"(this version reads {PROFILE_VERSION})")
+    values = doc.get("values")
+    if not isinstance(values, dict):
+        raise ValueError(f"{where}: values: expected an object")
+    out: dict[str, Any] = {}
+    for key, v in values.items():
+        if key in PARAM_BY_NAME and PARAM_BY_NAME[key].group in PROFILE_GROUPS:
+            p = PARAM_BY_NAME[key]
+            out[key] = _check_int(f"{where}: values.{key}", v, p.lo, p.hi)
+        elif key in FLOAT_PARAMS and FLOAT_PARAMS[key][3] in PROFILE_GROUPS:
+            _, lo, hi, _, _ = FLOAT_PARAMS[key]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+                raise ValueError(f"{where}: values.{key}: must be a number in {lo}..{hi}, got {v!r}")
+            out[key] = float(v)
+        else:
+            raise ValueError(f"{where}: values.{key}: not a cost or server parameter")
+    return out
+
+
+@functools.lru_cache(maxsize=8)
+def _load(path: str, stamp: tuple[int, int]) -> tuple[dict[str, Any], dict[str, Any]]:
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise ValueError(f"cost profile {path}: cannot read: {exc.strerror}") from None
+    try:
+        doc = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cost profile {path}: not JSON ({exc})") from None
+    values = check_profile(doc, f"cost profile {path}")
+    prov = doc.get("provenance") if isinstance(doc.get("provenance"), dict) else {}
+    summary = {"path": path, "sha256": hashlib.sha256(raw).hexdigest()[:16],
+               **{k: prov[k] for k in ("date", "kernel", "cpu_model", "git_commit") if k in prov},
+               "values": dict(values)}
+    return values, summary
+
+
+def active_profile() -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """(values, provenance summary) of the active profile, or None.  Read once per file version;
+    a named profile that is missing or invalid is a ValueError, never a silent fallback."""
+    path = profile_path()
+    if path is None:
+        return None
+    try:
+        st = path.stat()
+    except OSError as exc:
+        raise ValueError(f"cost profile {path}: cannot read: {exc.strerror}") from None
+    values, summary = _load(str(path), (st.st_mtime_ns, st.st_size))
+    return dict(values), dict(summary)
+
+
+def profile_provenance() -> dict[str, Any] | str:
+    """What a result file's metadata["cost_profile"] says: the active profile or the table."""
+    prof = active_profile()
+    return prof[1] if prof is not None else DEFAULTS_LABEL
+
+
+def defaults() -> dict[str, Any]:
+    """Every parameter's default as resolve uses it: the table, then the active profile."""
+    cfg: dict[str, Any] = {p.name: p.default for p in PARAMS}
+    cfg["server_sigma"] = FLOAT_PARAMS["server_sigma"][0]
+    prof = active_profile()
+    if prof is not None:
+        cfg.update(prof[0])
+    return cfg
+
+
 def _check_int(name: str, value: Any, lo: int, hi: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int,)) and not (
             hasattr(value, "__index__")):
@@ -97,11 +202,11 @@ def _min_free_pages(total_pages: int) -> int:
 def resolve(strategy: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """Check `params` and return the full configuration both engines run.
 
-    Unknown names and out-of-range values raise ValueError naming the field.
+    Unknown names and out-of-range values raise ValueError naming the field.  Cost and server
+    parameters not given default to the active cost profile's values (``active_profile``).
     """
     strat = strategies.get(strategy)
-    cfg: dict[str, Any] = {p.name: p.default for p in PARAMS}
-    cfg["server_sigma"] = FLOAT_PARAMS["server_sigma"][0]
+    cfg = defaults()              # the table, then the active cost profile
     cfg.update(strat.defaults())
     cfg.setdefault("merge_queued_primary", 0)
     windows = None

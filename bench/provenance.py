@@ -41,6 +41,11 @@ def package_version() -> str:
         return "unknown"
 
 
+def _cost_profile() -> Any:
+    from . import params
+    return params.profile_provenance()
+
+
 def collect(**extra: Any) -> dict[str, Any]:
     """Metadata for a result file; `extra` adds sweep-specific keys (engine, seeds, ...)."""
     md = {
@@ -51,7 +56,8 @@ def collect(**extra: Any) -> dict[str, Any]:
         "cpu_count": __import__("os").cpu_count(),
         "python_version": platform.python_version(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "cost_profile": "defaults (bench/params.py)",
+        # The active profile's path, hash, provenance and values, or "defaults (bench/params.py)".
+        "cost_profile": _cost_profile(),
     }
     md.update(extra)
     return md

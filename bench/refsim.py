@@ -36,7 +36,8 @@ Choices where model.md is silent (kernel behaviour followed, or simplified):
   the batch being filled before it waits.
 - The flusher writes inodes dirtied more than dirty_expire ago in full, and
   while the bdi's dirty pages are over its background threshold writes the
-  others until they are not (wb_over_bg_thresh counts dirty pages only).
+  others, in chunks of MIN_WRITEBACK_PAGES, until they are not
+  (wb_over_bg_thresh counts dirty pages only).
 - The dirty limits are recomputed from dirtyable memory (total - anon - temp)
   times dirty_ratio times the bdi's max_ratio (strictlimit).  A writer sleeps
   after dirtying while dirty + writeback is over the limit, and wakes when a
@@ -85,6 +86,7 @@ W_NONE, W_PAGE, W_LOCK, W_FILE, W_ALL, W_THROTTLE, W_REQ, W_TIMER = range(8)
 # where an app thread is inside its current call
 PH_START, PH_PAGES, PH_BALANCE, PH_WP, PH_WAITIO, PH_FSYNCREQ, PH_FSYNCWAIT, PH_DIODONE = range(8)
 NO_TEMP = strategies.get("no-temp-page").code
+MIN_WRITEBACK_PAGES = 1024     # fs/fs-writeback.c: 4 MiB of 4 KiB pages
 
 COUNTERS = (
     "requests", "reads", "fsync_requests", "secondaries", "inplace_updates", "redirty_skips",
@@ -196,7 +198,7 @@ class Actor:
     __slots__ = ("id", "ops", "k", "phase", "pg", "clk", "op_start", "fault_start",
                  "waiting", "wake_pending", "wait_kind", "wait_arg", "block_start",
                  "wait_reclaim", "timer_at", "in_reclaim", "rc_active", "rc_start", "rc_fails",
-                 "wp_active", "wp_f", "wp_idx", "wp_end", "wp_sync", "wp_bg", "wp_batch",
+                 "wp_active", "wp_f", "wp_idx", "wp_end", "wp_sync", "wp_bg", "wp_chunk", "wp_batch",
                  "wp_sent", "req", "sync_f", "fl_pass", "fl_file", "fl_kupdate", "fl_due",
                  "fl_sync", "fl_all",
                  "finished")
@@ -225,6 +227,7 @@ class Actor:
         self.wp_f = self.wp_idx = self.wp_end = 0
         self.wp_sync = False
         self.wp_bg = False
+        self.wp_chunk = 0
         self.wp_batch: Request | None = None
         self.wp_sent = 0
         self.req: Request | None = None
@@ -521,6 +524,7 @@ class Sim:
         a.wp_active = True
         a.wp_f, a.wp_idx, a.wp_end = f, first, end
         a.wp_sync, a.wp_bg = sync_all, bg
+        a.wp_chunk = 0
         a.wp_batch = None
 
     def send_batch(self, a: Actor) -> None:
@@ -595,8 +599,12 @@ class Sim:
         base = self.base[f]
         cands = sorted(i for i in self.f_dirty[f] if a.wp_idx <= i < a.wp_end)
         for idx in cands:
-            if a.wp_bg and self.dirty_total <= self.bg_thresh():
-                break
+            # Background writeback works in chunks (MIN_WRITEBACK_PAGES, 1024 pages) and
+            # looks at the background threshold between them (writeback_sb_inodes).
+            if a.wp_bg and a.wp_chunk >= MIN_WRITEBACK_PAGES:
+                a.wp_chunk = 0
+                if self.dirty_total <= self.bg_thresh():
+                    break
             p = base + idx
             if self.busy(p):
                 act = self.strategy.on_busy_page(BusyPage(a.wp_sync, False), self.cfg)
@@ -626,6 +634,7 @@ class Sim:
                 a.wp_batch = self.new_write(f, idx)
             self.take_page(a, a.wp_batch, p, f)
             a.wp_sent += 1
+            a.wp_chunk += 1
             a.wp_idx = idx + 1
         self.send_batch(a)
         a.wp_active = False

@@ -12,7 +12,7 @@ BASELINE = ROOT / "results" / "baseline.json"
 
 def test_standard_suite_does_not_regress_against_the_baseline(tmp_path):
     fresh = tmp_path / "fresh.json"
-    run = subprocess.run([sys.executable, "-m", "bench", "compare", "--quiet", "--out", str(fresh)],
+    run = subprocess.run([sys.executable, "-m", "bench", "compare", "--quiet", "--no-mount", "--out", str(fresh)],
                          capture_output=True, text=True, cwd=ROOT)
     assert run.returncode == 0, run.stderr
     gate = subprocess.run([sys.executable, "-m", "bench", "gate", str(BASELINE), str(fresh)],

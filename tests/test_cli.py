@@ -37,7 +37,7 @@ def test_a_sweep_writes_a_result_file_and_a_table(tmp_path):
     p = bench("compare", "--engine", "python", "--workloads", "seq-write,dio-redirty",
               "--strategies", "merge-in-queue,no-temp-page,temp-naive", "--seeds", "2",
               "--param", "file_size=1048576", "--param", "rounds=5", "--quiet",
-              "--out", str(out), "--jobs", "2")
+              "--out", str(out), "--jobs", "2", "--no-mount")
     assert p.returncode == 0, p.stderr
     assert p.stderr == ""
     assert p.stdout.startswith("seq-write: 2 seed(s), python engine, base merge-in-queue\n")
@@ -46,7 +46,7 @@ def test_a_sweep_writes_a_result_file_and_a_table(tmp_path):
     assert len(s.runs) == 2 * 3 * 2
     assert s.runs[0].params == {"file_size": 1048576}      # rounds went only to dio-redirty
     again = bench("compare", "--engine", "python", "--workloads", "seq-write", "--seeds", "1",
-                  "--param", "file_size=1048576", "--quiet", "--out", str(out))
+                  "--param", "file_size=1048576", "--quiet", "--out", str(out), "--no-mount")
     assert again.returncode == 2 and "exists" in again.stderr
     assert results.load(out).runs == s.runs                  # nothing written over
 
@@ -60,7 +60,7 @@ def test_a_sweep_writes_a_result_file_and_a_table(tmp_path):
     (["compare", "--param", "blorp=1"], "blorp"),
     (["compare", "--baseline", "nope"], "--baseline: 'nope' is not among"),
     (["compare", "--workloads", "seq-write", "--param", "file_size=65536", "--seeds", "1",
-      "--engine", "python", "--out", "/dev/null/x.json"], "/dev/null"),
+      "--engine", "python", "--out", "/dev/null/x.json", "--no-mount"], "/dev/null"),
     (["compare", "only-one.json"], "two result files"),
     (["compare", "missing-a.json", "missing-b.json"], "no such result file"),
     (["gate", "missing-a.json", "missing-b.json"], "no such result file"),
@@ -80,3 +80,17 @@ def test_list_names_everything():
     for name in ("temp-naive", "no-temp-page", "dio-redirty", "max_background=12",
                  "merge_queued_primary=0", "server_threads=4"):
         assert name in p.stdout
+
+
+def test_compare_adds_real_mount_rows_or_says_why_not(tmp_path):
+    from bench import mount
+    p = bench("compare", "--engine", "python", "--workloads", "seq-write", "--seeds", "1",
+              "--strategies", "no-temp-page", "--baseline", "no-temp-page",
+              "--param", "file_size=1048576", "--quiet", "--out", str(tmp_path / "m.json"))
+    assert p.returncode == 0, p.stderr
+    ok, why = mount.available()
+    if ok:
+        assert mount.kernel_name() in p.stdout
+        assert {r.engine for r in results.load(tmp_path / "m.json").runs} == {"python", "mount"}
+    else:
+        assert p.stderr.strip() == f"no real-mount rows: {why}"

@@ -59,3 +59,11 @@ int32_t fwb_drive(fwb_drv_run *run);
 
 /* A static one-line description of an error code. */
 const char *fwb_drv_strerror(int32_t code);
+
+/*
+ * Calibration: time memcpy of 4 KiB pages, the CPU work of one temp-page copy.
+ * Each of `reps` rounds copies `n_pages` distinct pages from one buffer to another
+ * (after one untimed warm-up round) and stores the round's CLOCK_MONOTONIC duration
+ * in ns_out[round].  Returns FWB_DRV_OK, FWB_DRV_EINVAL or FWB_DRV_ENOMEM.
+ */
+int32_t fwb_drv_time_page_copy(int32_t n_pages, int32_t reps, int64_t *ns_out);

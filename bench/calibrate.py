@@ -1,0 +1,430 @@
+"""Measure the simulator's CPU costs and server times on this machine: ``python -m bench calibrate``.
+
+Every value is the median of repeated measurements (bench.stats: median and its 95% bootstrap
+CI), taken on a real FUSE mount of our server (bench.mount) by the C workload driver, whose
+per-call CLOCK_MONOTONIC timings are the data; nothing is timed from Python.  What each value
+is, and how it is measured:
+
+  page_copy_ns       memcpy of one 4 KiB page, user space: fwb_drv_time_page_copy copies a
+                     1 MiB batch of 256 distinct pages (cache-warm) per round; value = round / 256.
+                     The kernel's temp-page copy (copy_highpage) is the same memcpy.
+  write_syscall_ns,  pwrite(2) of k = 1, 2, 4, ..., 64 whole pages over pages of the mount's
+  write_page_ns      page cache that are cached and clean (the file was written and fsynced
+                     first); one least-squares line through the per-k medians:
+                     write(k) = write_syscall_ns + k * write_page_ns.
+  store_page_ns      a 4096-byte store (memset) to a mapped page already made writable, minus a
+                     64-byte store to it (the driver's per-row overhead).
+  fault_ns           the first store to a clean, cached page of a MAP_SHARED mapping of a FUSE
+                     file: a write fault with page_mkwrite (rows where getrusage saw a fault;
+                     a 64-byte store to a writable page, the driver's overhead, is subtracted).
+  fsync_syscall_ns   fsync(2) of a file on tmpfs (noop_fsync): the call's fixed cost.
+  server_fsync_ns    fsync(2) of a clean FUSE file, minus fsync_syscall_ns: the FUSE_FSYNC
+                     round trip (request, server, reply) as the caller sees it.
+  server_base_ns,    the WRITE round trip by size, from "fsync of N dirty pages minus fsync of
+  server_page_ns     none": N = 1..32 pages written just before, so fsync sends exactly one WRITE
+                     of N pages and then FUSE_FSYNC; one line through the per-N medians of
+                     fsync(N) - fsync(0): base + N * page.  This is what the simulator's service
+                     time is (from the request being queued to its completion, kernel transfer
+                     and the server's handler included; the writepages CPU costs overlap it in
+                     the simulator, as they do here).  The server log's receive-to-reply times
+                     of the same WRITEs (the handler alone) are recorded beside it.
+  server_threads,    the real server's configuration as bench.mount runs it (16 threads, no
+  server_dist        artificial delay: "fixed" service times), so the simulator models it.
+
+Recorded beside the profile, not in it ("not_in_profile"): the pwrite(2) line and the WRITE
+round trip on pages new to the cache and to the server (appends), which cost more.
+
+Not measured (the table's defaults stay): wp_page_ns, wp_request_ns (writepages work inside the
+kernel has no user-visible clock of its own), dio_*, reclaim_scan_ns, compact_page_ns.
+
+The profile is JSON (bench.params.PROFILE_FORMAT, schema version PROFILE_VERSION): ``values``
+(what bench.params.resolve uses), ``measurements`` (per value: the median, its CI, n, unit and
+method, plus the raw per-size medians of the fitted lines) and ``provenance``
+(bench.provenance.collect: kernel, CPU, date, git commit).  It is written atomically and never
+replaces a file without --force.  The active profile is results/cost-profile.json (see
+bench.params); ``calibrate -o PATH`` writes elsewhere, and FWB_COST_PROFILE=PATH makes that one
+active for a shell.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from . import params as _params, stats
+from .ops import FSYNC, MMAP_STORE, MSYNC, OP_DTYPE, PAGE_SIZE, WRITE
+
+__all__ = ["measure", "build_profile", "save", "load", "render", "run_driver",
+           "add_parsers", "cmd_calibrate", "WRITE_SIZES", "FSYNC_SIZES"]
+
+WRITE_SIZES = (1, 2, 4, 8, 16, 32, 64)        # pages per pwrite
+FSYNC_SIZES = (0, 1, 2, 4, 8, 16, 32)         # dirty pages before fsync (<= max_pages: one WRITE)
+COPY_PAGES = 256
+FAULTS_PER_ROUND = 64
+REGION = 256 * PAGE_SIZE                      # 1 MiB per file: far below any dirty limit
+# The mount's server, as bench.mount runs it by default.
+MOUNT_SERVER = {"server_threads": 16, "server_dist": 0}
+
+
+# ---- running the C driver on any files (tmpfs here; bench.mount runs it on a mount) ----
+
+def run_driver(paths: list[str], ops: np.ndarray, map_len: list[int] | None = None
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Run `ops` with the C driver on `paths` (created if missing) -> (start, latency, faults)
+    per row, ns.  RuntimeError when the driver fails."""
+    from . import _driver
+    ffi, lib = _driver.ffi, _driver.lib
+    ops = np.ascontiguousarray(ops, dtype=OP_DTYPE)
+    n = len(ops)
+    start, lat, faults = (np.full(n, -1, np.int64), np.full(n, -1, np.int64),
+                          np.zeros(n, np.int64))
+    ml = np.asarray(map_len if map_len is not None else [0] * len(paths), np.int64)
+    keep = [ffi.new("char[]", os.fsencode(p)) for p in paths]
+    c_paths = ffi.new("char *[]", keep)
+    run = ffi.new("fwb_drv_run *")
+    run.ops = ffi.cast("const fwb_drv_op *", ffi.from_buffer(ops))
+    run.n_ops = n
+    run.n_threads = int(ops["thread"].max()) + 1
+    run.n_files = len(paths)
+    run.paths = c_paths
+    run.map_len = ffi.cast("const int64_t *", ffi.from_buffer(ml))
+    run.dio_path = ffi.NULL
+    run.start_ns = ffi.cast("int64_t *", ffi.from_buffer(start))
+    run.latency_ns = ffi.cast("int64_t *", ffi.from_buffer(lat))
+    run.faults = ffi.cast("int64_t *", ffi.from_buffer(faults))
+    rc = lib.fwb_drive(run)
+    if rc != 0:
+        err = int(run.err_errno)
+        raise RuntimeError(f"driver: {ffi.string(lib.fwb_drv_strerror(rc)).decode()} at row "
+                           f"{int(run.err_row)}" + (f": {os.strerror(err)}" if err else ""))
+    return start, lat, faults
+
+
+def time_page_copy(reps: int = 200) -> np.ndarray:
+    """ns per 4 KiB page copied, one value per round of COPY_PAGES pages."""
+    from . import _driver
+    out = np.zeros(reps, np.int64)
+    rc = _driver.lib.fwb_drv_time_page_copy(COPY_PAGES, reps,
+                                             _driver.ffi.cast("int64_t *", _driver.ffi.from_buffer(out)))
+    if rc != 0:
+        raise RuntimeError(f"fwb_drv_time_page_copy: error {rc}")
+    return out / COPY_PAGES
+
+
+# ---- the calibration workload ----
+
+class _Rows:
+    """Rows of one thread, in program order (time 0: back to back)."""
+
+    def __init__(self):
+        self.rows: list[tuple] = []
+        self.tags: list[tuple] = []
+
+    def add(self, op: int, file: int, offset: int = 0, length: int = 0, tag: tuple = ()) -> None:
+        self.rows.append((0, 0, op, file, 0, offset, length))
+        self.tags.append(tag)
+
+    def array(self) -> np.ndarray:
+        return np.array(self.rows, dtype=OP_DTYPE)
+
+
+def calibration_rows(rounds: int) -> tuple[np.ndarray, list[tuple]]:
+    """The operation array run on the mount, and a tag per row naming what it measures.
+
+    File 0: pwrite of k pages over clean cached pages, every k once a round, then fsync.
+    File 1: N pages written, then a timed fsync ("fsync", N).
+    File 2 (mapped): the first store to each of 64 clean cached pages (a fault), a 64-byte and a
+    4 KiB store to the same page (no fault), then msync (clean and write-protected again).
+    Files 3 and 4, empty at the start: files 0 and 1's calls on appended (new) pages."""
+    r = _Rows()
+    appended = {3: 0, 4: 0}
+    for f in range(3):                    # every page cached, then clean
+        r.add(WRITE, f, 0, REGION)
+        r.add(FSYNC, f)
+    for rnd in range(rounds):
+        at = 0
+        for k in (WRITE_SIZES if rnd % 2 == 0 else WRITE_SIZES[::-1]):
+            r.add(WRITE, 0, at * PAGE_SIZE, k * PAGE_SIZE, ("write", k))
+            at += k
+        r.add(FSYNC, 0)
+        for n in (FSYNC_SIZES if rnd % 2 == 0 else FSYNC_SIZES[::-1]):
+            if n:
+                r.add(WRITE, 1, 0, n * PAGE_SIZE)
+            r.add(FSYNC, 1, tag=("fsync", n))
+        base = (rnd % (REGION // PAGE_SIZE // FAULTS_PER_ROUND)) * FAULTS_PER_ROUND
+        for i in range(FAULTS_PER_ROUND):
+            off = (base + i) * PAGE_SIZE
+            r.add(MMAP_STORE, 2, off, 64, ("fault",))
+            r.add(MMAP_STORE, 2, off, 64, ("store64",))
+            r.add(MMAP_STORE, 2, off, PAGE_SIZE, ("store",))
+        r.add(MSYNC, 2, base * PAGE_SIZE, FAULTS_PER_ROUND * PAGE_SIZE)
+        # For the record, not the profile: the same calls on pages new to the cache and to the
+        # server (file 3 grows by appends, file 4 likewise before each fsync).
+        for k in (WRITE_SIZES if rnd % 2 == 0 else WRITE_SIZES[::-1]):
+            r.add(WRITE, 3, appended[3], k * PAGE_SIZE, ("append", k))
+            appended[3] += k * PAGE_SIZE
+        r.add(FSYNC, 3)
+        for n in (FSYNC_SIZES if rnd % 2 == 0 else FSYNC_SIZES[::-1]):
+            if n:
+                r.add(WRITE, 4, appended[4], n * PAGE_SIZE)
+                appended[4] += n * PAGE_SIZE
+            r.add(FSYNC, 4, tag=("fsync-append", n))
+    return r.array(), r.tags
+
+
+def _summary(values, unit: str, method: str, **extra) -> dict:
+    s = stats.summarize(values)
+    return {"median": s.median, "ci95": [s.lo, s.hi], "n": s.n, "unit": unit, "method": method,
+            **extra}
+
+
+def _fit(xs, meds) -> tuple[float, float]:
+    """(intercept, slope) of the line through (x, median) with the least relative squared error
+    (weights 1/median), so that the one-page point counts as much as the 64-page one."""
+    y = np.asarray(meds, float)
+    slope, intercept = np.polyfit(np.asarray(xs, float), y, 1, w=1 / np.maximum(np.abs(y), 1))
+    return float(intercept), float(slope)
+
+
+def measure(rounds: int = 40, copy_reps: int = 200,
+            progress: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+    """Run every measurement; returns {"values": ..., "measurements": ...}.  Needs a mount."""
+    from . import mount, workloads
+    ok, why = mount.available()
+    if not ok:
+        raise RuntimeError(f"calibrate needs a real mount: {why}")
+    meas: dict[str, Any] = {}
+
+    progress("page copy (memcpy, C)")
+    copy = time_page_copy(copy_reps)
+    meas["page_copy_ns"] = _summary(copy, "ns/page", f"fwb_drv_time_page_copy: memcpy of "
+                                    f"{COPY_PAGES} distinct 4 KiB pages (1 MiB, cache-warm) per "
+                                    f"round, {copy_reps} rounds; round time / {COPY_PAGES}")
+
+    progress("fsync on tmpfs")
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+    with tempfile.TemporaryDirectory(dir=shm, prefix="fwb-cal-") as d:
+        r = _Rows()
+        r.add(WRITE, 0, 0, PAGE_SIZE)
+        for _ in range(rounds * 10):
+            r.add(FSYNC, 0, tag=("tmpfs-fsync",))
+        _, lat, _ = run_driver([os.path.join(d, "f")], r.array())
+        tm = lat[[t == ("tmpfs-fsync",) for t in r.tags]]
+    meas["fsync_syscall_ns"] = _summary(tm, "ns", f"fsync(2) of a file on tmpfs ({shm}; "
+                                        "noop_fsync): the call's fixed cost, C driver clock")
+
+    progress(f"mount: {rounds} rounds of pwrite / fsync / fault rows")
+    ops, tags = calibration_rows(rounds)
+    wl = workloads.from_arrays(ops, np.array([REGION] * 3 + [0, 0], np.int64), name="calibrate",
+                               params={"rounds": rounds})
+    res = mount.execute(wl, 0, timeout_s=120)
+    lat, faults = res.latency_ns, res.faults
+    tag_arr = np.array([t[0] if t else "" for t in tags])
+    size_arr = np.array([t[1] if len(t) > 1 else -1 for t in tags])
+    if (lat < 0).any():
+        raise RuntimeError("calibration run: some rows did not run")
+
+    per_k = {k: lat[(tag_arr == "write") & (size_arr == k)] for k in WRITE_SIZES}
+    meds = [float(np.median(per_k[k])) for k in WRITE_SIZES]
+    b0, b1 = _fit(WRITE_SIZES, meds)
+    by_size = {str(k): _summary(per_k[k], "ns", "pwrite of k pages") for k in WRITE_SIZES}
+    meas["write_syscall_ns"] = {"median": b0, "unit": "ns", "n": int(sum(len(v) for v in per_k.values())),
+                                "method": "intercept of the least-squares line through the "
+                                "medians of pwrite(2) of k whole, cached, clean pages of a FUSE "
+                                "file (writeback cache) against k, C driver clock",
+                                "by_pages": by_size}
+    meas["write_page_ns"] = {"median": b1, "unit": "ns/page", "n": meas["write_syscall_ns"]["n"],
+                             "method": "slope of the same line", "by_pages": by_size}
+
+    # The driver's own per-row overhead (clock reads, setjmp) is the 64-byte store to a page
+    # already writable: subtracted from both.
+    s64 = float(np.median(lat[(tag_arr == "store64") & (faults == 0)]))
+    store = lat[(tag_arr == "store") & (faults == 0)] - s64
+    meas["store_page_ns"] = _summary(store, "ns/page", "memset of 4096 bytes to a mapped FUSE "
+                                     "page already made writable (no fault) minus a 64-byte store "
+                                     "to it (the driver's per-row overhead), C driver clock",
+                                     overhead_ns=s64)
+    is_fault = (tag_arr == "fault") & (faults > 0)
+    fault = lat[is_fault] - s64
+    meas["fault_ns"] = _summary(fault, "ns", "the first 64-byte store to a clean, cached page of "
+                                "a MAP_SHARED FUSE mapping (write fault + page_mkwrite; rows "
+                                "where getrusage counted a fault), minus a 64-byte store to a "
+                                "writable page",
+                                rows=int((tag_arr == "fault").sum()), rows_with_fault=int(is_fault.sum()))
+
+    per_n = {n: lat[(tag_arr == "fsync") & (size_arr == n)] for n in FSYNC_SIZES}
+    f0 = float(np.median(per_n[0]))
+    meas["server_fsync_ns"] = _summary(per_n[0] - meas["fsync_syscall_ns"]["median"], "ns",
+                                       "fsync(2) of a clean FUSE file (one FUSE_FSYNC round trip) "
+                                       "minus fsync_syscall_ns")
+    ns = [n for n in FSYNC_SIZES if n]
+    dmeds = [float(np.median(per_n[n])) - f0 for n in ns]
+    a0, a1 = _fit(ns, dmeds)
+    # The server's own view of the same WRITEs: receive-to-reply in its log.
+    writes = res.log[res.log["kind"] == mount.KIND_WRITE]
+    handler = {}
+    for n in ns:
+        sel = writes[writes["size"] == n * PAGE_SIZE]
+        if len(sel):
+            handler[str(n)] = _summary(sel["t_reply_ns"] - sel["t_recv_ns"], "ns",
+                                       f"server log receive-to-reply of {n}-page WRITEs")
+    fsync_rt = {str(n): _summary(per_n[n], "ns", f"fsync(2) after dirtying {n} pages")
+                for n in FSYNC_SIZES}
+    common = {"by_pages_fsync": fsync_rt, "by_pages_server_handler": handler,
+              "n": int(sum(len(per_n[n]) for n in FSYNC_SIZES))}
+    meas["server_base_ns"] = {"median": a0, "unit": "ns", "method": "WRITE round trip, fixed "
+                              "part: intercept of the least-squares line through "
+                              "median(fsync of N dirty pages) - median(fsync of none), N = "
+                              f"{', '.join(map(str, ns))} (one WRITE of N pages each)", **common}
+    meas["server_page_ns"] = {"median": a1, "unit": "ns/page", "method": "WRITE round trip, per "
+                              "page: slope of the same line", **common}
+    # For the record (not profile values): the same on pages new to the cache and the server.
+    per_a = {k: lat[(tag_arr == "append") & (size_arr == k)] for k in WRITE_SIZES}
+    c0, c1 = _fit(WRITE_SIZES, [float(np.median(per_a[k])) for k in WRITE_SIZES])
+    per_fa = {n: lat[(tag_arr == "fsync-append") & (size_arr == n)] for n in FSYNC_SIZES}
+    fa0 = float(np.median(per_fa[0]))
+    d0, d1 = _fit(ns, [float(np.median(per_fa[n])) - fa0 for n in ns])
+    record = {
+        "write_new_pages": {"fixed_ns": c0, "per_page_ns": c1, "method": "pwrite(2) of k pages "
+                            "appended to a file (pages new to the page cache), the same fit as "
+                            "write_syscall_ns / write_page_ns",
+                            "by_pages": {str(k): _summary(per_a[k], "ns", "append of k pages")
+                                         for k in WRITE_SIZES}},
+        "write_round_trip_new_pages": {"fixed_ns": d0, "per_page_ns": d1, "method": "fsync of N "
+                                       "appended pages minus fsync of none (the server grows the "
+                                       "file: allocation and first touch of its memory)",
+                                       "by_pages": {str(n): _summary(per_fa[n], "ns", "fsync")
+                                                    for n in FSYNC_SIZES}},
+    }
+    values = {k: max(0, int(round(m["median"]))) for k, m in meas.items()}
+    values["server_base_ns"] = max(1, values["server_base_ns"])
+    values["server_fsync_ns"] = max(1, values["server_fsync_ns"])
+    values.update(MOUNT_SERVER)
+    meas["server_threads"] = {"median": 16, "unit": "threads", "method": "bench.mount's server "
+                              "default (--threads=16)"}
+    meas["server_dist"] = {"median": 0, "unit": "", "method": "fixed: the real server adds no "
+                           "random delay (bench.mount default --delay=fixed --delay-ns=0)"}
+    return {"values": values, "measurements": meas, "not_in_profile": record,
+            "mount": {"server": res.info.get("server"), "family": res.info.get("family"),
+                      "bdi": res.info.get("bdi")}}
+
+
+# ---- the profile file ----
+
+def build_profile(measured: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """A profile document (values checked against bench.params) with provenance."""
+    from . import provenance
+    prov = provenance.collect(command="calibrate", **extra)
+    prov.pop("cost_profile", None)        # a profile does not come from a profile
+    doc = {"format": _params.PROFILE_FORMAT, "schema_version": _params.PROFILE_VERSION,
+           "values": dict(measured["values"]), "measurements": measured["measurements"],
+           "not_in_profile": measured.get("not_in_profile", {}),
+           "mount": measured.get("mount", {}), "provenance": prov}
+    _params.check_profile(doc)
+    return doc
+
+
+def save(doc: dict[str, Any], path: str | os.PathLike, force: bool = False) -> Path:
+    """Write a profile atomically (temp file + rename); refuse to replace one unless force."""
+    p = Path(path)
+    if p.exists() and not force:
+        raise ValueError(f"{p}: exists; pass --force to replace it (it changes every default run)")
+    _params.check_profile(doc, str(p))
+    p.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(doc, indent=1, allow_nan=False) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return p
+
+
+def load(path: str | os.PathLike) -> dict[str, Any]:
+    """Read and check a profile document."""
+    p = Path(path)
+    try:
+        doc = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{p}: no such cost profile") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{p}: not JSON (line {exc.lineno}: {exc.msg})") from None
+    _params.check_profile(doc, str(p))
+    return doc
+
+
+def render(doc: dict[str, Any]) -> str:
+    """A table: parameter, table default, calibrated value, CI, n, method (first clause)."""
+    lines = [f"{'parameter':18s} {'default':>9s} {'calibrated':>11s}  {'95% CI':>19s} {'n':>6s}  method"]
+    for key, v in doc["values"].items():
+        m = doc["measurements"].get(key, {})
+        p = _params.PARAM_BY_NAME[key]
+        ci = m.get("ci95")
+        ci_s = f"{ci[0]:.0f}..{ci[1]:.0f}" if ci else ""
+        method = m.get("method", "").split(":")[0]
+        lines.append(f"{key:18s} {p.default:9d} {v:11d}  {ci_s:>19s} {m.get('n', ''):>6}  {method}")
+    meas = doc["measurements"]
+    for title, key, sub in (("pwrite(2) by pages", "write_syscall_ns", "by_pages"),
+                            ("fsync(2) after N dirty pages", "server_base_ns", "by_pages_fsync"),
+                            ("server handler (log receive-to-reply) by WRITE pages",
+                             "server_base_ns", "by_pages_server_handler")):
+        rows = meas.get(key, {}).get(sub)
+        if rows:
+            lines.append(f"{title}: " + ", ".join(f"{k}: {r['median'] / 1e3:.2f} us"
+                                                  for k, r in rows.items()))
+    for key, title in (("write_new_pages", "pwrite(2) of appended (new) pages"),
+                       ("write_round_trip_new_pages", "WRITE round trip of appended pages")):
+        rec = doc.get("not_in_profile", {}).get(key)
+        if rec:
+            lines.append(f"not in the profile: {title}: {rec['fixed_ns'] / 1e3:.2f} us + "
+                         f"{rec['per_page_ns'] / 1e3:.2f} us/page")
+    prov = doc.get("provenance", {})
+    lines.append(f"kernel {prov.get('kernel')}, CPU {prov.get('cpu_model')}, "
+                 f"{prov.get('date')}, commit {prov.get('git_commit')}")
+    return "\n".join(lines) + "\n"
+
+
+# ---- command line ----
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.exists() and not args.force:       # before minutes of measuring
+        raise ValueError(f"{out}: exists; pass --force to replace it (it changes every default run)")
+    if args.rounds < 3:
+        raise ValueError(f"--rounds: must be >= 3, got {args.rounds}")
+    say = (lambda s: None) if args.quiet else (lambda s: print(f"calibrate: {s}", file=sys.stderr))
+    doc = build_profile(measure(args.rounds, progress=say), rounds=args.rounds)
+    path = save(doc, out, force=args.force)
+    sys.stdout.write(render(doc))
+    print(f"cost profile: {path}" + ("" if path.resolve() == _params.PROFILE_PATH else
+                                     f"  (make it active: FWB_COST_PROFILE={path})"))
+    return 0
+
+
+def add_parsers(subparsers) -> None:
+    """Add the `calibrate` verb to the CLI's sub-parsers."""
+    p = subparsers.add_parser("calibrate", help="measure the cost model's CPU costs and the "
+                                                "server's round trips on a real mount; save a "
+                                                "cost profile")
+    p.add_argument("-o", "--out", default=str(_params.PROFILE_PATH),
+                   help="where to write the profile (default: the active one, "
+                        "results/cost-profile.json)")
+    p.add_argument("--rounds", type=int, default=40,
+                   help="rounds of the mount measurements (default 40)")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_calibrate)

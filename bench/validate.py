@@ -1,0 +1,431 @@
+"""Predicted against measured: ``python -m bench validate``.
+
+The same workloads (the same operation arrays, seeds and server configuration) run on a real FUSE
+mount of this kernel (bench.mount) and in the simulator under ``no-temp-page`` (the strategy of
+6.16 and later kernels), with the active cost profile (bench.params; ``--profile`` names another)
+and the model parameters read from this machine (``machine_params``: memory, vm.dirty_ratio,
+vm.dirty_background_ratio) and the mount's server (16 threads, max_background 12, max_pages 32,
+no artificial delay).  It prints, per workload, the median over seeds of: app throughput, WRITE
+count, pages-per-request histogram, fsync latency; the ratio predicted / measured; and "ok" where
+it is within ``TOLERANCE``.
+
+Then the blocking pattern with a stuck server (``blocking``): during a stall window of the real
+server, one thread each calls write(2) in a loop, fsync(2), close(2), sync(2) and syncfs(2) on
+dirty FUSE files, and each call is classed as "returned" (during the stall) or "waited" (until
+the stall ended); the simulator runs the same calls (write, fsync, sync: it has no close or
+syncfs) and is classed the same way.
+
+``mount_runs(workloads, seeds, params, progress)`` gives bench.compare real-mount rows.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import dataclasses
+import os
+import sys
+import threading
+import time
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from . import params as _params, stats
+from .ops import FSYNC, OP_DTYPE, PAGE_SIZE, SYNC, WRITE
+from .results import Run
+
+__all__ = ["mount_runs", "machine_params", "sim_engine", "compare_workload", "render",
+           "blocking", "render_blocking", "add_parsers", "cmd_validate", "VALIDATE_SET",
+           "TOLERANCE", "MOUNT_SERVER_PARAMS"]
+
+TOLERANCE = 0.15
+STRATEGY = "no-temp-page"
+# The mount's server as bench.mount runs it by default, in simulator parameters.
+MOUNT_SERVER_PARAMS = {"server_threads": 16, "server_dist": 0, "max_background": 12,
+                       "max_pages": 32}
+# (workload, its parameters): the default sizes; each real run takes well under a second.
+VALIDATE_SET: tuple[tuple[str, dict], ...] = (
+    ("seq-write", {}),
+    ("rand-write", {}),
+    ("fsync-heavy", {}),
+)
+MiB = 1 << 20
+MS = 1_000_000
+
+
+def sim_engine() -> str:
+    """"c" when the C engine is built, else the Python reference."""
+    from . import _cengine
+    return "c" if _cengine.available() else "python"
+
+
+def machine_params() -> dict[str, int]:
+    """The simulator's memory and dirty-limit parameters as this machine has them."""
+    out: dict[str, int] = {}
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    pages = int(line.split()[1]) * 1024 // PAGE_SIZE
+                    p = _params.PARAM_BY_NAME["mem_total_pages"]
+                    out["mem_total_pages"] = min(max(pages, p.lo), p.hi)
+    for name in ("dirty_ratio", "dirty_background_ratio"):
+        with contextlib.suppress(OSError, ValueError):
+            with open(f"/proc/sys/vm/{name}") as f:
+                out[name] = int(f.read())
+    with contextlib.suppress(OSError, ValueError):   # absolute limits override the ratios
+        with open("/proc/sys/vm/dirty_bytes") as f1, open("/proc/sys/vm/dirty_background_bytes") as f2:
+            if int(f1.read()) or int(f2.read()):
+                out.pop("dirty_ratio", None)
+                out.pop("dirty_background_ratio", None)
+    if out.get("dirty_background_ratio", 0) >= out.get("dirty_ratio", 100):
+        out.pop("dirty_background_ratio", None)
+    return out
+
+
+# ---- real-mount rows for bench.compare ----
+
+# Workloads quick enough on a real mount to sit beside the simulated ones in `compare`
+# (rewrite-hot takes a minute of real time, stuck-server several seconds, mem-pressure
+# allocates 2 GB of real memory).
+MOUNT_SUITE = ("seq-write", "rand-write", "mmap-rewrite", "dio-redirty", "fsync-heavy",
+               "multi-writer")
+
+
+def mount_runs(workloads: Iterable[str], seeds: Iterable[int], params: dict | None = None,
+               progress: bool = False) -> tuple[tuple[Run, ...], str]:
+    """Every (workload, seed) on a real mount -> (runs, "") or ((), why not, in one line).
+
+    Runs are named like simulator runs with strategy = the kernel (``kernel-6.18.44``) and engine
+    "mount", so bench.compare.rows puts them beside the strategies.  Of `params`, a mount takes
+    each workload's own parameters and the server parameters bench.mount knows; simulator-only
+    ones (memory, costs) are left out, as a kernel cannot be given them.  A workload that fails on
+    the mount is left out and named in the returned note."""
+    from . import mount, workloads as _wl
+    ok, why = mount.available()
+    if not ok:
+        return (), f"no real-mount rows: {why}"
+    params = dict(params or {})
+    runs, failed = [], []
+    seeds = list(seeds)
+    for w in workloads:
+        own = _wl.workload_params(w)
+        p = {k: v for k, v in params.items() if k in own or k in mount._SERVER_PARAMS}
+        for seed in seeds:
+            if progress:
+                print(f"mount: {w} seed {seed}", file=sys.stderr)
+            try:
+                runs.append(mount.run(w, seed, **p))
+            except RuntimeError as exc:
+                failed.append(f"{w}/{seed}: {exc}")
+                break
+    note = "" if not failed else "real mount failed on " + "; ".join(failed)
+    return tuple(runs), note
+
+
+# ---- predicted against measured ----
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Pair:
+    workload: str
+    metric: str
+    predicted: float
+    measured: float
+    unit: str
+    scale: float
+
+    @property
+    def ratio(self) -> float:
+        return self.predicted / self.measured if self.measured else float("nan")
+
+    @property
+    def within(self) -> bool:
+        return self.measured != 0 and abs(self.ratio - 1) <= TOLERANCE
+
+
+def _median(runs: list[Run], get: Callable[[dict], float]) -> float:
+    vals = [get(r.metrics) for r in runs]
+    vals = [v for v in vals if v is not None]
+    return stats.summarize(vals).median if vals else float("nan")
+
+
+def _hist(runs: list[Run]) -> dict[int, float]:
+    keys = sorted({k for r in runs for k in r.metrics["pages_per_request"]})
+    return {k: float(np.median([r.metrics["pages_per_request"].get(k, 0) for r in runs]))
+            for k in keys}
+
+
+def compare_workload(name: str, wparams: dict, seeds: list[int], sim_params: dict,
+                     engine: str) -> tuple[list[Pair], dict, dict, list[Run], list[Run]]:
+    """Run `name` on the mount and in the simulator for every seed; pairs of medians."""
+    from . import mount, sim, workloads as _wl
+    measured, predicted = [], []
+    for seed in seeds:
+        wl = _wl.make(name, seed=seed, **wparams)
+        measured.append(mount.run(wl, seed))
+        predicted.append(sim.run(STRATEGY, wl, seed, engine, **sim_params))
+
+    def lat(key):
+        return lambda m: m[key]["p50"] if m[key]["count"] else None
+
+    pairs = []
+    for metric, get, unit, scale in (
+            ("app throughput", lambda m: m["app_throughput_bps"], "MB/s", 1e-6),
+            ("WRITE requests", lambda m: m["requests"], "", 1),
+            ("bytes written", lambda m: m["bytes_written"], "MiB", 1 / MiB),
+            ("write p50", lat("write_latency_ns"), "us", 1e-3),
+            ("fsync p50", lat("fsync_latency_ns"), "us", 1e-3),
+            ("fsync max", lambda m: m["fsync_latency_ns"]["max"] if m["fsync_latency_ns"]["count"]
+             else None, "us", 1e-3),
+            ("makespan", lambda m: m["makespan_ns"], "ms", 1e-6)):
+        pairs.append(Pair(name, metric, _median(predicted, get), _median(measured, get), unit,
+                          scale))
+    return pairs, _hist(predicted), _hist(measured), predicted, measured
+
+
+def _fmt(v: float, scale: float) -> str:
+    x = v * scale
+    if x != x:
+        return "-"
+    return f"{x:.0f}" if abs(x) >= 100 or x == int(x) else f"{x:.3g}"
+
+
+def _fmt_hist(h: dict[int, float], top: int = 6) -> str:
+    total = sum(h.values()) or 1
+    items = sorted(h.items(), key=lambda kv: -kv[1])[:top]
+    return " ".join(f"{k}:{100 * c / total:.0f}%" for k, c in sorted(items))
+
+
+def render(results: list[tuple[list[Pair], dict, dict]], header: str) -> str:
+    lines = [header, f"{'workload':12s} {'metric':16s} {'predicted':>10s} {'measured':>10s} "
+                     f"{'pred/meas':>9s}"]
+    for pairs, hp, hm in results:
+        for p in pairs:
+            mark = "ok" if p.within else ""
+            unit = f" {p.unit}" if p.unit else ""
+            lines.append(f"{p.workload:12s} {p.metric + unit:16s} {_fmt(p.predicted, p.scale):>10s} "
+                         f"{_fmt(p.measured, p.scale):>10s} {p.ratio:9.2f}  {mark}")
+        w = pairs[0].workload
+        lines.append(f"{w:12s} {'pages/request':16s} predicted {_fmt_hist(hp)}")
+        lines.append(f"{w:12s} {'':16s} measured  {_fmt_hist(hm)}")
+    lines.append(f"medians over seeds; ok: within {TOLERANCE:.0%}; histogram: share of WRITEs "
+                 "by pages carried (the six most common sizes)")
+    return "\n".join(lines) + "\n"
+
+
+# ---- blocking with a stuck server ----
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _timed(fn: Callable[[], Any], box: dict, key: str, t0: int) -> None:
+    start = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+    try:
+        fn()
+        box[key] = (start - t0, time.clock_gettime_ns(time.CLOCK_MONOTONIC) - t0, "")
+    except OSError as exc:
+        box[key] = (start - t0, time.clock_gettime_ns(time.CLOCK_MONOTONIC) - t0, exc.strerror)
+
+
+def _classify(start: int, end: int | None, stall_end: int) -> str:
+    if end is None:
+        return "never returned"
+    # A call that returns within 100 ms of the stall's end waited for it.
+    return "waited" if end >= stall_end - 100 * MS else "returned"
+
+
+def blocking(stall_ns: int = 2000 * MS, write_mib: int = 256, sim_params: dict | None = None,
+             engine: str | None = None) -> dict[str, dict[str, Any]]:
+    """The calls of a stuck server's clients, on the mount and in the simulator.
+
+    The real server stalls (holds every WRITE) from 0.6 s after its start for `stall_ns`.  At
+    0.2 s into the stall, five threads start: write(2) of 1 MiB blocks to file w (up to
+    write_mib MiB: enough to pass the bdi's strict dirty limit), fsync(2) of file f, close(2) of
+    file c, sync(2), syncfs(2) of the mount, each on files dirtied before the stall began.
+    Returns {call: {"mount": (class, start, end), "sim": (class, start, end) or None}}, times in
+    ns from the stall's start."""
+    from . import mount as _mount, sim, workloads as _wl
+    ok, why = _mount.available()
+    if not ok:
+        raise RuntimeError(why)
+    lead, start_ns = 200 * MS, 600 * MS
+    epoch = time.clock_gettime_ns(time.CLOCK_MONOTONIC) + lead
+    opts = _mount.ServerOptions(stalls=((start_ns, stall_ns),), epoch_ns=epoch)
+    stall0, stall1 = epoch + start_ns, epoch + start_ns + stall_ns
+    box: dict[str, tuple] = {}
+    writes: list[int] = []
+    m = _mount.Mount(opts)
+    try:
+        m.start()
+        fds = {k: os.open(os.path.join(m.path, k), os.O_RDWR | os.O_CREAT, 0o644) for k in "wfcs"}
+        block = b"\x5a" * MiB
+        for k in "fcs":
+            os.pwrite(fds[k], block, 0)              # dirty before the stall
+        now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        if now >= stall0:
+            raise RuntimeError("blocking: the mount took longer to start than the stall's lead")
+        time.sleep((stall0 + 200 * MS - now) / 1e9)
+
+        def writer():
+            t = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+            for i in range(write_mib):
+                a = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+                os.pwrite(fds["w"], block, i * MiB)
+                writes.append(time.clock_gettime_ns(time.CLOCK_MONOTONIC) - a)
+                if time.clock_gettime_ns(time.CLOCK_MONOTONIC) > stall1:
+                    break
+            box["write"] = (t - stall0, time.clock_gettime_ns(time.CLOCK_MONOTONIC) - stall0, "")
+
+        def syncfs():
+            if _libc.syncfs(fds["s"]) != 0:
+                e = ctypes.get_errno()
+                raise OSError(e, os.strerror(e))
+
+        calls = {"fsync": lambda: os.fsync(fds["f"]), "close": lambda: os.close(fds.pop("c")),
+                 "sync": os.sync, "syncfs": syncfs}
+        threads = [threading.Thread(target=writer, daemon=True)]
+        threads += [threading.Thread(target=_timed, args=(fn, box, k, stall0), daemon=True)
+                    for k, fn in calls.items()]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + (stall1 - time.clock_gettime_ns(time.CLOCK_MONOTONIC)) / 1e9 + 5
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+        for k, fd in list(fds.items()):
+            if k != "c":
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+                fds.pop(k)
+    finally:
+        m.stop()
+    out: dict[str, dict[str, Any]] = {}
+    for k in ("write", "fsync", "close", "sync", "syncfs"):
+        s, e, err = box.get(k, (None, None, ""))
+        cls = _classify(s or 0, e, stall_ns) if k != "write" else (
+            "throttled (waited)" if writes and max(writes) > stall_ns // 2 else
+            ("never returned" if e is None else "returned"))
+        out[k] = {"mount": (cls, s, e, err)}
+    out["write"]["mount_max_call_ns"] = max(writes) if writes else None
+    long_calls = [i for i, w in enumerate(writes) if w > stall_ns // 2]
+    out["write"]["mount_mib_before_block"] = long_calls[0] if long_calls else None
+    out["write"]["mount_mib"] = len(writes)
+
+    # The simulator: the same calls, as rows; the stall window is the simulator's too.
+    rows = []
+    t_dirty, t_call = 10 * MS, start_ns + 200 * MS
+    for f, th in ((1, 1), (2, 2)):                    # f: fsync's file, s: sync's file
+        rows.append((t_dirty, th, WRITE, f, 0, 0, MiB))
+    rows.append((t_call, 1, FSYNC, 1, 0, 0, 0))
+    rows.append((t_call, 2, SYNC, 0, 0, 0, 0))
+    for i in range(write_mib):      # as many as the mount was allowed to try
+        rows.append((t_call, 0, WRITE, 0, 0, i * MiB, MiB))
+    rows.sort(key=lambda r: r[0])
+    ops = np.array(rows, dtype=OP_DTYPE)
+    wl = _wl.from_arrays(ops, np.zeros(3, np.int64), name="blocking")
+    p = dict(sim_params or {})
+    p.update(stall_start_ns=start_ns, stall_ns=stall_ns,
+             hang_threshold_ns=min(stall_ns // 2, _params.PARAM_BY_NAME["hang_threshold_ns"].hi))
+    sres = sim.run(STRATEGY, wl, 0, engine or sim_engine(), **p)
+    sm = sres.metrics
+    wmax = sm["write_latency_ns"]["max"]
+    out["write"]["sim"] = ("throttled (waited)" if wmax > stall_ns // 2 else "returned", None, wmax, "")
+    out["write"]["sim_throttle_max_ns"] = sm["throttle_ns"]["max"] if sm["throttle_ns"]["count"] else 0
+    f_end = t_call - start_ns + sm["fsync_latency_ns"]["max"]
+    out["fsync"]["sim"] = (_classify(0, f_end, stall_ns), t_call - start_ns, f_end, "")
+    s_end = t_call - start_ns + sm["sync_latency_ns"]["max"]
+    out["sync"]["sim"] = (_classify(0, s_end, stall_ns), t_call - start_ns, s_end, "")
+    out["close"]["sim"] = out["syncfs"]["sim"] = None
+    out["_"] = {"stall_ns": stall_ns, "sim_hangs": sm["hangs"]}
+    return out
+
+
+def render_blocking(b: dict) -> str:
+    stall = b["_"]["stall_ns"]
+    lines = [f"stuck server: every WRITE held for {stall / 1e9:.1f} s; calls start 0.2 s into the "
+             "stall (times from the stall's start)",
+             f"{'call':8s} {'mount':20s} {'returned at':>12s}   {'simulator':20s} {'returned at':>12s}"]
+    for k in ("write", "fsync", "close", "sync", "syncfs"):
+        mcls, _, mend, err = b[k]["mount"]
+        s = b[k].get("sim")
+        scls, send = (s[0], s[2]) if s else ("not modelled", None)
+        if k == "write":
+            mend = b[k].get("mount_max_call_ns")
+            send = s[2] if s else None
+        fm = lambda v: "-" if v is None else f"{v / 1e9:.3f} s"  # noqa: E731
+        label = "longest" if k == "write" else ""
+        lines.append(f"{k:8s} {mcls + (' ' + err if err else ''):20s} {fm(mend):>12s}   "
+                     f"{scls:20s} {fm(send):>12s} {label}")
+    w = b["write"]
+    lines.append(f"write: on the mount, {w.get('mount_mib_before_block')} MiB of 1 MiB write(2) "
+                 "calls returned before one waited for the stall; 'longest' is the longest call; "
+                 "the simulator's longest throttle sleep "
+                 f"{w.get('sim_throttle_max_ns', 0) / 1e9:.3f} s")
+    same = all(b[k]["mount"][0].split()[0] == b[k]["sim"][0].split()[0]
+               for k in ("write", "fsync", "sync") if b[k].get("sim"))
+    lines.append("blocking pattern: " + ("the same for write, fsync, sync" if same else
+                                         "DIFFERS (see above)"))
+    return "\n".join(lines) + "\n"
+
+
+# ---- command line ----
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from . import mount
+    ok, why = mount.available()
+    if not ok:
+        raise RuntimeError(f"validate needs a real mount: {why}")
+    if args.profile:
+        os.environ[_params.PROFILE_ENV] = args.profile
+    _params.active_profile()     # a bad profile is one error line, before any run
+    if args.seeds < 1:
+        raise ValueError(f"--seeds: must be >= 1, got {args.seeds}")
+    engine = args.engine or sim_engine()
+    from .__main__ import _params as parse_pairs
+    sim_params = {**machine_params(), **MOUNT_SERVER_PARAMS, **parse_pairs(args.sim_param)}
+    _params.resolve(STRATEGY, sim_params)     # a typo is one error line, before any run
+    chosen = VALIDATE_SET
+    if args.workloads:
+        known = dict(VALIDATE_SET)
+        names = [n.strip() for n in args.workloads.split(",") if n.strip()]
+        from . import workloads as _wl
+        for n in names:
+            if n not in _wl.workload_names():
+                raise ValueError(f"--workloads: unknown {n!r}")
+        chosen = tuple((n, known.get(n, {})) for n in names)
+    prof = _params.profile_provenance()
+    pname = prof if isinstance(prof, str) else f"{prof['path']} ({prof.get('date', '?')})"
+    header = (f"predicted ({STRATEGY}, {engine} engine, cost profile: {pname}) against measured "
+              f"({mount.kernel_name()}), {args.seeds} seed(s); simulator: "
+              + ", ".join(f"{k}={v}" for k, v in sim_params.items()))
+    results = []
+    for name, wp in chosen:
+        if not args.quiet:
+            print(f"validate: {name}", file=sys.stderr)
+        pairs, hp, hm, _, _ = compare_workload(name, wp, list(range(args.seeds)), sim_params, engine)
+        results.append((pairs, hp, hm))
+    sys.stdout.write(render(results, header))
+    if not args.no_blocking:
+        if not args.quiet:
+            print("validate: stuck server", file=sys.stderr)
+        sys.stdout.write("\n" + render_blocking(blocking(sim_params=sim_params, engine=engine)))
+    return 0
+
+
+def add_parsers(subparsers) -> None:
+    """Add the `validate` verb to the CLI's sub-parsers."""
+    p = subparsers.add_parser("validate", help="run workloads on a real mount and in the "
+                                               "simulator (no-temp-page) and print predicted "
+                                               "against measured")
+    p.add_argument("--workloads", help="comma-separated workloads (default: "
+                   + ", ".join(n for n, _ in VALIDATE_SET) + ")")
+    p.add_argument("--seeds", type=int, default=3, help="seeds per workload (default 3)")
+    p.add_argument("--profile", metavar="PATH",
+                   help="cost profile to predict with (default: the active one)")
+    p.add_argument("--engine", choices=("c", "python"),
+                   help="simulator engine (default c, python when the C engine is not built)")
+    p.add_argument("--sim-param", action="append", metavar="KEY=VALUE",
+                   help="a simulator parameter for the predictions (repeatable): what-ifs")
+    p.add_argument("--no-blocking", action="store_true", help="skip the stuck-server part")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_validate)
