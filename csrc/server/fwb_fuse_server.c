@@ -32,7 +32,20 @@
  *                     uint32 pid, uint32 reserved
  *   Version 1 had 40-byte records without pid and reserved, and no FLUSH.
  * Records are buffered under one mutex and written in 1 MiB chunks, so logging
- * costs a memcpy per request; the log is complete once the server has exited.
+ * costs a memcpy per request (a full buffer is swapped for a spare one and written
+ * outside that mutex); the log is complete once the server has exited.
+ *
+ * File data lives in FWB_CHUNK (1 MiB) chunks allocated on demand, so a growing
+ * file never copies what it has.  A READ or WRITE holds the inode lock only to find
+ * (or allocate) its chunks and to mark its byte range busy; it copies without the
+ * lock, so WRITEs to different ranges of one file run in parallel, and requests
+ * whose ranges overlap (or a truncate over a busy range) wait for each other.  A
+ * chunk's bytes past its `fill` mark read as zeros (they are zeroed when a write
+ * lands beyond them), so chunks need no zeroing up front and freed full chunks are
+ * kept in a pool (up to FWB_POOL_MAX) whose memory is already faulted in.  Files
+ * of at most FWB_SMALL bytes keep a small, growing first chunk instead.  WRITE is
+ * served by write_buf, so libfuse splices the request from /dev/fuse into a pipe
+ * (page references, no copy) and the data is copied once, pipe to chunk.
  *
  * Compile with:
  *   cc -O2 -Wall -Wextra fwb_fuse_server.c $(pkg-config fuse3 --cflags --libs) -lm -o fwb_fuse_server
@@ -54,6 +67,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -63,6 +77,9 @@
 #define FWB_LOG_CHUNK (1 << 20)
 #define FWB_MAX_STALLS 16
 #define FWB_NAME_MAX 255
+#define FWB_CHUNK ((size_t)1 << 20)	/* file data: chunks of this size ... */
+#define FWB_SMALL ((size_t)64 << 10)	/* ... but a first chunk grows up to this by doubling */
+#define FWB_POOL_MAX 128		/* freed full chunks kept for reuse (128 MiB) */
 #ifndef RENAME_NOREPLACE
 #define RENAME_NOREPLACE (1 << 0)	/* <linux/fs.h>; glibc has it only with _GNU_SOURCE */
 #endif
@@ -94,6 +111,19 @@ struct log_record {
 _Static_assert(sizeof(struct log_header) == 32, "log header layout");
 _Static_assert(sizeof(struct log_record) == 48, "log record layout");
 
+/* FWB_CHUNK bytes of a file (chunk 0 of a small file: `cap` < FWB_CHUNK). */
+struct chunk {
+	char *mem;			/* NULL: a hole, reads as zeros */
+	size_t cap;			/* bytes allocated */
+	size_t fill;			/* bytes [fill, FWB_CHUNK) read as zeros */
+};
+
+/* A byte range a READ or WRITE is copying without the inode lock. */
+struct range {
+	size_t start, end;
+	struct range *next;
+};
+
 /* One inode.  Index 0 of the table is the root directory (FUSE_ROOT_ID = 1). */
 struct node {
 	int used;
@@ -101,9 +131,13 @@ struct node {
 	fuse_ino_t parent;		/* directory holding `name` */
 	mode_t mode;
 	uint64_t nlookup;		/* kernel references (lookup/create minus forget) */
-	pthread_rwlock_t lock;		/* data, size, times */
-	char *data;			/* file bytes, or a symlink's target */
-	size_t size, cap;
+	pthread_mutex_t lock;		/* all below (not the bytes of a busy range) */
+	pthread_cond_t idle;		/* a busy range has ended */
+	struct range *busy;		/* ranges being copied */
+	struct chunk *chunks;		/* a regular file's data */
+	size_t n_chunks;
+	char *data;			/* a symlink's target */
+	size_t size;
 	struct timespec atime, mtime, ctime;
 };
 
@@ -136,11 +170,17 @@ struct fwb {
 	struct node **nodes;
 	size_t n_nodes, cap_nodes;
 
-	/* the request log */
-	pthread_mutex_t log_lock;
+	/* freed full chunks, linked through their first bytes */
+	pthread_mutex_t pool_lock;
+	char *pool;
+	unsigned pool_n;
+
+	/* the request log: records go to log_buf under log_lock; a full buffer is
+	 * swapped with log_spare and written under write_lock alone */
+	pthread_mutex_t log_lock, write_lock;
 	int log_fd;
 	int log_failed;
-	struct log_record *log_buf;
+	struct log_record *log_buf, *log_spare;
 	size_t log_n, log_cap;
 
 	/* random state for service times (one stream, under rng_lock) */
@@ -171,10 +211,11 @@ static void sleep_ns(int64_t ns)
 
 /* ---- the request log ---- */
 
-static void log_flush_locked(struct fwb *fs)
+/* Called with write_lock held: append n records to the log file. */
+static void log_write_out(struct fwb *fs, const struct log_record *buf, size_t n_records)
 {
-	const char *p = (const char *)fs->log_buf;
-	size_t left = fs->log_n * sizeof(struct log_record);
+	const char *p = (const char *)buf;
+	size_t left = n_records * sizeof(struct log_record);
 
 	while (left > 0 && !fs->log_failed) {
 		ssize_t n = write(fs->log_fd, p, left);
@@ -190,7 +231,6 @@ static void log_flush_locked(struct fwb *fs)
 		p += n;
 		left -= (size_t)n;
 	}
-	fs->log_n = 0;
 }
 
 static void log_request(struct fwb *fs, int kind, fuse_ino_t ino, off_t off, size_t size,
@@ -201,14 +241,28 @@ static void log_request(struct fwb *fs, int kind, fuse_ino_t ino, off_t off, siz
 		.size = (uint32_t)size, .kind = (uint16_t)kind, .flags = cache ? 1 : 0,
 		.pid = (uint32_t)pid,
 	};
+	struct log_record *full;
+	size_t n;
 
 	if (fs->log_fd < 0)
 		return;
 	pthread_mutex_lock(&fs->log_lock);
 	fs->log_buf[fs->log_n++] = r;
-	if (fs->log_n == fs->log_cap)
-		log_flush_locked(fs);
+	if (fs->log_n < fs->log_cap) {
+		pthread_mutex_unlock(&fs->log_lock);
+		return;
+	}
+	/* Full: swap in the spare (written out already, since we hold write_lock) and
+	 * write this one without holding up the other requests' records. */
+	pthread_mutex_lock(&fs->write_lock);
+	full = fs->log_buf;
+	n = fs->log_n;
+	fs->log_buf = fs->log_spare;
+	fs->log_spare = full;
+	fs->log_n = 0;
 	pthread_mutex_unlock(&fs->log_lock);
+	log_write_out(fs, full, n);
+	pthread_mutex_unlock(&fs->write_lock);
 }
 
 static int log_open(struct fwb *fs)
@@ -221,7 +275,8 @@ static int log_open(struct fwb *fs)
 	memcpy(h.magic, FWB_LOG_MAGIC, sizeof(FWB_LOG_MAGIC));
 	fs->log_cap = FWB_LOG_CHUNK / sizeof(struct log_record);
 	fs->log_buf = malloc(fs->log_cap * sizeof(struct log_record));
-	if (fs->log_buf == NULL)
+	fs->log_spare = malloc(fs->log_cap * sizeof(struct log_record));
+	if (fs->log_buf == NULL || fs->log_spare == NULL)
 		return -1;
 	fs->log_fd = open(fs->log_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (fs->log_fd < 0)
@@ -351,7 +406,8 @@ static struct node *node_new(struct fwb *fs, fuse_ino_t *ino)
 	n = calloc(1, sizeof(*n));
 	if (n == NULL)
 		return NULL;
-	pthread_rwlock_init(&n->lock, NULL);
+	pthread_mutex_init(&n->lock, NULL);
+	pthread_cond_init(&n->idle, NULL);
 	fs->nodes[fs->n_nodes++] = n;
 	n->used = 1;
 	clock_gettime(CLOCK_REALTIME, &n->mtime);
@@ -360,36 +416,280 @@ static struct node *node_new(struct fwb *fs, fuse_ino_t *ino)
 	return n;
 }
 
-/* Called with fs->lock held: drop an unlinked inode nobody references. */
-static void node_maybe_free(struct node *n)
+/* ---- file data ---- */
+
+/* A full chunk from the pool (its pages faulted in already), or NULL. */
+static char *pool_take(struct fwb *fs)
 {
-	if (n->name == NULL && n->nlookup == 0) {
-		free(n->data);
-		n->data = NULL;
-		n->size = n->cap = 0;
-		n->used = 0;
+	char *mem;
+
+	pthread_mutex_lock(&fs->pool_lock);
+	mem = fs->pool;
+	if (mem != NULL) {
+		memcpy(&fs->pool, mem, sizeof(fs->pool));
+		fs->pool_n--;
+	}
+	pthread_mutex_unlock(&fs->pool_lock);
+	return mem;
+}
+
+/* Give a full chunk back: to the pool, or to the system when the pool is full. */
+static void pool_put(struct fwb *fs, char *mem)
+{
+	pthread_mutex_lock(&fs->pool_lock);
+	if (fs->pool_n < FWB_POOL_MAX) {
+		memcpy(mem, &fs->pool, sizeof(fs->pool));
+		fs->pool = mem;
+		fs->pool_n++;
+		mem = NULL;
+	}
+	pthread_mutex_unlock(&fs->pool_lock);
+	if (mem != NULL)
+		munmap(mem, FWB_CHUNK);
+}
+
+/* A new full chunk, or NULL.  MAP_POPULATE: one system call faults it in, rather
+ * than a page fault a page in the copy.  Called without any inode lock. */
+static char *chunk_map(void)
+{
+	char *mem = mmap(NULL, FWB_CHUNK, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+
+	return mem == MAP_FAILED ? NULL : mem;
+}
+
+/* Make k a hole. */
+static void chunk_free(struct fwb *fs, struct chunk *k)
+{
+	if (k->mem != NULL && k->cap < FWB_CHUNK)
+		free(k->mem);
+	else if (k->mem != NULL)
+		pool_put(fs, k->mem);
+	*k = (struct chunk){ .mem = NULL };
+}
+
+/* Called with n->lock held and nobody copying to or from k: make chunk k (number c)
+ * hold at least `need` bytes.  Only chunk 0 may be small; it moves as it grows.  A
+ * full chunk comes from *spare or the pool; EAGAIN when both are empty. */
+static int chunk_grow(struct fwb *fs, struct chunk *k, size_t c, size_t need, char **spare)
+{
+	size_t cap = k->cap ? k->cap : 4096;
+	char *mem;
+
+	if (c == 0 && need <= FWB_SMALL) {
+		while (cap < need)
+			cap *= 2;
+		mem = realloc(k->mem, cap);
+		if (mem == NULL)
+			return ENOMEM;
+	} else {
+		cap = FWB_CHUNK;
+		mem = *spare != NULL ? *spare : pool_take(fs);
+		if (mem == NULL)
+			return EAGAIN;
+		*spare = NULL;
+		if (k->mem != NULL)
+			memcpy(mem, k->mem, k->fill);
+		free(k->mem);	/* a small chunk (a full one never grows) */
+	}
+	k->mem = mem;
+	k->cap = cap;
+	return 0;
+}
+
+/* Called with n->lock held: whether a busy range overlaps [start, end). */
+static int range_busy(struct node *n, size_t start, size_t end)
+{
+	struct range *r;
+
+	for (r = n->busy; r != NULL; r = r->next)
+		if (r->start < end && start < r->end)
+			return 1;
+	return 0;
+}
+
+/* Called with n->lock held: wait until nobody copies in r, then mark it busy. */
+static void range_acquire(struct node *n, struct range *r)
+{
+	while (range_busy(n, r->start, r->end))
+		pthread_cond_wait(&n->idle, &n->lock);
+	r->next = n->busy;
+	n->busy = r;
+}
+
+/* Called with n->lock held. */
+static void range_release(struct node *n, struct range *r)
+{
+	struct range **p;
+
+	for (p = &n->busy; *p != r; p = &(*p)->next)
+		;
+	*p = r->next;
+	pthread_cond_broadcast(&n->idle);
+}
+
+/* Called with n->lock held: make the chunks under r (not empty) hold it, zero what
+ * lies between their fill and r, and mark r busy; 0 or an errno.  A chunk to map
+ * is mapped without the lock (other requests go on), into *spare: the caller gives
+ * back what is left there. */
+static int node_prepare_write(struct fwb *fs, struct node *n, struct range *r, char **spare)
+{
+	size_t first = r->start / FWB_CHUNK, last = (r->end - 1) / FWB_CHUNK, c;
+	int err;
+
+retry:
+	while (range_busy(n, r->start, r->end))
+		pthread_cond_wait(&n->idle, &n->lock);
+	if (last >= n->n_chunks) {
+		size_t count = last + 1 > 2 * n->n_chunks ? last + 1 : 2 * n->n_chunks;
+		struct chunk *p = realloc(n->chunks, count * sizeof(*p));
+
+		if (p == NULL)
+			return ENOMEM;
+		memset(p + n->n_chunks, 0, (count - n->n_chunks) * sizeof(*p));
+		n->chunks = p;
+		n->n_chunks = count;
+	}
+	for (c = first; c <= last; c++) {
+		struct chunk *k = &n->chunks[c];
+		size_t base = c * FWB_CHUNK;
+		size_t end = r->end < base + FWB_CHUNK ? r->end - base : FWB_CHUNK;
+
+		if (k->cap >= end)
+			continue;
+		if (k->mem != NULL && range_busy(n, base, base + k->cap)) {
+			pthread_cond_wait(&n->idle, &n->lock);	/* it moves: wait for its copiers */
+			goto retry;
+		}
+		err = chunk_grow(fs, k, c, end, spare);
+		if (err == EAGAIN) {
+			pthread_mutex_unlock(&n->lock);
+			*spare = chunk_map();
+			pthread_mutex_lock(&n->lock);
+			if (*spare == NULL)
+				return ENOMEM;
+			goto retry;
+		}
+		if (err)
+			return err;
+	}
+	for (c = first; c <= last; c++) {
+		struct chunk *k = &n->chunks[c];
+		size_t base = c * FWB_CHUNK;
+		size_t start = r->start > base ? r->start - base : 0;
+		size_t end = r->end < base + FWB_CHUNK ? r->end - base : FWB_CHUNK;
+
+		/* nobody touches [fill, start): busy WRITEs lie below fill, and READs
+		 * copy only below the fill they saw (under this lock) */
+		if (start > k->fill)
+			memset(k->mem + k->fill, 0, start - k->fill);
+		if (end > k->fill)
+			k->fill = end;
+	}
+	r->next = n->busy;
+	n->busy = r;
+	return 0;
+}
+
+/* Called with n->lock held: set the size; the data past it is dropped. */
+static void node_truncate(struct fwb *fs, struct node *n, size_t size)
+{
+	size_t c;
+
+	while (range_busy(n, size, SIZE_MAX))
+		pthread_cond_wait(&n->idle, &n->lock);
+	for (c = size / FWB_CHUNK; c < n->n_chunks; c++) {
+		struct chunk *k = &n->chunks[c];
+		size_t base = c * FWB_CHUNK;
+
+		if (base >= size)
+			chunk_free(fs, k);
+		else if (k->fill > size - base)
+			k->fill = size - base;	/* the tail reads as zeros from now on */
+	}
+	if (size == 0) {
+		free(n->chunks);
+		n->chunks = NULL;
+		n->n_chunks = 0;
+	}
+	n->size = size;
+}
+
+/* Chunk c of a file whose range covering it is busy: its memory and fill. */
+static struct chunk chunk_get(struct node *n, size_t c)
+{
+	struct chunk k = { .mem = NULL };
+
+	pthread_mutex_lock(&n->lock);
+	if (c < n->n_chunks)
+		k = n->chunks[c];
+	pthread_mutex_unlock(&n->lock);
+	return k;
+}
+
+/* Copy a WRITE's data (in memory, or in the pipe it was spliced into) to a busy
+ * range of a file (its chunks prepared); 0 or an errno. */
+static int node_copy_in(struct node *n, struct fuse_bufvec *src, size_t off, size_t size)
+{
+	while (size > 0) {
+		size_t in = off % FWB_CHUNK, len = FWB_CHUNK - in < size ? FWB_CHUNK - in : size;
+		struct chunk k = chunk_get(n, off / FWB_CHUNK);
+		struct fuse_bufvec dst = FUSE_BUFVEC_INIT(len);
+		ssize_t res;
+
+		dst.buf[0].mem = k.mem + in;
+		res = fuse_buf_copy(&dst, src, 0);
+		if (res < 0)
+			return (int)-res;
+		if ((size_t)res != len)
+			return EIO;
+		off += len;
+		size -= len;
+	}
+	return 0;
+}
+
+/* Copy a busy range of a file into buf: zeros for holes and past a chunk's fill. */
+static void node_copy_out(struct node *n, char *buf, size_t off, size_t size)
+{
+	while (size > 0) {
+		size_t in = off % FWB_CHUNK, len = FWB_CHUNK - in < size ? FWB_CHUNK - in : size;
+		struct chunk k = chunk_get(n, off / FWB_CHUNK);
+		size_t have = k.fill > in ? k.fill - in : 0;
+
+		if (have > len)
+			have = len;
+		if (have > 0)
+			memcpy(buf, k.mem + in, have);
+		memset(buf + have, 0, len - have);
+		buf += len;
+		off += len;
+		size -= len;
 	}
 }
 
-/* Called with the node's write lock held. */
-static int node_resize(struct node *n, size_t size)
+/* Drop an inode's data: once it is unused (under fs->lock) or at exit. */
+static void node_free_data(struct fwb *fs, struct node *n)
 {
-	if (size > n->cap) {
-		size_t cap = n->cap ? n->cap : 65536;
-		char *p;
+	size_t c;
 
-		while (cap < size)
-			cap *= 2;
-		p = realloc(n->data, cap);
-		if (p == NULL)
-			return ENOMEM;
-		n->data = p;
-		n->cap = cap;
+	for (c = 0; c < n->n_chunks; c++)
+		chunk_free(fs, &n->chunks[c]);
+	free(n->chunks);
+	n->chunks = NULL;
+	n->n_chunks = 0;
+	free(n->data);
+	n->data = NULL;
+	n->size = 0;
+}
+
+/* Called with fs->lock held: drop an unlinked inode nobody references. */
+static void node_maybe_free(struct fwb *fs, struct node *n)
+{
+	if (n->name == NULL && n->nlookup == 0) {
+		node_free_data(fs, n);
+		n->used = 0;
 	}
-	if (size > n->size)
-		memset(n->data + n->size, 0, size - n->size);
-	n->size = size;
-	return 0;
 }
 
 static void node_stat(struct node *n, fuse_ino_t ino, struct stat *st)
@@ -410,9 +710,9 @@ static void reply_entry(fuse_req_t req, struct node *n, fuse_ino_t ino, struct f
 {
 	struct fuse_entry_param e = { .ino = ino, .attr_timeout = 1.0, .entry_timeout = 1.0 };
 
-	pthread_rwlock_rdlock(&n->lock);
+	pthread_mutex_lock(&n->lock);
 	node_stat(n, ino, &e.attr);
-	pthread_rwlock_unlock(&n->lock);
+	pthread_mutex_unlock(&n->lock);
 	if (fi != NULL)
 		fuse_reply_create(req, &e, fi);
 	else
@@ -465,7 +765,7 @@ static void fwb_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 		struct node *n = fs->nodes[ino - 1];
 
 		n->nlookup = n->nlookup > nlookup ? n->nlookup - nlookup : 0;
-		node_maybe_free(n);
+		node_maybe_free(fs, n);
 	}
 	pthread_mutex_unlock(&fs->lock);
 	fuse_reply_none(req);
@@ -481,9 +781,9 @@ static void fwb_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *f
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	pthread_rwlock_rdlock(&n->lock);
+	pthread_mutex_lock(&n->lock);
 	node_stat(n, ino, &st);
-	pthread_rwlock_unlock(&n->lock);
+	pthread_mutex_unlock(&n->lock);
 	fuse_reply_attr(req, &st, 1.0);
 }
 
@@ -498,7 +798,8 @@ static void set_time(struct timespec *dst, const struct timespec *src, int now)
 static void fwb_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 			struct fuse_file_info *fi)
 {
-	struct node *n = node_get(fwb_of(req), ino);
+	struct fwb *fs = fwb_of(req);
+	struct node *n = node_get(fs, ino);
 	struct stat st;
 	int err = 0;
 
@@ -507,14 +808,14 @@ static void fwb_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	pthread_rwlock_wrlock(&n->lock);
+	pthread_mutex_lock(&n->lock);
 	if (to_set & FUSE_SET_ATTR_SIZE) {
 		if (S_ISDIR(n->mode))
 			err = EISDIR;
 		else if (attr->st_size < 0)
 			err = EINVAL;
 		else
-			err = node_resize(n, (size_t)attr->st_size);
+			node_truncate(fs, n, (size_t)attr->st_size);
 	}
 	if (!err && (to_set & FUSE_SET_ATTR_MODE))
 		n->mode = (n->mode & S_IFMT) | (attr->st_mode & 07777);
@@ -528,7 +829,7 @@ static void fwb_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int t
 		clock_gettime(CLOCK_REALTIME, &n->ctime);
 	/* uid/gid: every file belongs to root here; accept and ignore. */
 	node_stat(n, ino, &st);
-	pthread_rwlock_unlock(&n->lock);
+	pthread_mutex_unlock(&n->lock);
 	if (err)
 		fuse_reply_err(req, err);
 	else
@@ -585,9 +886,9 @@ static void fwb_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode
 		return;
 	}
 	if (fi->flags & O_TRUNC) {
-		pthread_rwlock_wrlock(&n->lock);
-		node_resize(n, 0);
-		pthread_rwlock_unlock(&n->lock);
+		pthread_mutex_lock(&n->lock);
+		node_truncate(fs, n, 0);
+		pthread_mutex_unlock(&n->lock);
 	}
 	fi->keep_cache = 1;	/* only the kernel changes these files */
 	reply_entry(req, n, ino, fi);
@@ -595,7 +896,8 @@ static void fwb_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode
 
 static void fwb_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct node *n = node_get(fwb_of(req), ino);
+	struct fwb *fs = fwb_of(req);
+	struct node *n = node_get(fs, ino);
 
 	if (n == NULL) {
 		fuse_reply_err(req, ENOENT);
@@ -606,9 +908,9 @@ static void fwb_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	if (fi->flags & O_TRUNC) {
-		pthread_rwlock_wrlock(&n->lock);
-		node_resize(n, 0);
-		pthread_rwlock_unlock(&n->lock);
+		pthread_mutex_lock(&n->lock);
+		node_truncate(fs, n, 0);
+		pthread_mutex_unlock(&n->lock);
 	}
 	fi->keep_cache = 1;
 	fuse_reply_open(req, fi);
@@ -620,6 +922,9 @@ static void fwb_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct fwb *fs = fwb_of(req);
 	struct node *n = node_get(fs, ino);
 	int64_t t = now_ns();
+	struct range r = { .start = (size_t)off, .end = (size_t)off };
+	const char *direct = NULL;	/* the reply, when it lies in one chunk's fill */
+	char *copy = NULL;
 	size_t len = 0;
 	pid_t pid;
 
@@ -628,23 +933,49 @@ static void fwb_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, ENOENT);
 		return;
 	}
-	pthread_rwlock_rdlock(&n->lock);
+	pthread_mutex_lock(&n->lock);
 	if ((size_t)off < n->size)
 		len = n->size - (size_t)off < size ? n->size - (size_t)off : size;
+	r.end += len;
+	range_acquire(n, &r);	/* no WRITE or truncate changes it until we have replied */
+	if (len > 0 && r.start / FWB_CHUNK < n->n_chunks) {
+		struct chunk *k = &n->chunks[r.start / FWB_CHUNK];
+
+		if (r.start % FWB_CHUNK + len <= k->fill)
+			direct = k->mem + r.start % FWB_CHUNK;
+	}
+	pthread_mutex_unlock(&n->lock);
+	if (len > 0 && direct == NULL) {
+		copy = malloc(len);
+		if (copy != NULL)
+			node_copy_out(n, copy, r.start, len);
+		direct = copy;
+	}
 	pid = fuse_req_ctx(req)->pid;	/* before the reply, which frees req */
-	fuse_reply_buf(req, len ? n->data + off : NULL, len);
-	pthread_rwlock_unlock(&n->lock);
+	if (len > 0 && direct == NULL)
+		fuse_reply_err(req, ENOMEM);
+	else
+		fuse_reply_buf(req, direct, len);
+	pthread_mutex_lock(&n->lock);
+	range_release(n, &r);
+	pthread_mutex_unlock(&n->lock);
+	free(copy);
 	log_request(fs, LOG_READ, ino, off, size, 0, pid, t);
 }
 
-static void fwb_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
-		      struct fuse_file_info *fi)
+/* write_buf rather than write: with FUSE_CAP_SPLICE_READ (on by default then) the
+ * data arrives as page references in a pipe and is copied once, pipe to chunk. */
+static void fwb_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in, off_t off,
+			  struct fuse_file_info *fi)
 {
 	struct fwb *fs = fwb_of(req);
 	struct node *n = node_get(fs, ino);
+	size_t size = fuse_buf_size(in);
 	int64_t t = now_ns(), svc;
 	int cache = fi->writepage;	/* FUSE_WRITE_CACHE: sent by page-cache writeback */
 	pid_t pid = fuse_req_ctx(req)->pid;
+	struct range r = { .start = (size_t)off, .end = (size_t)off + size };
+	char *spare = NULL;
 	size_t pages;
 	int err = 0;
 
@@ -657,14 +988,24 @@ static void fwb_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t si
 	svc = service_ns(fs, pages);
 	if (svc > 0)
 		sleep_ns(svc);
-	pthread_rwlock_wrlock(&n->lock);
-	if ((size_t)off + size > n->size)
-		err = node_resize(n, (size_t)off + size);
+	/* Under the lock only: allocate, mark the range busy, set size and mtime. */
+	pthread_mutex_lock(&n->lock);
+	if (size > 0)
+		err = node_prepare_write(fs, n, &r, &spare);
 	if (!err) {
-		memcpy(n->data + off, buf, size);
+		if (r.end > n->size)
+			n->size = r.end;
 		clock_gettime(CLOCK_REALTIME, &n->mtime);
 	}
-	pthread_rwlock_unlock(&n->lock);
+	pthread_mutex_unlock(&n->lock);
+	if (spare != NULL)
+		pool_put(fs, spare);	/* another WRITE allocated the chunk meanwhile */
+	if (!err && size > 0) {
+		err = node_copy_in(n, in, r.start, size);
+		pthread_mutex_lock(&n->lock);
+		range_release(n, &r);
+		pthread_mutex_unlock(&n->lock);
+	}
 	if (err)
 		fuse_reply_err(req, err);
 	else
@@ -714,11 +1055,11 @@ static int dir_has_entries(struct fwb *fs, fuse_ino_t ino)
 }
 
 /* Called with fs->lock held: take the name away (the inode lives while referenced). */
-static void entry_drop(struct node *n)
+static void entry_drop(struct fwb *fs, struct node *n)
 {
 	free(n->name);
 	n->name = NULL;
-	node_maybe_free(n);
+	node_maybe_free(fs, n);
 }
 
 /* unlink(2) and rmdir(2): the same but for the kind of entry each accepts. */
@@ -740,7 +1081,7 @@ static void remove_entry(fuse_req_t req, fuse_ino_t parent, const char *name, in
 	else if (want_dir && dir_has_entries(fs, ino))
 		err = ENOTEMPTY;
 	else
-		entry_drop(n);
+		entry_drop(fs, n);
 	pthread_mutex_unlock(&fs->lock);
 	fuse_reply_err(req, err);
 }
@@ -784,7 +1125,7 @@ static void fwb_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, con
 		err = entry_new(fs, parent, name, S_IFLNK | 0777, &n, &ino);
 	if (!err) {
 		n->data = target;
-		n->size = n->cap = strlen(target);
+		n->size = strlen(target);
 		target = NULL;
 	}
 	pthread_mutex_unlock(&fs->lock);
@@ -804,9 +1145,9 @@ static void fwb_readlink(fuse_req_t req, fuse_ino_t ino)
 		fuse_reply_err(req, n == NULL ? ENOENT : EINVAL);
 		return;
 	}
-	pthread_rwlock_rdlock(&n->lock);
+	pthread_mutex_lock(&n->lock);
 	target = strndup(n->data, n->size);
-	pthread_rwlock_unlock(&n->lock);
+	pthread_mutex_unlock(&n->lock);
 	if (target == NULL)
 		fuse_reply_err(req, ENOMEM);
 	else
@@ -868,7 +1209,7 @@ static void fwb_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse
 		err = ENOTEMPTY;
 	if (!err && old != n) {
 		if (old != NULL)
-			entry_drop(old);
+			entry_drop(fs, old);
 		free(n->name);
 		n->name = copy;
 		n->parent = newparent;
@@ -964,7 +1305,7 @@ static const struct fuse_lowlevel_ops fwb_ops = {
 	.create = fwb_create,
 	.open = fwb_open,
 	.read = fwb_read,
-	.write = fwb_write,
+	.write_buf = fwb_write_buf,
 	.flush = fwb_flush,
 	.fsync = fwb_fsync,
 	.release = fwb_release,
@@ -1090,6 +1431,8 @@ int main(int argc, char *argv[])
 
 	pthread_mutex_init(&fs.lock, NULL);
 	pthread_mutex_init(&fs.log_lock, NULL);
+	pthread_mutex_init(&fs.write_lock, NULL);
+	pthread_mutex_init(&fs.pool_lock, NULL);
 	pthread_mutex_init(&fs.rng_lock, NULL);
 
 	if (fuse_opt_parse(&args, &fs, fwb_opts, fwb_opt_proc) == -1)
@@ -1157,12 +1500,16 @@ int main(int argc, char *argv[])
 out_log:
 	if (fs.log_fd >= 0) {
 		pthread_mutex_lock(&fs.log_lock);
-		log_flush_locked(&fs);
+		pthread_mutex_lock(&fs.write_lock);
+		log_write_out(&fs, fs.log_buf, fs.log_n);
+		fs.log_n = 0;
+		pthread_mutex_unlock(&fs.write_lock);
 		pthread_mutex_unlock(&fs.log_lock);
 		if (close(fs.log_fd) != 0 || fs.log_failed)
 			ret = 1;
 	}
 	free(fs.log_buf);
+	free(fs.log_spare);
 out_unmount:
 	fuse_session_unmount(fs.se);
 out_signals:
@@ -1172,11 +1519,18 @@ out_session:
 out_nodes:
 	for (i = 0; i < (int)fs.n_nodes; i++) {
 		free(fs.nodes[i]->name);
-		free(fs.nodes[i]->data);
-		pthread_rwlock_destroy(&fs.nodes[i]->lock);
+		node_free_data(&fs, fs.nodes[i]);
+		pthread_cond_destroy(&fs.nodes[i]->idle);
+		pthread_mutex_destroy(&fs.nodes[i]->lock);
 		free(fs.nodes[i]);
 	}
 	free(fs.nodes);
+	while (fs.pool != NULL) {
+		char *mem = fs.pool;
+
+		memcpy(&fs.pool, mem, sizeof(fs.pool));
+		munmap(mem, FWB_CHUNK);
+	}
 out_opts:
 	free(opts.mountpoint);
 out_args:
