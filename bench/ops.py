@@ -12,7 +12,7 @@ import numpy as np
 
 PAGE_SIZE = 4096
 
-# Op codes (keep in step with enum fwb_opcode in csrc/fwb.h).
+# Op codes (keep in step with the op codes in csrc/fwb_internal.h).
 WRITE = 0        # write(2) of [offset, offset+length) of file
 MMAP_STORE = 1   # CPU stores to a shared mapping of [offset, offset+length)
 DIO_READ = 2     # O_DIRECT read from another file into an mmapped buffer of [offset, offset+length)

@@ -930,7 +930,8 @@ class Sim:
         elif code == O.FREE:
             self.anon_pages -= min(n, self.anon_pages)
         else:
-            unmovable = n * (self.temp_pages + self.pinned) // c["mem_total_pages"]
+            # The cache can outgrow memory when reclaim gives up: never more than the range.
+            unmovable = min(n, n * (self.temp_pages + self.pinned) // c["mem_total_pages"])
             self.c["compaction_unmovable"] += unmovable
             stall = (n - unmovable) * c["compact_page_ns"]
             a.clk += stall

@@ -21,7 +21,7 @@ from typing import Callable, Mapping
 class Action(IntEnum):
     """What writeback does with a dirty page that is already in flight.
 
-    Keep in step with enum fwb_action in csrc/fwb.h.
+    Keep in step with enum fwb_action in csrc/fwb_internal.h.
     """
     COPY = 0    # copy it again and put it in the batch: a second copy goes out
     WAIT = 1    # cut the batch, sleep until the in-flight copy is done, then copy

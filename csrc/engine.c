@@ -1,0 +1,1872 @@
+/*
+ * engine.c - the C engine: bench/refsim.py as a C99 state machine.
+ *
+ * refsim.py is the specification; its docstring explains the model and the
+ * choices made where model.md is silent.  This file mirrors it function for
+ * function, with the same names, so that the two can be read side by side; the
+ * tests hold them to identical raw results.  Only the data structures differ:
+ *
+ *   - pages are one flat array of 16-byte structs (struct page) indexed by a
+ *     global page id, base[file] + index;
+ *   - the files' dirty sets are one bitmap over page ids with a summary bit per
+ *     64-page word, scanned in ascending order where refsim sorts a snapshot:
+ *     within one writepages call no page but the one being handled changes state
+ *     (nothing there dirties a page, and only that page is cleaned), so the live
+ *     scan sees what the snapshot saw;
+ *   - requests live in a pool with a free list (ids from 1; 0 is "none") and
+ *     their page versions in a parallel arena of max_pages slots each; the
+ *     queues and the secondary chains are intrusive lists through the pool;
+ *   - events are a binary heap ordered by (time, sequence), like heapq.
+ *
+ * Arithmetic: everything is int64 and refsim's // is only used on non-negative
+ * values, where C's / agrees.  Python ints do not overflow; where a value could
+ * leave int64 on absurd but valid input (memory ops of 2**63 bytes, times near
+ * 2**63) the C engine saturates at the int64 bounds instead (sadd, ssub, smul):
+ * the result is exact whenever every intermediate value fits in int64, and where
+ * one does not, refsim cannot return its int64 arrays either.
+ *
+ * Out of memory anywhere in a run longjmps back to fwb_run, which frees the
+ * run and returns FWB_ENOMEM.
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fwb_internal.h"
+
+#define LN2 0.6931471805599453
+#define MAX_FILE_BYTES ((int64_t)1 << 40)
+#define MAX_THREADS 64
+#define MIN_WRITEBACK_PAGES 1024	/* fs/fs-writeback.c: 4 MiB of 4 KiB pages */
+#define PREFETCH_AHEAD 4	/* calls ahead of the current one */
+#define MAX_OPS ((int64_t)1 << 30)	/* page versions and copy counts fit 32 bits */
+#define MAX_TOTAL_PAGES (((int64_t)1 << 31) - 64)	/* page ids fit int32 (LRU ring) */
+
+/* events */
+enum { EV_ACTOR, EV_DONE, EV_TIMER, EV_STALL };
+/* request kinds and states */
+enum { RQ_WRITE, RQ_READ, RQ_FSYNC };
+enum { ST_FILLING, ST_QUEUED, ST_BACKGROUND, ST_PENDING, ST_SENT, ST_DONE, ST_HELD };
+/* what a waiting actor waits for */
+enum { W_NONE, W_PAGE, W_LOCK, W_FILE, W_ALL, W_THROTTLE, W_REQ, W_TIMER };
+/* where an app thread is inside its current call */
+enum { PH_START, PH_PAGES, PH_BALANCE, PH_WP, PH_WAITIO, PH_FSYNCREQ, PH_FSYNCWAIT, PH_DIODONE };
+/* per-page flag bits */
+enum { PF_DIRTY = 1, PF_PGWB = 2, PF_CACHED = 4, PF_LOCKED = 8, PF_MAPW = 16, PF_STALE = 32 };
+
+typedef struct ev {
+	int64_t t;
+	int64_t seq;
+	int32_t kind;
+	int32_t arg;
+} ev;
+
+typedef struct req {
+	int64_t first;		/* page index in the file */
+	int64_t crop;		/* bytes delivered, fixed when a server thread reads it */
+	int32_t kind, state, file, n;
+	int32_t next;		/* link in the pending or bg queue, or in the free list */
+	int32_t sec_head, sec_tail;	/* held secondaries chained to this request */
+	int32_t sec_next;	/* link in its primary's chain */
+	uint8_t bg;		/* counted in active_background */
+	uint8_t done;
+} req;
+
+/*
+ * A page's state in 16 bytes, four to a cache line.  Random workloads touch pages
+ * all over big files and each first touch is a cache miss, the biggest single cost
+ * of a run, so the state kept per page is as small as it can be:
+ *   - a version grows by at most one per op, and a page gets at most two copies
+ *     per op (a direct-I/O read dirties it twice): with n_ops <= 2**30, 32 bits
+ *     hold both;
+ *   - refsim's srv_ver is only compared with version, and never exceeds it
+ *     (requests carry past or present versions): a bit says they differ, PF_STALE;
+ *   - refsim's LRU links are only ever cut at the cold end, so the LRU is a FIFO
+ *     of page ids, kept as a ring (struct sim);
+ *   - wb_req and sec_req are only read by merge(): they live in a separate array
+ *     that exists only for a strategy that merges.
+ */
+typedef struct page {
+	uint32_t version;	/* incremented at each modification */
+	uint32_t srv_max;	/* the newest version the server has had */
+	uint32_t inflight;	/* copies of the page in requests not yet done */
+	uint8_t flags;		/* PF_* */
+	uint8_t gup;		/* pinned by direct I/O in progress: one per thread at most */
+	uint8_t pad[2];
+} page;
+
+/* The in-flight lookup of merge-in-queue (fuse_find_writeback, the secondaries). */
+typedef struct lookup {
+	int32_t wb_req;		/* the request found by the in-flight lookup, 0 if none */
+	int32_t sec_req;	/* the held secondary for this page, 0 if none */
+} lookup;
+
+typedef struct fifo {
+	int32_t head, tail;
+} fifo;
+
+typedef struct vec {
+	int64_t *v;
+	int64_t n, cap;
+} vec;
+
+typedef struct actor {
+	int32_t id;
+	int is_flusher;
+	const fwb_op **ops;	/* this thread's rows, in order */
+	int64_t nops, k;
+	int phase;
+	int64_t pg, clk, op_start, fault_start;
+	int waiting, wake_pending, wait_kind;
+	int64_t wait_arg, block_start;
+	int wait_reclaim;
+	int64_t timer_at;
+	int in_reclaim, rc_active;
+	int64_t rc_start, rc_fails;
+	int wp_active;
+	int32_t wp_f;
+	int64_t wp_idx, wp_end;
+	int wp_sync, wp_bg;
+	int64_t wp_chunk;
+	int32_t wp_batch;
+	int64_t wp_sent;
+	int32_t req;
+	int32_t sync_f;
+	int fl_pass;
+	int32_t fl_file;
+	int fl_kupdate, fl_due, fl_sync, fl_all;
+	int finished;
+} actor;
+
+typedef struct sim {
+	jmp_buf oom;
+	const fwb_config *cfg;
+	const struct fwb_strategy *strategy;
+	int temp;
+	int writer_waits;
+	int64_t req_pages;
+
+	/* server */
+	int32_t *thr;		/* request on each server thread, 0 if idle */
+	int32_t nthr, nidle;
+	uint64_t rng;
+
+	/* files */
+	int32_t nfiles;
+	int64_t *npages, *base, *isize;
+	int64_t *f_ndirty, *f_dirtied_when, *f_inflight;
+
+	/* pages: global page id = base[file] + index */
+	int64_t n;
+	page *pg;		/* n entries, 64-byte aligned */
+	void *pg_mem;		/* what to free */
+	lookup *lk;		/* n entries if the strategy merges, else NULL */
+	int32_t *lru;		/* ring of cached pages, coldest at lru_cold */
+	int64_t lru_cap, lru_cold, lru_len;
+	uint64_t *dmap, *dsum;	/* dirty bitmap and its summary (a bit per non-zero word) */
+
+	/* memory and queues */
+	int64_t cache_pages, anon_pages, temp_pages, pinned, dirty_total, active_bg;
+	fifo bg_queue, pending;
+	req *rq;
+	uint32_t *rver;		/* rq_cap + 1 rows of vstride versions */
+	int64_t vstride;
+	int32_t rq_cap, rq_free;
+
+	/* actors: threads 0..T-1, then the flusher */
+	actor *actors;
+	int32_t nact;
+	actor *flusher;
+	const fwb_op **order;
+	int64_t alive;
+
+	ev *heap;
+	int64_t nev, cap_ev;
+	int64_t seq, now, temp_t;
+
+	int64_t c[FWB_N_COUNTERS];
+	int64_t hist[257];
+	vec lat[FWB_N_LATENCIES];
+	vec series;
+	int64_t next_sample;
+} sim;
+
+static const struct fwb_strategy *const STRATEGIES[] = {
+	&fwb_strategy_temp_naive, &fwb_strategy_wait_in_writepages, &fwb_strategy_redirty_and_skip,
+	&fwb_strategy_merge_in_queue, &fwb_strategy_no_temp_page,
+};
+
+/* ------------------------------------------------------------ arithmetic */
+
+static int64_t sadd(int64_t a, int64_t b)
+{
+	int64_t r;
+	if (__builtin_add_overflow(a, b, &r))
+		return b > 0 ? INT64_MAX : INT64_MIN;
+	return r;
+}
+
+static int64_t smul(int64_t a, int64_t b)
+{
+	int64_t r;
+	if (__builtin_mul_overflow(a, b, &r))
+		return (a < 0) != (b < 0) ? INT64_MIN : INT64_MAX;
+	return r;
+}
+
+static int64_t ssub(int64_t a, int64_t b)
+{
+	int64_t r;
+	if (__builtin_sub_overflow(a, b, &r))
+		return b < 0 ? INT64_MAX : INT64_MIN;
+	return r;
+}
+
+static int64_t max64(int64_t a, int64_t b)
+{
+	return a > b ? a : b;
+}
+
+static int64_t min64(int64_t a, int64_t b)
+{
+	return a < b ? a : b;
+}
+
+/* ------------------------------------------------------------ memory */
+
+static void *xmalloc(sim *s, size_t size)
+{
+	void *p = malloc(size ? size : 1);
+	if (!p)
+		longjmp(s->oom, 1);
+	return p;
+}
+
+static void *xcalloc(sim *s, size_t n, size_t size)
+{
+	void *p = calloc(n ? n : 1, size);
+	if (!p)
+		longjmp(s->oom, 1);
+	return p;
+}
+
+/* Grow *p to new_n elements; on failure *p stays valid (and owned by s). */
+static void xgrow(sim *s, void **p, size_t new_n, size_t size)
+{
+	void *q = realloc(*p, new_n * size);
+	if (!q)
+		longjmp(s->oom, 1);
+	*p = q;
+}
+
+static void vec_push(sim *s, vec *x, int64_t v)
+{
+	if (x->n == x->cap) {
+		int64_t cap = x->cap ? 2 * x->cap : 256;
+		void *p = x->v;
+		xgrow(s, &p, (size_t)cap, sizeof(int64_t));
+		x->v = p;
+		x->cap = cap;
+	}
+	x->v[x->n++] = v;
+}
+
+/* ------------------------------------------------------------ randomness */
+/* splitmix64 and log/exp from + - * / only, as in refsim; with -ffp-contract=off
+ * the service times are bit-identical to Python's. */
+
+static uint64_t splitmix64(uint64_t *state)
+{
+	uint64_t z;
+	*state += 0x9E3779B97F4A7C15ULL;
+	z = *state;
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+	return z ^ (z >> 31);
+}
+
+static double det_log(double x)
+{
+	int e;
+	double m = frexp(x, &e);	/* x = m * 2**e, m in [0.5, 1) */
+	double s = (m - 1.0) / (m + 1.0);
+	double s2 = s * s;
+	double term = s, acc = 0.0;
+	int k;
+	for (k = 1; k < 40; k += 2) {	/* 2*atanh(s) = ln(m); |s| <= 1/3 */
+		acc += term / (double)k;
+		term *= s2;
+	}
+	return 2.0 * acc + (double)e * LN2;
+}
+
+static double det_exp(double x)
+{
+	double k = floor(x / LN2 + 0.5);
+	double r = x - k * LN2;		/* |r| <= ln2/2 */
+	double acc = 1.0, term = 1.0;
+	int i;
+	for (i = 1; i < 26; i++) {
+		term = term * r / (double)i;
+		acc += term;
+	}
+	return ldexp(acc, (int)k);
+}
+
+/* Server.uniform: (0, 1] */
+static double uniform(sim *s)
+{
+	uint64_t z = splitmix64(&s->rng);
+	return (double)((z >> 11) + 1) * (1.0 / 9007199254740992.0);
+}
+
+/* Server.service */
+static int64_t service(sim *s, int64_t mean)
+{
+	const fwb_config *c = s->cfg;
+	double v;
+	if (c->server_dist == 0)
+		return mean;
+	if (c->server_dist == 1) {
+		v = -(double)mean * det_log(uniform(s));
+	} else {
+		double z = 0.0, sg = c->server_sigma;
+		int i;
+		for (i = 0; i < 12; i++)	/* Irwin-Hall: a normal deviate from 12 uniforms */
+			z += uniform(s);
+		z -= 6.0;
+		v = (double)mean * det_exp(sg * z - 0.5 * sg * sg);
+	}
+	if (!(v < 9223372036854775808.0))	/* past int64: past any max_time_ns */
+		return INT64_MAX;
+	return max64(1, (int64_t)v);
+}
+
+static int stalled(const sim *s, int64_t t)
+{
+	int64_t i;
+	for (i = 0; i < s->cfg->n_stall; i++)
+		if (s->cfg->stall_start[i] <= t && t < s->cfg->stall_end[i])
+			return 1;
+	return 0;
+}
+
+/* A reply due at t inside a stall window is given at the window's end. */
+static int64_t defer(const sim *s, int64_t t)
+{
+	int64_t i;
+	for (i = 0; i < s->cfg->n_stall; i++)
+		if (s->cfg->stall_start[i] <= t && t < s->cfg->stall_end[i])
+			t = s->cfg->stall_end[i];
+	return t;
+}
+
+/* ------------------------------------------------------------ plumbing */
+
+static int ev_less(const ev *a, const ev *b)
+{
+	return a->t < b->t || (a->t == b->t && a->seq < b->seq);
+}
+
+static void push(sim *s, int64_t t, int kind, int32_t arg)
+{
+	ev e;
+	int64_t i;
+	if (s->nev == s->cap_ev) {
+		void *p = s->heap;
+		xgrow(s, &p, (size_t)(2 * s->cap_ev), sizeof(ev));
+		s->heap = p;
+		s->cap_ev *= 2;
+	}
+	e.t = t;
+	e.seq = s->seq++;
+	e.kind = kind;
+	e.arg = arg;
+	i = s->nev++;
+	while (i > 0) {
+		int64_t up = (i - 1) / 2;
+		if (!ev_less(&e, &s->heap[up]))
+			break;
+		s->heap[i] = s->heap[up];
+		i = up;
+	}
+	s->heap[i] = e;
+}
+
+static ev pop(sim *s)
+{
+	ev top = s->heap[0], last = s->heap[--s->nev];
+	int64_t i = 0, n = s->nev;
+	for (;;) {
+		int64_t ch = 2 * i + 1;
+		if (ch >= n)
+			break;
+		if (ch + 1 < n && ev_less(&s->heap[ch + 1], &s->heap[ch]))
+			ch++;
+		if (!ev_less(&s->heap[ch], &last))
+			break;
+		s->heap[i] = s->heap[ch];
+		i = ch;
+	}
+	if (n > 0)
+		s->heap[i] = last;
+	return top;
+}
+
+static int64_t free_pages(const sim *s)
+{
+	int64_t v = ssub(s->cfg->mem_total_pages, s->cache_pages);
+	return ssub(ssub(v, s->anon_pages), s->temp_pages);
+}
+
+static int64_t wb_pages(const sim *s)
+{
+	return s->temp ? s->temp_pages : s->pinned;
+}
+
+static int64_t dirtyable(const sim *s)
+{
+	return max64(0, ssub(ssub(s->cfg->mem_total_pages, s->anon_pages), s->temp_pages));
+}
+
+static int64_t dirty_limit(const sim *s)
+{
+	const fwb_config *c = s->cfg;
+	return max64(1, dirtyable(s) * c->dirty_ratio * c->bdi_max_ratio / 10000);
+}
+
+static int64_t bg_thresh(const sim *s)
+{
+	const fwb_config *c = s->cfg;
+	return dirtyable(s) * c->dirty_background_ratio * c->bdi_max_ratio / 10000;
+}
+
+static void temp_add(sim *s, int64_t d)
+{
+	int64_t *c = s->c;
+	int64_t dt = ssub(s->now, s->temp_t);
+	c[FWB_C_TEMP_PAGE_NS] = sadd(c[FWB_C_TEMP_PAGE_NS], smul(s->temp_pages, dt));
+	s->temp_t = s->now;
+	s->temp_pages += d;
+	if (s->temp_pages > c[FWB_C_TEMP_PAGES_PEAK])
+		c[FWB_C_TEMP_PAGES_PEAK] = s->temp_pages;
+}
+
+static int busy(const sim *s, int64_t p)
+{
+	return s->temp ? s->pg[p].inflight > 0 : (s->pg[p].flags & PF_PGWB) != 0;
+}
+
+static void set_dirty(sim *s, int64_t p, int32_t f)
+{
+	if (!(s->pg[p].flags & PF_DIRTY)) {
+		s->pg[p].flags |= PF_DIRTY;
+		s->dirty_total++;
+		if (s->f_ndirty[f] == 0)
+			s->f_dirtied_when[f] = s->now;
+		s->f_ndirty[f]++;
+		s->dmap[p >> 6] |= (uint64_t)1 << (p & 63);
+		s->dsum[p >> 12] |= (uint64_t)1 << ((p >> 6) & 63);
+	}
+}
+
+static void clear_dirty(sim *s, int64_t p, int32_t f)
+{
+	uint64_t bit = (uint64_t)1 << (p & 63);
+	/* clear_page_dirty_for_io write-protects the pte */
+	s->pg[p].flags &= (uint8_t)~(PF_DIRTY | PF_MAPW);
+	s->dirty_total--;
+	if (s->dmap[p >> 6] & bit) {
+		s->f_ndirty[f]--;
+		s->dmap[p >> 6] &= ~bit;
+		if (!s->dmap[p >> 6])
+			s->dsum[p >> 12] &= ~((uint64_t)1 << ((p >> 6) & 63));
+	}
+}
+
+/* The first dirty page id in [from, end), or end: the ascending walk of refsim's
+ * sorted(f_dirty) snapshot. */
+static int64_t next_dirty(const sim *s, int64_t from, int64_t end)
+{
+	int64_t w, nw, r;
+	uint64_t x;
+	if (from >= end)
+		return end;
+	w = from >> 6;
+	x = s->dmap[w] & (~(uint64_t)0 << (from & 63));
+	if (!x) {
+		nw = (end + 63) >> 6;
+		w++;
+		for (;;) {
+			int64_t sw = w >> 6;
+			uint64_t y;
+			if (w >= nw)
+				return end;
+			y = s->dsum[sw] & (~(uint64_t)0 << (w & 63));
+			if (y) {
+				w = (sw << 6) + __builtin_ctzll(y);
+				if (w >= nw)
+					return end;
+				x = s->dmap[w];
+				break;
+			}
+			w = (sw + 1) << 6;
+		}
+	}
+	r = (w << 6) + __builtin_ctzll(x);
+	return r < end ? r : end;
+}
+
+/* ------------------------------------------------------------ LRU */
+
+/* refsim's list: lru_add puts a page at the hot end; lru_del is only applied to the
+ * page at the cold end (reclaim), so a ring holds the same order.  A page is in it
+ * once while cached, so n slots are enough. */
+static void lru_add(sim *s, int64_t p)
+{
+	int64_t i = s->lru_cold + s->lru_len;
+	if (i >= s->lru_cap)
+		i -= s->lru_cap;
+	s->lru[i] = (int32_t)p;
+	s->lru_len++;
+}
+
+/* lru_del of the coldest page, which it returns. */
+static int64_t lru_del_cold(sim *s)
+{
+	int64_t p = s->lru[s->lru_cold];
+	if (++s->lru_cold == s->lru_cap)
+		s->lru_cold = 0;
+	s->lru_len--;
+	return p;
+}
+
+/* ------------------------------------------------------------ server */
+
+static uint32_t *versions(const sim *s, int32_t r)
+{
+	return s->rver + (size_t)r * (size_t)s->vstride;
+}
+
+static int32_t new_req(sim *s, int kind, int32_t f, int64_t first)
+{
+	int32_t r;
+	req *q;
+	if (!s->rq_free) {
+		int32_t old = s->rq_cap, cap, i;
+		void *p;
+		if (old > INT32_MAX / 2 - 1)
+			longjmp(s->oom, 1);
+		cap = 2 * old;
+		p = s->rq;
+		xgrow(s, &p, (size_t)cap + 1, sizeof(req));
+		s->rq = p;
+		p = s->rver;
+		xgrow(s, &p, ((size_t)cap + 1) * (size_t)s->vstride, sizeof(uint32_t));
+		s->rver = p;
+		s->rq_cap = cap;
+		for (i = cap; i > old; i--) {
+			s->rq[i].next = s->rq_free;
+			s->rq_free = i;
+		}
+	}
+	r = s->rq_free;
+	q = &s->rq[r];
+	s->rq_free = q->next;
+	q->first = first;
+	q->crop = 0;
+	q->kind = kind;
+	q->state = ST_FILLING;
+	q->file = f;
+	q->n = 0;
+	q->next = 0;
+	q->sec_head = q->sec_tail = q->sec_next = 0;
+	q->bg = 0;
+	q->done = 0;
+	return r;
+}
+
+static void free_req(sim *s, int32_t r)
+{
+	s->rq[r].next = s->rq_free;
+	s->rq_free = r;
+}
+
+static void fifo_append(sim *s, fifo *q, int32_t r)
+{
+	s->rq[r].next = 0;
+	if (q->tail)
+		s->rq[q->tail].next = r;
+	else
+		q->head = r;
+	q->tail = r;
+}
+
+static int32_t fifo_popleft(sim *s, fifo *q)
+{
+	int32_t r = q->head;
+	q->head = s->rq[r].next;
+	if (!q->head)
+		q->tail = 0;
+	return r;
+}
+
+static void dispatch(sim *s);
+
+static void to_pending(sim *s, int32_t r)
+{
+	s->rq[r].state = ST_PENDING;
+	fifo_append(s, &s->pending, r);
+	dispatch(s);
+}
+
+static void submit_bg(sim *s, int32_t r)
+{
+	s->rq[r].state = ST_QUEUED;
+	if (s->active_bg < s->cfg->max_background) {
+		s->active_bg++;
+		s->rq[r].bg = 1;
+		to_pending(s, r);
+	} else {
+		s->rq[r].state = ST_BACKGROUND;
+		fifo_append(s, &s->bg_queue, r);
+	}
+}
+
+static void start(sim *s, int32_t w, int32_t r)
+{
+	const fwb_config *c = s->cfg;
+	req *q = &s->rq[r];
+	int64_t mean;
+	q->state = ST_SENT;
+	if (q->kind == RQ_WRITE) {
+		int64_t base = s->base[q->file] + q->first;
+		if (!s->temp) {		/* the server reads the page as it is now */
+			uint32_t *v = versions(s, r);
+			int32_t i;
+			for (i = 0; i < q->n; i++)
+				v[i] = s->pg[base + i].version;
+		}
+		int64_t left = s->isize[q->file] - q->first * FWB_PAGE;
+		q->crop = max64(0, min64((int64_t)q->n * FWB_PAGE, left));
+		s->c[FWB_C_REQUESTS]++;
+		s->hist[q->n]++;
+		mean = c->server_base_ns + c->server_page_ns * q->n;
+	} else if (q->kind == RQ_READ) {
+		s->c[FWB_C_READS]++;
+		mean = c->server_base_ns + c->server_page_ns;
+	} else {
+		s->c[FWB_C_FSYNC_REQUESTS]++;
+		mean = c->server_fsync_ns;
+	}
+	s->thr[w] = r;
+	s->nidle--;
+	push(s, defer(s, sadd(s->now, service(s, mean))), EV_DONE, w);
+}
+
+static void dispatch(sim *s)
+{
+	int32_t w;
+	if (!s->pending.head || !s->nidle || stalled(s, s->now))
+		return;
+	for (w = 0; w < s->nthr && s->pending.head && s->nidle; w++)
+		if (!s->thr[w])
+			start(s, w, fifo_popleft(s, &s->pending));
+}
+
+static void complete(sim *s, int32_t r)
+{
+	req *q = &s->rq[r];
+	int64_t base;
+	uint32_t *v;
+	int32_t i, sc;
+	q->state = ST_DONE;
+	q->done = 1;
+	if (q->kind == RQ_READ) {
+		s->pg[s->base[q->file] + q->first].flags &= (uint8_t)~PF_LOCKED;
+		free_req(s, r);
+		return;
+	}
+	if (q->kind == RQ_FSYNC)
+		return;		/* freed by the fsync that waits for it */
+	base = s->base[q->file] + q->first;
+	v = versions(s, r);
+	for (i = 0; i < q->n; i++) {
+		int64_t p = base + i;
+		if (v[i] < s->pg[p].srv_max)
+			s->c[FWB_C_OUT_OF_ORDER]++;
+		if (v[i] == s->pg[p].version)	/* srv_ver = v */
+			s->pg[p].flags &= (uint8_t)~PF_STALE;
+		else
+			s->pg[p].flags |= PF_STALE;
+		if (v[i] > s->pg[p].srv_max)
+			s->pg[p].srv_max = v[i];
+		s->pg[p].inflight--;
+		if (s->lk && s->lk[p].wb_req == r)
+			s->lk[p].wb_req = 0;
+		if (!s->temp) {
+			s->pg[p].flags &= (uint8_t)~PF_PGWB;
+			s->pinned--;
+		}
+	}
+	if (s->temp)
+		temp_add(s, -(int64_t)q->n);
+	s->c[FWB_C_BYTES_WRITTEN] = sadd(s->c[FWB_C_BYTES_WRITTEN], q->crop);
+	s->c[FWB_C_T_WB_END] = s->now;
+	s->f_inflight[q->file]--;
+	if (q->bg)
+		s->active_bg--;
+	/* fuse_writepage_end: now the secondaries may go */
+	for (sc = q->sec_head; sc; sc = s->rq[sc].sec_next) {
+		int64_t p = s->base[s->rq[sc].file] + s->rq[sc].first;
+		s->lk[p].sec_req = 0;
+		s->lk[p].wb_req = sc;
+		submit_bg(s, sc);
+	}
+	q->sec_head = q->sec_tail = 0;
+	while (s->bg_queue.head && s->active_bg < s->cfg->max_background) {
+		int32_t b = fifo_popleft(s, &s->bg_queue);
+		s->active_bg++;
+		s->rq[b].bg = 1;
+		to_pending(s, b);
+	}
+	free_req(s, r);		/* nothing refers to a finished WRITE any more */
+}
+
+/* ------------------------------------------------------------ waiting */
+
+static int cond(const sim *s, const actor *a)
+{
+	int64_t x = a->wait_arg;
+	switch (a->wait_kind) {
+	case W_PAGE:
+		return !busy(s, x);
+	case W_LOCK:
+		return !(s->pg[x].flags & PF_LOCKED);
+	case W_FILE:
+		return s->f_inflight[x] == 0;
+	case W_ALL:
+		return s->pinned == 0;
+	case W_THROTTLE:
+		return s->dirty_total + wb_pages(s) <= dirty_limit(s);
+	case W_REQ:
+		return a->req && s->rq[a->req].done;
+	default:
+		return s->now >= a->timer_at;
+	}
+}
+
+static void block(actor *a, int kind, int64_t arg)
+{
+	a->waiting = 1;
+	a->wait_kind = kind;
+	a->wait_arg = arg;
+	a->block_start = a->clk;
+	a->wait_reclaim = a->in_reclaim;
+}
+
+static void sleep_until(sim *s, actor *a, int64_t t)
+{
+	block(a, W_TIMER, 0);
+	a->timer_at = t;
+	a->wake_pending = 1;
+	push(s, t, EV_ACTOR, a->id);
+}
+
+static void end_wait(sim *s, actor *a)
+{
+	int64_t dur = max64(0, ssub(s->now, a->block_start));
+	a->waiting = 0;
+	if (s->now > a->clk)
+		a->clk = s->now;
+	if (a->wait_kind == W_TIMER)
+		return;
+	if (dur > s->cfg->hang_threshold_ns) {
+		s->c[FWB_C_HANGS]++;
+		if (a->wait_reclaim)
+			s->c[FWB_C_DEADLOCKS]++;
+	}
+	if (a->wait_kind == W_THROTTLE)
+		vec_push(s, &s->lat[FWB_L_THROTTLE], dur);
+}
+
+static void wake_waiters(sim *s)
+{
+	int32_t i;
+	for (i = 0; i < s->nact; i++) {
+		actor *a = &s->actors[i];
+		if (a->waiting && !a->wake_pending && a->wait_kind != W_TIMER && cond(s, a)) {
+			a->wake_pending = 1;
+			push(s, s->now, EV_ACTOR, a->id);
+		}
+	}
+}
+
+static void kick_flusher(sim *s)
+{
+	actor *fl = s->flusher;
+	if (!fl->fl_pass && !fl->wake_pending) {
+		fl->wake_pending = 1;
+		push(s, max64(s->now, fl->clk), EV_ACTOR, fl->id);
+	}
+}
+
+/* ------------------------------------------------------------ writepages */
+
+static void wp_start(actor *a, int32_t f, int64_t first, int64_t end, int sync_all, int bg)
+{
+	a->wp_active = 1;
+	a->wp_f = f;
+	a->wp_idx = first;
+	a->wp_end = end;
+	a->wp_sync = sync_all;
+	a->wp_bg = bg;
+	a->wp_chunk = 0;
+	a->wp_batch = 0;
+}
+
+static void send_batch(sim *s, actor *a)
+{
+	int32_t r = a->wp_batch;
+	if (r) {
+		a->wp_batch = 0;
+		a->clk = sadd(a->clk, s->cfg->wp_request_ns);
+		submit_bg(s, r);
+	}
+}
+
+/* Take a temp page for a copy; 0 (and counted) under memory pressure. */
+static int alloc_temp(sim *s, actor *a)
+{
+	if (free_pages(s) <= s->cfg->wmark_min_pages) {
+		s->c[FWB_C_TEMP_ALLOC_FAILURES]++;
+		return 0;
+	}
+	temp_add(s, 1);
+	s->c[FWB_C_TEMP_BYTES_COPIED] += FWB_PAGE;
+	a->clk = sadd(a->clk, s->cfg->page_copy_ns);
+	return 1;
+}
+
+static void add_copy(sim *s, int64_t p)
+{
+	s->pg[p].inflight++;
+	if (s->pg[p].inflight > s->c[FWB_C_MAX_COPIES_IN_FLIGHT])
+		s->c[FWB_C_MAX_COPIES_IN_FLIGHT] = s->pg[p].inflight;
+}
+
+/* Put page p (dirty, temp page already taken if any) into request r. */
+static void take_page(sim *s, actor *a, int32_t r, int64_t p, int32_t f)
+{
+	req *q = &s->rq[r];
+	clear_dirty(s, p, f);
+	a->clk = sadd(a->clk, s->cfg->wp_page_ns);
+	if (!s->temp) {
+		s->pg[p].flags |= PF_PGWB;
+		s->pinned++;
+		if (s->pinned > s->c[FWB_C_PINNED_PAGES_PEAK])
+			s->c[FWB_C_PINNED_PAGES_PEAK] = s->pinned;
+	}
+	add_copy(s, p);
+	versions(s, r)[q->n] = s->pg[p].version;
+	q->n++;
+	if (s->lk)
+		s->lk[p].wb_req = r;
+}
+
+static int32_t new_write(sim *s, int32_t f, int64_t first)
+{
+	int32_t r = new_req(s, RQ_WRITE, f, first);
+	s->f_inflight[f]++;
+	return r;
+}
+
+/* merge-in-queue's answer; 0 if a temp page could not be had. */
+static int merge(sim *s, actor *a, int64_t p, int32_t f, int64_t idx)
+{
+	int32_t sr = s->lk[p].sec_req, w = s->lk[p].wb_req, r;
+	if (!sr && s->cfg->merge_queued_primary && w && s->rq[w].n == 1 &&
+	    (s->rq[w].state == ST_QUEUED || s->rq[w].state == ST_BACKGROUND ||
+	     s->rq[w].state == ST_PENDING))
+		sr = w;
+	if (sr) {		/* copy over the copy the server has not read */
+		versions(s, sr)[0] = s->pg[p].version;
+		s->c[FWB_C_INPLACE_UPDATES]++;
+		s->c[FWB_C_TEMP_BYTES_COPIED] += FWB_PAGE;
+		a->clk = sadd(a->clk, s->cfg->page_copy_ns);
+		clear_dirty(s, p, f);
+		return 1;
+	}
+	if (!w)			/* unreachable: a page with a copy in flight has its request */
+		return 0;
+	if (!alloc_temp(s, a))
+		return 0;
+	r = new_write(s, f, idx);
+	take_page(s, a, r, p, f);
+	s->rq[r].state = ST_HELD;
+	s->lk[p].wb_req = w;	/* the in-flight primary stays the one found by lookup */
+	s->lk[p].sec_req = r;
+	if (s->rq[w].sec_tail)
+		s->rq[s->rq[w].sec_tail].sec_next = r;
+	else
+		s->rq[w].sec_head = r;
+	s->rq[w].sec_tail = r;
+	s->c[FWB_C_SECONDARIES]++;
+	return 1;
+}
+
+/* Advance a's writepages; 1 when finished, 0 when it must wait. */
+static int writepages(sim *s, actor *a)
+{
+	int32_t f = a->wp_f;
+	int64_t base = s->base[f];
+	int64_t end = base + min64(a->wp_end, s->npages[f]);
+	int64_t p;
+	for (p = next_dirty(s, base + a->wp_idx, end); p < end; p = next_dirty(s, p + 1, end)) {
+		int64_t idx = p - base;
+		int32_t b;
+		/* Background writeback works in chunks (MIN_WRITEBACK_PAGES) and looks at
+		 * the background threshold between them (writeback_sb_inodes). */
+		if (a->wp_bg && a->wp_chunk >= MIN_WRITEBACK_PAGES) {
+			a->wp_chunk = 0;
+			if (s->dirty_total <= bg_thresh(s))
+				break;
+		}
+		if (busy(s, p)) {
+			enum fwb_action act = s->strategy->on_busy_page(a->wp_sync, 0, s->cfg);
+			if (act == FWB_WAIT) {
+				send_batch(s, a);
+				s->c[FWB_C_WRITEPAGES_WAITS]++;
+				block(a, W_PAGE, p);
+				return 0;
+			}
+			if (act == FWB_SKIP) {
+				send_batch(s, a);
+				s->c[s->temp ? FWB_C_REDIRTY_SKIPS : FWB_C_WRITEBACK_SKIPS]++;
+				a->wp_idx = idx + 1;
+				continue;
+			}
+			if (act == FWB_MERGE) {
+				send_batch(s, a);
+				/* (no lk: a strategy that merges must set .merges) */
+				if (!s->lk || !merge(s, a, p, f, idx))
+					break;	/* -ENOMEM: the page stays dirty */
+				a->wp_sent++;
+				a->wp_idx = idx + 1;
+				continue;
+			}
+		}
+		b = a->wp_batch;
+		if (b && (idx != s->rq[b].first + s->rq[b].n || s->rq[b].n >= s->req_pages))
+			send_batch(s, a);
+		if (s->temp && !alloc_temp(s, a))
+			break;
+		if (!a->wp_batch)
+			a->wp_batch = new_write(s, f, idx);
+		take_page(s, a, a->wp_batch, p, f);
+		a->wp_sent++;
+		a->wp_chunk++;
+		a->wp_idx = idx + 1;
+	}
+	send_batch(s, a);
+	a->wp_active = 0;
+	return 1;
+}
+
+/* ------------------------------------------------------------ reclaim */
+
+/* ->writepage of one dirty page from reclaim: 1 clean now, 0 kept, -1 wait. */
+static int pageout(sim *s, actor *a, int64_t p, int32_t f)
+{
+	int32_t r;
+	if (busy(s, p)) {
+		enum fwb_action act = s->strategy->on_busy_page(0, 1, s->cfg);
+		if (act == FWB_WAIT) {
+			s->c[FWB_C_WRITEPAGES_WAITS]++;
+			block(a, W_PAGE, p);
+			return -1;
+		}
+		if (act != FWB_COPY) {	/* SKIP (MERGE is never asked of reclaim) */
+			s->c[s->temp ? FWB_C_REDIRTY_SKIPS : FWB_C_WRITEBACK_SKIPS]++;
+			return 0;
+		}
+	}
+	if (s->temp && !alloc_temp(s, a))
+		return 0;
+	r = new_write(s, f, p - s->base[f]);
+	take_page(s, a, r, p, f);
+	a->clk = sadd(a->clk, s->cfg->wp_request_ns);
+	submit_bg(s, r);
+	return s->temp ? 1 : 0;
+}
+
+/* The file holding page p: the last f with base[f] <= p (empty files have no pages). */
+static int32_t file_of(const sim *s, int64_t p)
+{
+	int32_t lo = 0, hi = s->nfiles - 1;
+	while (lo < hi) {
+		int32_t mid = lo + (hi - lo + 1) / 2;
+		if (s->base[mid] <= p)
+			lo = mid;
+		else
+			hi = mid - 1;
+	}
+	return lo;
+}
+
+/* Scan one round from the LRU's cold end; 0 if a wait began. */
+static int reclaim_round(sim *s, actor *a)
+{
+	const fwb_config *c = s->cfg;
+	int64_t freed = 0, scanned = 0;
+	while (freed < c->reclaim_batch && scanned < 4 * c->reclaim_batch) {
+		int64_t p;
+		if (!s->lru_len)
+			break;
+		p = s->lru[s->lru_cold];
+		scanned++;
+		a->clk = sadd(a->clk, c->reclaim_scan_ns);
+		if ((s->pg[p].flags & (PF_LOCKED | PF_PGWB)) || s->pg[p].gup) {
+			/* 0c4f8ed498ce: skip, never wait on FUSE writeback */
+			if (s->pg[p].flags & PF_PGWB)
+				s->c[FWB_C_WRITEBACK_SKIPS]++;
+			lru_add(s, lru_del_cold(s));
+			continue;
+		}
+		if (s->pg[p].flags & PF_DIRTY) {
+			int got = pageout(s, a, p, file_of(s, p));
+			if (got < 0)
+				return 0;
+			if (got == 0) {
+				lru_add(s, lru_del_cold(s));
+				continue;
+			}
+		}
+		lru_del_cold(s);
+		s->pg[p].flags &= (uint8_t)~(PF_CACHED | PF_MAPW);
+		s->cache_pages--;
+		freed++;
+	}
+	if (freed == 0)
+		a->rc_fails++;
+	return 1;
+}
+
+/* Direct reclaim until n pages can be taken above the low watermark; 0 means the
+ * actor is waiting (it resumes here). */
+static int reserve(sim *s, actor *a, int64_t n)
+{
+	const fwb_config *c = s->cfg;
+	if (!a->rc_active) {
+		if (ssub(free_pages(s), n) >= c->wmark_low_pages)
+			return 1;
+		a->rc_active = 1;
+		a->rc_start = a->clk;
+		a->rc_fails = 0;
+	}
+	a->in_reclaim = 1;
+	while (ssub(free_pages(s), n) < c->wmark_low_pages) {
+		int64_t fails;
+		if (a->rc_fails > c->reclaim_retries) {
+			s->c[FWB_C_RECLAIM_GAVEUP]++;
+			break;
+		}
+		fails = a->rc_fails;
+		if (!reclaim_round(s, a)) {
+			a->in_reclaim = 0;
+			return 0;
+		}
+		/* nothing freed: reclaim_throttle */
+		if (a->rc_fails != fails && c->reclaim_retry_ns > 0) {
+			a->in_reclaim = 0;
+			sleep_until(s, a, sadd(a->clk, c->reclaim_retry_ns));
+			a->clk = sadd(a->clk, c->reclaim_retry_ns);
+			return 0;
+		}
+	}
+	a->in_reclaim = 0;
+	a->rc_active = 0;
+	vec_push(s, &s->lat[FWB_L_RECLAIM], ssub(a->clk, a->rc_start));
+	return 1;
+}
+
+/* ------------------------------------------------------------ the page cache */
+
+/* Make page idx of f cached and up to date; 0 if a wait began. */
+static int page_ready(sim *s, actor *a, int32_t f, int64_t idx, int need_read)
+{
+	int64_t p = s->base[f] + idx;
+	int32_t r;
+	if (s->pg[p].flags & PF_LOCKED) {
+		block(a, W_LOCK, p);
+		return 0;
+	}
+	if (s->pg[p].flags & PF_CACHED)
+		return 1;
+	if (!reserve(s, a, 1))
+		return 0;
+	s->pg[p].flags |= PF_CACHED;
+	s->cache_pages++;
+	lru_add(s, p);
+	if (need_read) {	/* fuse_do_readpage: a READ, then wait for the page lock */
+		s->pg[p].flags |= PF_LOCKED;
+		r = new_req(s, RQ_READ, f, idx);
+		s->rq[r].n = 1;
+		to_pending(s, r);
+		block(a, W_LOCK, p);
+		return 0;
+	}
+	return 1;
+}
+
+/* balance_dirty_pages after dirtying; 0 if the writer must sleep. */
+static int balance(sim *s, actor *a)
+{
+	if (s->dirty_total > bg_thresh(s))
+		kick_flusher(s);
+	if (s->dirty_total + wb_pages(s) > dirty_limit(s)) {
+		block(a, W_THROTTLE, 0);
+		return 0;
+	}
+	return 1;
+}
+
+/* ------------------------------------------------------------ the calls */
+
+static void op_pages(const fwb_op *op, int64_t *first, int64_t *last)
+{
+	*first = op->offset / FWB_PAGE;
+	*last = (op->offset + op->length - 1) / FWB_PAGE;
+}
+
+static int do_write(sim *s, actor *a, const fwb_op *op)
+{
+	const fwb_config *c = s->cfg;
+	int32_t f = op->file;
+	int64_t off = op->offset, ln = op->length, first, last;
+	op_pages(op, &first, &last);
+	if (a->phase == PH_START) {
+		a->clk = sadd(a->clk, c->write_syscall_ns);
+		a->pg = first;
+		a->phase = PH_PAGES;
+	}
+	if (a->phase == PH_PAGES) {
+		while (a->pg <= last) {
+			int64_t idx = a->pg, ps = idx * FWB_PAGE, p;
+			int whole = off <= ps && off + ln >= ps + FWB_PAGE;
+			int need_read = !whole && ps < s->isize[f];
+			if (!page_ready(s, a, f, idx, need_read))
+				return 0;
+			p = s->base[f] + idx;
+			if (s->writer_waits && busy(s, p)) {	/* fuse_wait_on_page_writeback */
+				block(a, W_PAGE, p);
+				return 0;
+			}
+			s->pg[p].version++;
+			s->pg[p].flags |= PF_STALE;
+			set_dirty(s, p, f);
+			a->clk = sadd(a->clk, c->write_page_ns);
+			a->pg++;
+		}
+		if (off + ln > s->isize[f])
+			s->isize[f] = off + ln;
+		s->c[FWB_C_BYTES_DIRTIED] = sadd(s->c[FWB_C_BYTES_DIRTIED], ln);
+		a->phase = PH_BALANCE;
+	}
+	if (!balance(s, a))
+		return 0;
+	vec_push(s, &s->lat[FWB_L_WRITE], ssub(a->clk, a->op_start));
+	return 1;
+}
+
+static int do_mmap_store(sim *s, actor *a, const fwb_op *op)
+{
+	const fwb_config *c = s->cfg;
+	int32_t f = op->file;
+	int64_t first, last;
+	op_pages(op, &first, &last);
+	if (a->phase == PH_START) {
+		a->pg = first;
+		a->phase = PH_PAGES;
+	}
+	if (a->phase == PH_PAGES) {
+		while (a->pg <= last) {
+			int64_t idx = a->pg, p = s->base[f] + idx;
+			uint8_t fl = s->pg[p].flags;
+			if (!((fl & PF_CACHED) && (fl & PF_MAPW) && !(fl & PF_LOCKED))) {
+				if (a->fault_start < 0) {	/* a write fault */
+					a->fault_start = a->clk;
+					a->clk = sadd(a->clk, c->fault_ns);
+				}
+				if (!page_ready(s, a, f, idx, idx * FWB_PAGE < s->isize[f]))
+					return 0;
+				if (busy(s, p)) {	/* page_mkwrite waits for writeback */
+					block(a, W_PAGE, p);
+					return 0;
+				}
+				s->pg[p].flags |= PF_MAPW;
+				set_dirty(s, p, f);
+				vec_push(s, &s->lat[FWB_L_FAULT], ssub(a->clk, a->fault_start));
+				a->fault_start = -1;
+			}
+			s->pg[p].version++;
+			s->pg[p].flags |= PF_STALE;
+			set_dirty(s, p, f);
+			a->clk = sadd(a->clk, c->store_page_ns);
+			a->pg++;
+		}
+		s->c[FWB_C_BYTES_DIRTIED] = sadd(s->c[FWB_C_BYTES_DIRTIED], op->length);
+		a->phase = PH_BALANCE;
+	}
+	return balance(s, a);
+}
+
+/* O_DIRECT read into a mapped buffer: dirtied at submit and at completion, with no
+ * page_mkwrite and no wait (bio_set_pages_dirty, bio_check_pages_dirty). */
+static int do_dio_read(sim *s, actor *a, const fwb_op *op)
+{
+	const fwb_config *c = s->cfg;
+	int32_t f = op->file;
+	int64_t first, last, idx;
+	op_pages(op, &first, &last);
+	if (a->phase == PH_START) {
+		a->pg = first;
+		a->phase = PH_PAGES;
+	}
+	if (a->phase == PH_PAGES) {
+		while (a->pg <= last) {		/* get_user_pages, then submit */
+			int64_t p;
+			idx = a->pg;
+			if (!page_ready(s, a, f, idx, idx * FWB_PAGE < s->isize[f]))
+				return 0;
+			p = s->base[f] + idx;
+			s->pg[p].gup++;
+			set_dirty(s, p, f);
+			a->pg++;
+		}
+		a->phase = PH_DIODONE;
+		sleep_until(s, a, sadd(sadd(a->clk, c->dio_base_ns),
+				       smul(c->dio_page_ns, last - first + 1)));
+		return 0;
+	}
+	for (idx = first; idx <= last; idx++) {	/* completion: the data lands */
+		int64_t p = s->base[f] + idx;
+		s->pg[p].version++;
+		s->pg[p].flags |= PF_STALE;
+		set_dirty(s, p, f);
+		s->pg[p].gup--;
+	}
+	s->c[FWB_C_BYTES_DIRTIED] = sadd(s->c[FWB_C_BYTES_DIRTIED], op->length);
+	return 1;
+}
+
+/* fsync / msync: WB_SYNC_ALL writepages, fuse_sync_writes, then FUSE_FSYNC. */
+static int do_fsync(sim *s, actor *a, const fwb_op *op, int64_t first, int64_t end)
+{
+	int32_t f = op->file;
+	if (a->phase == PH_START) {
+		a->clk = sadd(a->clk, s->cfg->fsync_syscall_ns);
+		wp_start(a, f, first, end, 1, 0);
+		a->phase = PH_WP;
+	}
+	if (a->phase == PH_WP) {
+		if (!writepages(s, a))
+			return 0;
+		a->phase = PH_WAITIO;
+	}
+	if (a->phase == PH_WAITIO) {
+		if (s->f_inflight[f]) {
+			block(a, W_FILE, f);
+			return 0;
+		}
+		a->req = new_req(s, RQ_FSYNC, f, 0);
+		to_pending(s, a->req);
+		a->phase = PH_FSYNCWAIT;
+	}
+	if (!s->rq[a->req].done) {
+		block(a, W_REQ, a->req);
+		return 0;
+	}
+	free_req(s, a->req);
+	a->req = 0;
+	vec_push(s, &s->lat[FWB_L_FSYNC], ssub(a->clk, a->op_start));
+	return 1;
+}
+
+/* sync(2).  With sync_waits=0 (2026 kernels) it only wakes the flusher for FUSE;
+ * with sync_waits=1, WB_SYNC_ALL writepages on every file, then wait. */
+static int do_sync(sim *s, actor *a)
+{
+	const fwb_config *c = s->cfg;
+	if (a->phase == PH_START) {
+		a->clk = sadd(a->clk, c->fsync_syscall_ns);
+		a->sync_f = 0;
+		a->phase = PH_WP;
+		if (!c->sync_waits) {
+			s->flusher->fl_sync = 1;
+			kick_flusher(s);
+			vec_push(s, &s->lat[FWB_L_SYNC], ssub(a->clk, a->op_start));
+			return 1;
+		}
+	}
+	if (a->phase == PH_WP) {
+		while (a->sync_f < s->nfiles) {
+			if (!a->wp_active)
+				wp_start(a, a->sync_f, 0, s->npages[a->sync_f], 1, 0);
+			if (!writepages(s, a))
+				return 0;
+			a->sync_f++;
+		}
+		a->phase = PH_WAITIO;
+	}
+	if (s->pinned) {	/* wait_sb_inodes: pages still under PG_writeback */
+		block(a, W_ALL, 0);
+		return 0;
+	}
+	vec_push(s, &s->lat[FWB_L_SYNC], ssub(a->clk, a->op_start));
+	return 1;
+}
+
+static int do_memory(sim *s, actor *a, const fwb_op *op)
+{
+	const fwb_config *c = s->cfg;
+	int64_t n = op->length / FWB_PAGE + (op->length % FWB_PAGE != 0);
+	if (op->op == FWB_OP_ALLOC) {
+		if (!reserve(s, a, n))
+			return 0;
+		s->anon_pages = sadd(s->anon_pages, n);
+	} else if (op->op == FWB_OP_FREE) {
+		s->anon_pages -= min64(n, s->anon_pages);
+	} else {
+		/* n * x // total without overflow: x = temp + pinned, n = q * total + r;
+		 * temp < total <= 2**31 and pinned < 2**31, so r * x < 2**63.  Capped at n:
+		 * the cache can outgrow memory when reclaim gives up. */
+		int64_t x = s->temp_pages + s->pinned, m = c->mem_total_pages;
+		int64_t unmovable = min64(n, sadd(smul(n / m, x), (n % m) * x / m)), stall;
+		int64_t *cu = &s->c[FWB_C_COMPACTION_UNMOVABLE];
+		*cu = sadd(*cu, unmovable);
+		stall = smul(ssub(n, unmovable), c->compact_page_ns);
+		a->clk = sadd(a->clk, stall);
+		vec_push(s, &s->lat[FWB_L_COMPACTION], stall);
+	}
+	return 1;
+}
+
+static int run_op(sim *s, actor *a)
+{
+	const fwb_op *op = a->ops[a->k];
+	int64_t first, last;
+	switch (op->op) {
+	case FWB_OP_WRITE:
+		return do_write(s, a, op);
+	case FWB_OP_MMAP_STORE:
+		return do_mmap_store(s, a, op);
+	case FWB_OP_DIO_READ:
+		return do_dio_read(s, a, op);
+	case FWB_OP_FSYNC:
+		return do_fsync(s, a, op, 0, s->npages[op->file]);
+	case FWB_OP_MSYNC:
+		op_pages(op, &first, &last);
+		return do_fsync(s, a, op, first, last + 1);
+	case FWB_OP_SYNC:
+		return do_sync(s, a);
+	default:
+		return do_memory(s, a, op);
+	}
+}
+
+/* ------------------------------------------------------------ actors */
+
+static void step_thread(sim *s, actor *a)
+{
+	for (;;) {
+		int64_t t;
+		if (a->phase == PH_START)
+			a->op_start = a->clk;
+		if (!run_op(s, a))
+			return;
+		a->phase = PH_START;
+		a->k++;
+		/* Fetch the page a later call will touch first: on a big file a page's
+		 * first touch is a cache miss, the largest single cost of a random-write
+		 * run.  (Written here, not in a helper: GCC deletes calls to a function
+		 * whose only effect is a prefetch.) */
+		if (a->k + PREFETCH_AHEAD < a->nops) {
+			const fwb_op *nx = a->ops[a->k + PREFETCH_AHEAD];
+			if (nx->op <= FWB_OP_DIO_READ) {
+				int64_t q = s->base[nx->file] + nx->offset / FWB_PAGE;
+				__builtin_prefetch(&s->pg[q]);
+				if (s->lk)
+					__builtin_prefetch(&s->lk[q]);
+			}
+		}
+		if (a->k == a->nops) {
+			a->finished = 1;
+			s->alive--;
+			s->c[FWB_C_T_APP_END] = max64(s->c[FWB_C_T_APP_END], a->clk);
+			return;
+		}
+		t = max64(a->clk, a->ops[a->k]->time);
+		if (t > s->now) {
+			a->wake_pending = 1;
+			push(s, t, EV_ACTOR, a->id);
+			return;
+		}
+		a->clk = t;
+	}
+}
+
+static void step_flusher(sim *s, actor *a)
+{
+	const fwb_config *c = s->cfg;
+	if (!a->fl_pass) {
+		if (!(a->fl_due || a->fl_sync || s->dirty_total > bg_thresh(s)))
+			return;
+		a->fl_pass = 1;
+		a->fl_file = 0;
+		a->fl_kupdate = a->fl_due;
+		a->fl_all = a->fl_sync;
+		a->fl_due = a->fl_sync = 0;
+		a->wp_sent = 0;
+	}
+	while (a->fl_file < s->nfiles) {
+		int32_t f = a->fl_file;
+		if (!a->wp_active) {
+			if (!s->f_ndirty[f]) {
+				a->fl_file++;
+				continue;
+			}
+			if (a->fl_all || (a->fl_kupdate &&
+					  sadd(s->f_dirtied_when[f], c->dirty_expire_ns) <= s->now))
+				wp_start(a, f, 0, s->npages[f], 0, 0);
+			else if (s->dirty_total > bg_thresh(s))
+				wp_start(a, f, 0, s->npages[f], 0, 1);
+			else {
+				a->fl_file++;
+				continue;
+			}
+		}
+		if (!writepages(s, a))
+			return;
+		a->fl_file++;
+	}
+	a->fl_pass = 0;
+	if (a->fl_due || a->fl_sync || (a->wp_sent && s->dirty_total > bg_thresh(s))) {
+		a->wake_pending = 1;
+		push(s, max64(a->clk, s->now), EV_ACTOR, a->id);
+	}
+}
+
+static void run_actor(sim *s, int32_t aid)
+{
+	actor *a = &s->actors[aid];
+	a->wake_pending = 0;
+	if (a->waiting) {
+		if (!cond(s, a))
+			return;
+		end_wait(s, a);
+	}
+	a->clk = max64(a->clk, s->now);
+	if (a->is_flusher)
+		step_flusher(s, a);
+	else if (!a->finished)
+		step_thread(s, a);
+}
+
+/* ------------------------------------------------------------ loop */
+
+static void sample(sim *s, int64_t t)
+{
+	const fwb_config *c = s->cfg;
+	while (s->next_sample <= t && s->series.n / 6 < c->max_samples) {
+		vec_push(s, &s->series, s->next_sample);
+		vec_push(s, &s->series, s->dirty_total);
+		vec_push(s, &s->series, wb_pages(s));
+		vec_push(s, &s->series, s->temp_pages);
+		vec_push(s, &s->series, s->cache_pages);
+		vec_push(s, &s->series, s->anon_pages);
+		s->next_sample = sadd(s->next_sample, c->sample_interval_ns);
+	}
+}
+
+static void run(sim *s)
+{
+	const fwb_config *c = s->cfg;
+	int64_t t0 = INT64_MAX, i;
+	int32_t j;
+	for (j = 0; j < s->nact; j++)
+		if (s->actors[j].nops)
+			t0 = min64(t0, s->actors[j].ops[0]->time);
+	s->c[FWB_C_T_FIRST] = s->c[FWB_C_T_APP_END] = s->c[FWB_C_T_WB_END] = t0;
+	s->now = s->temp_t = s->next_sample = t0;
+	for (j = 0; j < s->nact; j++) {
+		actor *a = &s->actors[j];
+		if (a->nops) {
+			a->clk = a->ops[0]->time;
+			a->wake_pending = 1;
+			push(s, a->clk, EV_ACTOR, a->id);
+		}
+	}
+	push(s, sadd(t0, c->dirty_writeback_interval_ns), EV_TIMER, 0);
+	for (i = 0; i < c->n_stall; i++)
+		push(s, c->stall_end[i], EV_STALL, 0);
+	while (s->nev) {
+		ev e = pop(s);
+		if (e.kind == EV_TIMER && !s->alive)
+			continue;	/* the flusher's tick after the last thread ended */
+		if (e.t > c->max_time_ns) {
+			s->c[FWB_C_STUCK] = 1;
+			break;
+		}
+		sample(s, e.t);
+		s->now = e.t;
+		s->c[FWB_C_EVENTS]++;
+		if (e.kind == EV_ACTOR) {
+			run_actor(s, e.arg);
+		} else if (e.kind == EV_DONE) {
+			int32_t r = s->thr[e.arg];
+			s->thr[e.arg] = 0;
+			s->nidle++;
+			complete(s, r);
+			dispatch(s);
+			wake_waiters(s);
+			if (s->dirty_total > bg_thresh(s))
+				kick_flusher(s);
+		} else if (e.kind == EV_TIMER) {
+			s->flusher->fl_due = 1;
+			kick_flusher(s);
+			if (s->alive)
+				push(s, sadd(e.t, c->dirty_writeback_interval_ns), EV_TIMER, 0);
+		} else {
+			dispatch(s);
+		}
+	}
+}
+
+/* End-of-run accounting; moves the sample arrays into out. */
+static void finish(sim *s, fwb_result *out)
+{
+	int64_t *c = s->c, p;
+	int32_t i;
+	temp_add(s, 0);
+	c[FWB_C_T_END] = s->now;
+	for (i = 0; i < s->nact; i++) {		/* still blocked: on a server that never answered */
+		const actor *a = &s->actors[i];
+		if (a->waiting && a->wait_kind != W_TIMER) {
+			c[FWB_C_HANGS]++;
+			if (a->wait_reclaim)
+				c[FWB_C_DEADLOCKS]++;
+		}
+		if (!a->finished && !a->is_flusher)
+			c[FWB_C_STUCK] = 1;
+	}
+	c[FWB_C_LOST_UPDATES] = 0;
+	for (p = 0; p < s->n; p++)
+		if ((s->pg[p].flags & (PF_STALE | PF_DIRTY)) == PF_STALE)
+			c[FWB_C_LOST_UPDATES]++;
+	memcpy(out->counters, c, sizeof out->counters);
+	memcpy(out->pages_per_request, s->hist, sizeof out->pages_per_request);
+	for (i = 0; i < FWB_N_LATENCIES; i++) {
+		out->latency[i] = s->lat[i].v;
+		out->latency_n[i] = s->lat[i].n;
+		s->lat[i].v = NULL;
+	}
+	out->series = s->series.v;
+	out->series_n = s->series.n / 6;
+	s->series.v = NULL;
+}
+
+/* ------------------------------------------------------------ set-up */
+
+static int in_range(int64_t v, int64_t lo, int64_t hi)
+{
+	return lo <= v && v <= hi;
+}
+
+/* Bounds that keep every product in int64 (bench.params.resolve is stricter). */
+static int config_ok(const fwb_config *c)
+{
+	const int64_t NS = (int64_t)1 << 62, COST = (int64_t)1 << 34;
+	int64_t i;
+	if (!(in_range(c->strategy, 0, 4) && in_range(c->writer_waits, 0, 1) &&
+	      in_range(c->merge_queued_primary, 0, 1) && in_range(c->max_pages, 1, 256) &&
+	      in_range(c->max_write, 0, (int64_t)1 << 30) &&
+	      in_range(c->max_background, 0, INT32_MAX) &&
+	      in_range(c->mem_total_pages, 1, (int64_t)1 << 31) &&
+	      in_range(c->dirty_ratio, 0, 100) && in_range(c->dirty_background_ratio, 0, 100) &&
+	      in_range(c->bdi_max_ratio, 0, 100) &&
+	      in_range(c->wmark_min_pages, 0, (int64_t)1 << 40) &&
+	      in_range(c->wmark_low_pages, 0, (int64_t)1 << 40) &&
+	      in_range(c->wmark_high_pages, 0, (int64_t)1 << 40) &&
+	      in_range(c->dirty_writeback_interval_ns, 1, NS) &&
+	      in_range(c->dirty_expire_ns, 0, NS) && in_range(c->reclaim_batch, 0, (int64_t)1 << 40) &&
+	      in_range(c->reclaim_retry_ns, 0, NS) && in_range(c->reclaim_retries, 0, NS) &&
+	      in_range(c->sync_waits, 0, 1) && in_range(c->hang_threshold_ns, 0, NS) &&
+	      in_range(c->sample_interval_ns, 1, NS) && in_range(c->max_samples, 0, (int64_t)1 << 40) &&
+	      in_range(c->max_time_ns, 0, NS) && in_range(c->write_syscall_ns, 0, COST) &&
+	      in_range(c->write_page_ns, 0, COST) && in_range(c->store_page_ns, 0, COST) &&
+	      in_range(c->fault_ns, 0, COST) && in_range(c->page_copy_ns, 0, COST) &&
+	      in_range(c->wp_page_ns, 0, COST) && in_range(c->wp_request_ns, 0, COST) &&
+	      in_range(c->fsync_syscall_ns, 0, COST) && in_range(c->dio_base_ns, 0, COST) &&
+	      in_range(c->dio_page_ns, 0, COST) && in_range(c->reclaim_scan_ns, 0, COST) &&
+	      in_range(c->compact_page_ns, 0, COST) && in_range(c->server_threads, 1, 256) &&
+	      in_range(c->server_dist, 0, 2) && in_range(c->server_base_ns, 0, (int64_t)1 << 40) &&
+	      in_range(c->server_page_ns, 0, COST) && in_range(c->server_fsync_ns, 0, (int64_t)1 << 40) &&
+	      c->server_sigma >= 0.0 && c->server_sigma <= 4.0 && in_range(c->n_stall, 0, 16)))
+		return 0;
+	for (i = 0; i < c->n_stall; i++)
+		if (c->stall_start[i] < 0 || c->stall_end[i] < c->stall_start[i])
+			return 0;
+	return 1;
+}
+
+static int is_range_op(int32_t code)
+{
+	return code == FWB_OP_WRITE || code == FWB_OP_MMAP_STORE || code == FWB_OP_DIO_READ ||
+	       code == FWB_OP_MSYNC;
+}
+
+/* bench.ops.validate_ops, minus the time order (the engine does not need it). */
+static int ops_ok(const fwb_op *ops, int64_t n_ops, const int64_t *sizes, int32_t n_files)
+{
+	int64_t i;
+	int32_t f;
+	if (!ops || !sizes || n_ops <= 0 || n_ops > MAX_OPS || n_files <= 0)
+		return 0;
+	for (f = 0; f < n_files; f++)
+		if (!in_range(sizes[f], 0, MAX_FILE_BYTES))
+			return 0;
+	for (i = 0; i < n_ops; i++) {
+		const fwb_op *op = &ops[i];
+		if (op->time < 0 || !in_range(op->thread, 0, MAX_THREADS - 1) ||
+		    !in_range(op->op, 0, FWB_N_OPS - 1))
+			return 0;
+		if ((is_range_op(op->op) || op->op == FWB_OP_FSYNC) && !in_range(op->file, 0, n_files - 1))
+			return 0;
+		if (is_range_op(op->op) && !(in_range(op->offset, 0, MAX_FILE_BYTES) &&
+					     in_range(op->length, 1, MAX_FILE_BYTES - op->offset)))
+			return 0;
+		if (op->op >= FWB_OP_ALLOC && op->length <= 0)
+			return 0;
+	}
+	return 1;
+}
+
+/* Page capacity of each file: its initial size and every byte an op touches. */
+static int64_t capacity(const fwb_op *ops, int64_t n_ops, const int64_t *sizes, int32_t n_files,
+			int64_t *cap)
+{
+	int64_t i, total = 0;
+	int32_t f;
+	for (f = 0; f < n_files; f++)
+		cap[f] = (sizes[f] + FWB_PAGE - 1) / FWB_PAGE;
+	for (i = 0; i < n_ops; i++)
+		if (is_range_op(ops[i].op))
+			cap[ops[i].file] = max64(cap[ops[i].file],
+						 (ops[i].offset + ops[i].length + FWB_PAGE - 1) / FWB_PAGE);
+	for (f = 0; f < n_files; f++)
+		total += cap[f];
+	return total;
+}
+
+static void sim_free(sim *s)
+{
+	int i;
+	free(s->thr);
+	free(s->npages);
+	free(s->base);
+	free(s->isize);
+	free(s->f_ndirty);
+	free(s->f_dirtied_when);
+	free(s->f_inflight);
+	free(s->pg_mem);
+	free(s->lk);
+	free(s->lru);
+	free(s->dmap);
+	free(s->dsum);
+	free(s->rq);
+	free(s->rver);
+	free(s->actors);
+	free(s->order);
+	free(s->heap);
+	for (i = 0; i < FWB_N_LATENCIES; i++)
+		free(s->lat[i].v);
+	free(s->series.v);
+	free(s);
+}
+
+static void sim_init(sim *s, const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
+		     const int64_t *sizes, int32_t nf, uint64_t seed)
+{
+	int64_t n, i, nw, count[MAX_THREADS], at[MAX_THREADS];
+	int32_t f, t, nthreads = 0;
+
+	s->cfg = cfg;
+	s->strategy = STRATEGIES[cfg->strategy];
+	s->temp = s->strategy->temp_pages;
+	s->writer_waits = cfg->writer_waits != 0;
+	s->req_pages = min64(cfg->max_pages, cfg->max_write / FWB_PAGE);
+	s->nthr = s->nidle = (int32_t)cfg->server_threads;
+	s->thr = xcalloc(s, (size_t)s->nthr, sizeof *s->thr);
+	s->rng = seed * 0x2545F4914F6CDD1DULL + 0x5DEECE66DULL;
+
+	s->nfiles = nf;
+	s->npages = xcalloc(s, (size_t)nf, sizeof(int64_t));
+	s->base = xcalloc(s, (size_t)nf, sizeof(int64_t));
+	s->isize = xcalloc(s, (size_t)nf, sizeof(int64_t));
+	s->f_ndirty = xcalloc(s, (size_t)nf, sizeof(int64_t));
+	s->f_dirtied_when = xcalloc(s, (size_t)nf, sizeof(int64_t));
+	s->f_inflight = xcalloc(s, (size_t)nf, sizeof(int64_t));
+	n = capacity(ops, n_ops, sizes, nf, s->npages);
+	if (n > MAX_TOTAL_PAGES)
+		longjmp(s->oom, 1);
+	for (f = 1; f < nf; f++)
+		s->base[f] = s->base[f - 1] + s->npages[f - 1];
+	memcpy(s->isize, sizes, (size_t)nf * sizeof(int64_t));
+
+	s->n = n;
+	s->pg_mem = xcalloc(s, (size_t)n + 4, sizeof(page));
+	s->pg = (page *)(((uintptr_t)s->pg_mem + 63) & ~(uintptr_t)63);
+	if (s->strategy->merges)
+		s->lk = xcalloc(s, (size_t)n, sizeof(lookup));
+	s->lru_cap = n ? n : 1;
+	s->lru = xmalloc(s, (size_t)s->lru_cap * sizeof(int32_t));
+	nw = (n + 63) / 64;
+	s->dmap = xcalloc(s, (size_t)nw + 1, sizeof(uint64_t));
+	s->dsum = xcalloc(s, (size_t)(nw + 63) / 64 + 1, sizeof(uint64_t));
+
+	s->vstride = cfg->max_pages;	/* a request never holds more than max_pages */
+	s->rq_cap = 256;
+	s->rq = xmalloc(s, ((size_t)s->rq_cap + 1) * sizeof(req));
+	s->rver = xmalloc(s, ((size_t)s->rq_cap + 1) * (size_t)s->vstride * sizeof(uint32_t));
+	memset(s->rq, 0, ((size_t)s->rq_cap + 1) * sizeof(req));
+	for (i = s->rq_cap; i >= 1; i--) {
+		s->rq[i].next = s->rq_free;
+		s->rq_free = (int32_t)i;
+	}
+
+	/* actors: each thread's rows in array order (refsim: ops[ops["thread"] == t]) */
+	memset(count, 0, sizeof count);
+	for (i = 0; i < n_ops; i++) {
+		count[ops[i].thread]++;
+		if (ops[i].thread + 1 > nthreads)
+			nthreads = ops[i].thread + 1;
+	}
+	s->order = xmalloc(s, (size_t)n_ops * sizeof(const fwb_op *));
+	for (t = 0, i = 0; t < nthreads; t++) {
+		at[t] = i;
+		i += count[t];
+	}
+	s->nact = nthreads + 1;
+	s->actors = xcalloc(s, (size_t)s->nact, sizeof(actor));
+	for (t = 0; t < s->nact; t++) {
+		actor *a = &s->actors[t];
+		a->id = t;
+		a->is_flusher = t == nthreads;
+		a->ops = a->is_flusher ? NULL : s->order + at[t];
+		a->nops = a->is_flusher ? 0 : count[t];
+		a->phase = PH_START;
+		a->fault_start = -1;
+		a->wait_kind = W_NONE;
+		a->finished = a->nops == 0;
+		if (!a->finished)
+			s->alive++;
+	}
+	for (i = 0; i < n_ops; i++)
+		s->order[at[ops[i].thread]++] = &ops[i];
+	s->flusher = &s->actors[nthreads];
+
+	s->cap_ev = 64 + 2 * (int64_t)s->nact;
+	s->heap = xmalloc(s, (size_t)s->cap_ev * sizeof(ev));
+}
+
+int fwb_run(const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
+	    const int64_t *file_sizes, int32_t n_files, uint64_t seed, fwb_result *out)
+{
+	sim *s;
+	if (!out)
+		return FWB_EINVAL;
+	memset(out, 0, sizeof *out);
+	if (!cfg || !config_ok(cfg) || !ops_ok(ops, n_ops, file_sizes, n_files))
+		return FWB_EINVAL;
+	s = calloc(1, sizeof *s);
+	if (!s)
+		return FWB_ENOMEM;
+	if (setjmp(s->oom)) {	/* s itself is never reassigned: safe to use here */
+		sim_free(s);
+		memset(out, 0, sizeof *out);
+		return FWB_ENOMEM;
+	}
+	sim_init(s, cfg, ops, n_ops, file_sizes, n_files, seed);
+	run(s);
+	finish(s, out);
+	sim_free(s);
+	return FWB_OK;
+}
+
+void fwb_result_free(fwb_result *res)
+{
+	int i;
+	if (!res)
+		return;
+	for (i = 0; i < FWB_N_LATENCIES; i++) {
+		free(res->latency[i]);
+		res->latency[i] = NULL;
+		res->latency_n[i] = 0;
+	}
+	free(res->series);
+	res->series = NULL;
+	res->series_n = 0;
+}
+
+/* ------------------------------------------------------------ the speed floor */
+
+/* Walk the ops and, for every page a WRITE, MMAP_STORE or DIO_READ touches, set a
+ * dirty flag and bump a version: what any engine must at least do.  Returns a
+ * checksum so the work cannot be dropped, or a negative fwb_error. */
+int64_t fwb_bare_loop(const fwb_op *ops, int64_t n_ops, const int64_t *file_sizes, int32_t n_files)
+{
+	int64_t *cap, *base, *version, n, i;
+	uint64_t sum = 0;
+	uint8_t *dirty;
+	int32_t f;
+	if (!ops_ok(ops, n_ops, file_sizes, n_files))
+		return FWB_EINVAL;
+	cap = calloc((size_t)n_files, sizeof(int64_t));
+	base = calloc((size_t)n_files, sizeof(int64_t));
+	if (!cap || !base) {
+		free(cap);
+		free(base);
+		return FWB_ENOMEM;
+	}
+	n = capacity(ops, n_ops, file_sizes, n_files, cap);
+	for (f = 1; f < n_files; f++)
+		base[f] = base[f - 1] + cap[f - 1];
+	dirty = n <= MAX_TOTAL_PAGES ? calloc((size_t)n + 1, 1) : NULL;
+	version = n <= MAX_TOTAL_PAGES ? calloc((size_t)n + 1, sizeof(int64_t)) : NULL;
+	if (!dirty || !version) {
+		free(cap);
+		free(base);
+		free(dirty);
+		free(version);
+		return FWB_ENOMEM;
+	}
+	for (i = 0; i < n_ops; i++) {
+		const fwb_op *op = &ops[i];
+		int64_t p, first, last;
+		if (op->op != FWB_OP_WRITE && op->op != FWB_OP_MMAP_STORE && op->op != FWB_OP_DIO_READ)
+			continue;
+		op_pages(op, &first, &last);
+		for (p = base[op->file] + first; p <= base[op->file] + last; p++) {
+			sum += !dirty[p];
+			dirty[p] = 1;
+			sum += (uint64_t)++version[p];
+		}
+	}
+	free(cap);
+	free(base);
+	free(dirty);
+	free(version);
+	return (int64_t)(sum >> 1);	/* non-negative: negative values are errors */
+}
