@@ -18,6 +18,7 @@ import json
 import math
 import os
 import tempfile
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -28,7 +29,7 @@ from .metrics import METRIC_BY_NAME
 
 SCHEMA_VERSION = 1
 SERIES_FIELDS = ("time_ns", "dirty", "writeback", "temp", "cache", "anon")
-MAX_SERIES_ROWS = 400          # series are thinned to this many rows in files
+MAX_SERIES_ROWS = 200          # series are thinned to this many rows in files
 _LATENCY_KEYS = ("p50", "p99", "p999", "max", "count")
 
 
@@ -108,13 +109,28 @@ def suite_to_dict(s: Suite, with_series: bool = True) -> dict:
             "runs": [run_to_dict(r, with_series) for r in s.runs]}
 
 
+def _format(doc: dict) -> str:
+    """Indented JSON, but each series row on one line: readable, diffable, not bloated."""
+    token = f"@@series-{uuid.uuid4().hex}-"      # cannot collide with anything in the document
+    series = []
+    for run in doc["runs"]:
+        if "series" in run:
+            series.append(run["series"])
+            run["series"] = f"{token}{len(series) - 1}"
+    text = json.dumps(doc, indent=1, allow_nan=False)
+    for i, rows in enumerate(series):
+        body = ",\n    ".join(json.dumps(r) for r in rows)
+        text = text.replace(f'"{token}{i}"', "[\n    " + body + "\n   ]", 1)
+    return text
+
+
 def dump(s: Suite, path: str | os.PathLike, overwrite: bool = False) -> Path:
     """Write s to path atomically (temp file + rename); refuse to replace a file unless asked."""
     p = Path(path)
     if p.exists() and not overwrite:
         raise ValueError(f"{p}: exists; pass overwrite=True (--force) to replace it")
     p.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(suite_to_dict(s), indent=1, sort_keys=False, allow_nan=False)
+    text = _format(suite_to_dict(s))
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     umask = os.umask(0)
     os.umask(umask)
