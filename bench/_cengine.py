@@ -99,3 +99,13 @@ def bare_loop(ops: np.ndarray, file_sizes: np.ndarray) -> int:
     sizes = np.ascontiguousarray(file_sizes, dtype=np.int64)
     return int(lib.fwb_bare_loop(ffi.cast("const fwb_op *", ffi.from_buffer(ops)), len(ops),
                                  ffi.cast("const int64_t *", ffi.from_buffer(sizes)), len(sizes)))
+
+
+def driver_input(cfg: Mapping[str, Any], ops: np.ndarray, file_sizes: np.ndarray, seed: int) -> bytes:
+    """The input file of tests/c/asan_driver.c: the fwb_config bytes, int64 n_ops, int64 n_files,
+    uint64 seed, the op rows, the file sizes (native layout)."""
+    import struct
+    c = make_config(cfg)
+    head = struct.pack("=qqQ", len(ops), len(file_sizes), seed & ((1 << 64) - 1))
+    return (bytes(ffi.buffer(c)) + head + np.ascontiguousarray(ops, dtype=OP_DTYPE).tobytes()
+            + np.ascontiguousarray(file_sizes, dtype=np.int64).tobytes())

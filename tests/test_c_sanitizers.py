@@ -12,7 +12,6 @@ as the in-process engine.
 from __future__ import annotations
 
 import shutil
-import struct
 import subprocess
 from pathlib import Path
 
@@ -90,11 +89,7 @@ def driver(tmp_path_factory) -> Path:
 
 
 def _input(cfg: dict, wl: Workload, seed: int) -> bytes:
-    """The driver's input: fwb_config, n_ops, n_files, seed, ops, sizes (native layout)."""
-    c = _cengine.make_config(cfg)
-    head = struct.pack("=qqQ", len(wl.ops), len(wl.file_sizes), seed)
-    return (bytes(_cengine.ffi.buffer(c)) + head + np.ascontiguousarray(wl.ops).tobytes()
-            + np.ascontiguousarray(wl.file_sizes, dtype=np.int64).tobytes())
+    return _cengine.driver_input(cfg, wl.ops, wl.file_sizes, seed)
 
 
 def _sum64(arr: np.ndarray) -> int:
