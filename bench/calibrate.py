@@ -58,6 +58,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import params as _params, stats
+from .fileio import write_atomic
 from .ops import FSYNC, MMAP_STORE, MSYNC, OP_DTYPE, PAGE_SIZE, WRITE
 
 __all__ = ["measure", "build_profile", "save", "load", "render", "run_driver",
@@ -336,22 +337,7 @@ def save(doc: dict[str, Any], path: str | os.PathLike, force: bool = False) -> P
     if p.exists() and not force:
         raise ValueError(f"{p}: exists; pass --force to replace it (it changes every default run)")
     _params.check_profile(doc, str(p))
-    p.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(doc, indent=1, allow_nan=False) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p
+    return write_atomic(p, (json.dumps(doc, indent=1, allow_nan=False) + "\n").encode())
 
 
 def load(path: str | os.PathLike) -> dict[str, Any]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from .fileio import jsonable, write_atomic
 from .metrics import METRIC_BY_NAME
 
 SCHEMA_VERSION = 1
@@ -82,30 +82,18 @@ def _thin(series: np.ndarray) -> list[list[int]]:
     return [[int(v) for v in row] for row in rows]
 
 
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, np.floating):
-        return float(v)
-    return v
-
-
 def run_to_dict(r: Run, with_series: bool = True) -> dict:
-    d = {"strategy": r.strategy, "workload": r.workload, "params": _jsonable(dict(r.params)),
-         "seed": r.seed, "engine": r.engine, "metrics": _jsonable(dict(r.metrics))}
+    d = {"strategy": r.strategy, "workload": r.workload, "params": jsonable(dict(r.params)),
+         "seed": r.seed, "engine": r.engine, "metrics": jsonable(dict(r.metrics))}
     if with_series and len(r.series):
         d["series"] = _thin(r.series)
     if r.meta:
-        d["meta"] = _jsonable(dict(r.meta))
+        d["meta"] = jsonable(dict(r.meta))
     return d
 
 
 def suite_to_dict(s: Suite, with_series: bool = True) -> dict:
-    return {"schema_version": SCHEMA_VERSION, "metadata": _jsonable(dict(s.metadata)),
+    return {"schema_version": SCHEMA_VERSION, "metadata": jsonable(dict(s.metadata)),
             "runs": [run_to_dict(r, with_series) for r in s.runs]}
 
 
@@ -129,23 +117,7 @@ def dump(s: Suite, path: str | os.PathLike, overwrite: bool = False) -> Path:
     p = Path(path)
     if p.exists() and not overwrite:
         raise ValueError(f"{p}: exists; pass overwrite=True (--force) to replace it")
-    p.parent.mkdir(parents=True, exist_ok=True)
-    text = _format(suite_to_dict(s))
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)     # mkstemp makes 0600; a result file is for sharing
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p
+    return write_atomic(p, (_format(suite_to_dict(s)) + "\n").encode())
 
 
 # ------------------------------------------------------------------ reading

@@ -67,6 +67,7 @@ from typing import Any
 
 import numpy as np
 
+from .fileio import jsonable, write_atomic
 from .ops import FSYNC, MAX_FILES, MAX_THREADS, MMAP_STORE, OP_DTYPE, WRITE, validate_ops
 
 __all__ = ["Trace", "MAGIC", "VERSION", "TIMING_DTYPE", "LOG_DTYPE", "save", "load", "loads",
@@ -274,22 +275,7 @@ def save(t: Trace, path: str | os.PathLike, overwrite: bool = False) -> Path:
     p = Path(path)
     if p.exists() and not overwrite:
         raise ValueError(f"{p}: exists; pass overwrite=True (--force) to replace it")
-    data = dumps(t)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return p
+    return write_atomic(p, dumps(t))
 
 
 def load(path: str | os.PathLike) -> Trace:
@@ -302,23 +288,11 @@ def make_trace(kind: str, name: str, params: dict, seed: int, ops: np.ndarray,
     """A Trace with its header filled in (provenance collected here)."""
     from . import provenance
     h = {"format": "fwb-trace", "version": VERSION, "kind": kind, "name": name,
-         "params": _jsonable(params), "seed": int(seed), "n_ops": len(ops), "n_log": len(log),
-         "file_sizes": [int(s) for s in file_sizes], "source": _jsonable(source),
+         "params": jsonable(params), "seed": int(seed), "n_ops": len(ops), "n_log": len(log),
+         "file_sizes": [int(s) for s in file_sizes], "source": jsonable(source),
          "provenance": provenance.collect(command="record")}
     return Trace(h, np.ascontiguousarray(ops), np.ascontiguousarray(timing),
                  np.ascontiguousarray(log))
-
-
-def _jsonable(v: Any) -> Any:
-    if isinstance(v, dict):
-        return {str(k): _jsonable(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_jsonable(x) for x in v]
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, np.floating):
-        return float(v)
-    return v
 
 
 # ------------------------------------------------------------------ conversions
