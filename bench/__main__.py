@@ -8,15 +8,32 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 
-def _params(pairs: list[str]) -> dict:
+MAX_SEEDS = 1000        # more seeds than this is a typo, not a sweep
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one ``ERROR: ...`` line (exit 2), like every other error."""
+
+    def error(self, message: str):
+        self.exit(2, f"ERROR: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _seeds(n: int, what: str = "--seeds") -> int:
+    if not 1 <= n <= MAX_SEEDS:
+        raise ValueError(f"{what}: must be in 1..{MAX_SEEDS}, got {n}")
+    return n
+
+
+def _params(pairs: list[str], what: str = "--param") -> dict:
     out = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise ValueError(f"--param: expected KEY=VALUE, got {pair!r}")
+            raise ValueError(f"{what}: expected KEY=VALUE, got {pair!r}")
         try:
             out[key] = int(value, 0)
         except ValueError:
@@ -30,7 +47,9 @@ def _params(pairs: list[str]) -> dict:
 def _names(text: str | None, known: list[str], what: str) -> list[str]:
     if not text:
         return known
-    names = [n.strip() for n in text.split(",") if n.strip()]
+    names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
+    if not names:
+        raise ValueError(f"{what}: no names in {text!r}; allowed: {', '.join(known)}")
     for n in names:
         if n not in known:
             raise ValueError(f"{what}: unknown {n!r}; allowed: {', '.join(known)}")
@@ -50,13 +69,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
         strategies = _names(args.strategies, sim.strategies(), "--strategies")
         workloads = _names(args.workloads, sim.workloads(), "--workloads") if args.workloads \
             else compare.DEFAULT_SUITE
-        if args.seeds < 1:
-            raise ValueError(f"--seeds: must be >= 1, got {args.seeds}")
+        _seeds(args.seeds)
         if args.baseline not in strategies:
             raise ValueError(f"--baseline: {args.baseline!r} is not among the strategies run "
                              f"({', '.join(strategies)})")
-        if args.jobs is not None and args.jobs < 1:
-            raise ValueError(f"--jobs: must be >= 1, got {args.jobs}")
+        max_jobs = 4 * (os.cpu_count() or 1)
+        if args.jobs is not None and not 1 <= args.jobs <= max_jobs:
+            raise ValueError(f"--jobs: must be in 1..{max_jobs} (4 per CPU), got {args.jobs}")
+        results.check_writable(args.out, args.force or args.out == compare.LATEST)
         params = _params(args.param)
         runs = compare.sweep(strategies, workloads, range(args.seeds), args.engine, params,
                              jobs=args.jobs, progress=not args.quiet)
@@ -113,7 +133,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench",
+    parser = _Parser(prog="python -m bench",
                                      description="What each FUSE writeback strategy costs.")
     sub = parser.add_subparsers(dest="verb", required=True)
     p = sub.add_parser("compare", help="run strategies over workloads (or compare two result "

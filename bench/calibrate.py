@@ -58,7 +58,6 @@ from typing import Any, Callable
 import numpy as np
 
 from . import params as _params, stats
-from .fileio import write_atomic
 from .ops import FSYNC, MMAP_STORE, MSYNC, OP_DTYPE, PAGE_SIZE, WRITE
 
 __all__ = ["measure", "build_profile", "save", "load", "render", "run_driver",
@@ -333,11 +332,11 @@ def build_profile(measured: dict[str, Any], **extra: Any) -> dict[str, Any]:
 
 def save(doc: dict[str, Any], path: str | os.PathLike, force: bool = False) -> Path:
     """Write a profile atomically (temp file + rename); refuse to replace one unless force."""
-    p = Path(path)
-    if p.exists() and not force:
-        raise ValueError(f"{p}: exists; pass --force to replace it (it changes every default run)")
+    from .fileio import check_writable, write_checked
+    p = check_writable(path, force, _EXISTS)
     _params.check_profile(doc, str(p))
-    return write_atomic(p, (json.dumps(doc, indent=1, allow_nan=False) + "\n").encode())
+    return write_checked(p, (json.dumps(doc, indent=1, allow_nan=False) + "\n").encode(), force,
+                         _EXISTS)
 
 
 def load(path: str | os.PathLike) -> dict[str, Any]:
@@ -386,12 +385,15 @@ def render(doc: dict[str, Any]) -> str:
 
 # ---- command line ----
 
+_EXISTS = "pass --force to replace it (it changes every default run)"
+MAX_ROUNDS = 1000
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    out = Path(args.out)
-    if out.exists() and not args.force:       # before minutes of measuring
-        raise ValueError(f"{out}: exists; pass --force to replace it (it changes every default run)")
-    if args.rounds < 3:
-        raise ValueError(f"--rounds: must be >= 3, got {args.rounds}")
+    from .fileio import check_writable
+    out = check_writable(args.out, args.force, _EXISTS)    # before minutes of measuring
+    if not 3 <= args.rounds <= MAX_ROUNDS:
+        raise ValueError(f"--rounds: must be in 3..{MAX_ROUNDS}, got {args.rounds}")
     say = (lambda s: None) if args.quiet else (lambda s: print(f"calibrate: {s}", file=sys.stderr))
     doc = build_profile(measure(args.rounds, progress=say), rounds=args.rounds)
     path = save(doc, out, force=args.force)

@@ -63,7 +63,7 @@ def sweep(strategies: list[str], workloads: list[str], seeds: Iterable[int], eng
     # Check the parameters here, so a typo is one error line and not one per worker.
     for w in workloads:
         sim.prepare(strategies[0], w, seeds[0], **per[w])
-    jobs = jobs or os.cpu_count() or 1
+    jobs = min(jobs or os.cpu_count() or 1, len(tasks))    # never more workers than runs
     bar = _progress(len(tasks), progress)
     if jobs == 1:
         out = []

@@ -71,11 +71,18 @@ def check_same_configuration(base: Suite, head: Suite) -> None:
 def compare(base: Suite, head: Suite, thresholds: Mapping[str, float] | None = None,
             default_pct: float = DEFAULT_THRESHOLD_PCT) -> list[Change]:
     """One Change per (workload, strategy, gated metric), in a stable order."""
+    for label, suite in (("baseline", base), ("candidate", head)):
+        if not suite.runs:
+            raise ValueError(f"the {label} holds no runs: nothing to gate")
     check_same_configuration(base, head)
+    if not 0 <= default_pct < math.inf:
+        raise ValueError(f"--default-threshold: must be a finite number >= 0, got {default_pct}")
     thresholds = dict(thresholds or {})
     for k in thresholds:
         if k not in METRIC_BY_NAME:
             raise ValueError(f"--threshold: unknown metric {k!r}")
+        if k not in gated_metrics():
+            raise ValueError(f"--threshold: {k!r} is not gated; gated: {', '.join(gated_metrics())}")
     out = []
     for w in head.workloads():
         for s in head.strategies():
@@ -98,6 +105,8 @@ def compare(base: Suite, head: Suite, thresholds: Mapping[str, float] | None = N
                 verdict = "same" if not big else ("regression" if worse else "improvement")
                 out.append(Change(f"{w}/{s}/{m}", b_med, float(np.std(bv)), h_med,
                                   float(np.std(hv)), pct, verdict))
+    if not out:
+        raise ValueError("no gated metric is in both files: nothing to gate")
     return out
 
 
@@ -146,7 +155,8 @@ def parse_thresholds(pairs: list[str] | None) -> dict[str, float]:
             value = float(pct.rstrip("%"))
         except ValueError:
             value = -1.0
-        if not sep or value < 0:
-            raise ValueError(f"--threshold: expected METRIC=PCT with PCT >= 0, got {pair!r}")
+        if not sep or not 0 <= value < math.inf:
+            raise ValueError(f"--threshold: expected METRIC=PCT with PCT a finite number >= 0, "
+                             f"got {pair!r}")
         out[name] = value
     return out

@@ -24,7 +24,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .fileio import jsonable, write_atomic
+from .fileio import check_writable, jsonable, write_checked  # noqa: F401 (re-exported)
 from .metrics import METRIC_BY_NAME
 
 SCHEMA_VERSION = 1
@@ -114,10 +114,7 @@ def _format(doc: dict) -> str:
 
 def dump(s: Suite, path: str | os.PathLike, overwrite: bool = False) -> Path:
     """Write s to path atomically (temp file + rename); refuse to replace a file unless asked."""
-    p = Path(path)
-    if p.exists() and not overwrite:
-        raise ValueError(f"{p}: exists; pass overwrite=True (--force) to replace it")
-    return write_atomic(p, (_format(suite_to_dict(s)) + "\n").encode())
+    return write_checked(path, (_format(suite_to_dict(s)) + "\n").encode(), overwrite)
 
 
 # ------------------------------------------------------------------ reading
@@ -154,6 +151,8 @@ def _metric(chk: _Checker, where: str, name: str, v: Any) -> Any:
             if k not in v:
                 chk.fail(where, f"latency object lacks {k!r}")
             chk.typed(v[k], f"{where}.{k}", (int, float))
+            if isinstance(v[k], float) and not math.isfinite(v[k]):
+                chk.fail(f"{where}.{k}", "not a finite number")
         return dict(v)
     chk.typed(v, where, (int, float))
     if isinstance(v, float) and not math.isfinite(v):
@@ -178,7 +177,7 @@ def _run(chk: _Checker, i: int, d: Any) -> Run:
     if "series" in d:
         try:
             series = np.asarray(d["series"], dtype=np.int64).reshape(-1, len(SERIES_FIELDS))
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             chk.fail(f"{where}.series", f"expected rows of {len(SERIES_FIELDS)} integers")
     meta = chk.typed(d.get("meta", {}), f"{where}.meta", dict)
     try:
@@ -196,15 +195,21 @@ def load(path: str | os.PathLike) -> Suite:
         text = Path(p).read_text()
     except FileNotFoundError:
         raise ValueError(f"{p}: no such result file") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{p}: not JSON (not UTF-8 text)") from None
     except OSError as e:
         raise ValueError(f"{p}: cannot read: {e.strerror}") from None
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:
         raise ValueError(f"{p}: not JSON (line {e.lineno}: {e.msg})") from None
+    except RecursionError:
+        raise ValueError(f"{p}: not a result file (JSON nested too deeply)") from None
+    except ValueError as e:          # e.g. an integer of more than 4300 digits
+        raise ValueError(f"{p}: not a result file ({str(e).split(':')[0]})") from None
     chk.typed(doc, "top level", dict)
     version = doc.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if isinstance(version, bool) or version != SCHEMA_VERSION:
         chk.fail("schema_version", f"{version!r} is not supported (this version reads {SCHEMA_VERSION})")
     for k in ("metadata", "runs"):
         if k not in doc:

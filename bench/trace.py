@@ -67,7 +67,7 @@ from typing import Any
 
 import numpy as np
 
-from .fileio import jsonable, write_atomic
+from .fileio import check_writable, jsonable
 from .ops import FSYNC, MAX_FILES, MAX_THREADS, MMAP_STORE, OP_DTYPE, WRITE, validate_ops
 
 __all__ = ["Trace", "MAGIC", "VERSION", "TIMING_DTYPE", "LOG_DTYPE", "save", "load", "loads",
@@ -272,10 +272,8 @@ def _loads(data: bytes) -> Trace:
 
 def save(t: Trace, path: str | os.PathLike, overwrite: bool = False) -> Path:
     """Write a trace atomically (temp file + rename); refuse to replace a file unless asked."""
-    p = Path(path)
-    if p.exists() and not overwrite:
-        raise ValueError(f"{p}: exists; pass overwrite=True (--force) to replace it")
-    return write_atomic(p, dumps(t))
+    from .fileio import write_checked
+    return write_checked(path, dumps(t), overwrite)
 
 
 def load(path: str | os.PathLike) -> Trace:
@@ -378,6 +376,7 @@ def record_workload(name: str, seed: int = 0, **params: Any) -> Trace:
     from . import mount, workloads
     gen, server = _split(name, params)
     wl = workloads.make(name, seed=seed, **gen)
+    _check_mount_params(server)
     r = mount.execute(wl, seed, **server)
     run = r.start_ns >= 0
     timing = np.full(len(wl.ops), -1, TIMING_DTYPE)
@@ -389,6 +388,24 @@ def record_workload(name: str, seed: int = 0, **params: Any) -> Trace:
               "family": r.info.get("family"), "server_params": server}
     return make_trace("workload", name, wl.params, seed, wl.ops, timing, log, wl.file_sizes,
                       source)
+
+
+def _check_mount_params(server: dict) -> None:
+    """What bench.mount reads without checking, checked before a mount is made."""
+    if "timeout_s" in server:
+        v = server["timeout_s"]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1e9:
+            raise ValueError(f"timeout_s: must be a number of seconds > 0, got {v!r}")
+    if "stalls" in server:
+        try:
+            [(int(a), int(b)) for a, b in server["stalls"]]
+        except (TypeError, ValueError):
+            raise ValueError("stalls: expected a list of (start_ns, length_ns) pairs") from None
+    from .params import PARAM_BY_NAME, _check_int
+    for key in ("stall_start_ns", "stall_ns"):
+        if key in server:
+            p = PARAM_BY_NAME[key]
+            _check_int(key, server[key], p.lo, p.hi)
 
 
 def _relative_log(log: np.ndarray, t0: int) -> np.ndarray:
@@ -467,7 +484,8 @@ def add_parsers(subparsers) -> None:
                     "standard real programs (--program; see --list-programs), or any command "
                     "after `--`, run with the mount as its working directory and the writeback "
                     "cache off.")
-    p.__class__ = _SplitParser      # the one hook argparse offers for `--`; no state is added
+    # the one hook argparse offers for `--`; no state is added (and the CLI's one-line errors kept)
+    p.__class__ = type("_SplitParser", (_SplitParser, type(p)), {})
     p.add_argument("workload", nargs="?", help="a registered workload (python -m bench list)")
     p.add_argument("--program", metavar="NAME", help="a standard real program")
     p.add_argument("--list-programs", action="store_true", help="list the standard programs")
@@ -512,8 +530,11 @@ def cmd_record(args: argparse.Namespace) -> int:
                          f"(got {', '.join(modes) or 'none'})")
     if not args.out:
         raise ValueError("record: -o TRACE is required")
-    if Path(args.out).exists() and not args.force:
-        raise ValueError(f"{args.out}: exists; pass --force to replace it")
+    check_writable(args.out, args.force, "pass --force to replace it")   # before the mount
+    if not 0 <= args.seed < 1 << 63:
+        raise ValueError(f"--seed: must be in 0..2**63-1, got {args.seed}")
+    if not 0 < args.timeout < 1e9:          # also rejects nan
+        raise ValueError(f"--timeout: must be a number of seconds > 0, got {args.timeout}")
     params = _params(args.param)
     if args.command:
         if params:
@@ -533,7 +554,14 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from . import compare, results
+    from . import compare, results, sim
+    from .__main__ import _seeds
+    _seeds(args.seeds)
+    if args.baseline not in sim.strategies():
+        raise ValueError(f"--baseline: {args.baseline!r} is not among the strategies run "
+                         f"({', '.join(sim.strategies())})")
+    if args.out:
+        check_writable(args.out, args.force)       # before the runs
     t = load(args.trace)
     suite = replay(t, seeds=args.seeds, engine=args.engine, timing=args.timing,
                    **_params(args.param))

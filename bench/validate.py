@@ -378,16 +378,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.profile:
         os.environ[_params.PROFILE_ENV] = args.profile
     _params.active_profile()     # a bad profile is one error line, before any run
-    if args.seeds < 1:
-        raise ValueError(f"--seeds: must be >= 1, got {args.seeds}")
+    from .__main__ import _params as parse_pairs, _seeds
+    _seeds(args.seeds)
     engine = args.engine or sim_engine()
-    from .__main__ import _params as parse_pairs
-    sim_params = {**machine_params(), **MOUNT_SERVER_PARAMS, **parse_pairs(args.sim_param)}
+    sim_params = {**machine_params(), **MOUNT_SERVER_PARAMS,
+                  **parse_pairs(args.sim_param, "--sim-param")}
     _params.resolve(STRATEGY, sim_params)     # a typo is one error line, before any run
     chosen = VALIDATE_SET
     if args.workloads:
         known = dict(VALIDATE_SET)
         names = [n.strip() for n in args.workloads.split(",") if n.strip()]
+        if not names:
+            raise ValueError(f"--workloads: no names in {args.workloads!r}")
         from . import workloads as _wl
         for n in names:
             if n not in _wl.workload_names():

@@ -124,8 +124,13 @@ def build(paths: Sequence[str], out_dir: str) -> Path:
                          f"choose another -o DIR")
     sources = [Source(str(p), lab, s) for p, lab, s in zip(paths, file_labels(suites), suites)]
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    except FileExistsError as exc:           # a component of the path is a file
+        raise ValueError(f"{out_dir}: cannot write: {exc.filename} is not a directory") from None
+    except OSError as exc:
+        raise ValueError(f"{out_dir}: cannot write in {out.parent}: {exc.strerror}") from None
     try:
         _write_site(tmp, sources)
         umask = os.umask(0)
