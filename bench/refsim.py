@@ -84,7 +84,7 @@ ST_FILLING, ST_QUEUED, ST_BACKGROUND, ST_PENDING, ST_SENT, ST_DONE, ST_HELD = ra
 # what a waiting actor waits for
 W_NONE, W_PAGE, W_LOCK, W_FILE, W_ALL, W_THROTTLE, W_REQ, W_TIMER = range(8)
 # where an app thread is inside its current call
-PH_START, PH_PAGES, PH_BALANCE, PH_WP, PH_WAITIO, PH_FSYNCREQ, PH_FSYNCWAIT, PH_DIODONE = range(8)
+PH_START, PH_PAGES, PH_BALANCE, PH_WP, PH_WAITIO, PH_FSYNCWAIT, PH_DIODONE = range(7)
 MIN_WRITEBACK_PAGES = 1024     # fs/fs-writeback.c: 4 MiB of 4 KiB pages
 
 COUNTERS = (

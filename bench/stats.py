@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import mannwhitneyu
 
 N_BOOT = 2000
 CONFIDENCE = 0.95
@@ -44,4 +43,5 @@ def mann_whitney_p(a, b) -> float:
         return 1.0
     if np.unique(np.concatenate([x, y])).size == 1:
         return 1.0             # every value identical: nothing to rank
+    from scipy.stats import mannwhitneyu   # lazily: scipy.stats takes 0.6 s to import
     return float(mannwhitneyu(x, y, alternative="two-sided").pvalue)

@@ -51,7 +51,7 @@ enum { ST_FILLING, ST_QUEUED, ST_BACKGROUND, ST_PENDING, ST_SENT, ST_DONE, ST_HE
 /* what a waiting actor waits for */
 enum { W_NONE, W_PAGE, W_LOCK, W_FILE, W_ALL, W_THROTTLE, W_REQ, W_TIMER };
 /* where an app thread is inside its current call */
-enum { PH_START, PH_PAGES, PH_BALANCE, PH_WP, PH_WAITIO, PH_FSYNCREQ, PH_FSYNCWAIT, PH_DIODONE };
+enum { PH_START, PH_PAGES, PH_BALANCE, PH_WP, PH_WAITIO, PH_FSYNCWAIT, PH_DIODONE };
 /* per-page flag bits */
 enum { PF_DIRTY = 1, PF_PGWB = 2, PF_CACHED = 4, PF_LOCKED = 8, PF_MAPW = 16, PF_STALE = 32 };
 
