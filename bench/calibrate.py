@@ -31,8 +31,13 @@ is, and how it is measured:
   server_threads,    the real server's configuration as bench.mount runs it (16 threads, no
   server_dist        artificial delay: "fixed" service times), so the simulator models it.
 
-Recorded beside the profile, not in it ("not_in_profile"): the pwrite(2) line and the WRITE
-round trip on pages new to the cache and to the server (appends), which cost more.
+  cache_add_ns       pwrite(2) of k pages appended to a file (pages new to the page cache), the
+                     same line as write_page_ns: its slope minus write_page_ns.
+  server_new_page_ns fsync of N appended pages minus fsync of none, the same line as
+                     server_page_ns: its slope minus server_page_ns (the server allocates and
+                     first touches memory for a page it has never had).
+  cpus               the CPUs this process may run on (os.sched_getaffinity): the application,
+                     the flusher and the server shared them during the measurements.
 
 Not measured (the table's defaults stay): wp_page_ns, wp_request_ns (writepages work inside the
 kernel has no user-visible clock of its own), dio_*, reclaim_scan_ns, compact_page_ns.
@@ -178,6 +183,54 @@ def calibration_rows(rounds: int) -> tuple[np.ndarray, list[tuple]]:
     return r.array(), r.tags
 
 
+# The drain: N WRITEs of k pages queued at once by one fsync, on pages new to the server and then
+# on the same pages again.  N * k stays far below the bdi's freerun ceiling on the machines we
+# calibrate (tens of MiB), so no background writeback starts before the fsync.
+DRAIN = {1: 512, 32: 64}                      # pages per WRITE -> WRITEs per drain
+
+
+def drain_rows(rounds: int) -> tuple[np.ndarray, list[tuple], list[int]]:
+    """Rows of the drain run, their tags ("drain-new" or "drain-old", k) on the timed fsyncs, and
+    the file sizes.  File 0 takes the one-page WRITEs (every other page, so that no two merge),
+    file 1 the 32-page ones; each round writes a fresh region (new to the server), fsyncs, then
+    writes the same pages again and fsyncs."""
+    r = _Rows()
+    at = {1: 0, 32: 0}
+    for rnd in range(rounds):
+        for k, f in ((1, 0), (32, 1)):
+            n = DRAIN[k]
+            pages = [at[k] + (2 * i if k == 1 else i) for i in range(n * (1 if k == 1 else k))]
+            for again in ("drain-new", "drain-old"):
+                if k == 1:
+                    for pg in pages:
+                        r.add(WRITE, f, pg * PAGE_SIZE, PAGE_SIZE)
+                else:
+                    for i in range(n):
+                        r.add(WRITE, f, (at[k] + i * k) * PAGE_SIZE, k * PAGE_SIZE)
+                r.add(FSYNC, f, tag=(again, k))
+            at[k] = pages[-1] + 1
+    return r.array(), r.tags, [0, 0]
+
+
+STORM_THREADS, STORM_FSYNCS = 8, 200
+
+
+def storm_rows() -> np.ndarray:
+    """STORM_THREADS threads, each fsyncing its own clean file STORM_FSYNCS times at once."""
+    rows = []
+    for t in range(STORM_THREADS):
+        rows.append((0, t, WRITE, t, 0, 0, PAGE_SIZE))
+        rows += [(0, t, FSYNC, t, 0, 0, 0)] * (STORM_FSYNCS + 1)
+    return np.array(rows, dtype=OP_DTYPE)
+
+
+def _children_cpu_ns() -> int:
+    """User + system CPU time of this process's reaped children (the servers), ns."""
+    import resource
+    u = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return int((u.ru_utime + u.ru_stime) * 1e9)
+
+
 def _summary(values, unit: str, method: str, **extra) -> dict:
     s = stats.summarize(values)
     return {"median": s.median, "ci95": [s.lo, s.hi], "n": s.n, "unit": unit, "method": method,
@@ -278,30 +331,77 @@ def measure(rounds: int = 40, copy_reps: int = 200,
                 for n in FSYNC_SIZES}
     common = {"by_pages_fsync": fsync_rt, "by_pages_server_handler": handler,
               "n": int(sum(len(per_n[n]) for n in FSYNC_SIZES))}
-    meas["server_base_ns"] = {"median": a0, "unit": "ns", "method": "WRITE round trip, fixed "
-                              "part: intercept of the least-squares line through "
-                              "median(fsync of N dirty pages) - median(fsync of none), N = "
-                              f"{', '.join(map(str, ns))} (one WRITE of N pages each)", **common}
-    meas["server_page_ns"] = {"median": a1, "unit": "ns/page", "method": "WRITE round trip, per "
-                              "page: slope of the same line", **common}
-    # For the record (not profile values): the same on pages new to the cache and the server.
+    round_trip = {"fixed_ns": a0, "per_page_ns": a1, "method": "one WRITE at a time, idle "
+                  "machine: intercept and slope of the least-squares line through "
+                  "median(fsync of N dirty pages) - median(fsync of none), N = "
+                  f"{', '.join(map(str, ns))}; latency, not CPU cost (wake-ups from idle "
+                  "included), so not the service time", **common}
+    # The same on pages new to the cache and to the server: what they cost more per page.
     per_a = {k: lat[(tag_arr == "append") & (size_arr == k)] for k in WRITE_SIZES}
     c0, c1 = _fit(WRITE_SIZES, [float(np.median(per_a[k])) for k in WRITE_SIZES])
     per_fa = {n: lat[(tag_arr == "fsync-append") & (size_arr == n)] for n in FSYNC_SIZES}
     fa0 = float(np.median(per_fa[0]))
     d0, d1 = _fit(ns, [float(np.median(per_fa[n])) - fa0 for n in ns])
-    record = {
-        "write_new_pages": {"fixed_ns": c0, "per_page_ns": c1, "method": "pwrite(2) of k pages "
-                            "appended to a file (pages new to the page cache), the same fit as "
-                            "write_syscall_ns / write_page_ns",
-                            "by_pages": {str(k): _summary(per_a[k], "ns", "append of k pages")
-                                         for k in WRITE_SIZES}},
-        "write_round_trip_new_pages": {"fixed_ns": d0, "per_page_ns": d1, "method": "fsync of N "
-                                       "appended pages minus fsync of none (the server grows the "
-                                       "file: allocation and first touch of its memory)",
-                                       "by_pages": {str(n): _summary(per_fa[n], "ns", "fsync")
-                                                    for n in FSYNC_SIZES}},
-    }
+    new_pages = {"fixed_ns": c0, "per_page_ns": c1, "method": "pwrite(2) of k pages appended "
+                 "to a file (pages new to the page cache), the same fit as write_syscall_ns / "
+                 "write_page_ns",
+                 "by_pages": {str(k): _summary(per_a[k], "ns", "append of k pages")
+                              for k in WRITE_SIZES}}
+    new_rt = {"fixed_ns": d0, "per_page_ns": d1, "method": "fsync of N appended pages minus "
+              "fsync of none (the server grows the file: allocation and first touch of its "
+              "memory)", "by_pages": {str(n): _summary(per_fa[n], "ns", "fsync")
+                                      for n in FSYNC_SIZES}}
+    meas["cache_add_ns"] = {"median": c1 - b1, "unit": "ns/page", "method": "slope of the "
+                            "append line minus write_page_ns: what a page new to the cache adds "
+                            "to write(2) (allocation, filemap_add_folio)", "appends": new_pages}
+    cpus = min(len(os.sched_getaffinity(0)), _params.PARAM_BY_NAME["cpus"].hi)
+    drain_rounds = max(3, rounds // 5)
+    progress(f"mount: {drain_rounds} rounds of queued WRITEs drained by fsync")
+    dops, dtags, dsizes = drain_rows(drain_rounds)
+    dwl = workloads.from_arrays(dops, np.array(dsizes, np.int64), name="calibrate-drain",
+                                params={"rounds": drain_rounds})
+    used0 = _children_cpu_ns()
+    dres = mount.execute(dwl, 0, timeout_s=120)
+    server_cpu = _children_cpu_ns() - used0            # the server process, reaped at unmount
+    if (dres.latency_ns < 0).any():
+        raise RuntimeError("calibration drain run: some rows did not run")
+    # How many CPUs the server kept busy while WRITEs were queued: its CPU time over the time
+    # the fsyncs drained them (its start and end add a little).  With 2 CPUs this machine's
+    # server used 1.1 to 1.4 of them, with 1 or 4 files: the rest stays idle.
+    timed = np.array([bool(t) for t in dtags])
+    drain_ns = float(dres.latency_ns[timed].sum())
+    busy = server_cpu / drain_ns if drain_ns > 0 else 1.0
+    server_cpus = int(min(max(1, round(busy)), cpus))
+    # CPU time per WRITE, per round: the drain keeps max_background WRITEs queued, so the server
+    # keeps server_cpus CPUs busy; less one FUSE_FSYNC round trip.
+    per = {key: server_cpus * (dres.latency_ns[[t == key for t in dtags]] - f0) / DRAIN[key[1]]
+           for key in {t for t in dtags if t}}
+    page = (per[("drain-old", 32)] - per[("drain-old", 1)]) / 31
+    base = per[("drain-old", 1)] - page
+    new = (per[("drain-new", 32)] - per[("drain-new", 1)]) / 31 - page
+    seen = dres.log[dres.log["kind"] == mount.KIND_WRITE]["size"] // PAGE_SIZE
+    drain = {"cpus": cpus, "server_cpus": server_cpus, "server_cpu_ns": server_cpu,
+             "drain_ns": drain_ns, "server_busy_cpus": busy, "rounds": drain_rounds, "writes_per_drain": {str(k): n for k, n in DRAIN.items()},
+             "writes_seen": {str(k): int((seen == k).sum()) for k in DRAIN},
+             "per_write_ns": {f"{kind} {k}": _summary(v, "ns", f"cpus * (fsync - FUSE_FSYNC) / "
+                                                       f"{DRAIN[k]} WRITEs of {k} page(s)")
+                              for (kind, k), v in sorted(per.items())}}
+    wp = {k: _params.PARAM_BY_NAME[k].default for k in ("wp_request_ns", "wp_page_ns")}
+    how = ("from the drain: fsync of {} queued one-page WRITEs and of {} 32-page ones, the "
+           "server keeping server_cpus CPUs busy: CPU time per WRITE = server_cpus * (fsync - "
+           "FUSE_FSYNC) / WRITEs; per page = (32-page - one-page) / 31; ").format(DRAIN[1], DRAIN[32])
+    meas["server_base_ns"] = _summary(base - wp["wp_request_ns"], "ns", how + "fixed part = "
+                                      "one-page - per page - wp_request_ns (the writepages work "
+                                      "the simulator charges apart); per-round values",
+                                      drain=drain, round_trip=round_trip)
+    meas["server_page_ns"] = _summary(page - wp["wp_page_ns"], "ns/page", how + "per page - "
+                                      "wp_page_ns; per-round values", drain=drain,
+                                      round_trip=round_trip)
+    meas["server_new_page_ns"] = _summary(new, "ns/page", how + "on pages new to the server, "
+                                          "less the same on pages it has: what a page the server "
+                                          "has never had adds to a WRITE; per-round values",
+                                          drain=drain, appends=new_rt)
+    record: dict[str, Any] = {}
     values = {k: max(0, int(round(m["median"]))) for k, m in meas.items()}
     values["server_base_ns"] = max(1, values["server_base_ns"])
     values["server_fsync_ns"] = max(1, values["server_fsync_ns"])
@@ -310,6 +410,37 @@ def measure(rounds: int = 40, copy_reps: int = 200,
                               "default (--threads=16)"}
     meas["server_dist"] = {"median": 0, "unit": "", "method": "fixed: the real server adds no "
                            "random delay (bench.mount default --delay=fixed --delay-ns=0)"}
+    # The CPUs the mount's work shared: the ones this process may run on.
+    # FUSE_FSYNC the same way: many at once from STORM_THREADS threads, so that the server
+    # is busy; the first fsync of each thread (it sends the WRITE) is left out.
+    progress(f"mount: {STORM_THREADS} threads x {STORM_FSYNCS} fsyncs of clean files at once")
+    sops = storm_rows()
+    sres = mount.execute(workloads.from_arrays(sops, np.zeros(STORM_THREADS, np.int64),
+                                               name="calibrate-fsync"), 0, timeout_s=120)
+    is_f = sops["op"] == FSYNC
+    first = np.zeros(len(sops), bool)
+    first[np.flatnonzero(is_f & (np.roll(sops["op"], 1) == WRITE))] = True
+    timed = is_f & ~first
+    start = sres.start_ns[timed]
+    span = float((start + sres.latency_ns[timed]).max() - start.min())
+    n_f = int(timed.sum())
+    storm = server_cpus * span / n_f - meas["fsync_syscall_ns"]["median"]
+    meas["server_fsync_ns"] = {"median": storm, "unit": "ns", "n": n_f, "method":
+                               f"{n_f} fsync(2) of clean FUSE files from {STORM_THREADS} threads "
+                               "at once: server_cpus * span / fsyncs - fsync_syscall_ns (the "
+                               "server's time per FUSE_FSYNC while busy)",
+                               "round_trip": _summary(per_n[0] - meas["fsync_syscall_ns"]["median"],
+                                                      "ns", "one fsync(2) at a time, idle: "
+                                                      "latency, not the service time")}
+    values["server_fsync_ns"] = max(1, int(round(storm)))
+    values["cpus"] = cpus
+    meas["cpus"] = {"median": cpus, "unit": "CPUs", "method": "os.sched_getaffinity: "
+                    "the CPUs the application, the flusher and the server shared"}
+    values["server_cpus"] = server_cpus
+    meas["server_cpus"] = {"median": server_cpus, "unit": "CPUs", "method": "the server "
+                           "process's CPU time (getrusage of its reaped process) over the time "
+                           f"the drain's fsyncs took, rounded, 1..cpus: {busy:.2f}",
+                           "server_cpu_ns": server_cpu, "drain_ns": drain_ns}
     return {"values": values, "measurements": meas, "not_in_profile": record,
             "mount": {"server": res.info.get("server"), "family": res.info.get("family"),
                       "bdi": res.info.get("bdi")}}
@@ -363,19 +494,24 @@ def render(doc: dict[str, Any]) -> str:
         method = m.get("method", "").split(":")[0]
         lines.append(f"{key:18s} {p.default:9d} {v:11d}  {ci_s:>19s} {m.get('n', ''):>6}  {method}")
     meas = doc["measurements"]
-    for title, key, sub in (("pwrite(2) by pages", "write_syscall_ns", "by_pages"),
-                            ("fsync(2) after N dirty pages", "server_base_ns", "by_pages_fsync"),
-                            ("server handler (log receive-to-reply) by WRITE pages",
-                             "server_base_ns", "by_pages_server_handler")):
-        rows = meas.get(key, {}).get(sub)
+    rt = meas.get("server_base_ns", {}).get("round_trip", {})
+    for title, rows in (("pwrite(2) by pages", meas.get("write_syscall_ns", {}).get("by_pages")),
+                        ("fsync(2) after N dirty pages (idle round trips)", rt.get("by_pages_fsync")),
+                        ("server handler (log receive-to-reply) by WRITE pages",
+                         rt.get("by_pages_server_handler")),
+                        ("drain: CPU time per WRITE",
+                         meas.get("server_base_ns", {}).get("drain", {}).get("per_write_ns"))):
         if rows:
             lines.append(f"{title}: " + ", ".join(f"{k}: {r['median'] / 1e3:.2f} us"
                                                   for k, r in rows.items()))
-    for key, title in (("write_new_pages", "pwrite(2) of appended (new) pages"),
-                       ("write_round_trip_new_pages", "WRITE round trip of appended pages")):
-        rec = doc.get("not_in_profile", {}).get(key)
+    if rt.get("fixed_ns") is not None:
+        lines.append(f"WRITE round trip, one at a time (idle; not the service time): "
+                     f"{rt['fixed_ns'] / 1e3:.2f} us + {rt['per_page_ns'] / 1e3:.2f} us/page")
+    for key, title in (("cache_add_ns", "pwrite(2) of appended (new) pages"),
+                       ("server_new_page_ns", "WRITE round trip of appended pages")):
+        rec = meas.get(key, {}).get("appends")
         if rec:
-            lines.append(f"not in the profile: {title}: {rec['fixed_ns'] / 1e3:.2f} us + "
+            lines.append(f"{title}: {rec['fixed_ns'] / 1e3:.2f} us + "
                          f"{rec['per_page_ns'] / 1e3:.2f} us/page")
     prov = doc.get("provenance", {})
     lines.append(f"kernel {prov.get('kernel')}, CPU {prov.get('cpu_model')}, "

@@ -522,9 +522,9 @@ def _split_params(workload: Any, seed: int, params: dict) -> tuple[_workloads.Wo
                 raise ValueError(f"{key}: a simulator parameter; a real mount cannot set it")
             raise ValueError(f"{key}: unknown parameter; a mount takes "
                              + ", ".join(_SERVER_PARAMS))
-    for key in ("stall_start_ns", "stall_ns"):   # a workload may carry its stall window
-        if key in wl.params and key not in rest:
-            rest[key] = wl.params[key]
+    for key, value in wl.params.items():         # a workload may carry its server (stalls)
+        if (key in _SERVER_PARAMS or key in ("stall_start_ns", "stall_ns")) and key not in rest:
+            rest[key] = value
     return wl, rest
 
 

@@ -57,6 +57,9 @@ PARAMS: tuple[Param, ...] = (
     Param("reclaim_batch", 32, 1, 4096, "model", "pages direct reclaim tries to free per round (SWAP_CLUSTER_MAX)"),
     Param("reclaim_retry_ns", 100 * _MS, 0, 10 * _S, "model", "sleep after a round that freed nothing (VMSCAN_THROTTLE_WRITEBACK, HZ/10)"),
     Param("reclaim_retries", 8, 0, 1000, "model", "rounds without progress before the allocation goes ahead anyway"),
+    Param("dirty_ratelimit_pps", 25600, 1, 1 << 30, "model", "the bdi's dirty ratelimit, pages/s: a writer over the freerun ceiling dirties at this rate times pos_ratio (INIT_BW, 100 MB/s, the estimate of a new bdi; not updated)"),
+    Param("max_pause_ns", 200 * _MS, _MS, 10 * _S, "model", "longest dirty-throttle pause (MAX_PAUSE, HZ/5)"),
+    Param("wb_chunk_pages", 0, 0, 1 << 26, "model", "pages background writeback writes of one inode before it looks at the background threshold again; 0 = writeback_chunk_size of a new bdi"),
     Param("sync_waits", 0, 0, 1, "model", "sync(2) writes and waits itself (1, before 2026) or only wakes the flusher (0, SB_I_NO_DATA_INTEGRITY)"),
     Param("hang_threshold_ns", 2 * _S, 1, 3600 * _S, "model", "a wait on the server longer than this is a hang"),
     Param("sample_interval_ns", _MS, 1000, 3600 * _S, "model", "period of the memory time series"),
@@ -67,6 +70,8 @@ PARAMS: tuple[Param, ...] = (
     Param("write_page_ns", 600, 0, _S, "cost", "copy_from_user and page-cache work per page written"),
     Param("store_page_ns", 50, 0, _S, "cost", "CPU stores to one already-writable mapped page"),
     Param("fault_ns", 2000, 0, _S, "cost", "a write fault with page_mkwrite"),
+    Param("cpus", 0, 0, 256, "cost", "CPUs shared by the application threads, the flusher and the server threads (0: each has its own); the machine's, in a cost profile"),
+    Param("cache_add_ns", 1000, 0, _S, "cost", "allocating a page and adding it to the page cache (filemap_add_folio), for a page new to the cache"),
     Param("page_copy_ns", 400, 0, _S, "cost", "copying one page into a temp page"),
     Param("wp_page_ns", 200, 0, _S, "cost", "writepages bookkeeping per page"),
     Param("wp_request_ns", 2000, 0, _S, "cost", "writepages cost to queue one request"),
@@ -80,6 +85,9 @@ PARAMS: tuple[Param, ...] = (
     Param("server_dist", 1, 0, 2, "server", "service-time distribution: 0 fixed, 1 exponential, 2 lognormal"),
     Param("server_base_ns", 20000, 1, 100 * _S, "server", "mean service time of a request, fixed part"),
     Param("server_page_ns", 2000, 0, _S, "server", "mean service time per page carried"),
+    Param("server_new_page_ns", 2000, 0, _S, "server", "extra mean service time per page past the end of the server's copy of the file (it allocates and first touches memory)"),
+    Param("server_cpus", 0, 0, 256, "server", "most CPUs the server's requests occupy at once when cpus > 0 (0: all); the mount's server and FUSE device together keep about one busy however many requests are queued"),
+    Param("server_cpu_pct", 100, 0, 100, "server", "share of a service time spent on a CPU when cpus > 0 (100: an in-memory server; the rest is off-CPU waiting)"),
     Param("server_fsync_ns", 20000, 1, 100 * _S, "server", "mean service time of FUSE_FSYNC"),
     Param("stall_start_ns", -1, -1, 1 << 62, "server", "start of a stall window (-1: none)"),
     Param("stall_ns", 0, 0, 1 << 62, "server", "length of the stall window"),
@@ -250,6 +258,13 @@ def resolve(strategy: str, params: Mapping[str, Any]) -> dict[str, Any]:
     cfg["wmark_high_pages"] = wmin + 2 * gap
     if cfg["wmark_high_pages"] >= total // 2:
         raise ValueError(f"wmark_min_pages: watermarks must stay below half of memory, got {wmin}")
+    if cfg["wb_chunk_pages"] == 0:
+        # fs-writeback.c writeback_chunk_size for background work on a new bdi:
+        # min(avg_write_bandwidth / 2, global dirty limit / DIRTY_SCOPE) + MIN_WRITEBACK_PAGES,
+        # rounded down to MIN_WRITEBACK_PAGES; avg_write_bandwidth starts at INIT_BW.
+        limit = total * cfg["dirty_ratio"] // 100
+        chunk = min(cfg["dirty_ratelimit_pps"] // 2, limit // 8) + 1024
+        cfg["wb_chunk_pages"] = chunk - chunk % 1024
     cfg["stall_windows"] = _stall_windows(cfg, windows)
     cfg["strategy"] = strat.code
     return cfg

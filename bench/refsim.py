@@ -23,6 +23,18 @@ request completion re-checks the waiters in actor order and schedules the ones
 now free.  CPU costs delay the actor, not the moment its requests become
 visible to the server.
 
+CPUs.  With cpus = 0 every actor and server thread has a CPU of its own.  With
+cpus = N the application threads, the flusher and the server threads share N
+CPUs (`cpu`, `start_service`): a piece of an actor's work takes an idle CPU or
+waits for the one free soonest, and is never preempted; a server thread takes a
+CPU only when one is idle at the current time, else it queues (FIFO) until one
+is.  So an application thread waits at most for the server work already
+running, which is how the mount behaves under CFS/EEVDF (a writer keeps most of
+a CPU while 12 WRITEs are in service); booking server work ahead instead made
+a writer wait behind every queued request.  The share of a service time spent on
+a CPU is server_cpu_pct (100: an in-memory server; a server that waits on disk
+or network is mostly off CPU).
+
 Choices where model.md is silent (kernel behaviour followed, or simplified):
 - Direct reclaim only (no kswapd).  It scans the LRU from its cold end in
   rounds of `reclaim_batch`: clean pages are freed, dirty pages are written
@@ -36,12 +48,41 @@ Choices where model.md is silent (kernel behaviour followed, or simplified):
   the batch being filled before it waits.
 - The flusher writes inodes dirtied more than dirty_expire ago in full, and
   while the bdi's dirty pages are over its background threshold writes the
-  others, in chunks of MIN_WRITEBACK_PAGES, until they are not
-  (wb_over_bg_thresh counts dirty pages only).
-- The dirty limits are recomputed from dirtyable memory (total - anon - temp)
-  times dirty_ratio times the bdi's max_ratio (strictlimit).  A writer sleeps
-  after dirtying while dirty + writeback is over the limit, and wakes when a
-  completion brings it under; the pause is one throttle sample.
+  others, in chunks of wb_chunk_pages, until they are not (wb_over_bg_thresh
+  counts dirty pages only).  The chunk is writeback_chunk_size of a new bdi:
+  avg_write_bandwidth starts at INIT_BW (100 MB/s), so it is 13312 pages
+  (52 MiB), more than the bdi's whole dirty limit on most machines: a
+  background pass writes every dirty page of an inode, as the mount shows
+  (Dirty drops from the freerun ceiling to almost 0 in one pass).
+- Dirty throttling is balance_dirty_pages with BDI_CAP_STRICTLIMIT, as FUSE
+  sets it.  Limits: dirtyable memory (total - anon - temp) times dirty_ratio
+  (and dirty_background_ratio) times the bdi's max_ratio; the freerun ceiling
+  is their mean.  A task looks at them (balance_dirty_pages_ratelimited) after
+  every nr_dirtied_pause pages it newly dirtied by write(2) or a write fault,
+  inside the call, with wb = dirty + writeback:
+  - at or below freerun it runs free and looks again after about
+    sqrt(limit - wb) pages (dirty_poll_interval);
+  - above it, background writeback is started (not at the background
+    threshold, as for a normal bdi: on the mount Dirty climbs to the freerun
+    ceiling before any WRITE) and the task owes a pause for the pages it
+    dirtied at dirty_ratelimit_pps * pos_ratio, pos_ratio being
+    wb_position_ratio's cubic (1 at freerun, 0 at the limit), less the time
+    it spent since its last pause (dirty_paused_when).  As wb_min_pause does,
+    it aims at 10 ms pauses: it looks again after the pages the ratelimit
+    allows in 10 ms (at least 32), and a pause under 5 ms is carried as debt
+    instead of slept; a pause is at most max_pause;
+  - at the limit it sleeps until a completion brings wb under it, then looks
+    again.
+  Each pause, and each sleep at the limit, is one throttle sample.
+  dirty_ratelimit stays at INIT_BW (100 MB/s, a new bdi's value): the kernel's
+  200 ms bandwidth estimation is not modelled.  For a strictlimit bdi it can
+  only lower the ratelimit (a task is throttled only above the setpoint), so
+  this matters when a server is slower than 100 MB/s for long.
+- write(2), faults and direct I/O that bring a page into the cache pay
+  cache_add_ns for it (page allocation and filemap_add_folio).  A WRITE costs
+  the server server_new_page_ns more for each page it has never been sent: its
+  copy of a file starts sparse (bench.mount's server creates files with
+  ftruncate and touches memory on first write).
 - sync(2) with sync_waits=0 (2026 kernels) wakes the flusher to write every
   dirty page (WB_SYNC_NONE) and returns; with sync_waits=1 it runs WB_SYNC_ALL
   writepages on every file and then waits for pages under PG_writeback
@@ -54,9 +95,10 @@ Choices where model.md is silent (kernel behaviour followed, or simplified):
 
 Not modelled: kswapd and LRU activation; the congestion check of
 fuse_writepages in v5.x-v6.1 (WB_SYNC_NONE writeback gives up while
-num_background >= congestion_threshold); the strictlimit pause curve of
-balance_dirty_pages (a writer here sleeps until the bdi is under its limit);
-truncation and the per-inode writectr; memcg.
+num_background >= congestion_threshold); the bandwidth estimation that adapts
+dirty_ratelimit and max_pause; truncation and the per-inode writectr; memcg;
+context switches as a cost of their own (they are inside the calibrated round
+trips).
 """
 from __future__ import annotations
 
@@ -77,15 +119,20 @@ M64 = (1 << 64) - 1
 LN2 = 0.6931471805599453
 
 # events
-EV_ACTOR, EV_DONE, EV_TIMER, EV_STALL = 0, 1, 2, 3
+EV_ACTOR, EV_DONE, EV_TIMER, EV_STALL, EV_CPU = 0, 1, 2, 3, 4
 # request kinds and states
 RQ_WRITE, RQ_READ, RQ_FSYNC = 0, 1, 2
 ST_FILLING, ST_QUEUED, ST_BACKGROUND, ST_PENDING, ST_SENT, ST_DONE, ST_HELD = range(7)
 # what a waiting actor waits for
 W_NONE, W_PAGE, W_LOCK, W_FILE, W_ALL, W_THROTTLE, W_REQ, W_TIMER = range(8)
 # where an app thread is inside its current call
-PH_START, PH_PAGES, PH_BALANCE, PH_WP, PH_WAITIO, PH_FSYNCWAIT, PH_DIODONE = range(7)
-MIN_WRITEBACK_PAGES = 1024     # fs/fs-writeback.c: 4 MiB of 4 KiB pages
+PH_START, PH_PAGES, PH_WP, PH_WAITIO, PH_FSYNCWAIT, PH_DIODONE = range(6)
+# a dirty-throttle wait that interrupted a call's page loop: a pause (done when it ends) or a
+# sleep at the limit (balance_dirty_pages looks again when it ends)
+BAL_NONE, BAL_PAUSE, BAL_LIMIT = range(3)
+RATELIMIT_SHIFT = 10           # mm/page-writeback.c RATELIMIT_CALC_SHIFT: pos_ratio's fixed point
+NR_DIRTIED_PAUSE = 32          # a task's nr_dirtied_pause at start, and its least (DIRTY_POLL_THRESH)
+PAUSE_TARGET_NS = 10_000_000   # wb_min_pause's target pause for one dirtier (HZ / 100)
 
 COUNTERS = (
     "requests", "reads", "fsync_requests", "secondaries", "inplace_updates", "redirty_skips",
@@ -199,7 +246,7 @@ class Actor:
                  "wait_reclaim", "timer_at", "in_reclaim", "rc_active", "rc_start", "rc_fails",
                  "wp_active", "wp_f", "wp_idx", "wp_end", "wp_sync", "wp_bg", "wp_chunk", "wp_batch",
                  "wp_sent", "req", "sync_f", "fl_pass", "fl_file", "fl_kupdate", "fl_due",
-                 "fl_sync", "fl_all",
+                 "fl_sync", "fl_all", "nr_dirtied", "paused_when", "dirtied_pause", "bal_state",
                  "finished")
 
     def __init__(self, aid: int, ops: np.ndarray | None):
@@ -237,6 +284,10 @@ class Actor:
         self.fl_due = False
         self.fl_sync = False           # sync(2) asked for everything to be written
         self.fl_all = False
+        self.nr_dirtied = 0            # pages this thread newly dirtied since its last pause
+        self.paused_when = 0           # current->dirty_paused_when
+        self.dirtied_pause = NR_DIRTIED_PAUSE   # current->nr_dirtied_pause
+        self.bal_state = BAL_NONE
         self.finished = ops is None or len(ops) == 0
 
 
@@ -298,6 +349,13 @@ class Sim:
         self.actors.append(self.flusher)
         self.alive = sum(1 for a in self.actors if not a.finished)
 
+        # when each CPU is next free (cfg["cpus"] > 0), and server threads waiting for one
+        self.cpu_free = [0] * cfg["cpus"]
+        self.srv_until = [0] * cfg["cpus"]            # end of the server work on each CPU
+        self.srv_cap = cfg["server_cpus"] or cfg["cpus"]
+        self.cpu_runq: deque[tuple[int, int]] = deque()   # (server thread, service ns)
+        self.cpu_ev = -1               # time of the pending EV_CPU, -1 if none
+
         self.heap: list[tuple[int, int, int, int]] = []
         self.seq = 0
         self.now = 0
@@ -313,6 +371,89 @@ class Sim:
     def push(self, t: int, kind: int, arg: int) -> None:
         heapq.heappush(self.heap, (t, self.seq, kind, arg))
         self.seq += 1
+
+    def idle_cpu(self, t: int) -> int:
+        """The CPU that became free last at or before t (so that one thread's successive pieces
+        of work stay on one CPU and leave the others' idle time alone); -1 if none is."""
+        free = self.cpu_free
+        best = -1
+        for i in range(len(free)):
+            if free[i] <= t and (best < 0 or free[i] > free[best]):
+                best = i
+        return best
+
+    def cpu(self, t: int, ns: int) -> int:
+        """An actor runs ns of CPU work that can start at t; return when it ends.
+
+        With cfg["cpus"] == 0 every actor and server thread has a CPU of its own.  Otherwise the
+        work takes an idle CPU (idle_cpu), else waits for the one free soonest, and runs
+        without preemption.  Server threads only take a CPU that is idle (start_service), so an
+        actor waits at most for the pieces of work already running."""
+        free = self.cpu_free
+        if not free or ns <= 0:
+            return t + ns
+        best = self.idle_cpu(t)
+        if best < 0:
+            best = min(range(len(free)), key=free.__getitem__)
+        end = max(t, free[best]) + ns
+        free[best] = end
+        return end
+
+    def server_capped(self) -> bool:
+        """Whether server work already runs on server_cpus CPUs."""
+        return sum(1 for u in self.srv_until if u > self.now) >= self.srv_cap
+
+    def server_cpu(self) -> int:
+        """The CPU a server thread may take now: an idle one, unless server work already runs
+        on server_cpus CPUs; -1 if none."""
+        return -1 if self.server_capped() else self.idle_cpu(self.now)
+
+    def book_server(self, i: int, w: int, svc: int) -> None:
+        on_cpu = svc * self.cfg["server_cpu_pct"] // 100
+        self.cpu_free[i] = self.srv_until[i] = self.now + on_cpu
+        self.push(self.server.defer(self.now + svc), EV_DONE, w)
+
+    def start_service(self, w: int, svc: int) -> None:
+        """Server thread w runs a request of svc ns: its CPU share first (on a CPU it may take
+        now, else it queues for one), then the rest off CPU."""
+        if self.cpu_free and svc * self.cfg["server_cpu_pct"] // 100 > 0:
+            i = self.server_cpu()
+            if i < 0 or self.cpu_runq:
+                self.cpu_runq.append((w, svc))
+                self.cpu_wake()
+                return
+            self.book_server(i, w, svc)
+            return
+        self.push(self.server.defer(self.now + svc), EV_DONE, w)
+
+    def cpu_wake(self) -> None:
+        """Schedule EV_CPU for when a queued server thread may next find a CPU: the end of the
+        first server work if server_cpus are taken, else when the first CPU is free."""
+        if self.server_capped():
+            t = min(u for u in self.srv_until if u > self.now)
+        else:
+            t = max(self.now, min(self.cpu_free))
+        if self.cpu_ev < 0 or t < self.cpu_ev:
+            self.cpu_ev = t
+            self.push(t, EV_CPU, 0)
+
+    def run_cpu_queue(self) -> None:
+        """EV_CPU: queued server threads take the CPUs idle now, in order."""
+        if self.now != self.cpu_ev:
+            return                     # superseded by an earlier EV_CPU
+        self.cpu_ev = -1
+        while self.cpu_runq:
+            i = self.server_cpu()
+            if i < 0:
+                break
+            w, svc = self.cpu_runq.popleft()
+            self.book_server(i, w, svc)
+        if self.cpu_runq:
+            self.cpu_wake()
+
+    def work(self, a: "Actor", ns: int) -> None:
+        """Actor a spends ns of CPU time."""
+        a.clk = self.cpu(a.clk, ns)
 
     def free_pages(self) -> int:
         return self.cfg["mem_total_pages"] - self.cache_pages - self.anon_pages - self.temp_pages
@@ -331,6 +472,9 @@ class Sim:
         c = self.cfg
         return self._dirtyable() * c["dirty_background_ratio"] * c["bdi_max_ratio"] // 10000
 
+    def global_bg_thresh(self) -> int:
+        return self._dirtyable() * self.cfg["dirty_background_ratio"] // 100
+
     def temp_add(self, d: int) -> None:
         self.c["temp_page_ns"] += self.temp_pages * (self.now - self.temp_t)
         self.temp_t = self.now
@@ -341,14 +485,17 @@ class Sim:
     def busy(self, p: int) -> bool:
         return self.inflight[p] > 0 if self.temp else bool(self.pgwb[p])
 
-    def set_dirty(self, p: int, f: int) -> None:
-        if not self.dirty[p]:
-            self.dirty[p] = 1
-            self.dirty_total += 1
-            d = self.f_dirty[f]
-            if not d:
-                self.f_dirtied_when[f] = self.now
-            d.add(p - self.base[f])
+    def set_dirty(self, p: int, f: int) -> int:
+        """Mark page p dirty; 1 if it was clean (folio_account_dirtied), else 0."""
+        if self.dirty[p]:
+            return 0
+        self.dirty[p] = 1
+        self.dirty_total += 1
+        d = self.f_dirty[f]
+        if not d:
+            self.f_dirtied_when[f] = self.now
+        d.add(p - self.base[f])
+        return 1
 
     def clear_dirty(self, p: int, f: int) -> None:
         self.dirty[p] = 0
@@ -410,7 +557,9 @@ class Sim:
             r.crop = max(0, min(r.n * PAGE, self.isize[r.file] - off))
             self.c["requests"] += 1
             self.hist[r.n] += 1
-            mean = c["server_base_ns"] + c["server_page_ns"] * r.n
+            # pages the server has never been sent cost it more: its copy starts sparse
+            new = sum(1 for i in range(r.n) if self.srv_max[base + r.first + i] == 0)
+            mean = c["server_base_ns"] + c["server_page_ns"] * r.n + c["server_new_page_ns"] * new
         elif r.kind == RQ_READ:
             self.c["reads"] += 1
             mean = c["server_base_ns"] + c["server_page_ns"]
@@ -418,7 +567,7 @@ class Sim:
             self.c["fsync_requests"] += 1
             mean = c["server_fsync_ns"]
         self.server.threads[w] = r
-        self.push(self.server.defer(self.now + self.server.service(mean)), EV_DONE, w)
+        self.start_service(w, self.server.service(mean))
 
     def complete(self, r: Request) -> None:
         r.state = ST_DONE
@@ -474,7 +623,7 @@ class Sim:
         if k == W_ALL:
             return self.pinned == 0
         if k == W_THROTTLE:
-            return self.dirty_total + self.wb_pages() <= self.dirty_limit()
+            return self.dirty_total + self.wb_pages() < self.dirty_limit()
         if k == W_REQ:
             return a.req is not None and a.req.done
         return self.now >= a.timer_at
@@ -530,7 +679,7 @@ class Sim:
         r = a.wp_batch
         if r is not None:
             a.wp_batch = None
-            a.clk += self.cfg["wp_request_ns"]
+            self.work(a, self.cfg["wp_request_ns"])
             self.submit_bg(r)
 
     def alloc_temp(self, a: Actor) -> bool:
@@ -540,7 +689,7 @@ class Sim:
             return False
         self.temp_add(1)
         self.c["temp_bytes_copied"] += PAGE
-        a.clk += self.cfg["page_copy_ns"]
+        self.work(a, self.cfg["page_copy_ns"])
         return True
 
     def add_copy(self, p: int) -> None:
@@ -551,7 +700,7 @@ class Sim:
     def take_page(self, a: Actor, r: Request, p: int, f: int) -> None:
         """Put page p (dirty, temp page already taken if any) into request r."""
         self.clear_dirty(p, f)
-        a.clk += self.cfg["wp_page_ns"]
+        self.work(a, self.cfg["wp_page_ns"])
         if not self.temp:
             self.pgwb[p] = 1
             self.pinned += 1
@@ -578,7 +727,7 @@ class Sim:
             s.versions[0] = self.version[p]
             self.c["inplace_updates"] += 1
             self.c["temp_bytes_copied"] += PAGE
-            a.clk += self.cfg["page_copy_ns"]
+            self.work(a, self.cfg["page_copy_ns"])
             self.clear_dirty(p, f)
             return True
         if not self.alloc_temp(a):
@@ -598,9 +747,9 @@ class Sim:
         base = self.base[f]
         cands = sorted(i for i in self.f_dirty[f] if a.wp_idx <= i < a.wp_end)
         for idx in cands:
-            # Background writeback works in chunks (MIN_WRITEBACK_PAGES, 1024 pages) and
-            # looks at the background threshold between them (writeback_sb_inodes).
-            if a.wp_bg and a.wp_chunk >= MIN_WRITEBACK_PAGES:
+            # Background writeback works in chunks (wb_chunk_pages, writeback_chunk_size) and
+            # looks at the background threshold between them (wb_writeback).
+            if a.wp_bg and a.wp_chunk >= self.cfg["wb_chunk_pages"]:
                 a.wp_chunk = 0
                 if self.dirty_total <= self.bg_thresh():
                     break
@@ -655,7 +804,7 @@ class Sim:
             return 0
         r = self.new_write(f, p - self.base[f])
         self.take_page(a, r, p, f)
-        a.clk += self.cfg["wp_request_ns"]
+        self.work(a, self.cfg["wp_request_ns"])
         self.submit_bg(r)
         return 1 if self.temp else 0
 
@@ -676,7 +825,7 @@ class Sim:
             if p == head:
                 break
             scanned += 1
-            a.clk += c["reclaim_scan_ns"]
+            self.work(a, c["reclaim_scan_ns"])
             if self.locked[p] or self.gup[p] or self.pgwb[p]:
                 if self.pgwb[p]:       # 0c4f8ed498ce: skip, never wait on FUSE writeback
                     self.c["writeback_skips"] += 1
@@ -745,6 +894,7 @@ class Sim:
         self.cached[p] = 1
         self.cache_pages += 1
         self.lru_add(p)
+        self.work(a, self.cfg["cache_add_ns"])
         if need_read:                  # fuse_do_readpage: a READ, then wait for the page lock
             self.locked[p] = 1
             r = self.new_req(RQ_READ, f, idx)
@@ -754,14 +904,66 @@ class Sim:
             return False
         return True
 
+    def throttle(self, a: Actor) -> bool:
+        """balance_dirty_pages_ratelimited after a page was dirtied: every dirtied_pause newly
+        dirtied pages the task looks at the limits.  False if it sleeps (the call's page loop
+        resumes with resume_throttle)."""
+        if a.nr_dirtied < a.dirtied_pause:
+            return True
+        return self.balance(a)
+
+    def resume_throttle(self, a: Actor) -> bool:
+        """At the top of a call's page loop: finish what a dirty-throttle sleep interrupted."""
+        state, a.bal_state = a.bal_state, BAL_NONE
+        return self.balance(a) if state == BAL_LIMIT else True
+
     def balance(self, a: Actor) -> bool:
-        """balance_dirty_pages after dirtying; False if the writer must sleep."""
-        if self.dirty_total > self.bg_thresh():
+        """balance_dirty_pages with BDI_CAP_STRICTLIMIT; False if the task sleeps."""
+        c = self.cfg
+        dirty = self.dirty_total + self.wb_pages()
+        limit = self.dirty_limit()
+        freerun = (limit + self.bg_thresh()) // 2
+        # Background writeback starts once the bdi passes its freerun ceiling (or the global
+        # dirty count its background threshold), not at the bdi's background threshold.
+        if dirty > freerun or self.dirty_total > self.global_bg_thresh():
             self.kick_flusher()
-        if self.dirty_total + self.wb_pages() > self.dirty_limit():
-            self.block(a, W_THROTTLE, 0)
-            return False
-        return True
+        if dirty <= freerun:
+            a.nr_dirtied = 0
+            a.paused_when = a.clk
+            # dirty_poll_interval: look again after about sqrt(limit - dirty) pages
+            a.dirtied_pause = 1 << ((limit - dirty).bit_length() - 1 >> 1) if limit > dirty else 1
+            return True
+        # wb_min_pause: aim at pauses of 10 ms (at most max_pause / 2): look again after the
+        # pages dirty_ratelimit allows in that time (at least NR_DIRTIED_PAUSE), and let a
+        # pause shorter than half of it run on as debt (dirty_paused_when) instead of sleeping.
+        target = min(PAUSE_TARGET_NS, c["max_pause_ns"] // 2)
+        a.dirtied_pause = max(NR_DIRTIED_PAUSE, c["dirty_ratelimit_pps"] * target // 1_000_000_000)
+        if dirty < limit:
+            # wb_position_ratio for strictlimit: setpoint = freerun, a cubic from 1 at the
+            # setpoint to 0 at the limit; the task may dirty at ratelimit * pos_ratio.  The time
+            # it spent since its last pause counts toward the period.
+            x = ((dirty - freerun) << RATELIMIT_SHIFT) // ((limit - freerun) | 1)
+            pos = (1 << RATELIMIT_SHIFT) - (((x * x) >> RATELIMIT_SHIFT) * x >> RATELIMIT_SHIFT)
+            rate = c["dirty_ratelimit_pps"] * pos >> RATELIMIT_SHIFT
+            if rate > 0:
+                period = a.nr_dirtied * 1_000_000_000 // rate
+                a.nr_dirtied = 0
+                pause = period - (a.clk - a.paused_when)
+                if pause < target // 2:
+                    if pause < -1_000_000_000:
+                        a.paused_when = a.clk
+                    else:
+                        a.paused_when += period
+                    return True
+                pause = min(pause, c["max_pause_ns"])
+                a.paused_when = a.clk + pause
+                self.lat["throttle"].append(pause)
+                a.bal_state = BAL_PAUSE
+                self.sleep_until(a, a.clk + pause)
+                return False
+        a.bal_state = BAL_LIMIT        # at the limit: sleep until completions bring it under
+        self.block(a, W_THROTTLE, 0)
+        return False
 
     # ------------------------------------------------------------- the calls
     def op_pages(self, op) -> tuple[int, int]:
@@ -774,31 +976,32 @@ class Sim:
         off, ln = int(op["offset"]), int(op["length"])
         first, last = self.op_pages(op)
         if a.phase == PH_START:
-            a.clk += c["write_syscall_ns"]
+            self.work(a, c["write_syscall_ns"])
             a.pg = first
             a.phase = PH_PAGES
-        if a.phase == PH_PAGES:
-            while a.pg <= last:
-                idx = a.pg
-                ps = idx * PAGE
-                whole = off <= ps and off + ln >= ps + PAGE
-                need_read = not whole and ps < self.isize[f]
-                if not self.page_ready(a, f, idx, need_read):
-                    return False
-                p = self.base[f] + idx
-                if self.writer_waits and self.busy(p):   # fuse_wait_on_page_writeback
-                    self.block(a, W_PAGE, p)
-                    return False
-                self.version[p] += 1
-                self.set_dirty(p, f)
-                a.clk += c["write_page_ns"]
-                a.pg += 1
-            if off + ln > self.isize[f]:
-                self.isize[f] = off + ln
-            self.c["bytes_dirtied"] += ln
-            a.phase = PH_BALANCE
-        if not self.balance(a):
+        if not self.resume_throttle(a):
             return False
+        while a.pg <= last:
+            idx = a.pg
+            ps = idx * PAGE
+            whole = off <= ps and off + ln >= ps + PAGE
+            need_read = not whole and ps < self.isize[f]
+            if not self.page_ready(a, f, idx, need_read):
+                return False
+            p = self.base[f] + idx
+            if self.writer_waits and self.busy(p):       # fuse_wait_on_page_writeback
+                self.block(a, W_PAGE, p)
+                return False
+            self.version[p] += 1
+            a.nr_dirtied += self.set_dirty(p, f)
+            end = min(off + ln, ps + PAGE)               # fuse_write_end: i_size page by page
+            if end > self.isize[f]:
+                self.isize[f] = end
+            self.work(a, c["write_page_ns"])
+            a.pg += 1
+            if not self.throttle(a):
+                return False
+        self.c["bytes_dirtied"] += ln
         self.lat["write"].append(a.clk - a.op_start)
         return True
 
@@ -809,30 +1012,32 @@ class Sim:
         if a.phase == PH_START:
             a.pg = first
             a.phase = PH_PAGES
-        if a.phase == PH_PAGES:
-            while a.pg <= last:
-                idx = a.pg
-                p = self.base[f] + idx
-                if not (self.cached[p] and self.mapw[p] and not self.locked[p]):
-                    if a.fault_start < 0:                 # a write fault
-                        a.fault_start = a.clk
-                        a.clk += c["fault_ns"]
-                    if not self.page_ready(a, f, idx, idx * PAGE < self.isize[f]):
-                        return False
-                    if self.busy(p):                      # page_mkwrite waits for writeback
-                        self.block(a, W_PAGE, p)
-                        return False
-                    self.mapw[p] = 1
-                    self.set_dirty(p, f)
-                    self.lat["fault"].append(a.clk - a.fault_start)
-                    a.fault_start = -1
-                self.version[p] += 1
-                self.set_dirty(p, f)
-                a.clk += c["store_page_ns"]
-                a.pg += 1
-            self.c["bytes_dirtied"] += int(op["length"])
-            a.phase = PH_BALANCE
-        return self.balance(a)
+        if not self.resume_throttle(a):
+            return False
+        while a.pg <= last:
+            idx = a.pg
+            p = self.base[f] + idx
+            if not (self.cached[p] and self.mapw[p] and not self.locked[p]):
+                if a.fault_start < 0:                     # a write fault
+                    a.fault_start = a.clk
+                    self.work(a, c["fault_ns"])
+                if not self.page_ready(a, f, idx, idx * PAGE < self.isize[f]):
+                    return False
+                if self.busy(p):                          # page_mkwrite waits for writeback
+                    self.block(a, W_PAGE, p)
+                    return False
+                self.mapw[p] = 1
+                a.nr_dirtied += self.set_dirty(p, f)
+                self.lat["fault"].append(a.clk - a.fault_start)
+                a.fault_start = -1
+            self.version[p] += 1
+            self.set_dirty(p, f)
+            self.work(a, c["store_page_ns"])
+            a.pg += 1
+            if not self.throttle(a):                      # fault_dirty_shared_page
+                return False
+        self.c["bytes_dirtied"] += int(op["length"])
+        return True
 
     def do_dio_read(self, a: Actor, op) -> bool:
         """O_DIRECT read into a mapped buffer: dirtied at submit and at completion,
@@ -868,7 +1073,7 @@ class Sim:
         c = self.cfg
         f = int(op["file"])
         if a.phase == PH_START:
-            a.clk += c["fsync_syscall_ns"]
+            self.work(a, c["fsync_syscall_ns"])
             self.wp_start(a, f, first, end, True, False)
             a.phase = PH_WP
         if a.phase == PH_WP:
@@ -896,7 +1101,7 @@ class Sim:
         file and waited (sync_waits=1)."""
         c = self.cfg
         if a.phase == PH_START:
-            a.clk += c["fsync_syscall_ns"]
+            self.work(a, c["fsync_syscall_ns"])
             a.sync_f = 0
             a.phase = PH_WP
             if not c["sync_waits"]:
@@ -932,9 +1137,9 @@ class Sim:
             # The cache can outgrow memory when reclaim gives up: never more than the range.
             unmovable = min(n, n * (self.temp_pages + self.pinned) // c["mem_total_pages"])
             self.c["compaction_unmovable"] += unmovable
-            stall = (n - unmovable) * c["compact_page_ns"]
-            a.clk += stall
-            self.lat["compaction"].append(stall)
+            t0 = a.clk
+            self.work(a, (n - unmovable) * c["compact_page_ns"])
+            self.lat["compaction"].append(a.clk - t0)
         return True
 
     def run_op(self, a: Actor) -> bool:
@@ -1037,7 +1242,7 @@ class Sim:
         self.now = self.temp_t = self.next_sample = t0
         for a in self.actors:
             if a.ops is not None and len(a.ops):
-                a.clk = int(a.ops[0]["time"])
+                a.clk = a.paused_when = int(a.ops[0]["time"])
                 a.wake_pending = True
                 self.push(a.clk, EV_ACTOR, a.id)
         self.push(t0 + c["dirty_writeback_interval_ns"], EV_TIMER, 0)
@@ -1068,8 +1273,10 @@ class Sim:
                 self.kick_flusher()
                 if self.alive:
                     self.push(t + c["dirty_writeback_interval_ns"], EV_TIMER, 0)
-            else:
+            elif kind == EV_STALL:
                 self.dispatch()
+            else:
+                self.run_cpu_queue()
         return self.finish()
 
     def finish(self) -> dict[str, Any]:

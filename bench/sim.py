@@ -54,9 +54,9 @@ def prepare(strategy: str, workload: Any, seed: int = 0, **params: Any):
         wl = workload
     else:
         raise ValueError(f"workload: expected a name or a Workload, got {type(workload).__name__}")
-    for key in ("stall_start_ns", "stall_ns"):     # a workload may carry its stall window
-        if key in wl.params and key not in model:
-            model[key] = wl.params[key]
+    for key, value in wl.params.items():           # a workload may carry its server (stalls)
+        if (key in _params.PARAM_BY_NAME or key in _params.FLOAT_PARAMS) and key not in model:
+            model[key] = value
     cfg = _params.resolve(strategy, model)
     pages = _total_pages(wl)
     if pages > MAX_TOTAL_PAGES:

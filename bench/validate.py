@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from . import params as _params, stats
+from . import metrics, params as _params, stats
 from .ops import FSYNC, OP_DTYPE, PAGE_SIZE, SYNC, WRITE
 from .results import Run
 
@@ -235,6 +235,16 @@ def _classify(start: int, end: int | None, stall_end: int) -> str:
     return "waited" if end >= stall_end - 100 * MS else "returned"
 
 
+def _classify_writes(calls: list[tuple[int, int]], stall_end: int) -> tuple[str, int | None]:
+    """The writer's class from its (start, end) calls: "throttled (waited)" when one call of more
+    than 100 ms returned within 100 ms of the stall's end (it was held until then); -> (class,
+    index of that call)."""
+    for i, (a, e) in enumerate(calls):
+        if e - a > 100 * MS and e >= stall_end - 100 * MS:
+            return "throttled (waited)", i
+    return "returned", None
+
+
 def blocking(stall_ns: int = 2000 * MS, write_mib: int = 256, sim_params: dict | None = None,
              engine: str | None = None) -> dict[str, dict[str, Any]]:
     """The calls of a stuck server's clients, on the mount and in the simulator.
@@ -254,7 +264,7 @@ def blocking(stall_ns: int = 2000 * MS, write_mib: int = 256, sim_params: dict |
     opts = _mount.ServerOptions(stalls=((start_ns, stall_ns),), epoch_ns=epoch)
     stall0, stall1 = epoch + start_ns, epoch + start_ns + stall_ns
     box: dict[str, tuple] = {}
-    writes: list[int] = []
+    writes: list[tuple[int, int]] = []      # (start, end) of each write(2), from the stall's start
     m = _mount.Mount(opts)
     try:
         m.start()
@@ -272,8 +282,9 @@ def blocking(stall_ns: int = 2000 * MS, write_mib: int = 256, sim_params: dict |
             for i in range(write_mib):
                 a = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
                 os.pwrite(fds["w"], block, i * MiB)
-                writes.append(time.clock_gettime_ns(time.CLOCK_MONOTONIC) - a)
-                if time.clock_gettime_ns(time.CLOCK_MONOTONIC) > stall1:
+                e = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+                writes.append((a - stall0, e - stall0))
+                if e > stall1:
                     break
             box["write"] = (t - stall0, time.clock_gettime_ns(time.CLOCK_MONOTONIC) - stall0, "")
 
@@ -300,15 +311,17 @@ def blocking(stall_ns: int = 2000 * MS, write_mib: int = 256, sim_params: dict |
     finally:
         m.stop()
     out: dict[str, dict[str, Any]] = {}
+    wcls, held = _classify_writes(writes, stall_ns)
     for k in ("write", "fsync", "close", "sync", "syncfs"):
         s, e, err = box.get(k, (None, None, ""))
-        cls = _classify(s or 0, e, stall_ns) if k != "write" else (
-            "throttled (waited)" if writes and max(writes) > stall_ns // 2 else
-            ("never returned" if e is None else "returned"))
+        if k != "write":
+            cls = _classify(s or 0, e, stall_ns)
+        else:
+            cls = "never returned" if e is None or not writes else wcls
         out[k] = {"mount": (cls, s, e, err)}
-    out["write"]["mount_max_call_ns"] = max(writes) if writes else None
-    long_calls = [i for i, w in enumerate(writes) if w > stall_ns // 2]
-    out["write"]["mount_mib_before_block"] = long_calls[0] if long_calls else None
+    out["write"]["mount_held_end_ns"] = (writes[held][1] if held is not None else
+                                         (writes[-1][1] if writes else None))
+    out["write"]["mount_mib_before_block"] = held
     out["write"]["mount_mib"] = len(writes)
 
     # The simulator: the same calls, as rows; the stall window is the simulator's too.
@@ -326,10 +339,18 @@ def blocking(stall_ns: int = 2000 * MS, write_mib: int = 256, sim_params: dict |
     p = dict(sim_params or {})
     p.update(stall_start_ns=start_ns, stall_ns=stall_ns,
              hang_threshold_ns=min(stall_ns // 2, _params.PARAM_BY_NAME["hang_threshold_ns"].hi))
-    sres = sim.run(STRATEGY, wl, 0, engine or sim_engine(), **p)
-    sm = sres.metrics
-    wmax = sm["write_latency_ns"]["max"]
-    out["write"]["sim"] = ("throttled (waited)" if wmax > stall_ns // 2 else "returned", None, wmax, "")
+    swl, cfg = sim.prepare(STRATEGY, wl, 0, **p)
+    raw = sim.simulate_raw(cfg, swl, 0, engine or sim_engine())
+    sm = metrics.summarize(raw)
+    # Thread 0's write(2) calls run back to back from t_call; the two dirtying writes of the
+    # other threads ended long before, so they are the first two latencies.
+    lat = raw["latency"]["write"][2:]
+    ends = (t_call - start_ns) + np.cumsum(lat)
+    scalls = list(zip((ends - lat).tolist(), ends.tolist()))
+    scls, sheld = _classify_writes(scalls, stall_ns)
+    send = scalls[sheld][1] if sheld is not None else (scalls[-1][1] if scalls else None)
+    out["write"]["sim"] = (scls, t_call - start_ns, send, "")
+    out["write"]["sim_mib_before_block"] = sheld
     out["write"]["sim_throttle_max_ns"] = sm["throttle_ns"]["max"] if sm["throttle_ns"]["count"] else 0
     f_end = t_call - start_ns + sm["fsync_latency_ns"]["max"]
     out["fsync"]["sim"] = (_classify(0, f_end, stall_ns), t_call - start_ns, f_end, "")
@@ -350,17 +371,18 @@ def render_blocking(b: dict) -> str:
         s = b[k].get("sim")
         scls, send = (s[0], s[2]) if s else ("not modelled", None)
         if k == "write":
-            mend = b[k].get("mount_max_call_ns")
+            mend = b[k].get("mount_held_end_ns")
             send = s[2] if s else None
         fm = lambda v: "-" if v is None else f"{v / 1e9:.3f} s"  # noqa: E731
-        label = "longest" if k == "write" else ""
+        label = "held call" if k == "write" else ""
         lines.append(f"{k:8s} {mcls + (' ' + err if err else ''):20s} {fm(mend):>12s}   "
                      f"{scls:20s} {fm(send):>12s} {label}")
     w = b["write"]
-    lines.append(f"write: on the mount, {w.get('mount_mib_before_block')} MiB of 1 MiB write(2) "
-                 "calls returned before one waited for the stall; 'longest' is the longest call; "
-                 "the simulator's longest throttle sleep "
-                 f"{w.get('sim_throttle_max_ns', 0) / 1e9:.3f} s")
+    lines.append(f"write: 1 MiB write(2) calls returned before one was held until the stall ended: "
+                 f"{w.get('mount_mib_before_block')} on the mount, "
+                 f"{w.get('sim_mib_before_block')} in the simulator (its longest throttle pause "
+                 f"{w.get('sim_throttle_max_ns', 0) / 1e9:.3f} s); 'held call' is when that call "
+                 "returned (or the last call, if none was held)")
     same = all(b[k]["mount"][0].split()[0] == b[k]["sim"][0].split()[0]
                for k in ("write", "fsync", "sync") if b[k].get("sim"))
     lines.append("blocking pattern: " + ("the same for write, fsync, sync" if same else

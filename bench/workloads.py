@@ -28,6 +28,7 @@ from typing import Callable
 
 import numpy as np
 
+from bench.params import SERVER_DISTS
 from bench.ops import (ALLOC, COMPACT, DIO_READ, FREE, FSYNC, MAX_FILE_BYTES, MAX_THREADS,
                        MMAP_STORE, MSYNC, OP_DTYPE, PAGE_SIZE, SYNC, WRITE, validate_ops)
 
@@ -95,6 +96,19 @@ _threads = partial(Param, int, doc="application threads", lo=1, hi=MAX_THREADS)
 _choice = partial(Param, str)
 
 WORKLOADS: dict[str, GeneratorSpec] = {}   # insertion order is the suite order
+
+# A workload may carry server parameters (their docs start "server parameter:"): the engine and
+# a real mount take them from workload.params unless the caller gives them.  The seed thread's
+# server: several threads, each reply waiting an exponential time off CPU (a server backed by a
+# disk or a network), the table defaults of bench.params for its mean.
+SEED_SERVER = dict(
+    server_threads=Param(int, 4, "server parameter: threads reading requests", 1, 256),
+    server_dist=_choice("exponential", "server parameter: service-time distribution",
+                        choices=SERVER_DISTS),
+    server_base_ns=_ns(20_000, "server parameter: mean service time of a request, fixed part",
+                       lo=1),
+    server_page_ns=_ns(2000, "server parameter: mean service time per page carried"),
+    server_cpu_pct=Param(int, 0, "server parameter: share of a service time on a CPU", 0, 100))
 
 
 def _register(name, **params):
@@ -312,16 +326,22 @@ def _mmap_rewrite(s, file_size, store_size, rounds, msync_every, think_ns):
     fsync_every=_count(4, "fsync after every this many rounds (0: only the final fsync)", lo=0),
     sync_interval_ns=_ns(100_000, "an extra thread calls sync(2) this often while the readers "
                          "run, so writeback starts between a read's submit and completion "
-                         "(0: no such thread)", lo=0))
+                         "(0: no such thread)", lo=0),
+    **SEED_SERVER)
 def _dio_redirty(s, threads, file_size, buffer_bytes, placement, rounds, stores, interval_ns,
-                 fsync_every, sync_interval_ns):
+                 fsync_every, sync_interval_ns, **server):
     """The seed thread's case: O_DIRECT reads into an mmapped FUSE buffer, then stores to it.
 
     The block layer dirties the buffer pages at submission and again at completion with no
     page_mkwrite and no wait, so writepages meets pages dirty while a copy is in flight.  Nothing
     else would start writeback within 0.4 s (the flusher wakes every 5 s), so each thread fsyncs
     every few rounds; the threads are staggered by interval_ns / threads, so one thread's fsync
-    has copies in flight while the other's reads dirty the same region again."""
+    has copies in flight while the other's reads dirty the same region again.
+
+    It runs against the seed thread's server (SEED_SERVER), whatever the cost profile says: a
+    few threads whose replies take a variable time spent waiting, so that one reply can overtake
+    another.  A fast in-memory server that keeps one CPU busy answers in order, and the hazard
+    this workload exists for could not show."""
     if buffer_bytes % 512:
         raise ValueError(f"buffer_bytes: must be a multiple of 512 (O_DIRECT), got {buffer_bytes}")
     _at_most("buffer_bytes", buffer_bytes, file_size, "file_size")

@@ -38,20 +38,25 @@
 #define LN2 0.6931471805599453
 #define MAX_FILE_BYTES ((int64_t)1 << 40)
 #define MAX_THREADS 64
-#define MIN_WRITEBACK_PAGES 1024	/* fs/fs-writeback.c: 4 MiB of 4 KiB pages */
+#define RATELIMIT_SHIFT 10	/* mm/page-writeback.c RATELIMIT_CALC_SHIFT: pos_ratio's fixed point */
+#define NR_DIRTIED_PAUSE 32	/* a task's nr_dirtied_pause at start, and its least */
+#define PAUSE_TARGET_NS 10000000	/* wb_min_pause's target pause for one dirtier (HZ/100) */
 #define PREFETCH_AHEAD 4	/* calls ahead of the current one */
 #define MAX_OPS ((int64_t)1 << 30)	/* page versions and copy counts fit 32 bits */
 #define MAX_TOTAL_PAGES (((int64_t)1 << 31) - 64)	/* page ids fit int32 (LRU ring) */
 
 /* events */
-enum { EV_ACTOR, EV_DONE, EV_TIMER, EV_STALL };
+enum { EV_ACTOR, EV_DONE, EV_TIMER, EV_STALL, EV_CPU };
 /* request kinds and states */
 enum { RQ_WRITE, RQ_READ, RQ_FSYNC };
 enum { ST_FILLING, ST_QUEUED, ST_BACKGROUND, ST_PENDING, ST_SENT, ST_DONE, ST_HELD };
 /* what a waiting actor waits for */
 enum { W_NONE, W_PAGE, W_LOCK, W_FILE, W_ALL, W_THROTTLE, W_REQ, W_TIMER };
 /* where an app thread is inside its current call */
-enum { PH_START, PH_PAGES, PH_BALANCE, PH_WP, PH_WAITIO, PH_FSYNCWAIT, PH_DIODONE };
+enum { PH_START, PH_PAGES, PH_WP, PH_WAITIO, PH_FSYNCWAIT, PH_DIODONE };
+/* a dirty-throttle wait that interrupted a call's page loop: a pause (done when it
+ * ends) or a sleep at the limit (balance_dirty_pages looks again when it ends) */
+enum { BAL_NONE, BAL_PAUSE, BAL_LIMIT };
 /* per-page flag bits */
 enum { PF_DIRTY = 1, PF_PGWB = 2, PF_CACHED = 4, PF_LOCKED = 8, PF_MAPW = 16, PF_STALE = 32 };
 
@@ -136,6 +141,10 @@ typedef struct actor {
 	int fl_pass;
 	int32_t fl_file;
 	int fl_kupdate, fl_due, fl_sync, fl_all;
+	int64_t nr_dirtied;	/* pages newly dirtied since the last pause */
+	int64_t paused_when;	/* current->dirty_paused_when */
+	int64_t dirtied_pause;	/* current->nr_dirtied_pause */
+	int bal_state;		/* BAL_* */
 	int finished;
 } actor;
 
@@ -151,6 +160,15 @@ typedef struct sim {
 	int32_t *thr;		/* request on each server thread, 0 if idle */
 	int32_t nthr, nidle;
 	uint64_t rng;
+
+	/* CPUs (cfg->cpus > 0): when each is next free, and server threads waiting for one */
+	int64_t *cpu_free;
+	int64_t *srv_until;	/* end of the server work on each CPU */
+	int32_t ncpu, srv_cap;
+	int32_t *runq_w;	/* ring of nthr entries: a thread is queued at most once */
+	int64_t *runq_svc;
+	int32_t runq_head, runq_n;
+	int64_t cpu_ev;		/* time of the pending EV_CPU, -1 if none */
 
 	/* files */
 	int32_t nfiles;
@@ -442,6 +460,11 @@ static int64_t bg_thresh(const sim *s)
 	return dirtyable(s) * c->dirty_background_ratio * c->bdi_max_ratio / 10000;
 }
 
+static int64_t global_bg_thresh(const sim *s)
+{
+	return dirtyable(s) * s->cfg->dirty_background_ratio / 100;
+}
+
 static void temp_add(sim *s, int64_t d)
 {
 	int64_t *c = s->c;
@@ -458,17 +481,19 @@ static int busy(const sim *s, int64_t p)
 	return s->temp ? s->pg[p].inflight > 0 : (s->pg[p].flags & PF_PGWB) != 0;
 }
 
-static void set_dirty(sim *s, int64_t p, int32_t f)
+/* Mark page p dirty; 1 if it was clean (folio_account_dirtied), else 0. */
+static int set_dirty(sim *s, int64_t p, int32_t f)
 {
-	if (!(s->pg[p].flags & PF_DIRTY)) {
-		s->pg[p].flags |= PF_DIRTY;
-		s->dirty_total++;
-		if (s->f_ndirty[f] == 0)
-			s->f_dirtied_when[f] = s->now;
-		s->f_ndirty[f]++;
-		s->dmap[p >> 6] |= (uint64_t)1 << (p & 63);
-		s->dsum[p >> 12] |= (uint64_t)1 << ((p >> 6) & 63);
-	}
+	if (s->pg[p].flags & PF_DIRTY)
+		return 0;
+	s->pg[p].flags |= PF_DIRTY;
+	s->dirty_total++;
+	if (s->f_ndirty[f] == 0)
+		s->f_dirtied_when[f] = s->now;
+	s->f_ndirty[f]++;
+	s->dmap[p >> 6] |= (uint64_t)1 << (p & 63);
+	s->dsum[p >> 12] |= (uint64_t)1 << ((p >> 6) & 63);
+	return 1;
 }
 
 static void clear_dirty(sim *s, int64_t p, int32_t f)
@@ -614,6 +639,129 @@ static int32_t fifo_popleft(sim *s, fifo *q)
 
 static void dispatch(sim *s);
 
+/* ------------------------------------------------------------ CPUs */
+
+/* The CPU that became free last at or before t (one thread's successive pieces of
+ * work stay on one CPU and leave the others' idle time alone); -1 if none is. */
+static int32_t idle_cpu(const sim *s, int64_t t)
+{
+	int32_t i, best = -1;
+	for (i = 0; i < s->ncpu; i++)
+		if (s->cpu_free[i] <= t && (best < 0 || s->cpu_free[i] > s->cpu_free[best]))
+			best = i;
+	return best;
+}
+
+/* An actor runs ns of CPU work that can start at t; returns when it ends.  It takes
+ * an idle CPU, else waits for the one free soonest, and is not preempted. */
+static int64_t cpu_run(sim *s, int64_t t, int64_t ns)
+{
+	int32_t i, best;
+	int64_t end;
+	if (!s->ncpu || ns <= 0)
+		return sadd(t, ns);
+	best = idle_cpu(s, t);
+	if (best < 0) {
+		best = 0;
+		for (i = 1; i < s->ncpu; i++)
+			if (s->cpu_free[i] < s->cpu_free[best])
+				best = i;
+	}
+	end = sadd(max64(t, s->cpu_free[best]), ns);
+	s->cpu_free[best] = end;
+	return end;
+}
+
+static void work(sim *s, actor *a, int64_t ns)
+{
+	a->clk = cpu_run(s, a->clk, ns);
+}
+
+/* Whether server work already runs on server_cpus CPUs. */
+static int server_capped(const sim *s)
+{
+	int32_t i, busy = 0;
+	for (i = 0; i < s->ncpu; i++)
+		busy += s->srv_until[i] > s->now;
+	return busy >= s->srv_cap;
+}
+
+/* The CPU a server thread may take now: an idle one, unless server work already
+ * runs on server_cpus CPUs; -1 if none. */
+static int32_t server_cpu(const sim *s)
+{
+	return server_capped(s) ? -1 : idle_cpu(s, s->now);
+}
+
+static void book_server(sim *s, int32_t i, int32_t w, int64_t svc)
+{
+	int64_t on_cpu = svc * s->cfg->server_cpu_pct / 100;
+	s->cpu_free[i] = s->srv_until[i] = sadd(s->now, on_cpu);
+	push(s, defer(s, sadd(s->now, svc)), EV_DONE, w);
+}
+
+/* Schedule EV_CPU for when a queued server thread may next find a CPU: the end of
+ * the first server work if server_cpus are taken, else when the first CPU is free. */
+static void cpu_wake(sim *s)
+{
+	int32_t i;
+	int64_t t = INT64_MAX;
+	if (server_capped(s)) {
+		for (i = 0; i < s->ncpu; i++)
+			if (s->srv_until[i] > s->now)
+				t = min64(t, s->srv_until[i]);
+	} else {
+		for (i = 0; i < s->ncpu; i++)
+			t = min64(t, s->cpu_free[i]);
+		t = max64(s->now, t);
+	}
+	if (s->cpu_ev < 0 || t < s->cpu_ev) {
+		s->cpu_ev = t;
+		push(s, t, EV_CPU, 0);
+	}
+}
+
+/* Server thread w runs a request of svc ns: its CPU share first, on a CPU it may
+ * take now (else it queues for one), then the rest off CPU. */
+static void start_service(sim *s, int32_t w, int64_t svc)
+{
+	if (s->ncpu && svc * s->cfg->server_cpu_pct / 100 > 0) {
+		int32_t i = server_cpu(s);
+		if (i < 0 || s->runq_n) {
+			int32_t at = (s->runq_head + s->runq_n) % s->nthr;
+			s->runq_w[at] = w;
+			s->runq_svc[at] = svc;
+			s->runq_n++;
+			cpu_wake(s);
+			return;
+		}
+		book_server(s, i, w, svc);
+		return;
+	}
+	push(s, defer(s, sadd(s->now, svc)), EV_DONE, w);
+}
+
+/* EV_CPU: queued server threads take the CPUs idle now, in order. */
+static void run_cpu_queue(sim *s)
+{
+	if (s->now != s->cpu_ev)
+		return;		/* superseded by an earlier EV_CPU */
+	s->cpu_ev = -1;
+	while (s->runq_n) {
+		int32_t i = server_cpu(s), w;
+		int64_t svc;
+		if (i < 0)
+			break;
+		w = s->runq_w[s->runq_head];
+		svc = s->runq_svc[s->runq_head];
+		s->runq_head = (s->runq_head + 1) % s->nthr;
+		s->runq_n--;
+		book_server(s, i, w, svc);
+	}
+	if (s->runq_n)
+		cpu_wake(s);
+}
+
 static void to_pending(sim *s, int32_t r)
 {
 	s->rq[r].state = ST_PENDING;
@@ -652,7 +800,14 @@ static void start(sim *s, int32_t w, int32_t r)
 		q->crop = max64(0, min64((int64_t)q->n * FWB_PAGE, left));
 		s->c[FWB_C_REQUESTS]++;
 		s->hist[q->n]++;
-		mean = c->server_base_ns + c->server_page_ns * q->n;
+		{	/* pages the server has never been sent cost it more: its copy starts sparse */
+			int64_t fresh = 0;
+			int32_t i;
+			for (i = 0; i < q->n; i++)
+				fresh += s->pg[base + i].srv_max == 0;
+			mean = c->server_base_ns + c->server_page_ns * q->n +
+			       c->server_new_page_ns * fresh;
+		}
 	} else if (q->kind == RQ_READ) {
 		s->c[FWB_C_READS]++;
 		mean = c->server_base_ns + c->server_page_ns;
@@ -662,7 +817,7 @@ static void start(sim *s, int32_t w, int32_t r)
 	}
 	s->thr[w] = r;
 	s->nidle--;
-	push(s, defer(s, sadd(s->now, service(s, mean))), EV_DONE, w);
+	start_service(s, w, service(s, mean));
 }
 
 static void dispatch(sim *s)
@@ -749,7 +904,7 @@ static int cond(const sim *s, const actor *a)
 	case W_ALL:
 		return s->pinned == 0;
 	case W_THROTTLE:
-		return s->dirty_total + wb_pages(s) <= dirty_limit(s);
+		return s->dirty_total + wb_pages(s) < dirty_limit(s);
 	case W_REQ:
 		return a->req && s->rq[a->req].done;
 	default:
@@ -831,7 +986,7 @@ static void send_batch(sim *s, actor *a)
 	int32_t r = a->wp_batch;
 	if (r) {
 		a->wp_batch = 0;
-		a->clk = sadd(a->clk, s->cfg->wp_request_ns);
+		work(s, a, s->cfg->wp_request_ns);
 		submit_bg(s, r);
 	}
 }
@@ -845,7 +1000,7 @@ static int alloc_temp(sim *s, actor *a)
 	}
 	temp_add(s, 1);
 	s->c[FWB_C_TEMP_BYTES_COPIED] += FWB_PAGE;
-	a->clk = sadd(a->clk, s->cfg->page_copy_ns);
+	work(s, a, s->cfg->page_copy_ns);
 	return 1;
 }
 
@@ -861,7 +1016,7 @@ static void take_page(sim *s, actor *a, int32_t r, int64_t p, int32_t f)
 {
 	req *q = &s->rq[r];
 	clear_dirty(s, p, f);
-	a->clk = sadd(a->clk, s->cfg->wp_page_ns);
+	work(s, a, s->cfg->wp_page_ns);
 	if (!s->temp) {
 		s->pg[p].flags |= PF_PGWB;
 		s->pinned++;
@@ -894,7 +1049,7 @@ static int merge(sim *s, actor *a, int64_t p, int32_t f, int64_t idx)
 		versions(s, sr)[0] = s->pg[p].version;
 		s->c[FWB_C_INPLACE_UPDATES]++;
 		s->c[FWB_C_TEMP_BYTES_COPIED] += FWB_PAGE;
-		a->clk = sadd(a->clk, s->cfg->page_copy_ns);
+		work(s, a, s->cfg->page_copy_ns);
 		clear_dirty(s, p, f);
 		return 1;
 	}
@@ -926,9 +1081,9 @@ static int writepages(sim *s, actor *a)
 	for (p = next_dirty(s, base + a->wp_idx, end); p < end; p = next_dirty(s, p + 1, end)) {
 		int64_t idx = p - base;
 		int32_t b;
-		/* Background writeback works in chunks (MIN_WRITEBACK_PAGES) and looks at
-		 * the background threshold between them (writeback_sb_inodes). */
-		if (a->wp_bg && a->wp_chunk >= MIN_WRITEBACK_PAGES) {
+		/* Background writeback works in chunks (wb_chunk_pages, writeback_chunk_size)
+		 * and looks at the background threshold between them (wb_writeback). */
+		if (a->wp_bg && a->wp_chunk >= s->cfg->wb_chunk_pages) {
 			a->wp_chunk = 0;
 			if (s->dirty_total <= bg_thresh(s))
 				break;
@@ -996,7 +1151,7 @@ static int pageout(sim *s, actor *a, int64_t p, int32_t f)
 		return 0;
 	r = new_write(s, f, p - s->base[f]);
 	take_page(s, a, r, p, f);
-	a->clk = sadd(a->clk, s->cfg->wp_request_ns);
+	work(s, a, s->cfg->wp_request_ns);
 	submit_bg(s, r);
 	return s->temp ? 1 : 0;
 }
@@ -1026,7 +1181,7 @@ static int reclaim_round(sim *s, actor *a)
 			break;
 		p = s->lru[s->lru_cold];
 		scanned++;
-		a->clk = sadd(a->clk, c->reclaim_scan_ns);
+		work(s, a, c->reclaim_scan_ns);
 		if ((s->pg[p].flags & (PF_LOCKED | PF_PGWB)) || s->pg[p].gup) {
 			/* 0c4f8ed498ce: skip, never wait on FUSE writeback */
 			if (s->pg[p].flags & PF_PGWB)
@@ -1109,6 +1264,7 @@ static int page_ready(sim *s, actor *a, int32_t f, int64_t idx, int need_read)
 	s->pg[p].flags |= PF_CACHED;
 	s->cache_pages++;
 	lru_add(s, p);
+	work(s, a, s->cfg->cache_add_ns);
 	if (need_read) {	/* fuse_do_readpage: a READ, then wait for the page lock */
 		s->pg[p].flags |= PF_LOCKED;
 		r = new_req(s, RQ_READ, f, idx);
@@ -1120,16 +1276,83 @@ static int page_ready(sim *s, actor *a, int32_t f, int64_t idx, int need_read)
 	return 1;
 }
 
-/* balance_dirty_pages after dirtying; 0 if the writer must sleep. */
+/* floor(log2(v)), v > 0 */
+static int ilog2_64(int64_t v)
+{
+	int r = 0;
+	while (v >>= 1)
+		r++;
+	return r;
+}
+
+/* balance_dirty_pages with BDI_CAP_STRICTLIMIT; 0 if the task sleeps. */
 static int balance(sim *s, actor *a)
 {
-	if (s->dirty_total > bg_thresh(s))
+	const fwb_config *c = s->cfg;
+	int64_t dirty = s->dirty_total + wb_pages(s);
+	int64_t limit = dirty_limit(s);
+	int64_t freerun = (limit + bg_thresh(s)) / 2, target;
+	/* Background writeback starts once the bdi passes its freerun ceiling (or the
+	 * global dirty count its background threshold), not at its background threshold. */
+	if (dirty > freerun || s->dirty_total > global_bg_thresh(s))
 		kick_flusher(s);
-	if (s->dirty_total + wb_pages(s) > dirty_limit(s)) {
-		block(a, W_THROTTLE, 0);
-		return 0;
+	if (dirty <= freerun) {
+		a->nr_dirtied = 0;
+		a->paused_when = a->clk;
+		/* dirty_poll_interval: look again after about sqrt(limit - dirty) pages */
+		a->dirtied_pause = limit > dirty ? (int64_t)1 << (ilog2_64(limit - dirty) >> 1) : 1;
+		return 1;
 	}
-	return 1;
+	/* wb_min_pause: aim at pauses of 10 ms (at most max_pause / 2): look again after
+	 * the pages dirty_ratelimit allows in that time (at least NR_DIRTIED_PAUSE), and
+	 * let a pause shorter than half of it run on as debt instead of sleeping. */
+	target = min64(PAUSE_TARGET_NS, c->max_pause_ns / 2);
+	a->dirtied_pause = max64(NR_DIRTIED_PAUSE, c->dirty_ratelimit_pps * target / 1000000000);
+	if (dirty < limit) {
+		/* wb_position_ratio for strictlimit: a cubic from 1 at the setpoint (freerun)
+		 * to 0 at the limit; the task may dirty at ratelimit * pos_ratio.  The time it
+		 * spent since its last pause counts toward the period. */
+		int64_t x = ((dirty - freerun) << RATELIMIT_SHIFT) / ((limit - freerun) | 1);
+		int64_t pos = ((int64_t)1 << RATELIMIT_SHIFT) -
+			      (((x * x) >> RATELIMIT_SHIFT) * x >> RATELIMIT_SHIFT);
+		int64_t rate = c->dirty_ratelimit_pps * pos >> RATELIMIT_SHIFT;
+		if (rate > 0) {
+			int64_t period = a->nr_dirtied * 1000000000 / rate;
+			int64_t pause = period - ssub(a->clk, a->paused_when);
+			a->nr_dirtied = 0;
+			if (pause < target / 2) {
+				if (pause < -1000000000)
+					a->paused_when = a->clk;
+				else
+					a->paused_when = sadd(a->paused_when, period);
+				return 1;
+			}
+			pause = min64(pause, c->max_pause_ns);
+			a->paused_when = sadd(a->clk, pause);
+			vec_push(s, &s->lat[FWB_L_THROTTLE], pause);
+			a->bal_state = BAL_PAUSE;
+			sleep_until(s, a, sadd(a->clk, pause));
+			return 0;
+		}
+	}
+	a->bal_state = BAL_LIMIT;	/* at the limit: sleep until completions bring it under */
+	block(a, W_THROTTLE, 0);
+	return 0;
+}
+
+/* balance_dirty_pages_ratelimited after a page was dirtied: every dirtied_pause newly
+ * dirtied pages the task looks at the limits; 0 if it sleeps. */
+static int throttle(sim *s, actor *a)
+{
+	return a->nr_dirtied < a->dirtied_pause ? 1 : balance(s, a);
+}
+
+/* At the top of a call's page loop: finish what a dirty-throttle sleep interrupted. */
+static int resume_throttle(sim *s, actor *a)
+{
+	int state = a->bal_state;
+	a->bal_state = BAL_NONE;
+	return state == BAL_LIMIT ? balance(s, a) : 1;
 }
 
 /* ------------------------------------------------------------ the calls */
@@ -1147,35 +1370,35 @@ static int do_write(sim *s, actor *a, const fwb_op *op)
 	int64_t off = op->offset, ln = op->length, first, last;
 	op_pages(op, &first, &last);
 	if (a->phase == PH_START) {
-		a->clk = sadd(a->clk, c->write_syscall_ns);
+		work(s, a, c->write_syscall_ns);
 		a->pg = first;
 		a->phase = PH_PAGES;
 	}
-	if (a->phase == PH_PAGES) {
-		while (a->pg <= last) {
-			int64_t idx = a->pg, ps = idx * FWB_PAGE, p;
-			int whole = off <= ps && off + ln >= ps + FWB_PAGE;
-			int need_read = !whole && ps < s->isize[f];
-			if (!page_ready(s, a, f, idx, need_read))
-				return 0;
-			p = s->base[f] + idx;
-			if (s->writer_waits && busy(s, p)) {	/* fuse_wait_on_page_writeback */
-				block(a, W_PAGE, p);
-				return 0;
-			}
-			s->pg[p].version++;
-			s->pg[p].flags |= PF_STALE;
-			set_dirty(s, p, f);
-			a->clk = sadd(a->clk, c->write_page_ns);
-			a->pg++;
-		}
-		if (off + ln > s->isize[f])
-			s->isize[f] = off + ln;
-		s->c[FWB_C_BYTES_DIRTIED] = sadd(s->c[FWB_C_BYTES_DIRTIED], ln);
-		a->phase = PH_BALANCE;
-	}
-	if (!balance(s, a))
+	if (!resume_throttle(s, a))
 		return 0;
+	while (a->pg <= last) {
+		int64_t idx = a->pg, ps = idx * FWB_PAGE, p, end;
+		int whole = off <= ps && off + ln >= ps + FWB_PAGE;
+		int need_read = !whole && ps < s->isize[f];
+		if (!page_ready(s, a, f, idx, need_read))
+			return 0;
+		p = s->base[f] + idx;
+		if (s->writer_waits && busy(s, p)) {	/* fuse_wait_on_page_writeback */
+			block(a, W_PAGE, p);
+			return 0;
+		}
+		s->pg[p].version++;
+		s->pg[p].flags |= PF_STALE;
+		a->nr_dirtied += set_dirty(s, p, f);
+		end = min64(off + ln, ps + FWB_PAGE);	/* fuse_write_end: i_size page by page */
+		if (end > s->isize[f])
+			s->isize[f] = end;
+		work(s, a, c->write_page_ns);
+		a->pg++;
+		if (!throttle(s, a))
+			return 0;
+	}
+	s->c[FWB_C_BYTES_DIRTIED] = sadd(s->c[FWB_C_BYTES_DIRTIED], ln);
 	vec_push(s, &s->lat[FWB_L_WRITE], ssub(a->clk, a->op_start));
 	return 1;
 }
@@ -1190,36 +1413,37 @@ static int do_mmap_store(sim *s, actor *a, const fwb_op *op)
 		a->pg = first;
 		a->phase = PH_PAGES;
 	}
-	if (a->phase == PH_PAGES) {
-		while (a->pg <= last) {
-			int64_t idx = a->pg, p = s->base[f] + idx;
-			uint8_t fl = s->pg[p].flags;
-			if (!((fl & PF_CACHED) && (fl & PF_MAPW) && !(fl & PF_LOCKED))) {
-				if (a->fault_start < 0) {	/* a write fault */
-					a->fault_start = a->clk;
-					a->clk = sadd(a->clk, c->fault_ns);
-				}
-				if (!page_ready(s, a, f, idx, idx * FWB_PAGE < s->isize[f]))
-					return 0;
-				if (busy(s, p)) {	/* page_mkwrite waits for writeback */
-					block(a, W_PAGE, p);
-					return 0;
-				}
-				s->pg[p].flags |= PF_MAPW;
-				set_dirty(s, p, f);
-				vec_push(s, &s->lat[FWB_L_FAULT], ssub(a->clk, a->fault_start));
-				a->fault_start = -1;
+	if (!resume_throttle(s, a))
+		return 0;
+	while (a->pg <= last) {
+		int64_t idx = a->pg, p = s->base[f] + idx;
+		uint8_t fl = s->pg[p].flags;
+		if (!((fl & PF_CACHED) && (fl & PF_MAPW) && !(fl & PF_LOCKED))) {
+			if (a->fault_start < 0) {	/* a write fault */
+				a->fault_start = a->clk;
+				work(s, a, c->fault_ns);
 			}
-			s->pg[p].version++;
-			s->pg[p].flags |= PF_STALE;
-			set_dirty(s, p, f);
-			a->clk = sadd(a->clk, c->store_page_ns);
-			a->pg++;
+			if (!page_ready(s, a, f, idx, idx * FWB_PAGE < s->isize[f]))
+				return 0;
+			if (busy(s, p)) {	/* page_mkwrite waits for writeback */
+				block(a, W_PAGE, p);
+				return 0;
+			}
+			s->pg[p].flags |= PF_MAPW;
+			a->nr_dirtied += set_dirty(s, p, f);
+			vec_push(s, &s->lat[FWB_L_FAULT], ssub(a->clk, a->fault_start));
+			a->fault_start = -1;
 		}
-		s->c[FWB_C_BYTES_DIRTIED] = sadd(s->c[FWB_C_BYTES_DIRTIED], op->length);
-		a->phase = PH_BALANCE;
+		s->pg[p].version++;
+		s->pg[p].flags |= PF_STALE;
+		set_dirty(s, p, f);
+		work(s, a, c->store_page_ns);
+		a->pg++;
+		if (!throttle(s, a))	/* fault_dirty_shared_page */
+			return 0;
 	}
-	return balance(s, a);
+	s->c[FWB_C_BYTES_DIRTIED] = sadd(s->c[FWB_C_BYTES_DIRTIED], op->length);
+	return 1;
 }
 
 /* O_DIRECT read into a mapped buffer: dirtied at submit and at completion, with no
@@ -1266,7 +1490,7 @@ static int do_fsync(sim *s, actor *a, const fwb_op *op, int64_t first, int64_t e
 {
 	int32_t f = op->file;
 	if (a->phase == PH_START) {
-		a->clk = sadd(a->clk, s->cfg->fsync_syscall_ns);
+		work(s, a, s->cfg->fsync_syscall_ns);
 		wp_start(a, f, first, end, 1, 0);
 		a->phase = PH_WP;
 	}
@@ -1300,7 +1524,7 @@ static int do_sync(sim *s, actor *a)
 {
 	const fwb_config *c = s->cfg;
 	if (a->phase == PH_START) {
-		a->clk = sadd(a->clk, c->fsync_syscall_ns);
+		work(s, a, c->fsync_syscall_ns);
 		a->sync_f = 0;
 		a->phase = PH_WP;
 		if (!c->sync_waits) {
@@ -1346,9 +1570,9 @@ static int do_memory(sim *s, actor *a, const fwb_op *op)
 		int64_t unmovable = min64(n, sadd(smul(n / m, x), (n % m) * x / m)), stall;
 		int64_t *cu = &s->c[FWB_C_COMPACTION_UNMOVABLE];
 		*cu = sadd(*cu, unmovable);
-		stall = smul(ssub(n, unmovable), c->compact_page_ns);
-		a->clk = sadd(a->clk, stall);
-		vec_push(s, &s->lat[FWB_L_COMPACTION], stall);
+		stall = a->clk;
+		work(s, a, smul(ssub(n, unmovable), c->compact_page_ns));
+		vec_push(s, &s->lat[FWB_L_COMPACTION], ssub(a->clk, stall));
 	}
 	return 1;
 }
@@ -1503,7 +1727,7 @@ static void run(sim *s)
 	for (j = 0; j < s->nact; j++) {
 		actor *a = &s->actors[j];
 		if (a->nops) {
-			a->clk = a->ops[0]->time;
+			a->clk = a->paused_when = a->ops[0]->time;
 			a->wake_pending = 1;
 			push(s, a->clk, EV_ACTOR, a->id);
 		}
@@ -1538,8 +1762,10 @@ static void run(sim *s)
 			kick_flusher(s);
 			if (s->alive)
 				push(s, sadd(e.t, c->dirty_writeback_interval_ns), EV_TIMER, 0);
-		} else {
+		} else if (e.kind == EV_STALL) {
 			dispatch(s);
+		} else {
+			run_cpu_queue(s);
 		}
 	}
 }
@@ -1602,6 +1828,11 @@ static int config_ok(const fwb_config *c)
 	      in_range(c->dirty_writeback_interval_ns, 1, NS) &&
 	      in_range(c->dirty_expire_ns, 0, NS) && in_range(c->reclaim_batch, 0, (int64_t)1 << 40) &&
 	      in_range(c->reclaim_retry_ns, 0, NS) && in_range(c->reclaim_retries, 0, NS) &&
+	      in_range(c->dirty_ratelimit_pps, 1, (int64_t)1 << 30) &&
+	      in_range(c->max_pause_ns, 0, NS) && in_range(c->wb_chunk_pages, 1, (int64_t)1 << 40) &&
+	      in_range(c->cpus, 0, 256) && in_range(c->cache_add_ns, 0, COST) &&
+	      in_range(c->server_new_page_ns, 0, COST) && in_range(c->server_cpu_pct, 0, 100) &&
+	      in_range(c->server_cpus, 0, 256) &&
 	      in_range(c->sync_waits, 0, 1) && in_range(c->hang_threshold_ns, 0, NS) &&
 	      in_range(c->sample_interval_ns, 1, NS) && in_range(c->max_samples, 0, (int64_t)1 << 40) &&
 	      in_range(c->max_time_ns, 0, NS) && in_range(c->write_syscall_ns, 0, COST) &&
@@ -1674,6 +1905,10 @@ static void sim_free(sim *s)
 {
 	int i;
 	free(s->thr);
+	free(s->cpu_free);
+	free(s->srv_until);
+	free(s->runq_w);
+	free(s->runq_svc);
 	free(s->npages);
 	free(s->base);
 	free(s->isize);
@@ -1710,6 +1945,13 @@ static void sim_init(sim *s, const fwb_config *cfg, const fwb_op *ops, int64_t n
 	s->nthr = s->nidle = (int32_t)cfg->server_threads;
 	s->thr = xcalloc(s, (size_t)s->nthr, sizeof *s->thr);
 	s->rng = seed * 0x2545F4914F6CDD1DULL + 0x5DEECE66DULL;
+	s->ncpu = (int32_t)cfg->cpus;
+	s->cpu_free = xcalloc(s, (size_t)s->ncpu + 1, sizeof(int64_t));
+	s->srv_until = xcalloc(s, (size_t)s->ncpu + 1, sizeof(int64_t));
+	s->srv_cap = (int32_t)(cfg->server_cpus ? cfg->server_cpus : cfg->cpus);
+	s->runq_w = xcalloc(s, (size_t)s->nthr, sizeof(int32_t));
+	s->runq_svc = xcalloc(s, (size_t)s->nthr, sizeof(int64_t));
+	s->cpu_ev = -1;
 
 	s->nfiles = nf;
 	s->npages = xcalloc(s, (size_t)nf, sizeof(int64_t));
@@ -1769,6 +2011,7 @@ static void sim_init(sim *s, const fwb_config *cfg, const fwb_op *ops, int64_t n
 		a->phase = PH_START;
 		a->fault_start = -1;
 		a->wait_kind = W_NONE;
+		a->dirtied_pause = NR_DIRTIED_PAUSE;
 		a->finished = a->nops == 0;
 		if (!a->finished)
 			s->alive++;

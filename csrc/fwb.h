@@ -38,11 +38,16 @@ typedef struct fwb_config {
 	int64_t reclaim_batch;
 	int64_t reclaim_retry_ns;
 	int64_t reclaim_retries;
+	int64_t dirty_ratelimit_pps;
+	int64_t max_pause_ns;
+	int64_t wb_chunk_pages;
 	int64_t sync_waits;
 	int64_t hang_threshold_ns;
 	int64_t sample_interval_ns;
 	int64_t max_samples;
 	int64_t max_time_ns;
+	int64_t cpus;			/* 0: every actor and server thread has its own CPU */
+	int64_t cache_add_ns;
 	int64_t write_syscall_ns;
 	int64_t write_page_ns;
 	int64_t store_page_ns;
@@ -59,6 +64,9 @@ typedef struct fwb_config {
 	int64_t server_dist;		/* 0 fixed, 1 exponential, 2 lognormal */
 	int64_t server_base_ns;
 	int64_t server_page_ns;
+	int64_t server_new_page_ns;
+	int64_t server_cpus;		/* 0: as many as cpus */
+	int64_t server_cpu_pct;
 	int64_t server_fsync_ns;
 	double server_sigma;
 	int64_t n_stall;		/* stall windows, sorted, non-overlapping */

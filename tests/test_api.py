@@ -102,3 +102,12 @@ def test_malformed_operations_are_refused(rows, field):
 def test_wrong_dtype_is_refused():
     with pytest.raises(ValueError, match="OP_DTYPE"):
         from_arrays(np.zeros(3, dtype=np.int64), np.array([0], dtype=np.int64))
+
+
+def test_background_chunk_is_writeback_chunk_size_of_a_new_bdi():
+    from bench import params
+    # min(INIT_BW / 2, dirty limit / DIRTY_SCOPE) + MIN_WRITEBACK_PAGES, rounded down to 1024.
+    assert params.resolve("no-temp-page", {})["wb_chunk_pages"] == 13312
+    small = params.resolve("no-temp-page", {"mem_total_pages": 65536})
+    assert small["wb_chunk_pages"] == (65536 * 20 // 100 // 8 + 1024) // 1024 * 1024
+    assert params.resolve("no-temp-page", {"wb_chunk_pages": 7})["wb_chunk_pages"] == 7

@@ -139,11 +139,19 @@ def test_measure_on_a_real_mount():
     v = m["values"]
     doc = calibrate.build_profile(m)                 # checked against the parameter ranges
     for key in ("page_copy_ns", "write_syscall_ns", "write_page_ns", "store_page_ns", "fault_ns",
-                "fsync_syscall_ns", "server_fsync_ns", "server_base_ns", "server_page_ns"):
+                "fsync_syscall_ns", "server_fsync_ns", "server_base_ns", "server_page_ns",
+                "cache_add_ns", "server_new_page_ns", "cpus", "server_cpus"):
         assert key in v and doc["measurements"][key]["method"], key
     assert 0 < v["page_copy_ns"] < 100_000 and 0 < v["fault_ns"] < 10_000_000
     assert v["server_base_ns"] >= 1 and v["server_threads"] == 16
-    assert set(doc["measurements"]["server_base_ns"]["by_pages_fsync"]) == {
-        str(n) for n in calibrate.FSYNC_SIZES}
-    assert "fault_ns" in calibrate.render(doc) and "appended" in calibrate.render(doc)
+    assert 1 <= v["server_cpus"] <= v["cpus"] == len(os.sched_getaffinity(0))
+    base = doc["measurements"]["server_base_ns"]
+    assert set(base["round_trip"]["by_pages_fsync"]) == {str(n) for n in calibrate.FSYNC_SIZES}
+    # Every drained WRITE reached the server whole: the drain measured what it says.
+    drain = base["drain"]
+    for k, n in calibrate.DRAIN.items():
+        assert drain["writes_seen"][str(k)] >= 2 * drain["rounds"] * n
+    assert drain["server_cpu_ns"] > 0 and drain["drain_ns"] > 0
+    text = calibrate.render(doc)
+    assert "fault_ns" in text and "appended" in text and "drain" in text
     assert set(mount.mounted_fwb()) <= before, "calibrate left a mount behind"

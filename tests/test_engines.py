@@ -31,7 +31,7 @@ def op_arrays(draw):
         rows[i]["file"] = draw(st.integers(0, nfiles - 1))
         if code in O.FILE_RANGE_OPS:
             rows[i]["offset"] = draw(st.integers(0, 128 * KB))
-            rows[i]["length"] = draw(st.integers(1, 48 * KB))
+            rows[i]["length"] = draw(st.integers(1, 160 * KB))
         elif code in O.MEMORY_OPS:
             rows[i]["length"] = draw(st.integers(1, 40 << 20))
     return from_arrays(rows, sizes, name="random")
@@ -49,7 +49,7 @@ def configs(draw):
         "max_background": draw(st.integers(1, 4)),
         "mem_total_pages": draw(st.integers(8192, 14000)),
         "dirty_ratio": draw(st.integers(2, 40)),
-        "bdi_max_ratio": draw(st.integers(1, 100)),
+        "bdi_max_ratio": draw(st.sampled_from([1, 2, 5, 20, 100])),
         "dirty_writeback_interval_ns": draw(st.integers(MS, 20 * MS)),
         "dirty_expire_ns": draw(st.integers(0, 10 * MS)),
         "reclaim_retry_ns": draw(st.integers(0, 2 * MS)),
@@ -58,6 +58,14 @@ def configs(draw):
         "hang_threshold_ns": draw(st.integers(1, 20 * MS)),
         "sample_interval_ns": draw(st.integers(100_000, 5 * MS)),
         "max_samples": draw(st.integers(1, 500)),
+        "cpus": draw(st.sampled_from([0, 1, 2, 3])),
+        "server_cpu_pct": draw(st.sampled_from([0, 30, 100])),
+        "server_cpus": draw(st.sampled_from([0, 1, 2])),
+        "cache_add_ns": draw(st.integers(0, 5000)),
+        "server_new_page_ns": draw(st.integers(0, 50_000)),
+        "dirty_ratelimit_pps": draw(st.sampled_from([1, 100, 2560, 25600, 100_000])),
+        "max_pause_ns": draw(st.integers(MS, 50 * MS)),
+        "wb_chunk_pages": draw(st.sampled_from([0, 1, 3, 64])),
     }
     p["dirty_background_ratio"] = draw(st.integers(0, p["dirty_ratio"] - 1))
     if draw(st.booleans()):

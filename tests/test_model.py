@@ -193,3 +193,125 @@ def test_sync_waits_only_when_asked():
     waits = run("no-temp-page", w, sync_waits=1, **slow)
     assert quick["sync_latency_ns"]["max"] < MS
     assert waits["sync_latency_ns"]["max"] >= S - MS
+
+
+# ------------------------------------------------------------------ CPUs, costs, dirty throttling
+
+# The table's defaults, whatever cost profile is active, so that the figures below are known.
+COSTS = dict(write_syscall_ns=1000, write_page_ns=500, cache_add_ns=1000, server_base_ns=10_000,
+             server_page_ns=1000, server_new_page_ns=2000, server_fsync_ns=5000, server_dist=0,
+             server_threads=4, wp_page_ns=0, wp_request_ns=0, fsync_syscall_ns=0, server_cpus=0,
+             server_cpu_pct=100)
+
+
+def _scattered_writes(n, thread=0, t=0):
+    """n one-page writes to every other page of file 0 (n WRITEs of one page each)."""
+    return [(t, thread, O.WRITE, 0, 2 * i * 4096, 4096) for i in range(n)]
+
+
+def test_shared_cpus_serialise_the_work_and_the_total_is_conserved():
+    rows = _scattered_writes(64) + [(0, 0, O.FSYNC, 0, 0, 0)]
+    w = from_arrays(_ops(rows), np.array([0], dtype=np.int64))
+    own = run("no-temp-page", w, cpus=0, **COSTS)
+    two = run("no-temp-page", w, cpus=2, **COSTS)
+    one = run("no-temp-page", w, cpus=1, **COSTS)
+    # Every piece of work is CPU work here: 64 writes, 64 WRITEs of a new page, one FSYNC.
+    app = 64 * (1000 + 500 + 1000)
+    server = 64 * (10_000 + 1000 + 2000) + 5000
+    assert one["makespan_ns"] >= app + server
+    assert own["makespan_ns"] < two["makespan_ns"] < one["makespan_ns"]
+    off_cpu = run("no-temp-page", w, cpus=1, **dict(COSTS, server_cpu_pct=0))
+    assert off_cpu["makespan_ns"] < one["makespan_ns"]
+
+
+def test_server_cpus_caps_the_cpus_the_server_occupies():
+    # Thread 1 queues 32 one-page WRITEs; with 4 CPUs the server may use all of them, or one.
+    rows = [(0, 1, O.WRITE, 1, 2 * i * 4096, 4096) for i in range(32)]
+    rows.append((MS, 1, O.FSYNC, 1, 0, 0))
+    w = from_arrays(_ops(rows), np.array([0, 0], dtype=np.int64))
+    wide = run("no-temp-page", w, cpus=4, **COSTS)
+    narrow = run("no-temp-page", w, cpus=4, **dict(COSTS, server_cpus=1))
+    service = 10_000 + 1000 + 2000
+    assert narrow["fsync_latency_ns"]["max"] >= 32 * service + 5000
+    assert wide["fsync_latency_ns"]["max"] < 32 * service // 3
+
+
+def test_an_application_thread_waits_only_for_server_work_already_running():
+    # Thread 1 queues 32 one-page WRITEs through fsync; thread 0 writes once meanwhile, on
+    # one CPU.  It may wait for the request in service, not for the 31 queued behind it.
+    rows = [(0, 1, O.WRITE, 1, 2 * i * 4096, 4096) for i in range(32)]
+    rows += [(MS, 1, O.FSYNC, 1, 0, 0), (MS + 1000, 0, O.WRITE, 0, 0, 4096)]
+    w = from_arrays(_ops(sorted(rows)), np.array([0, 0], dtype=np.int64))
+    m = run("no-temp-page", w, cpus=1, **COSTS)
+    service = 10_000 + 1000 + 2000
+    assert m["write_latency_ns"]["max"] <= 1000 + 500 + 1000 + service
+
+
+def test_a_page_new_to_the_cache_costs_cache_add_ns():
+    rows = [(0, 0, O.WRITE, 0, 0, 4096), (MS, 0, O.WRITE, 0, 0, 4096)]
+    w = from_arrays(_ops(rows), np.array([4096], dtype=np.int64))
+    m = run("no-temp-page", w, **COSTS)
+    # The first write adds the page to the cache (whole page: no READ), the second finds it.
+    assert m["write_latency_ns"]["max"] == 1000 + 500 + 1000
+    assert m["write_latency_ns"]["p50"] in (1000 + 500, 1000 + 500 + 1000)
+    assert m["write_latency_ns"]["count"] == 2
+
+
+def test_a_page_the_server_never_had_costs_it_server_new_page_ns():
+    # The same 8 pages written and fsynced twice: the first WRITE carries 8 new pages.
+    rows = [(0, 0, O.WRITE, 0, 0, 8 * 4096), (0, 0, O.FSYNC, 0, 0, 0),
+            (MS, 0, O.WRITE, 0, 0, 8 * 4096), (MS, 0, O.FSYNC, 0, 0, 0)]
+    w = from_arrays(_ops(rows), np.array([0], dtype=np.int64))
+    m = run("no-temp-page", w, **COSTS)
+    first, second = 10_000 + 8 * 3000 + 5000, 10_000 + 8 * 1000 + 5000
+    assert m["fsync_latency_ns"]["max"] == first
+    assert m["fsync_latency_ns"]["p50"] in (first, second) and m["requests"] == 2
+
+
+def _strictlimit_pages(mem_total_pages=524288, dirty_ratio=20, dirty_background_ratio=10):
+    limit = mem_total_pages * dirty_ratio // 10000          # bdi max_ratio 1%
+    bg = mem_total_pages * dirty_background_ratio // 10000
+    return limit, (limit + bg) // 2
+
+
+def _pages_written(n, first=0):
+    return [(0, 0, O.WRITE, 0, (first + i) * 4096, 4096) for i in range(n)]
+
+
+def test_writeback_starts_at_the_freerun_ceiling_and_writers_block_at_the_limit():
+    limit, freerun = _strictlimit_pages()
+    slow = dict(COSTS, dirty_writeback_interval_ns=3600 * S, dirty_expire_ns=3600 * S)
+    w = from_arrays(_ops(_pages_written(freerun)), np.array([0], dtype=np.int64))
+    m = run("no-temp-page", w, **slow)
+    assert m["requests"] == 0 and m["throttle_ns"]["count"] == 0
+    w = from_arrays(_ops(_pages_written(freerun + 64)), np.array([0], dtype=np.int64))
+    assert run("no-temp-page", w, **slow)["requests"] > 0
+    # A server that answers nothing for 2 s: the writer ends up asleep at the limit until then.
+    w = from_arrays(_ops(_pages_written(limit + 64)), np.array([0], dtype=np.int64))
+    m = run("no-temp-page", w, stall_start_ns=0, stall_ns=2 * S, **slow)
+    assert m["throttle_ns"]["max"] > S
+
+
+BIG = 1 << 22                  # 16 GiB: 2097 pages between the freerun ceiling and the limit
+
+
+def test_a_writer_past_the_ceiling_pauses_about_10_ms_at_a_time():
+    limit, freerun = _strictlimit_pages(BIG)
+    w = from_arrays(_ops(_pages_written(freerun + 1000)), np.array([0], dtype=np.int64))
+    m = run("no-temp-page", w, mem_total_pages=BIG, stall_start_ns=0, stall_ns=10 * S, **COSTS)
+    # wb_min_pause: a look every 256 pages (100 MB/s for 10 ms) at pos_ratio close to 1, less
+    # the writer's own time: a pause of 9 to 11 ms each time, 3 of them in 1000 pages.
+    t = m["throttle_ns"]
+    assert t["count"] == 3 and 9 * MS <= t["p50"] <= t["max"] <= 11 * MS
+
+
+def test_a_lower_dirty_ratelimit_throttles_harder():
+    limit, freerun = _strictlimit_pages(BIG)
+    w = from_arrays(_ops(_pages_written(freerun + 1000)), np.array([0], dtype=np.int64))
+    stall = dict(COSTS, mem_total_pages=BIG, stall_start_ns=0, stall_ns=10 * S)
+    fast = run("no-temp-page", w, dirty_ratelimit_pps=1 << 20, **stall)
+    slow = run("no-temp-page", w, dirty_ratelimit_pps=2560, **stall)
+    # At 2560 pages/s a look comes every 32 pages and pauses 12.5 ms; at 2**20 pages/s the next
+    # look would be 10485 pages away.
+    assert fast["throttle_ns"]["count"] == 0
+    assert slow["throttle_ns"]["count"] >= 25 and slow["throttle_ns"]["p50"] >= 12 * MS
