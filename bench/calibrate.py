@@ -18,24 +18,30 @@ is, and how it is measured:
                      file: a write fault with page_mkwrite (rows where getrusage saw a fault;
                      a 64-byte store to a writable page, the driver's overhead, is subtracted).
   fsync_syscall_ns   fsync(2) of a file on tmpfs (noop_fsync): the call's fixed cost.
-  server_fsync_ns    fsync(2) of a clean FUSE file, minus fsync_syscall_ns: the FUSE_FSYNC
-                     round trip (request, server, reply) as the caller sees it.
-  server_base_ns,    the WRITE round trip by size, from "fsync of N dirty pages minus fsync of
-  server_page_ns     none": N = 1..32 pages written just before, so fsync sends exactly one WRITE
-                     of N pages and then FUSE_FSYNC; one line through the per-N medians of
-                     fsync(N) - fsync(0): base + N * page.  This is what the simulator's service
-                     time is (from the request being queued to its completion, kernel transfer
-                     and the server's handler included; the writepages CPU costs overlap it in
-                     the simulator, as they do here).  The server log's receive-to-reply times
-                     of the same WRITEs (the handler alone) are recorded beside it.
+  server_base_ns,    the server's time per WRITE while requests are queued, which is what the
+  server_page_ns,    simulator's service time is (CPU time of the server and of the kernel's
+  server_new_page_ns transfer, on server_cpus CPUs): each round, an fsync drains 512 queued
+                     one-page WRITEs (every other page, so none merge) and another 64 32-page
+                     ones, first on pages new to the server, then on the same pages again.
+                     Time per WRITE = server_cpus * (fsync - one FUSE_FSYNC) / WRITEs; per page
+                     = (32-page - one-page) / 31, fixed = one-page - per page, on the known
+                     pages; server_new_page_ns = the per-page slope on new pages minus
+                     server_page_ns.  Nothing is taken off for writepages, which the simulator
+                     runs on the writer's CPU beside the server (as the kernel does).  One
+                     WRITE at a time on an idle machine (fsync of N dirty pages minus fsync of
+                     none) is recorded beside it as "round_trip": it is mostly wake-up latency
+                     (30 to 40 us here, against 5 to 8 us of work) and moves with the machine's
+                     idle state, so it is not the service time.
+  server_fsync_ns    8 threads fsync their clean files 200 times each at once: server_cpus *
+                     span / fsyncs - fsync_syscall_ns.  One idle fsync is recorded beside it.
+  server_cpus        the server process's CPU time (getrusage of the reaped server) over the
+                     time the drain's fsyncs took, rounded (1..cpus): how many CPUs the server
+                     keeps busy while WRITEs are queued (1.36 to 1.42 of 2 here, with one file
+                     or four).
   server_threads,    the real server's configuration as bench.mount runs it (16 threads, no
   server_dist        artificial delay: "fixed" service times), so the simulator models it.
-
   cache_add_ns       pwrite(2) of k pages appended to a file (pages new to the page cache), the
                      same line as write_page_ns: its slope minus write_page_ns.
-  server_new_page_ns fsync of N appended pages minus fsync of none, the same line as
-                     server_page_ns: its slope minus server_page_ns (the server allocates and
-                     first touches memory for a page it has never had).
   cpus               the CPUs this process may run on (os.sched_getaffinity): the application,
                      the flusher and the server shared them during the measurements.
 
@@ -245,7 +251,7 @@ def _fit(xs, meds) -> tuple[float, float]:
     return float(intercept), float(slope)
 
 
-def measure(rounds: int = 40, copy_reps: int = 200,
+def measure(rounds: int = 200, copy_reps: int = 200,
             progress: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
     """Run every measurement; returns {"values": ..., "measurements": ...}.  Needs a mount."""
     from . import mount, workloads
@@ -386,16 +392,15 @@ def measure(rounds: int = 40, copy_reps: int = 200,
              "per_write_ns": {f"{kind} {k}": _summary(v, "ns", f"cpus * (fsync - FUSE_FSYNC) / "
                                                        f"{DRAIN[k]} WRITEs of {k} page(s)")
                               for (kind, k), v in sorted(per.items())}}
-    wp = {k: _params.PARAM_BY_NAME[k].default for k in ("wp_request_ns", "wp_page_ns")}
+    # Nothing is taken off for writepages: the drain's time per WRITE is that of the whole
+    # serial pipeline, and the simulator runs its writepages work (wp_*_ns) on the writer's
+    # CPU beside the server's, as the kernel does in the fsync caller or the flusher.
     how = ("from the drain: fsync of {} queued one-page WRITEs and of {} 32-page ones, the "
            "server keeping server_cpus CPUs busy: CPU time per WRITE = server_cpus * (fsync - "
            "FUSE_FSYNC) / WRITEs; per page = (32-page - one-page) / 31; ").format(DRAIN[1], DRAIN[32])
-    meas["server_base_ns"] = _summary(base - wp["wp_request_ns"], "ns", how + "fixed part = "
-                                      "one-page - per page - wp_request_ns (the writepages work "
-                                      "the simulator charges apart); per-round values",
-                                      drain=drain, round_trip=round_trip)
-    meas["server_page_ns"] = _summary(page - wp["wp_page_ns"], "ns/page", how + "per page - "
-                                      "wp_page_ns; per-round values", drain=drain,
+    meas["server_base_ns"] = _summary(base, "ns", how + "fixed part = one-page - per page; "
+                                      "per-round values", drain=drain, round_trip=round_trip)
+    meas["server_page_ns"] = _summary(page, "ns/page", how + "per-round values", drain=drain,
                                       round_trip=round_trip)
     meas["server_new_page_ns"] = _summary(new, "ns/page", how + "on pages new to the server, "
                                           "less the same on pages it has: what a page the server "
@@ -547,8 +552,8 @@ def add_parsers(subparsers) -> None:
     p.add_argument("-o", "--out", default=str(_params.PROFILE_PATH),
                    help="where to write the profile (default: the active one, "
                         "results/cost-profile.json)")
-    p.add_argument("--rounds", type=int, default=40,
-                   help="rounds of the mount measurements (default 40)")
+    p.add_argument("--rounds", type=int, default=200,
+                   help="rounds of the mount measurements (default 200; a fifth of them for the drain)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_calibrate)

@@ -59,6 +59,7 @@ PARAMS: tuple[Param, ...] = (
     Param("reclaim_retries", 8, 0, 1000, "model", "rounds without progress before the allocation goes ahead anyway"),
     Param("dirty_ratelimit_pps", 25600, 1, 1 << 30, "model", "the bdi's dirty ratelimit, pages/s: a writer over the freerun ceiling dirties at this rate times pos_ratio (INIT_BW, 100 MB/s, the estimate of a new bdi; not updated)"),
     Param("max_pause_ns", 200 * _MS, _MS, 10 * _S, "model", "longest dirty-throttle pause (MAX_PAUSE, HZ/5)"),
+    Param("hz", 250, 100, 1000, "model", "CONFIG_HZ of the modelled kernel: dirty-throttle pauses are whole jiffies (Debian's 250)"),
     Param("wb_chunk_pages", 0, 0, 1 << 26, "model", "pages background writeback writes of one inode before it looks at the background threshold again; 0 = writeback_chunk_size of a new bdi"),
     Param("sync_waits", 0, 0, 1, "model", "sync(2) writes and waits itself (1, before 2026) or only wakes the flusher (0, SB_I_NO_DATA_INTEGRITY)"),
     Param("hang_threshold_ns", 2 * _S, 1, 3600 * _S, "model", "a wait on the server longer than this is a hang"),

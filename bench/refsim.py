@@ -131,8 +131,7 @@ PH_START, PH_PAGES, PH_WP, PH_WAITIO, PH_FSYNCWAIT, PH_DIODONE = range(6)
 # sleep at the limit (balance_dirty_pages looks again when it ends)
 BAL_NONE, BAL_PAUSE, BAL_LIMIT = range(3)
 RATELIMIT_SHIFT = 10           # mm/page-writeback.c RATELIMIT_CALC_SHIFT: pos_ratio's fixed point
-NR_DIRTIED_PAUSE = 32          # a task's nr_dirtied_pause at start, and its least (DIRTY_POLL_THRESH)
-PAUSE_TARGET_NS = 10_000_000   # wb_min_pause's target pause for one dirtier (HZ / 100)
+NR_DIRTIED_PAUSE = 32          # a task's nr_dirtied_pause at start; DIRTY_POLL_THRESH
 
 COUNTERS = (
     "requests", "reads", "fsync_requests", "secondaries", "inplace_updates", "redirty_skips",
@@ -933,36 +932,68 @@ class Sim:
             # dirty_poll_interval: look again after about sqrt(limit - dirty) pages
             a.dirtied_pause = 1 << ((limit - dirty).bit_length() - 1 >> 1) if limit > dirty else 1
             return True
-        # wb_min_pause: aim at pauses of 10 ms (at most max_pause / 2): look again after the
-        # pages dirty_ratelimit allows in that time (at least NR_DIRTIED_PAUSE), and let a
-        # pause shorter than half of it run on as debt (dirty_paused_when) instead of sleeping.
-        target = min(PAUSE_TARGET_NS, c["max_pause_ns"] // 2)
-        a.dirtied_pause = max(NR_DIRTIED_PAUSE, c["dirty_ratelimit_pps"] * target // 1_000_000_000)
         if dirty < limit:
             # wb_position_ratio for strictlimit: setpoint = freerun, a cubic from 1 at the
-            # setpoint to 0 at the limit; the task may dirty at ratelimit * pos_ratio.  The time
-            # it spent since its last pause counts toward the period.
+            # setpoint to 0 at the limit; the task may dirty at ratelimit * pos_ratio.
             x = ((dirty - freerun) << RATELIMIT_SHIFT) // ((limit - freerun) | 1)
             pos = (1 << RATELIMIT_SHIFT) - (((x * x) >> RATELIMIT_SHIFT) * x >> RATELIMIT_SHIFT)
             rate = c["dirty_ratelimit_pps"] * pos >> RATELIMIT_SHIFT
             if rate > 0:
-                period = a.nr_dirtied * 1_000_000_000 // rate
-                a.nr_dirtied = 0
-                pause = period - (a.clk - a.paused_when)
-                if pause < target // 2:
-                    if pause < -1_000_000_000:
-                        a.paused_when = a.clk
-                    else:
-                        a.paused_when += period
-                    return True
-                pause = min(pause, c["max_pause_ns"])
-                a.paused_when = a.clk + pause
-                self.lat["throttle"].append(pause)
-                a.bal_state = BAL_PAUSE
-                self.sleep_until(a, a.clk + pause)
-                return False
+                return self.pause(a, dirty, rate)
         a.bal_state = BAL_LIMIT        # at the limit: sleep until completions bring it under
         self.block(a, W_THROTTLE, 0)
+        return False
+
+    def pause(self, a: Actor, dirty: int, rate: int) -> bool:
+        """The throttled task's pause, in whole jiffies as the kernel sleeps: the period its
+        dirtied pages take at `rate`, less the time it spent since its last pause
+        (dirty_paused_when), up to wb_max_pause; a pause shorter than wb_min_pause's is carried
+        as debt instead of slept.  avg_write_bandwidth is taken as dirty_ratelimit (both start
+        at INIT_BW and are not estimated here)."""
+        c = self.cfg
+        hz = c["hz"]
+        jiffy = 1_000_000_000 // hz
+        bw = c["dirty_ratelimit_pps"]
+        hz_pow2 = 1 << (hz - 1).bit_length()
+        # wb_max_pause: at most the time to write a fraction of what the bdi holds
+        max_pause = min(dirty // (1 + bw // (1 << (hz // 8).bit_length())) + 1,
+                        max(1, c["max_pause_ns"] // jiffy))
+        # wb_min_pause: aim at 10 ms pauses (1 jiffy at least, max_pause / 2 at most) and look
+        # again after the pages the ratelimit allows in that time
+        t = min(max(1, hz // 100), 1 + max_pause // 2)
+        pages = bw * t // hz_pow2
+        if pages < NR_DIRTIED_PAUSE:
+            t = max_pause
+            pages = bw * t // hz_pow2
+            if pages > NR_DIRTIED_PAUSE:
+                pages = NR_DIRTIED_PAUSE
+                t = hz * NR_DIRTIED_PAUSE // bw
+        if hz * pages // (rate + 1) > max_pause:
+            t = max_pause
+            pages = rate * t // hz_pow2
+        a.dirtied_pause = pages
+        min_pause = 1 + t // 2 if pages >= NR_DIRTIED_PAUSE else t
+        period = hz * a.nr_dirtied // rate
+        pause = period - (a.clk - a.paused_when) // jiffy
+        if pause < min_pause:
+            if pause < -hz:
+                a.paused_when = a.clk
+                a.nr_dirtied = 0
+            elif period:
+                a.paused_when += period * jiffy
+                a.nr_dirtied = 0
+            elif a.dirtied_pause <= a.nr_dirtied:
+                a.dirtied_pause += a.nr_dirtied
+            return True
+        ahead = 0
+        if pause > max_pause:          # for a briefly low ratelimit: the rest stays as debt
+            ahead = min(pause - max_pause, max_pause)
+            pause = max_pause
+        a.nr_dirtied = 0
+        a.paused_when = a.clk + (ahead + pause) * jiffy
+        self.lat["throttle"].append(pause * jiffy)
+        a.bal_state = BAL_PAUSE
+        self.sleep_until(a, a.clk + pause * jiffy)
         return False
 
     # ------------------------------------------------------------- the calls

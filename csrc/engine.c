@@ -39,8 +39,7 @@
 #define MAX_FILE_BYTES ((int64_t)1 << 40)
 #define MAX_THREADS 64
 #define RATELIMIT_SHIFT 10	/* mm/page-writeback.c RATELIMIT_CALC_SHIFT: pos_ratio's fixed point */
-#define NR_DIRTIED_PAUSE 32	/* a task's nr_dirtied_pause at start, and its least */
-#define PAUSE_TARGET_NS 10000000	/* wb_min_pause's target pause for one dirtier (HZ/100) */
+#define NR_DIRTIED_PAUSE 32	/* a task's nr_dirtied_pause at start; DIRTY_POLL_THRESH */
 #define PREFETCH_AHEAD 4	/* calls ahead of the current one */
 #define MAX_OPS ((int64_t)1 << 30)	/* page versions and copy counts fit 32 bits */
 #define MAX_TOTAL_PAGES (((int64_t)1 << 31) - 64)	/* page ids fit int32 (LRU ring) */
@@ -1285,13 +1284,84 @@ static int ilog2_64(int64_t v)
 	return r;
 }
 
+/* roundup_pow_of_two(v), v >= 1 */
+static int64_t pow2_up(int64_t v)
+{
+	int64_t p = 1;
+	while (p < v)
+		p <<= 1;
+	return p;
+}
+
+/* a / b rounded down, b > 0 (Python's //) */
+static int64_t floordiv(int64_t a, int64_t b)
+{
+	return a >= 0 ? a / b : -((-a + b - 1) / b);
+}
+
+/* The throttled task's pause, in whole jiffies as the kernel sleeps: the period its
+ * dirtied pages take at `rate`, less the time it spent since its last pause, up to
+ * wb_max_pause; one shorter than wb_min_pause's is carried as debt instead of slept.
+ * avg_write_bandwidth is taken as dirty_ratelimit (neither is estimated here). */
+static int pause_task(sim *s, actor *a, int64_t dirty, int64_t rate)
+{
+	const fwb_config *c = s->cfg;
+	int64_t hz = c->hz, jiffy = 1000000000 / hz, bw = c->dirty_ratelimit_pps;
+	int64_t hz_pow2 = pow2_up(hz), max_pause, t, pages, min_pause, period, pause, ahead = 0;
+	/* wb_max_pause: at most the time to write a fraction of what the bdi holds */
+	max_pause = min64(dirty / (1 + bw / pow2_up(1 + hz / 8)) + 1,
+			  max64(1, c->max_pause_ns / jiffy));
+	/* wb_min_pause: aim at 10 ms pauses (1 jiffy at least, max_pause / 2 at most) and
+	 * look again after the pages the ratelimit allows in that time */
+	t = min64(max64(1, hz / 100), 1 + max_pause / 2);
+	pages = bw * t / hz_pow2;
+	if (pages < NR_DIRTIED_PAUSE) {
+		t = max_pause;
+		pages = bw * t / hz_pow2;
+		if (pages > NR_DIRTIED_PAUSE) {
+			pages = NR_DIRTIED_PAUSE;
+			t = hz * NR_DIRTIED_PAUSE / bw;
+		}
+	}
+	if (hz * pages / (rate + 1) > max_pause) {
+		t = max_pause;
+		pages = rate * t / hz_pow2;
+	}
+	a->dirtied_pause = pages;
+	min_pause = pages >= NR_DIRTIED_PAUSE ? 1 + t / 2 : t;
+	period = hz * a->nr_dirtied / rate;
+	pause = period - floordiv(ssub(a->clk, a->paused_when), jiffy);
+	if (pause < min_pause) {
+		if (pause < -hz) {
+			a->paused_when = a->clk;
+			a->nr_dirtied = 0;
+		} else if (period) {
+			a->paused_when = sadd(a->paused_when, smul(period, jiffy));
+			a->nr_dirtied = 0;
+		} else if (a->dirtied_pause <= a->nr_dirtied) {
+			a->dirtied_pause += a->nr_dirtied;
+		}
+		return 1;
+	}
+	if (pause > max_pause) {	/* for a briefly low ratelimit: the rest stays as debt */
+		ahead = min64(pause - max_pause, max_pause);
+		pause = max_pause;
+	}
+	a->nr_dirtied = 0;
+	a->paused_when = sadd(a->clk, (ahead + pause) * jiffy);
+	vec_push(s, &s->lat[FWB_L_THROTTLE], pause * jiffy);
+	a->bal_state = BAL_PAUSE;
+	sleep_until(s, a, sadd(a->clk, pause * jiffy));
+	return 0;
+}
+
 /* balance_dirty_pages with BDI_CAP_STRICTLIMIT; 0 if the task sleeps. */
 static int balance(sim *s, actor *a)
 {
 	const fwb_config *c = s->cfg;
 	int64_t dirty = s->dirty_total + wb_pages(s);
 	int64_t limit = dirty_limit(s);
-	int64_t freerun = (limit + bg_thresh(s)) / 2, target;
+	int64_t freerun = (limit + bg_thresh(s)) / 2;
 	/* Background writeback starts once the bdi passes its freerun ceiling (or the
 	 * global dirty count its background threshold), not at its background threshold. */
 	if (dirty > freerun || s->dirty_total > global_bg_thresh(s))
@@ -1303,37 +1373,15 @@ static int balance(sim *s, actor *a)
 		a->dirtied_pause = limit > dirty ? (int64_t)1 << (ilog2_64(limit - dirty) >> 1) : 1;
 		return 1;
 	}
-	/* wb_min_pause: aim at pauses of 10 ms (at most max_pause / 2): look again after
-	 * the pages dirty_ratelimit allows in that time (at least NR_DIRTIED_PAUSE), and
-	 * let a pause shorter than half of it run on as debt instead of sleeping. */
-	target = min64(PAUSE_TARGET_NS, c->max_pause_ns / 2);
-	a->dirtied_pause = max64(NR_DIRTIED_PAUSE, c->dirty_ratelimit_pps * target / 1000000000);
 	if (dirty < limit) {
 		/* wb_position_ratio for strictlimit: a cubic from 1 at the setpoint (freerun)
-		 * to 0 at the limit; the task may dirty at ratelimit * pos_ratio.  The time it
-		 * spent since its last pause counts toward the period. */
+		 * to 0 at the limit; the task may dirty at ratelimit * pos_ratio. */
 		int64_t x = ((dirty - freerun) << RATELIMIT_SHIFT) / ((limit - freerun) | 1);
 		int64_t pos = ((int64_t)1 << RATELIMIT_SHIFT) -
 			      (((x * x) >> RATELIMIT_SHIFT) * x >> RATELIMIT_SHIFT);
 		int64_t rate = c->dirty_ratelimit_pps * pos >> RATELIMIT_SHIFT;
-		if (rate > 0) {
-			int64_t period = a->nr_dirtied * 1000000000 / rate;
-			int64_t pause = period - ssub(a->clk, a->paused_when);
-			a->nr_dirtied = 0;
-			if (pause < target / 2) {
-				if (pause < -1000000000)
-					a->paused_when = a->clk;
-				else
-					a->paused_when = sadd(a->paused_when, period);
-				return 1;
-			}
-			pause = min64(pause, c->max_pause_ns);
-			a->paused_when = sadd(a->clk, pause);
-			vec_push(s, &s->lat[FWB_L_THROTTLE], pause);
-			a->bal_state = BAL_PAUSE;
-			sleep_until(s, a, sadd(a->clk, pause));
-			return 0;
-		}
+		if (rate > 0)
+			return pause_task(s, a, dirty, rate);
 	}
 	a->bal_state = BAL_LIMIT;	/* at the limit: sleep until completions bring it under */
 	block(a, W_THROTTLE, 0);
@@ -1829,7 +1877,7 @@ static int config_ok(const fwb_config *c)
 	      in_range(c->dirty_expire_ns, 0, NS) && in_range(c->reclaim_batch, 0, (int64_t)1 << 40) &&
 	      in_range(c->reclaim_retry_ns, 0, NS) && in_range(c->reclaim_retries, 0, NS) &&
 	      in_range(c->dirty_ratelimit_pps, 1, (int64_t)1 << 30) &&
-	      in_range(c->max_pause_ns, 0, NS) && in_range(c->wb_chunk_pages, 1, (int64_t)1 << 40) &&
+	      in_range(c->max_pause_ns, 0, NS) && in_range(c->hz, 100, 1000) && in_range(c->wb_chunk_pages, 1, (int64_t)1 << 40) &&
 	      in_range(c->cpus, 0, 256) && in_range(c->cache_add_ns, 0, COST) &&
 	      in_range(c->server_new_page_ns, 0, COST) && in_range(c->server_cpu_pct, 0, 100) &&
 	      in_range(c->server_cpus, 0, 256) &&

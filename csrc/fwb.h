@@ -40,6 +40,7 @@ typedef struct fwb_config {
 	int64_t reclaim_retries;
 	int64_t dirty_ratelimit_pps;
 	int64_t max_pause_ns;
+	int64_t hz;
 	int64_t wb_chunk_pages;
 	int64_t sync_waits;
 	int64_t hang_threshold_ns;

@@ -65,6 +65,7 @@ def configs(draw):
         "server_new_page_ns": draw(st.integers(0, 50_000)),
         "dirty_ratelimit_pps": draw(st.sampled_from([1, 100, 2560, 25600, 100_000])),
         "max_pause_ns": draw(st.integers(MS, 50 * MS)),
+        "hz": draw(st.sampled_from([100, 250, 300, 1000])),
         "wb_chunk_pages": draw(st.sampled_from([0, 1, 3, 64])),
     }
     p["dirty_background_ratio"] = draw(st.integers(0, p["dirty_ratio"] - 1))

@@ -295,14 +295,18 @@ def test_writeback_starts_at_the_freerun_ceiling_and_writers_block_at_the_limit(
 BIG = 1 << 22                  # 16 GiB: 2097 pages between the freerun ceiling and the limit
 
 
-def test_a_writer_past_the_ceiling_pauses_about_10_ms_at_a_time():
+def test_a_writer_past_the_ceiling_pauses_in_whole_jiffies_about_10_ms_at_a_time():
     limit, freerun = _strictlimit_pages(BIG)
     w = from_arrays(_ops(_pages_written(freerun + 1000)), np.array([0], dtype=np.int64))
-    m = run("no-temp-page", w, mem_total_pages=BIG, stall_start_ns=0, stall_ns=10 * S, **COSTS)
-    # wb_min_pause: a look every 256 pages (100 MB/s for 10 ms) at pos_ratio close to 1, less
-    # the writer's own time: a pause of 9 to 11 ms each time, 3 of them in 1000 pages.
-    t = m["throttle_ns"]
-    assert t["count"] == 3 and 9 * MS <= t["p50"] <= t["max"] <= 11 * MS
+    for hz, jiffies in ((250, 2), (1000, 10)):
+        m = run("no-temp-page", w, mem_total_pages=BIG, stall_start_ns=0, stall_ns=10 * S, hz=hz,
+                **COSTS)
+        # wb_min_pause aims at 10 ms: a look every 25600 * 10 ms / roundup_pow_of_two(HZ)
+        # pages (200 at HZ=250, 250 at HZ=1000), each look's pause 1.95 or 2.44 jiffies
+        # truncated; a pause under min_pause (1 + t / 2 jiffies) is carried, not slept.
+        t, jiffy = m["throttle_ns"], S // hz
+        assert t["count"] >= 2 and t["p50"] == jiffies * jiffy, (hz, t)
+        assert t["max"] <= (jiffies + 1) * jiffy and t["max"] % jiffy == t["p99"] % jiffy == 0
 
 
 def test_a_lower_dirty_ratelimit_throttles_harder():
