@@ -67,10 +67,12 @@ Choices where model.md is silent (kernel behaviour followed, or simplified):
     ceiling before any WRITE) and the task owes a pause for the pages it
     dirtied at dirty_ratelimit_pps * pos_ratio, pos_ratio being
     wb_position_ratio's cubic (1 at freerun, 0 at the limit), less the time
-    it spent since its last pause (dirty_paused_when).  As wb_min_pause does,
-    it aims at 10 ms pauses: it looks again after the pages the ratelimit
-    allows in 10 ms (at least 32), and a pause under 5 ms is carried as debt
-    instead of slept; a pause is at most max_pause;
+    it spent since its last pause (dirty_paused_when).  As the kernel, it
+    counts in whole jiffies (hz): wb_max_pause bounds a pause by what the bdi
+    holds (dirty / (1 + bw / roundup_pow_of_two(1 + HZ/8)) + 1 jiffies, at
+    most max_pause), wb_min_pause aims at 10 ms pauses, sets how many pages
+    the task dirties before it looks again, and a pause shorter than its
+    min_pause is carried as debt instead of slept;
   - at the limit it sleeps until a completion brings wb under it, then looks
     again.
   Each pause, and each sleep at the limit, is one throttle sample.
