@@ -4,7 +4,7 @@ The same workloads (the same operation arrays, seeds and server configuration) r
 mount of this kernel (bench.mount) and in the simulator under ``no-temp-page`` (the strategy of
 6.16 and later kernels), with the active cost profile (bench.params; ``--profile`` names another)
 and the model parameters read from this machine (``machine_params``: memory, vm.dirty_ratio,
-vm.dirty_background_ratio) and the mount's server (16 threads, max_background 12, max_pages 32,
+vm.dirty_background_ratio, the CPUs this process may use) and the mount's server (16 threads, max_background 12, max_pages 32,
 no artificial delay).  It prints, per workload, the median over seeds of: app throughput, WRITE
 count, pages-per-request histogram, fsync latency; the ratio predicted / measured; and "ok" where
 it is within ``TOLERANCE``.
@@ -12,8 +12,9 @@ it is within ``TOLERANCE``.
 Then the blocking pattern with a stuck server (``blocking``): during a stall window of the real
 server, one thread each calls write(2) in a loop, fsync(2), close(2), sync(2) and syncfs(2) on
 dirty FUSE files, and each call is classed as "returned" (during the stall) or "waited" (until
-the stall ended); the simulator runs the same calls (write, fsync, sync: it has no close or
-syncfs) and is classed the same way.
+the stall ended; for the writer, "throttled (waited)": one of its calls was held until then);
+the simulator runs the same calls (write, fsync, sync: it has no close or syncfs) and is classed
+the same way.
 
 ``mount_runs(workloads, seeds, params, progress)`` gives bench.compare real-mount rows.
 """
@@ -81,6 +82,7 @@ def machine_params() -> dict[str, int]:
                 out.pop("dirty_background_ratio", None)
     if out.get("dirty_background_ratio", 0) >= out.get("dirty_ratio", 100):
         out.pop("dirty_background_ratio", None)
+    out["cpus"] = min(len(os.sched_getaffinity(0)), _params.PARAM_BY_NAME["cpus"].hi)
     return out
 
 
