@@ -38,6 +38,12 @@ is, and how it is measured:
                      time the drain's fsyncs took, rounded (1..cpus): how many CPUs the server
                      keeps busy while WRITEs are queued (1.36 to 1.42 of 2 here, with one file
                      or four).
+  wakeup_ns          one thread fsyncs a clean file 2000 and 500 times (two mounts): this
+                     process's CPU time (getrusage) per extra fsync, less fsync_syscall_ns: the
+                     caller's sleep, wake-up and FUSE request path of one round trip.
+  server_wakeup_ns   the server's CPU time (getrusage of the reaped server) per FUSE_FSYNC in
+                     that loop, where each request wakes a server thread, less the same with 8
+                     threads fsyncing at once, where its threads stay busy.
   server_threads,    the real server's configuration as bench.mount runs it (16 threads, no
   server_dist        artificial delay: "fixed" service times), so the simulator models it.
   cache_add_ns       pwrite(2) of k pages appended to a file (pages new to the page cache), the
@@ -219,15 +225,33 @@ def drain_rows(rounds: int) -> tuple[np.ndarray, list[tuple], list[int]]:
 
 
 STORM_THREADS, STORM_FSYNCS = 8, 200
+PINGPONG_FSYNCS = 2000
 
 
-def storm_rows() -> np.ndarray:
-    """STORM_THREADS threads, each fsyncing its own clean file STORM_FSYNCS times at once."""
+def fsync_rows(threads: int, per: int) -> np.ndarray:
+    """`threads` threads, each fsyncing its own clean file `per` times (after one write and
+    one fsync that make it clean), all at once."""
     rows = []
-    for t in range(STORM_THREADS):
+    for t in range(threads):
         rows.append((0, t, WRITE, t, 0, 0, PAGE_SIZE))
-        rows += [(0, t, FSYNC, t, 0, 0, 0)] * (STORM_FSYNCS + 1)
+        rows += [(0, t, FSYNC, t, 0, 0, 0)] * (per + 1)
     return np.array(rows, dtype=OP_DTYPE)
+
+
+def _self_cpu_ns() -> int:
+    import resource
+    u = resource.getrusage(resource.RUSAGE_SELF)
+    return int((u.ru_utime + u.ru_stime) * 1e9)
+
+
+def _fsync_loop(threads: int, per: int):
+    """fsync_rows on a fresh mount -> (result, rows, this process's CPU ns, the server's)."""
+    from . import mount, workloads
+    ops = fsync_rows(threads, per)
+    s0, c0 = _self_cpu_ns(), _children_cpu_ns()
+    res = mount.execute(workloads.from_arrays(ops, np.zeros(threads, np.int64),
+                                              name="calibrate-fsync"), 0, timeout_s=120)
+    return res, ops, _self_cpu_ns() - s0, _children_cpu_ns() - c0
 
 
 def _children_cpu_ns() -> int:
@@ -419,9 +443,8 @@ def measure(rounds: int = 200, copy_reps: int = 200,
     # FUSE_FSYNC the same way: many at once from STORM_THREADS threads, so that the server
     # is busy; the first fsync of each thread (it sends the WRITE) is left out.
     progress(f"mount: {STORM_THREADS} threads x {STORM_FSYNCS} fsyncs of clean files at once")
-    sops = storm_rows()
-    sres = mount.execute(workloads.from_arrays(sops, np.zeros(STORM_THREADS, np.int64),
-                                               name="calibrate-fsync"), 0, timeout_s=120)
+    _, _, _, storm_small = _fsync_loop(STORM_THREADS, STORM_FSYNCS // 4)
+    sres, sops, _, storm_big = _fsync_loop(STORM_THREADS, STORM_FSYNCS)
     is_f = sops["op"] == FSYNC
     first = np.zeros(len(sops), bool)
     first[np.flatnonzero(is_f & (np.roll(sops["op"], 1) == WRITE))] = True
@@ -438,6 +461,30 @@ def measure(rounds: int = 200, copy_reps: int = 200,
                                                       "ns", "one fsync(2) at a time, idle: "
                                                       "latency, not the service time")}
     values["server_fsync_ns"] = max(1, int(round(storm)))
+    # Sleeping and being woken: one thread fsyncing in a loop sleeps in every call, and each
+    # FUSE_FSYNC finds the server's threads asleep.  CPU time by getrusage, as the difference
+    # of a long and a short run (what starting and stopping a mount costs cancels out): this
+    # process (the caller; its Python threads add well under 1 us per call) and the server.
+    progress(f"mount: one thread, {PINGPONG_FSYNCS} fsyncs of a clean file in a row")
+    _, _, app_small, srv_small = _fsync_loop(1, PINGPONG_FSYNCS // 4)
+    _, _, app_big, srv_big = _fsync_loop(1, PINGPONG_FSYNCS)
+    n_pp = PINGPONG_FSYNCS - PINGPONG_FSYNCS // 4
+    n_storm = STORM_THREADS * (STORM_FSYNCS - STORM_FSYNCS // 4)
+    app_per = (app_big - app_small) / n_pp
+    srv_pp = (srv_big - srv_small) / n_pp
+    srv_busy = (storm_big - storm_small) / n_storm
+    meas["wakeup_ns"] = {"median": app_per - meas["fsync_syscall_ns"]["median"], "unit": "ns",
+                         "n": n_pp, "method": "the caller's CPU time per fsync(2) of a clean FUSE "
+                         "file in a loop (it sleeps until FUSE_FSYNC is answered), less "
+                         "fsync_syscall_ns: the sleep, the wake-up and the request path around "
+                         "them", "cpu_per_fsync_ns": app_per}
+    meas["server_wakeup_ns"] = {"median": srv_pp - srv_busy, "unit": "ns", "method": "the "
+                                "server's CPU time per FUSE_FSYNC from one thread in a loop "
+                                "(each one wakes a server thread) less the same with "
+                                f"{STORM_THREADS} threads at once (its threads stay busy)",
+                                "cpu_per_fsync_alone_ns": srv_pp, "cpu_per_fsync_busy_ns": srv_busy}
+    values["wakeup_ns"] = max(0, int(round(meas["wakeup_ns"]["median"])))
+    values["server_wakeup_ns"] = max(0, int(round(meas["server_wakeup_ns"]["median"])))
     values["cpus"] = cpus
     meas["cpus"] = {"median": cpus, "unit": "CPUs", "method": "os.sched_getaffinity: "
                     "the CPUs the application, the flusher and the server shared"}

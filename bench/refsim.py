@@ -80,6 +80,12 @@ Choices where model.md is silent (kernel behaviour followed, or simplified):
   200 ms bandwidth estimation is not modelled.  For a strictlimit bdi it can
   only lower the ratelimit (a task is throttled only above the setpoint), so
   this matters when a server is slower than 100 MB/s for long.
+- A thread that slept on the server, a page or the dirty limit (not a timed
+  sleep) pays wakeup_ns of CPU when it is woken, and goes on once that is
+  done; a request that arrives while the server's threads sleep (outside the
+  handling of a reply) costs the server server_wakeup_ns more.  Both are
+  measured by calibrate with getrusage (one thread's fsync loop against eight
+  at once).
 - write(2), faults and direct I/O that bring a page into the cache pay
   cache_add_ns for it (page allocation and filemap_add_folio).  A WRITE costs
   the server server_new_page_ns more for each page it has never been sent: its
@@ -98,9 +104,7 @@ Choices where model.md is silent (kernel behaviour followed, or simplified):
 Not modelled: kswapd and LRU activation; the congestion check of
 fuse_writepages in v5.x-v6.1 (WB_SYNC_NONE writeback gives up while
 num_background >= congestion_threshold); the bandwidth estimation that adapts
-dirty_ratelimit and max_pause; truncation and the per-inode writectr; memcg;
-context switches as a cost of their own (they are inside the calibrated round
-trips).
+dirty_ratelimit and max_pause; truncation and the per-inode writectr; memcg.
 """
 from __future__ import annotations
 
@@ -356,6 +360,7 @@ class Sim:
         self.srv_cap = cfg["server_cpus"] or cfg["cpus"]
         self.cpu_runq: deque[tuple[int, int]] = deque()   # (server thread, service ns)
         self.cpu_ev = -1               # time of the pending EV_CPU, -1 if none
+        self.in_done = False           # handling a reply (EV_DONE)
 
         self.heap: list[tuple[int, int, int, int]] = []
         self.seq = 0
@@ -568,7 +573,10 @@ class Sim:
             self.c["fsync_requests"] += 1
             mean = c["server_fsync_ns"]
         self.server.threads[w] = r
-        self.start_service(w, self.server.service(mean))
+        svc = self.server.service(mean)
+        if not self.in_done:           # it arrived at idle threads: one is woken to read it
+            svc += c["server_wakeup_ns"]
+        self.start_service(w, svc)
 
     def complete(self, r: Request) -> None:
         r.state = ST_DONE
@@ -655,6 +663,7 @@ class Sim:
                 self.c["deadlocks"] += 1
         if a.wait_kind == W_THROTTLE:
             self.lat["throttle"].append(dur)
+        self.work(a, self.cfg["wakeup_ns"])   # it slept and was woken: two context switches
 
     def wake_waiters(self) -> None:
         for a in self.actors:
@@ -1254,6 +1263,10 @@ class Sim:
             if not self.cond(a):
                 return
             self.end_wait(a)
+            if a.wait_kind != W_TIMER and self.cfg["wakeup_ns"] and a.clk > self.now:
+                a.wake_pending = True  # it goes on (and sends what it sends) once awake
+                self.push(a.clk, EV_ACTOR, a.id)
+                return
         a.clk = max(a.clk, self.now)
         if a.ops is None:
             self.step_flusher(a)
@@ -1296,8 +1309,10 @@ class Sim:
             elif kind == EV_DONE:
                 r = self.server.threads[arg]
                 self.server.threads[arg] = None
+                self.in_done = True            # requests read now are read without sleeping
                 self.complete(r)
                 self.dispatch()
+                self.in_done = False
                 self.wake_waiters()
                 if self.dirty_total > self.bg_thresh():
                     self.kick_flusher()

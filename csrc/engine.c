@@ -168,6 +168,7 @@ typedef struct sim {
 	int64_t *runq_svc;
 	int32_t runq_head, runq_n;
 	int64_t cpu_ev;		/* time of the pending EV_CPU, -1 if none */
+	int in_done;		/* handling a reply (EV_DONE) */
 
 	/* files */
 	int32_t nfiles;
@@ -785,7 +786,7 @@ static void start(sim *s, int32_t w, int32_t r)
 {
 	const fwb_config *c = s->cfg;
 	req *q = &s->rq[r];
-	int64_t mean;
+	int64_t mean, svc;
 	q->state = ST_SENT;
 	if (q->kind == RQ_WRITE) {
 		int64_t base = s->base[q->file] + q->first;
@@ -816,7 +817,10 @@ static void start(sim *s, int32_t w, int32_t r)
 	}
 	s->thr[w] = r;
 	s->nidle--;
-	start_service(s, w, service(s, mean));
+	svc = service(s, mean);
+	if (!s->in_done)	/* it arrived at idle threads: one is woken to read it */
+		svc = sadd(svc, c->server_wakeup_ns);
+	start_service(s, w, svc);
 }
 
 static void dispatch(sim *s)
@@ -943,6 +947,7 @@ static void end_wait(sim *s, actor *a)
 	}
 	if (a->wait_kind == W_THROTTLE)
 		vec_push(s, &s->lat[FWB_L_THROTTLE], dur);
+	work(s, a, s->cfg->wakeup_ns);	/* it slept and was woken: two context switches */
 }
 
 static void wake_waiters(sim *s)
@@ -1738,6 +1743,11 @@ static void run_actor(sim *s, int32_t aid)
 		if (!cond(s, a))
 			return;
 		end_wait(s, a);
+		if (a->wait_kind != W_TIMER && s->cfg->wakeup_ns && a->clk > s->now) {
+			a->wake_pending = 1;	/* it goes on (and sends what it sends) once awake */
+			push(s, a->clk, EV_ACTOR, a->id);
+			return;
+		}
 	}
 	a->clk = max64(a->clk, s->now);
 	if (a->is_flusher)
@@ -1800,8 +1810,10 @@ static void run(sim *s)
 			int32_t r = s->thr[e.arg];
 			s->thr[e.arg] = 0;
 			s->nidle++;
+			s->in_done = 1;	/* requests read now are read without sleeping */
 			complete(s, r);
 			dispatch(s);
+			s->in_done = 0;
 			wake_waiters(s);
 			if (s->dirty_total > bg_thresh(s))
 				kick_flusher(s);
@@ -1879,6 +1891,7 @@ static int config_ok(const fwb_config *c)
 	      in_range(c->dirty_ratelimit_pps, 1, (int64_t)1 << 30) &&
 	      in_range(c->max_pause_ns, 0, NS) && in_range(c->hz, 100, 1000) && in_range(c->wb_chunk_pages, 1, (int64_t)1 << 40) &&
 	      in_range(c->cpus, 0, 256) && in_range(c->cache_add_ns, 0, COST) &&
+	      in_range(c->wakeup_ns, 0, COST) && in_range(c->server_wakeup_ns, 0, COST) &&
 	      in_range(c->server_new_page_ns, 0, COST) && in_range(c->server_cpu_pct, 0, 100) &&
 	      in_range(c->server_cpus, 0, 256) &&
 	      in_range(c->sync_waits, 0, 1) && in_range(c->hang_threshold_ns, 0, NS) &&

@@ -48,6 +48,7 @@ typedef struct fwb_config {
 	int64_t max_samples;
 	int64_t max_time_ns;
 	int64_t cpus;			/* 0: every actor and server thread has its own CPU */
+	int64_t wakeup_ns;
 	int64_t cache_add_ns;
 	int64_t write_syscall_ns;
 	int64_t write_page_ns;
@@ -66,6 +67,7 @@ typedef struct fwb_config {
 	int64_t server_base_ns;
 	int64_t server_page_ns;
 	int64_t server_new_page_ns;
+	int64_t server_wakeup_ns;
 	int64_t server_cpus;		/* 0: as many as cpus */
 	int64_t server_cpu_pct;
 	int64_t server_fsync_ns;

@@ -140,7 +140,8 @@ def test_measure_on_a_real_mount():
     doc = calibrate.build_profile(m)                 # checked against the parameter ranges
     for key in ("page_copy_ns", "write_syscall_ns", "write_page_ns", "store_page_ns", "fault_ns",
                 "fsync_syscall_ns", "server_fsync_ns", "server_base_ns", "server_page_ns",
-                "cache_add_ns", "server_new_page_ns", "cpus", "server_cpus"):
+                "cache_add_ns", "server_new_page_ns", "cpus", "server_cpus", "wakeup_ns",
+                "server_wakeup_ns"):
         assert key in v and doc["measurements"][key]["method"], key
     assert 0 < v["page_copy_ns"] < 100_000 and 0 < v["fault_ns"] < 10_000_000
     assert v["server_base_ns"] >= 1 and v["server_threads"] == 16

@@ -62,6 +62,8 @@ def configs(draw):
         "server_cpu_pct": draw(st.sampled_from([0, 30, 100])),
         "server_cpus": draw(st.sampled_from([0, 1, 2])),
         "cache_add_ns": draw(st.integers(0, 5000)),
+        "wakeup_ns": draw(st.sampled_from([0, 3000, 20_000])),
+        "server_wakeup_ns": draw(st.sampled_from([0, 4000])),
         "server_new_page_ns": draw(st.integers(0, 50_000)),
         "dirty_ratelimit_pps": draw(st.sampled_from([1, 100, 2560, 25600, 100_000])),
         "max_pause_ns": draw(st.integers(MS, 50 * MS)),

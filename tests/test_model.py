@@ -201,7 +201,7 @@ def test_sync_waits_only_when_asked():
 COSTS = dict(write_syscall_ns=1000, write_page_ns=500, cache_add_ns=1000, server_base_ns=10_000,
              server_page_ns=1000, server_new_page_ns=2000, server_fsync_ns=5000, server_dist=0,
              server_threads=4, wp_page_ns=0, wp_request_ns=0, fsync_syscall_ns=0, server_cpus=0,
-             server_cpu_pct=100)
+             server_cpu_pct=100, wakeup_ns=0, server_wakeup_ns=0)
 
 
 def _scattered_writes(n, thread=0, t=0):
@@ -319,3 +319,24 @@ def test_a_lower_dirty_ratelimit_throttles_harder():
     # look would be 10485 pages away.
     assert fast["throttle_ns"]["count"] == 0
     assert slow["throttle_ns"]["count"] >= 25 and slow["throttle_ns"]["p50"] >= 12 * MS
+
+
+def test_a_thread_woken_from_a_wait_on_the_server_pays_wakeup_ns():
+    rows = [(0, 0, O.WRITE, 0, 0, 4096), (0, 0, O.FSYNC, 0, 0, 0)]
+    w = from_arrays(_ops(rows), np.array([0], dtype=np.int64))
+    quiet = run("no-temp-page", w, **COSTS)["fsync_latency_ns"]["max"]
+    woken = run("no-temp-page", w, **dict(COSTS, wakeup_ns=7000))["fsync_latency_ns"]["max"]
+    # fsync sleeps twice: until its WRITE is done, then until FUSE_FSYNC is answered.
+    assert woken - quiet == 2 * 7000
+
+
+def test_only_a_request_that_finds_the_server_asleep_pays_server_wakeup_ns():
+    # Two one-page WRITEs queued at once on one server thread, then FUSE_FSYNC: the first WRITE
+    # and FUSE_FSYNC wake the thread; the second WRITE is read as the first is answered.
+    rows = [(0, 0, O.WRITE, 0, 0, 4096), (0, 0, O.WRITE, 0, 2 * 4096, 4096),
+            (0, 0, O.FSYNC, 0, 0, 0)]
+    w = from_arrays(_ops(rows), np.array([0], dtype=np.int64))
+    one = dict(COSTS, server_threads=1)
+    quiet = run("no-temp-page", w, **one)["fsync_latency_ns"]["max"]
+    woken = run("no-temp-page", w, **dict(one, server_wakeup_ns=4000))["fsync_latency_ns"]["max"]
+    assert woken - quiet == 2 * 4000
