@@ -181,8 +181,8 @@ def calibration_rows(rounds: int) -> tuple[np.ndarray, list[tuple]]:
             r.add(MMAP_STORE, 2, off, 64, ("store64",))
             r.add(MMAP_STORE, 2, off, PAGE_SIZE, ("store",))
         r.add(MSYNC, 2, base * PAGE_SIZE, FAULTS_PER_ROUND * PAGE_SIZE)
-        # For the record, not the profile: the same calls on pages new to the cache and to the
-        # server (file 3 grows by appends, file 4 likewise before each fsync).
+        # The same calls on pages new to the cache and to the server, for cache_add_ns and the
+        # recorded round trips (file 3 grows by appends, file 4 likewise before each fsync).
         for k in (WRITE_SIZES if rnd % 2 == 0 else WRITE_SIZES[::-1]):
             r.add(WRITE, 3, appended[3], k * PAGE_SIZE, ("append", k))
             appended[3] += k * PAGE_SIZE
@@ -238,26 +238,21 @@ def fsync_rows(threads: int, per: int) -> np.ndarray:
     return np.array(rows, dtype=OP_DTYPE)
 
 
-def _self_cpu_ns() -> int:
-    import resource
-    u = resource.getrusage(resource.RUSAGE_SELF)
-    return int((u.ru_utime + u.ru_stime) * 1e9)
-
-
 def _fsync_loop(threads: int, per: int):
     """fsync_rows on a fresh mount -> (result, rows, this process's CPU ns, the server's)."""
     from . import mount, workloads
     ops = fsync_rows(threads, per)
-    s0, c0 = _self_cpu_ns(), _children_cpu_ns()
+    s0, c0 = _cpu_ns("self"), _cpu_ns("children")
     res = mount.execute(workloads.from_arrays(ops, np.zeros(threads, np.int64),
                                               name="calibrate-fsync"), 0, timeout_s=120)
-    return res, ops, _self_cpu_ns() - s0, _children_cpu_ns() - c0
+    return res, ops, _cpu_ns("self") - s0, _cpu_ns("children") - c0
 
 
-def _children_cpu_ns() -> int:
-    """User + system CPU time of this process's reaped children (the servers), ns."""
+def _cpu_ns(who: str) -> int:
+    """User + system CPU time, ns, of this process ("self") or of its reaped children
+    ("children": the servers, counted once each has exited at unmount)."""
     import resource
-    u = resource.getrusage(resource.RUSAGE_CHILDREN)
+    u = resource.getrusage(resource.RUSAGE_SELF if who == "self" else resource.RUSAGE_CHILDREN)
     return int((u.ru_utime + u.ru_stime) * 1e9)
 
 
@@ -384,15 +379,15 @@ def measure(rounds: int = 200, copy_reps: int = 200,
     meas["cache_add_ns"] = {"median": c1 - b1, "unit": "ns/page", "method": "slope of the "
                             "append line minus write_page_ns: what a page new to the cache adds "
                             "to write(2) (allocation, filemap_add_folio)", "appends": new_pages}
-    cpus = min(len(os.sched_getaffinity(0)), _params.PARAM_BY_NAME["cpus"].hi)
+    cpus = _params.machine_cpus()
     drain_rounds = max(3, rounds // 5)
     progress(f"mount: {drain_rounds} rounds of queued WRITEs drained by fsync")
     dops, dtags, dsizes = drain_rows(drain_rounds)
     dwl = workloads.from_arrays(dops, np.array(dsizes, np.int64), name="calibrate-drain",
                                 params={"rounds": drain_rounds})
-    used0 = _children_cpu_ns()
+    used0 = _cpu_ns("children")
     dres = mount.execute(dwl, 0, timeout_s=120)
-    server_cpu = _children_cpu_ns() - used0            # the server process, reaped at unmount
+    server_cpu = _cpu_ns("children") - used0            # the server process, reaped at unmount
     if (dres.latency_ns < 0).any():
         raise RuntimeError("calibration drain run: some rows did not run")
     # How many CPUs the server kept busy while WRITEs were queued: its CPU time over the time
@@ -430,7 +425,6 @@ def measure(rounds: int = 200, copy_reps: int = 200,
                                           "less the same on pages it has: what a page the server "
                                           "has never had adds to a WRITE; per-round values",
                                           drain=drain, appends=new_rt)
-    record: dict[str, Any] = {}
     values = {k: max(0, int(round(m["median"]))) for k, m in meas.items()}
     values["server_base_ns"] = max(1, values["server_base_ns"])
     values["server_fsync_ns"] = max(1, values["server_fsync_ns"])
@@ -493,7 +487,7 @@ def measure(rounds: int = 200, copy_reps: int = 200,
                            "process's CPU time (getrusage of its reaped process) over the time "
                            f"the drain's fsyncs took, rounded, 1..cpus: {busy:.2f}",
                            "server_cpu_ns": server_cpu, "drain_ns": drain_ns}
-    return {"values": values, "measurements": meas, "not_in_profile": record,
+    return {"values": values, "measurements": meas,
             "mount": {"server": res.info.get("server"), "family": res.info.get("family"),
                       "bdi": res.info.get("bdi")}}
 
@@ -507,7 +501,6 @@ def build_profile(measured: dict[str, Any], **extra: Any) -> dict[str, Any]:
     prov.pop("cost_profile", None)        # a profile does not come from a profile
     doc = {"format": _params.PROFILE_FORMAT, "schema_version": _params.PROFILE_VERSION,
            "values": dict(measured["values"]), "measurements": measured["measurements"],
-           "not_in_profile": measured.get("not_in_profile", {}),
            "mount": measured.get("mount", {}), "provenance": prov}
     _params.check_profile(doc)
     return doc

@@ -194,6 +194,11 @@ def defaults() -> dict[str, Any]:
     return cfg
 
 
+def machine_cpus() -> int:
+    """The CPUs this process may run on, as a value of the `cpus` parameter."""
+    return min(len(os.sched_getaffinity(0)), PARAM_BY_NAME["cpus"].hi)
+
+
 def _check_int(name: str, value: Any, lo: int, hi: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int,)) and not (
             hasattr(value, "__index__")):

@@ -82,7 +82,7 @@ def machine_params() -> dict[str, int]:
                 out.pop("dirty_background_ratio", None)
     if out.get("dirty_background_ratio", 0) >= out.get("dirty_ratio", 100):
         out.pop("dirty_background_ratio", None)
-    out["cpus"] = min(len(os.sched_getaffinity(0)), _params.PARAM_BY_NAME["cpus"].hi)
+    out["cpus"] = _params.machine_cpus()
     return out
 
 
