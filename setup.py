@@ -1,5 +1,5 @@
 # The C engine and the workload driver are cffi extensions; the FUSE server is a plain
-# executable built next to them (bench/_bin/fwb_fuse_server).  Everything else is in
+# executable built next to the driver (bench/real/_bin/fwb_fuse_server).  Everything else is in
 # pyproject.toml.
 import shlex
 import shutil
@@ -10,12 +10,12 @@ from setuptools import setup
 from setuptools.command.build_ext import build_ext
 
 SERVER_SRC = "csrc/server/fwb_fuse_server.c"
-SERVER_BIN = "bench/_bin/fwb_fuse_server"
+SERVER_BIN = "bench/real/_bin/fwb_fuse_server"
 
 
 class build_ext_and_server(build_ext):
     """build_ext, then the FUSE server with pkg-config's flags; skipped with one warning line
-    when libfuse3-dev is missing (bench.mount.available() then says why)."""
+    when libfuse3-dev is missing (bench.real.mount.available() then says why)."""
 
     def run(self):
         super().run()
@@ -44,6 +44,6 @@ class build_ext_and_server(build_ext):
 
 
 setup(
-    cffi_modules=["bench/_build_sim.py:ffi", "bench/_build_driver.py:ffi"],
+    cffi_modules=["bench/sim/_build_sim.py:ffi", "bench/real/_build_driver.py:ffi"],
     cmdclass={"build_ext": build_ext_and_server},
 )

@@ -11,53 +11,12 @@ import json
 import os
 import sys
 
-
-MAX_SEEDS = 1000        # more seeds than this is a typo, not a sweep
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one ``ERROR: ...`` line (exit 2), like every other error."""
-
-    def error(self, message: str):
-        self.exit(2, f"ERROR: {self.prog}: {message} (see {self.prog} --help)\n")
-
-
-def _seeds(n: int, what: str = "--seeds") -> int:
-    if not 1 <= n <= MAX_SEEDS:
-        raise ValueError(f"{what}: must be in 1..{MAX_SEEDS}, got {n}")
-    return n
-
-
-def _params(pairs: list[str], what: str = "--param") -> dict:
-    out = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"{what}: expected KEY=VALUE, got {pair!r}")
-        try:
-            out[key] = int(value, 0)
-        except ValueError:
-            try:
-                out[key] = float(value)
-            except ValueError:
-                out[key] = value
-    return out
-
-
-def _names(text: str | None, known: list[str], what: str) -> list[str]:
-    if not text:
-        return known
-    names = list(dict.fromkeys(n.strip() for n in text.split(",") if n.strip()))
-    if not names:
-        raise ValueError(f"{what}: no names in {text!r}; allowed: {', '.join(known)}")
-    for n in names:
-        if n not in known:
-            raise ValueError(f"{what}: unknown {n!r}; allowed: {', '.join(known)}")
-    return names
+from bench.cli import Parser, check_seeds, parse_pairs, pick_names
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from . import compare, results
+    from bench.results import compare
+    from bench import results
     if args.files:
         if len(args.files) != 2:
             raise ValueError("compare: give two result files (OLD.json NEW.json) or none")
@@ -65,11 +24,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
         rows = compare.rows_between(old, new)
         title = lambda w: f"{w}: {args.files[1]} against {args.files[0]}"  # noqa: E731
     else:
-        from . import provenance, sim
-        strategies = _names(args.strategies, sim.strategies(), "--strategies")
-        workloads = _names(args.workloads, sim.workloads(), "--workloads") if args.workloads \
+        from bench.results import provenance
+        from bench import sim
+        from bench.sim import sweep
+        strategies = pick_names(args.strategies, sim.strategies(), "--strategies")
+        workloads = pick_names(args.workloads, sim.workloads(), "--workloads") if args.workloads \
             else compare.DEFAULT_SUITE
-        _seeds(args.seeds)
+        check_seeds(args.seeds)
         if args.baseline not in strategies:
             raise ValueError(f"--baseline: {args.baseline!r} is not among the strategies run "
                              f"({', '.join(strategies)})")
@@ -77,11 +38,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if args.jobs is not None and not 1 <= args.jobs <= max_jobs:
             raise ValueError(f"--jobs: must be in 1..{max_jobs} (4 per CPU), got {args.jobs}")
         results.check_writable(args.out, args.force or args.out == compare.LATEST)
-        params = _params(args.param)
-        runs = compare.sweep(strategies, workloads, range(args.seeds), args.engine, params,
+        params = parse_pairs(args.param)
+        runs = sweep.sweep(strategies, workloads, range(args.seeds), args.engine, params,
                              jobs=args.jobs, progress=not args.quiet)
         if not args.no_mount:       # after the pool is done, so the mount runs on a quiet machine
-            from . import validate
+            from bench.real import validate
             mounted = [w for w in workloads if w in validate.MOUNT_SUITE]
             mruns, why = validate.mount_runs(mounted, range(args.seeds), params,
                                              progress=not args.quiet)
@@ -105,7 +66,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    from . import gate, results
+    from bench.results import gate
+    from bench import results
     base, head = results.load(args.baseline), results.load(args.candidate)
     thresholds = gate.parse_thresholds(args.threshold)
     changes = gate.compare(base, head, thresholds, args.default_threshold)
@@ -114,26 +76,26 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from . import report            # loads seaborn: only this verb pays for it
+    from bench.results import report  # loads seaborn: only this verb pays for it
     index = report.build(args.files, args.output)
     print(f"dashboard: {index}")
     return 0
 
 
 def cmd_speed(args: argparse.Namespace) -> int:
-    from . import speed
+    from bench.sim import speed
     sys.stdout.write(speed.render(speed.measure(fast=not args.rigorous)))
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from . import compare
-    sys.stdout.write(compare.render_list())
+    from bench.sim import listing
+    sys.stdout.write(listing.render_list())
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _Parser(prog="python -m bench",
+    parser = Parser(prog="python -m bench",
                                      description="What each FUSE writeback strategy costs.")
     sub = parser.add_subparsers(dest="verb", required=True)
     p = sub.add_parser("compare", help="run strategies over workloads (or compare two result "
@@ -170,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("speed", help="measure the simulator's own speed with pyperf")
     p.add_argument("--rigorous", action="store_true", help="more pyperf processes and values")
     p.set_defaults(func=cmd_speed)
-    from . import calibrate, trace, validate
+    from bench.real import calibrate, trace, validate
     trace.add_parsers(sub)           # record, replay
     calibrate.add_parsers(sub)
     validate.add_parsers(sub)

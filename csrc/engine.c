@@ -1,5 +1,5 @@
 /*
- * engine.c - the C engine: bench/refsim.py as a C99 state machine.
+ * engine.c - the C engine: bench/sim/refsim.py as a C99 state machine.
  *
  * refsim.py is the specification; its docstring explains the model and the
  * choices made where model.md is silent.  This file mirrors it function for

@@ -1,9 +1,9 @@
 /*
  * fwb.h - the C engine of fuse-writeback-bench: its only public header.
  *
- * cdef-clean on purpose (no includes, macros or conditionals): bench/_build_sim.py
+ * cdef-clean on purpose (no includes, macros or conditionals): bench/sim/_build_sim.py
  * hands this file to cffi as it is.  Fixed-width types only; the caller includes
- * <stdint.h> first.  The engine implements the same model as bench/refsim.py and
+ * <stdint.h> first.  The engine implements the same model as bench/sim/refsim.py and
  * must return the same numbers for the same inputs.
  */
 

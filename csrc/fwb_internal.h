@@ -2,7 +2,7 @@
  * fwb_internal.h - declarations shared by the C files of the engine (not by Python).
  *
  * The public API is fwb.h; this adds the op codes, the strategy interface and the
- * strategies' tables.  Keep the numbers in step with bench/ops.py and strategies/.
+ * strategies' tables.  Keep the numbers in step with bench/sim/ops.py and strategies/.
  */
 #ifndef FWB_INTERNAL_H
 #define FWB_INTERNAL_H

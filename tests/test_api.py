@@ -3,8 +3,10 @@ import numpy as np
 import pytest
 
 import strategies
-from bench import metrics, ops as O, sim
-from bench.workloads import from_arrays
+from bench.results import metrics
+from bench.sim import ops as O
+from bench import sim
+from bench.sim.workload import from_arrays
 
 
 def test_lists_name_every_strategy_and_workload():
@@ -105,7 +107,7 @@ def test_wrong_dtype_is_refused():
 
 
 def test_background_chunk_is_writeback_chunk_size_of_a_new_bdi():
-    from bench import params
+    from bench.sim import params
     # min(INIT_BW / 2, dirty limit / DIRTY_SCOPE) + MIN_WRITEBACK_PAGES, rounded down to 1024.
     assert params.resolve("no-temp-page", {})["wb_chunk_pages"] == 13312
     small = params.resolve("no-temp-page", {"mem_total_pages": 65536})

@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import _cengine, ops as O, refsim, sim
-from bench.workloads import Workload, from_arrays
+from bench.sim import _cengine, ops as O, refsim
+from bench import sim
+from bench.sim.workload import Workload, from_arrays
 
 ROOT = Path(__file__).resolve().parent.parent
 KiB, MiB, MS = 1 << 10, 1 << 20, 1_000_000
@@ -78,7 +79,7 @@ def driver(tmp_path_factory) -> Path:
     if cc is None:
         pytest.skip("no C compiler (cc)")
     if not _cengine.available():
-        pytest.skip("the C engine is not built (bench._fwb)")
+        pytest.skip("the C engine is not built (bench.sim._fwb)")
     out = tmp_path_factory.mktemp("asan") / "asan_driver"
     sources = sorted(str(p) for p in (ROOT / "csrc").glob("*.c"))
     cmd = [cc, *SANITIZE, f"-I{ROOT / 'csrc'}", *sources, str(ROOT / "tests/c/asan_driver.c"),
@@ -141,7 +142,7 @@ def test_sanitized_run_is_clean_and_agrees(driver, tmp_path, workload, params, s
 
 
 def _extreme() -> Workload:
-    """Valid by bench.ops.validate_ops, absurd in size: 2**63-1 bytes of memory, a row at
+    """Valid by bench.sim.ops.validate_ops, absurd in size: 2**63-1 bytes of memory, a row at
     time 2**63-1.  refsim's int64 arrays overflow here; the C engine saturates."""
     big = (1 << 63) - 1
     spec = [(0, 0, O.WRITE, 0, 0, 5000), (1, 1, O.ALLOC, 0, 0, big), (2, 1, O.COMPACT, 0, 0, big),

@@ -6,8 +6,11 @@ import os
 import numpy as np
 import pytest
 
-from bench import calibrate, mount, params, provenance, sim
-from bench.ops import FSYNC, OP_DTYPE, WRITE
+from bench.real import calibrate, mount
+from bench.sim import params
+from bench.results import provenance
+from bench import sim
+from bench.sim.ops import FSYNC, OP_DTYPE, WRITE
 
 OK, WHY = mount.available()
 

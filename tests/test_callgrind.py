@@ -3,7 +3,7 @@ import shutil
 
 import pytest
 
-from bench import callgrind
+from bench.sim import callgrind
 
 
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind not installed")

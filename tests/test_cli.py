@@ -83,7 +83,7 @@ def test_list_names_everything():
 
 
 def test_compare_adds_real_mount_rows_or_says_why_not(tmp_path):
-    from bench import mount
+    from bench.real import mount
     p = bench("compare", "--engine", "python", "--workloads", "seq-write", "--seeds", "1",
               "--strategies", "no-temp-page", "--baseline", "no-temp-page",
               "--param", "file_size=1048576", "--quiet", "--out", str(tmp_path / "m.json"))
@@ -250,7 +250,7 @@ def test_record_bad_parameters_fail_before_the_mount(tmp_path, args, needle):
 def test_replay_validate_calibrate_bounds(tmp_path, args, needle):
     if args[0] == "calibrate":
         args = ["calibrate", "-o", str(tmp_path / "x.json"), *args[3:]]
-    from bench import mount
+    from bench.real import mount
     if args[0] == "validate" and not mount.available()[0]:
         pytest.skip("validate checks its options after the mount check")
     _one_error(bench(*args), needle)

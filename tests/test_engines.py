@@ -7,8 +7,9 @@ stalls, secondaries, reads, sync) is taken on some example.
 import numpy as np
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from bench import _cengine, ops as O, refsim, sim
-from bench.workloads import from_arrays
+from bench.sim import _cengine, ops as O, refsim
+from bench import sim
+from bench.sim.workload import from_arrays
 from conftest import assert_same_raw
 
 KB = 1024

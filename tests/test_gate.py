@@ -4,7 +4,8 @@ import dataclasses
 
 import pytest
 
-from bench import __main__ as cli, gate, provenance, results, sim
+from bench import __main__ as cli, results, sim
+from bench.results import gate, provenance
 
 
 @pytest.fixture(scope="module")

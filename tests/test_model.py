@@ -11,8 +11,9 @@ import sys
 import numpy as np
 import pytest
 
-from bench import ops as O, sim
-from bench.workloads import from_arrays
+from bench.sim import ops as O
+from bench import sim
+from bench.sim.workload import from_arrays
 
 ENGINE = os.environ.get("FWB_TEST_ENGINE", "c")
 MS = 1_000_000

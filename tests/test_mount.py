@@ -1,6 +1,6 @@
 """The real-mount runner: a live FUSE server, the C driver, and that no mount is left behind.
 
-Skipped (with bench.mount.available()'s reason) where mounting is impossible: no /dev/fuse, not
+Skipped (with bench.real.mount.available()'s reason) where mounting is impossible: no /dev/fuse, not
 root, libfuse3 or the built server missing.
 """
 import os
@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import mount, workloads
-from bench.ops import OP_DTYPE, PAGE_SIZE
+from bench.real import mount
+from bench.sim import workload
+from bench.sim.ops import OP_DTYPE, PAGE_SIZE
 
 OK, WHY = mount.available()
 pytestmark = pytest.mark.skipif(not OK, reason=WHY or "mount available")
@@ -52,7 +53,7 @@ def test_seq_write_log_matches_the_application():
 
 
 def test_rand_write_every_written_page_reaches_the_server():
-    wl = workloads.make("rand-write", seed=3, file_size=4 * MiB, writes=512)
+    wl = workload.make("rand-write", seed=3, file_size=4 * MiB, writes=512)
     r = mount.execute(wl, seed=3)
     w = _writes(r)
     assert (w["flags"] & mount.FLAG_WRITE_CACHE).all()
@@ -109,7 +110,7 @@ def test_killed_server_is_cleaned_up_with_a_clear_error():
 
 def test_sigterm_to_the_running_process_unmounts(tmp_path):
     script = textwrap.dedent("""
-        from bench import mount
+        from bench.real import mount
         mount.run("stuck-server", block_size=131072, interval_ns=20_000_000,
                   duration_ns=1_000_000_000, stall_start_ns=0, stall_ns=20_000_000_000)
     """)
@@ -145,7 +146,7 @@ def test_mmap_dio_and_memory_ops_run():
     ops["op"] = [1, 2, 4, 5, 6, 7, 3]    # store, dio read, msync, sync, alloc, free, fsync
     ops["offset"] = [0, 65536, 0, 0, 0, 0, 0]
     ops["length"] = [8192, 65536, 1 * MiB, 0, 4 * MiB, 4 * MiB, 0]
-    wl = workloads.from_arrays(ops, np.array([1 * MiB]), name="mixed")
+    wl = workload.from_arrays(ops, np.array([1 * MiB]), name="mixed")
     r = mount.execute(wl)
     assert (r.latency_ns >= 0).all()
     assert r.faults[0] > 0 and r.run.metrics["fault_latency_ns"]["count"] == 1

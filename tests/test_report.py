@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from bench import compare, provenance, results, sim
+from bench.results import provenance
+from bench.sim import sweep
+from bench import results, sim
 
-report = pytest.importorskip("bench.report")    # needs seaborn (a dependency of the package)
+report = pytest.importorskip("bench.results.report")    # needs seaborn (a dependency of the package)
 
 # small runs, sampled often enough that the memory figure has something to show
 WORKLOADS = {"seq-write": {"file_size": 1 << 20, "sample_interval_ns": 100_000},
@@ -28,7 +30,7 @@ CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 def _suite(seeds, commit: str, date: str, extra: dict | None = None) -> results.Suite:
     runs = []
     for w, params in WORKLOADS.items():
-        runs += compare.sweep(sim.strategies(), [w], seeds, "python", params, jobs=1, progress=False)
+        runs += sweep.sweep(sim.strategies(), [w], seeds, "python", params, jobs=1, progress=False)
     md = provenance.collect(engine="python", seeds=len(seeds), params={}, command="compare",
                             git_commit=commit, date=date, **(extra or {}))
     return results.Suite(md, tuple(runs))
@@ -191,7 +193,7 @@ def test_a_failure_halfway_keeps_the_previous_site(files, single, tmp_path, monk
     out = tmp_path / "site"
     shutil.copytree(single, out)
     before = (out / "index.html").read_bytes()
-    from bench.report import _figures
+    from bench.results.report import _figures
 
     def boom(*a, **k):
         raise RuntimeError("disk full")

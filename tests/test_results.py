@@ -5,7 +5,8 @@ import os
 import numpy as np
 import pytest
 
-from bench import provenance, results, sim
+from bench.results import provenance
+from bench import results, sim
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """Traces: the file format, its checks (and a fuzzer), server-log conversion, replay, record.
 
 Everything but the last section runs anywhere: the traces are built from generated workloads and
-synthetic server logs.  The record tests need a mount and skip with bench.mount.available()'s
+synthetic server logs.  The record tests need a mount and skip with bench.real.mount.available()'s
 reason (the real-program ones also when fio/git/tar is missing).
 """
 import argparse
@@ -12,14 +12,16 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from bench import mount, programs, sim, trace, workloads
-from bench.ops import FSYNC, MMAP_STORE, OP_DTYPE, WRITE
+from bench.real import mount, programs, trace
+from bench import sim
+from bench.sim import workload
+from bench.sim.ops import FSYNC, MMAP_STORE, OP_DTYPE, WRITE
 
 MiB = 1 << 20
 
 
 def _workload_trace(**kw) -> trace.Trace:
-    wl = workloads.make("rewrite-hot", seed=1, file_size=1 * MiB, hot_bytes=64 * 1024, rounds=3,
+    wl = workload.make("rewrite-hot", seed=1, file_size=1 * MiB, hot_bytes=64 * 1024, rounds=3,
                         interval_ns=1_000_000, **kw)
     n = len(wl.ops)
     timing = np.zeros(n, trace.TIMING_DTYPE)
@@ -241,7 +243,7 @@ def test_to_workload_timings():
 @pytest.mark.parametrize("engine", ["python", "c"])
 def test_replay_runs_every_strategy(engine):
     if engine == "c":
-        from bench import _cengine
+        from bench.sim import _cengine
         if not _cengine.available():
             pytest.skip("C engine not built")
     suite = trace.replay(_program_trace(), seeds=2, engine=engine)

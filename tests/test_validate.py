@@ -1,9 +1,12 @@
 """Predicted against measured, real-mount rows for compare, and the stuck-server pattern.
 
-The mount tests skip with bench.mount.available()'s reason; together they take a few seconds."""
+The mount tests skip with bench.real.mount.available()'s reason; together they take a few seconds."""
 import pytest
 
-from bench import compare, mount, params, results, sim, validate
+from bench.results import compare
+from bench.real import mount, validate
+from bench.sim import params
+from bench import results, sim
 
 OK, WHY = mount.available()
 needs_mount = pytest.mark.skipif(not OK, reason=WHY or "mount available")

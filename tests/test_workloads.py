@@ -1,11 +1,11 @@
-"""Tests of bench.workloads: every generator is valid, seeded, stable, and rejects bad input."""
+"""Tests of bench.sim.workload: every generator is valid, seeded, stable, and rejects bad input."""
 import hashlib
 
 import numpy as np
 import pytest
 
-from bench import ops as O
-from bench import workloads as W
+from bench.sim import ops as O
+from bench.sim import workload as W
 
 NAMES = ["seq-write", "rand-write", "rewrite-hot", "mmap-rewrite", "dio-redirty", "fsync-heavy",
          "mem-pressure", "stuck-server", "multi-writer"]

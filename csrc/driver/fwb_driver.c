@@ -28,7 +28,7 @@
 
 _Static_assert(sizeof(fwb_drv_op) == 40, "fwb_drv_op must match bench.ops.OP_DTYPE");
 
-/* Op codes: keep in step with bench/ops.py and enum fwb_opcode in csrc/fwb.h. */
+/* Op codes: keep in step with bench/sim/ops.py and enum fwb_opcode in csrc/fwb.h. */
 enum { OP_WRITE, OP_MMAP_STORE, OP_DIO_READ, OP_FSYNC, OP_MSYNC, OP_SYNC, OP_ALLOC, OP_FREE,
        OP_COMPACT, OP_COUNT };
 

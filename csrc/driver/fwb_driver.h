@@ -2,7 +2,7 @@
  * fwb_driver.h - the workload driver of fuse-writeback-bench: runs an operation
  * array (bench.ops) against real files, one pthread per workload thread.
  *
- * cdef-clean on purpose (no includes, macros or conditionals): bench/_build_driver.py
+ * cdef-clean on purpose (no includes, macros or conditionals): bench/real/_build_driver.py
  * hands this file to cffi as it is.  Fixed-width types only; the caller includes
  * <stdint.h> first.
  */

@@ -22,7 +22,7 @@
  *     thread count (16) is above the kernel's max_background (12): held WRITEs
  *     are background requests and can occupy at most max_background threads.
  *
- * Log format (little-endian, read by bench/mount.py with numpy):
+ * Log format (little-endian, read by bench/real/mount.py with numpy):
  *   header, 32 bytes: char magic[8] = "FWBWLOG\0", uint32 version = 2,
  *                     uint32 header_size = 32, uint32 record_size = 48,
  *                     uint32 reserved, int64 t_mount_ns

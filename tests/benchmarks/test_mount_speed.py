@@ -1,6 +1,6 @@
 """pytest-benchmark: is our FUSE server the bottleneck of seq-write with 1 MiB blocks?
 
-The same C workload driver (bench._driver, via bench.calibrate.run_driver) writes 64 MiB in
+The same C workload driver (bench.real._driver, via bench.real.calibrate.run_driver) writes 64 MiB in
 1 MiB pwrite(2) calls to a new file and fsyncs it, on a fresh file of
 
   - tmpfs (/dev/shm): the page cache alone, no writeback at all: the floor;
@@ -8,7 +8,7 @@ The same C workload driver (bench._driver, via bench.calibrate.run_driver) write
 
 Each round uses a new file (unlinked afterwards), so every round allocates its page-cache pages
 and, on the mount, the server's memory.  A third measurement runs the mount's seq-write once
-through bench.mount.execute and reads the server's log: the share of the writeback span in
+through bench.real.mount.execute and reads the server's log: the share of the writeback span in
 which at least one WRITE handler was running ("server busy").  A server that is busy for most
 of the span, with handler times far above the idle round trip, is the bottleneck.  A module fixture
 prints the figures at the end (conftest.py's summary knows only the engines').
@@ -19,7 +19,8 @@ import tempfile
 import numpy as np
 import pytest
 
-from bench import calibrate, mount, workloads
+from bench.real import calibrate, mount
+from bench.sim import workload
 
 OK, WHY = mount.available()
 pytestmark = pytest.mark.skipif(not OK, reason=WHY or "mount available")
@@ -29,7 +30,7 @@ FIGURES: dict[str, float] = {}
 
 
 def _ops():
-    return workloads.make("seq-write", 0, file_size=SIZE, block_size=MiB).ops
+    return workload.make("seq-write", 0, file_size=SIZE, block_size=MiB).ops
 
 
 def _round(directory: str, counter=[0]):

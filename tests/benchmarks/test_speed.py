@@ -6,7 +6,8 @@ array and flips page flags.  conftest.py prints both ratios per strategy.
 """
 import pytest
 
-from bench import _cengine, refsim, sim
+from bench.sim import _cengine, refsim
+from bench import sim
 
 from .conftest import MEDIANS
 

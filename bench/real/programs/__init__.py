@@ -1,6 +1,6 @@
 """The standard real programs: what ``python -m bench record --program NAME -o TRACE`` runs.
 
-Each program is a command line made here and run by bench.trace.record_command with a fresh
+Each program is a command line made here and run by bench.real.trace.record_command with a fresh
 write-through mount as its working directory; sizes are small by default so that a record takes
 seconds.  Parameters (``--param K=V``) are integers with a range.
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import compare, stats
 from ..metrics import METRIC_BY_NAME
-from ..results import Run, Suite, load
+from .. import Run, Suite, load
 from . import _figures as F
 from ._html import esc, figure, fmt, link, page, table, td, th_row
 

@@ -1,7 +1,7 @@
 """Measure the simulator's CPU costs and server times on this machine: ``python -m bench calibrate``.
 
-Every value is the median of repeated measurements (bench.stats: median and its 95% bootstrap
-CI), taken on a real FUSE mount of our server (bench.mount) by the C workload driver, whose
+Every value is the median of repeated measurements (bench.results.stats: median and its 95% bootstrap
+CI), taken on a real FUSE mount of our server (bench.real.mount) by the C workload driver, whose
 per-call CLOCK_MONOTONIC timings are the data; nothing is timed from Python.  What each value
 is, and how it is measured:
 
@@ -44,7 +44,7 @@ is, and how it is measured:
   server_wakeup_ns   the server's CPU time (getrusage of the reaped server) per FUSE_FSYNC in
                      that loop, where each request wakes a server thread, less the same with 8
                      threads fsyncing at once, where its threads stay busy.
-  server_threads,    the real server's configuration as bench.mount runs it (16 threads, no
+  server_threads,    the real server's configuration as bench.real.mount runs it (16 threads, no
   server_dist        artificial delay: "fixed" service times), so the simulator models it.
   cache_add_ns       pwrite(2) of k pages appended to a file (pages new to the page cache), the
                      same line as write_page_ns: its slope minus write_page_ns.
@@ -54,12 +54,12 @@ is, and how it is measured:
 Not measured (the table's defaults stay): wp_page_ns, wp_request_ns (writepages work inside the
 kernel has no user-visible clock of its own), dio_*, reclaim_scan_ns, compact_page_ns.
 
-The profile is JSON (bench.params.PROFILE_FORMAT, schema version PROFILE_VERSION): ``values``
-(what bench.params.resolve uses), ``measurements`` (per value: the median, its CI, n, unit and
+The profile is JSON (bench.sim.params.PROFILE_FORMAT, schema version PROFILE_VERSION): ``values``
+(what bench.sim.params.resolve uses), ``measurements`` (per value: the median, its CI, n, unit and
 method, plus the raw per-size medians of the fitted lines) and ``provenance``
-(bench.provenance.collect: kernel, CPU, date, git commit).  It is written atomically and never
+(bench.results.provenance.collect: kernel, CPU, date, git commit).  It is written atomically and never
 replaces a file without --force.  The active profile is results/cost-profile.json (see
-bench.params); ``calibrate -o PATH`` writes elsewhere, and FWB_COST_PROFILE=PATH makes that one
+bench.sim.params); ``calibrate -o PATH`` writes elsewhere, and FWB_COST_PROFILE=PATH makes that one
 active for a shell.
 """
 from __future__ import annotations
@@ -74,8 +74,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from . import params as _params, stats
-from .ops import FSYNC, MMAP_STORE, MSYNC, OP_DTYPE, PAGE_SIZE, WRITE
+from bench.sim import params as _params
+from bench.results import stats
+from bench.sim.ops import FSYNC, MMAP_STORE, MSYNC, OP_DTYPE, PAGE_SIZE, WRITE
 
 __all__ = ["measure", "build_profile", "save", "load", "render", "run_driver",
            "add_parsers", "cmd_calibrate", "WRITE_SIZES", "FSYNC_SIZES"]
@@ -85,17 +86,17 @@ FSYNC_SIZES = (0, 1, 2, 4, 8, 16, 32)         # dirty pages before fsync (<= max
 COPY_PAGES = 256
 FAULTS_PER_ROUND = 64
 REGION = 256 * PAGE_SIZE                      # 1 MiB per file: far below any dirty limit
-# The mount's server, as bench.mount runs it by default.
+# The mount's server, as bench.real.mount runs it by default.
 MOUNT_SERVER = {"server_threads": 16, "server_dist": 0}
 
 
-# ---- running the C driver on any files (tmpfs here; bench.mount runs it on a mount) ----
+# ---- running the C driver on any files (tmpfs here; bench.real.mount runs it on a mount) ----
 
 def run_driver(paths: list[str], ops: np.ndarray, map_len: list[int] | None = None
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Run `ops` with the C driver on `paths` (created if missing) -> (start, latency, faults)
     per row, ns.  RuntimeError when the driver fails."""
-    from . import _driver
+    from bench.real import _driver
     ffi, lib = _driver.ffi, _driver.lib
     ops = np.ascontiguousarray(ops, dtype=OP_DTYPE)
     n = len(ops)
@@ -125,7 +126,7 @@ def run_driver(paths: list[str], ops: np.ndarray, map_len: list[int] | None = No
 
 def time_page_copy(reps: int = 200) -> np.ndarray:
     """ns per 4 KiB page copied, one value per round of COPY_PAGES pages."""
-    from . import _driver
+    from bench.real import _driver
     out = np.zeros(reps, np.int64)
     rc = _driver.lib.fwb_drv_time_page_copy(COPY_PAGES, reps,
                                              _driver.ffi.cast("int64_t *", _driver.ffi.from_buffer(out)))
@@ -240,10 +241,11 @@ def fsync_rows(threads: int, per: int) -> np.ndarray:
 
 def _fsync_loop(threads: int, per: int):
     """fsync_rows on a fresh mount -> (result, rows, this process's CPU ns, the server's)."""
-    from . import mount, workloads
+    from bench.real import mount
+    from bench.sim import workload
     ops = fsync_rows(threads, per)
     s0, c0 = _cpu_ns("self"), _cpu_ns("children")
-    res = mount.execute(workloads.from_arrays(ops, np.zeros(threads, np.int64),
+    res = mount.execute(workload.from_arrays(ops, np.zeros(threads, np.int64),
                                               name="calibrate-fsync"), 0, timeout_s=120)
     return res, ops, _cpu_ns("self") - s0, _cpu_ns("children") - c0
 
@@ -273,7 +275,8 @@ def _fit(xs, meds) -> tuple[float, float]:
 def measure(rounds: int = 200, copy_reps: int = 200,
             progress: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
     """Run every measurement; returns {"values": ..., "measurements": ...}.  Needs a mount."""
-    from . import mount, workloads
+    from bench.real import mount
+    from bench.sim import workload
     ok, why = mount.available()
     if not ok:
         raise RuntimeError(f"calibrate needs a real mount: {why}")
@@ -299,7 +302,7 @@ def measure(rounds: int = 200, copy_reps: int = 200,
 
     progress(f"mount: {rounds} rounds of pwrite / fsync / fault rows")
     ops, tags = calibration_rows(rounds)
-    wl = workloads.from_arrays(ops, np.array([REGION] * 3 + [0, 0], np.int64), name="calibrate",
+    wl = workload.from_arrays(ops, np.array([REGION] * 3 + [0, 0], np.int64), name="calibrate",
                                params={"rounds": rounds})
     res = mount.execute(wl, 0, timeout_s=120)
     lat, faults = res.latency_ns, res.faults
@@ -383,7 +386,7 @@ def measure(rounds: int = 200, copy_reps: int = 200,
     drain_rounds = max(3, rounds // 5)
     progress(f"mount: {drain_rounds} rounds of queued WRITEs drained by fsync")
     dops, dtags, dsizes = drain_rows(drain_rounds)
-    dwl = workloads.from_arrays(dops, np.array(dsizes, np.int64), name="calibrate-drain",
+    dwl = workload.from_arrays(dops, np.array(dsizes, np.int64), name="calibrate-drain",
                                 params={"rounds": drain_rounds})
     used0 = _cpu_ns("children")
     dres = mount.execute(dwl, 0, timeout_s=120)
@@ -429,10 +432,10 @@ def measure(rounds: int = 200, copy_reps: int = 200,
     values["server_base_ns"] = max(1, values["server_base_ns"])
     values["server_fsync_ns"] = max(1, values["server_fsync_ns"])
     values.update(MOUNT_SERVER)
-    meas["server_threads"] = {"median": 16, "unit": "threads", "method": "bench.mount's server "
+    meas["server_threads"] = {"median": 16, "unit": "threads", "method": "bench.real.mount's server "
                               "default (--threads=16)"}
     meas["server_dist"] = {"median": 0, "unit": "", "method": "fixed: the real server adds no "
-                           "random delay (bench.mount default --delay=fixed --delay-ns=0)"}
+                           "random delay (bench.real.mount default --delay=fixed --delay-ns=0)"}
     # The CPUs the mount's work shared: the ones this process may run on.
     # FUSE_FSYNC the same way: many at once from STORM_THREADS threads, so that the server
     # is busy; the first fsync of each thread (it sends the WRITE) is left out.
@@ -495,8 +498,8 @@ def measure(rounds: int = 200, copy_reps: int = 200,
 # ---- the profile file ----
 
 def build_profile(measured: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    """A profile document (values checked against bench.params) with provenance."""
-    from . import provenance
+    """A profile document (values checked against bench.sim.params) with provenance."""
+    from bench.results import provenance
     prov = provenance.collect(command="calibrate", **extra)
     prov.pop("cost_profile", None)        # a profile does not come from a profile
     doc = {"format": _params.PROFILE_FORMAT, "schema_version": _params.PROFILE_VERSION,
@@ -508,7 +511,7 @@ def build_profile(measured: dict[str, Any], **extra: Any) -> dict[str, Any]:
 
 def save(doc: dict[str, Any], path: str | os.PathLike, force: bool = False) -> Path:
     """Write a profile atomically (temp file + rename); refuse to replace one unless force."""
-    from .fileio import check_writable, write_checked
+    from bench.results.fileio import check_writable, write_checked
     p = check_writable(path, force, _EXISTS)
     _params.check_profile(doc, str(p))
     return write_checked(p, (json.dumps(doc, indent=1, allow_nan=False) + "\n").encode(), force,
@@ -571,7 +574,7 @@ MAX_ROUNDS = 1000
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from .fileio import check_writable
+    from bench.results.fileio import check_writable
     out = check_writable(args.out, args.force, _EXISTS)    # before minutes of measuring
     if not 3 <= args.rounds <= MAX_ROUNDS:
         raise ValueError(f"--rounds: must be in 3..{MAX_ROUNDS}, got {args.rounds}")

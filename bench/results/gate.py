@@ -18,9 +18,9 @@ from typing import Mapping
 
 import numpy as np
 
-from . import stats
-from .metrics import METRIC_BY_NAME, METRICS
-from .results import Suite
+from bench.results import stats
+from bench.results.metrics import METRIC_BY_NAME, METRICS
+from bench.results import Suite
 
 DEFAULT_THRESHOLD_PCT = 5.0
 NOISY_ALPHA = 0.01

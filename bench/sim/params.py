@@ -101,8 +101,8 @@ FLOAT_PARAMS = {"server_sigma": (0.5, 0.0, 4.0, "server", "lognormal sigma")}
 STRATEGY_PARAMS = ("writer_waits", "merge_queued_primary")
 
 
-# ---- the active cost profile (written by bench/calibrate.py) ----
-PROFILE_PATH = Path(__file__).resolve().parent.parent / "results" / "cost-profile.json"
+# ---- the active cost profile (written by bench/real/calibrate.py) ----
+PROFILE_PATH = Path(__file__).resolve().parents[2] / "results" / "cost-profile.json"
 PROFILE_ENV = "FWB_COST_PROFILE"
 PROFILE_FORMAT = "fwb-cost-profile"
 # Profile format versions:

@@ -21,9 +21,10 @@ NAMES = ("bare-loop", "c-engine", "python-engine")
 def _runner_main() -> None:
     import pyperf
 
-    from . import _cengine, refsim, sim
+    from bench.sim import _cengine, refsim
+    from bench import sim
 
-    runner = pyperf.Runner(program_args=("-m", "bench.speed"))
+    runner = pyperf.Runner(program_args=("-m", "bench.sim.speed"))
     runner.metadata["workload"] = f"{WORKLOAD} {PARAMS}"
     wl, cfg = sim.prepare(STRATEGY, WORKLOAD, 0, **PARAMS)
     runner.bench_func("bare-loop", _cengine.bare_loop, wl.ops, wl.file_sizes)
@@ -34,12 +35,12 @@ def _runner_main() -> None:
 def measure(fast: bool = True) -> dict[str, float]:
     """Run the pyperf program in a child; {benchmark name: median seconds}."""
     import pyperf
-    from . import _cengine
+    from bench.sim import _cengine
     if not _cengine.available():
         raise RuntimeError("speed: the C engine is not built (run `pip install -e .`)")
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "speed.json")
-        cmd = [sys.executable, "-m", "bench.speed", "--fast" if fast else "--rigorous",
+        cmd = [sys.executable, "-m", "bench.sim.speed", "--fast" if fast else "--rigorous",
                "--quiet", "-o", out]
         p = subprocess.run(cmd, capture_output=True, text=True)
         if p.returncode != 0:

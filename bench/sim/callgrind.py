@@ -2,8 +2,8 @@
 
 Wall-clock time on a shared 2-core machine is noise; the number of instructions
 fwb_run executes on a fixed input is not (the same binary, input and libc give
-the same count whatever else runs).  `python -m bench.callgrind --record`
-stores the count in results/callgrind.json; `python -m bench.callgrind` (and
+the same count whatever else runs).  `python -m bench.sim.callgrind --record`
+stores the count in results/callgrind.json; `python -m bench.sim.callgrind` (and
 tests/test_callgrind.py in CI) fails when it grew by more than 2%.  The count
 belongs to one compiler: with another one the comparison is skipped, and says so.
 """
@@ -19,14 +19,14 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 STORE = ROOT / "results" / "callgrind.json"
 # The table's cost and server defaults whatever cost profile is active (a new profile must not
 # read as a code regression), on 2 CPUs with the server on one, so the CPU model runs too.
 FIXED = {"strategy": "merge-in-queue", "workload": "rand-write", "seed": 0,
          "params": {"file_size": 64 << 20, "writes": 16384, "cpus": 2, "server_cpus": 1}}
 MAX_GROWTH = 0.02
-# The extension's flags (bench/_build_sim.py), so the count is the installed engine's.
+# The extension's flags (bench/sim/_build_sim.py), so the count is the installed engine's.
 CFLAGS = ["-std=c99", "-O2", "-ffp-contract=off", "-fno-strict-aliasing"]
 
 
@@ -38,7 +38,8 @@ def compiler() -> str:
 
 def count() -> int:
     """Instructions executed inside fwb_run on the fixed input."""
-    from . import _cengine, params as _params, sim
+    from bench.sim import _cengine, params as _params
+    from bench import sim
     if shutil.which("valgrind") is None:
         raise RuntimeError("callgrind: valgrind is not installed (apt-get install valgrind)")
     table = {p.name: p.default for p in _params.PARAMS if p.group in _params.PROFILE_GROUPS}
@@ -65,7 +66,7 @@ def count() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m bench.callgrind", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m bench.sim.callgrind", description=__doc__.splitlines()[0])
     ap.add_argument("--record", action="store_true", help=f"store the count in {STORE}")
     args = ap.parse_args(argv)
     try:

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _git_commit() -> str:
@@ -42,7 +42,7 @@ def package_version() -> str:
 
 
 def _cost_profile() -> Any:
-    from . import params
+    from bench.sim import params
     return params.profile_provenance()
 
 

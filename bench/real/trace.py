@@ -1,7 +1,7 @@
 """Operation traces: record a workload or a real program on a mount, replay it in the simulator.
 
-``record`` runs a registered workload (bench.workloads) on a real mount (bench.mount.execute) or a
-real program (``-- COMMAND ARGS...``, or ``--program NAME`` from bench.programs) and saves a
+``record`` runs a registered workload (bench.sim.workload) on a real mount (bench.real.mount.execute) or a
+real program (``-- COMMAND ARGS...``, or ``--program NAME`` from bench.real.programs) and saves a
 trace; ``replay`` turns a trace into a Workload (``to_workload``) and simulates it under every
 strategy.  ``load`` / ``save`` are the only readers and writers of trace files.
 
@@ -12,11 +12,11 @@ File format (little-endian; version 1)
   offset 12  hlen      uint32   length of the header JSON in bytes (1 .. 1 MiB)
   offset 16  header    hlen bytes of UTF-8 JSON (an object, keys below)
              padding   zero bytes up to a multiple of 8
-             ops       n_ops rows of bench.ops.OP_DTYPE (40 bytes: time, thread, op, file, _pad,
+             ops       n_ops rows of bench.sim.ops.OP_DTYPE (40 bytes: time, thread, op, file, _pad,
                        offset, length), sorted by time
              timing    n_ops rows of TIMING_DTYPE (16 bytes: start_ns, end_ns): when the row ran
                        on the mount, relative to the run's time 0; -1, -1 for a row not run
-             log       n_log rows of bench.mount.LOG_DTYPE (48 bytes: t_recv_ns, t_reply_ns,
+             log       n_log rows of bench.real.mount.LOG_DTYPE (48 bytes: t_recv_ns, t_reply_ns,
                        ino, offset, size, kind 0 WRITE / 1 READ / 2 FSYNC / 3 FLUSH, flags bit 0
                        FUSE_WRITE_CACHE, pid, reserved): the server's request log, times relative
                        to the run's time 0 (negative: before the first operation), sorted by
@@ -29,7 +29,7 @@ program name, or the command's basename), ``params`` (the generator's resolved p
 program's), ``seed``, ``n_ops``, ``n_log``, ``file_sizes`` (bytes each file holds at the start),
 ``source`` (how it was recorded: the mount's server options and kernel, the command line, the
 map from file index to inode and from thread to pid) and ``provenance``
-(bench.provenance.collect: package version, git commit, kernel, CPU, date).
+(bench.results.provenance.collect: package version, git commit, kernel, CPU, date).
 
 Version history:
   1  first version.
@@ -67,8 +67,8 @@ from typing import Any
 
 import numpy as np
 
-from .fileio import check_writable, jsonable
-from .ops import FSYNC, MAX_FILES, MAX_THREADS, MMAP_STORE, OP_DTYPE, WRITE, validate_ops
+from bench.results.fileio import check_writable, jsonable
+from bench.sim.ops import FSYNC, MAX_FILES, MAX_THREADS, MMAP_STORE, OP_DTYPE, WRITE, validate_ops
 
 __all__ = ["Trace", "MAGIC", "VERSION", "TIMING_DTYPE", "LOG_DTYPE", "save", "load", "loads",
            "dumps", "to_workload", "from_server_log", "record_workload", "record_command",
@@ -79,7 +79,7 @@ VERSION = 1
 MAX_HEADER_BYTES = 1 << 20
 PREFIX = 16                                   # magic + version + hlen
 TIMING_DTYPE = np.dtype([("start_ns", "<i8"), ("end_ns", "<i8")])
-# The server's request log as bench.mount reads it (kept here too so that reading a trace does
+# The server's request log as bench.real.mount reads it (kept here too so that reading a trace does
 # not import the mount runner).
 LOG_DTYPE = np.dtype([("t_recv_ns", "<i8"), ("t_reply_ns", "<i8"), ("ino", "<u8"),
                       ("offset", "<i8"), ("size", "<u4"), ("kind", "<u2"), ("flags", "<u2"),
@@ -272,7 +272,7 @@ def _loads(data: bytes) -> Trace:
 
 def save(t: Trace, path: str | os.PathLike, overwrite: bool = False) -> Path:
     """Write a trace atomically (temp file + rename); refuse to replace a file unless asked."""
-    from .fileio import write_checked
+    from bench.results.fileio import write_checked
     return write_checked(path, dumps(t), overwrite)
 
 
@@ -284,7 +284,7 @@ def load(path: str | os.PathLike) -> Trace:
 def make_trace(kind: str, name: str, params: dict, seed: int, ops: np.ndarray,
                timing: np.ndarray, log: np.ndarray, file_sizes, source: dict) -> Trace:
     """A Trace with its header filled in (provenance collected here)."""
-    from . import provenance
+    from bench.results import provenance
     h = {"format": "fwb-trace", "version": VERSION, "kind": kind, "name": name,
          "params": jsonable(params), "seed": int(seed), "n_ops": len(ops), "n_log": len(log),
          "file_sizes": [int(s) for s in file_sizes], "source": jsonable(source),
@@ -297,11 +297,11 @@ def make_trace(kind: str, name: str, params: dict, seed: int, ops: np.ndarray,
 def from_server_log(log: np.ndarray, t0_ns: int = 0):
     """(ops, timing, file_sizes, source) from a write-through mount's log (module docstring).
 
-    `log` is bench.mount.LOG_DTYPE records with absolute times; `t0_ns` is the run's time 0
+    `log` is bench.real.mount.LOG_DTYPE records with absolute times; `t0_ns` is the run's time 0
     (the command's start).  Raises ValueError when nothing was written."""
     log = np.asarray(log)
     if log.dtype != LOG_DTYPE:
-        raise ValueError("log: expected bench.mount.LOG_DTYPE records")
+        raise ValueError("log: expected bench.real.mount.LOG_DTYPE records")
     log = log[np.argsort(log["t_recv_ns"], kind="stable")]
     file_of: dict[int, int] = {}
     thread_of: dict[int, int] = {}
@@ -340,8 +340,8 @@ def from_server_log(log: np.ndarray, t0_ns: int = 0):
 
 
 def to_workload(t: Trace, timing: str = "recorded"):
-    """The trace's operations as a bench.workloads.Workload (module docstring)."""
-    from . import workloads
+    """The trace's operations as a bench.sim.workload.Workload (module docstring)."""
+    from bench.sim import workload
     if timing not in ("recorded", "scheduled"):
         raise ValueError(f"timing: must be recorded or scheduled, got {timing!r}")
     ops = np.array(t.ops)
@@ -360,22 +360,23 @@ def to_workload(t: Trace, timing: str = "recorded"):
         ops = np.concatenate([ops, tail])
     params = {k: v for k, v in t.header["params"].items()
               if k in ("stall_start_ns", "stall_ns")} if t.kind == "workload" else {}
-    return workloads.from_arrays(ops, t.file_sizes, name=f"trace:{t.name}", params=params)
+    return workload.from_arrays(ops, t.file_sizes, name=f"trace:{t.name}", params=params)
 
 
 # ------------------------------------------------------------------ recording
 def _split(name: str, params: dict) -> tuple[dict, dict]:
-    from . import workloads
-    own = workloads.workload_params(name)
+    from bench.sim import workload
+    own = workload.workload_params(name)
     return ({k: v for k, v in params.items() if k in own},
             {k: v for k, v in params.items() if k not in own})
 
 
 def record_workload(name: str, seed: int = 0, **params: Any) -> Trace:
     """Run a registered workload on a real mount; its rows, their real times and the log."""
-    from . import mount, workloads
+    from bench.real import mount
+    from bench.sim import workload
     gen, server = _split(name, params)
-    wl = workloads.make(name, seed=seed, **gen)
+    wl = workload.make(name, seed=seed, **gen)
     _check_mount_params(server)
     r = mount.execute(wl, seed, **server)
     run = r.start_ns >= 0
@@ -391,7 +392,7 @@ def record_workload(name: str, seed: int = 0, **params: Any) -> Trace:
 
 
 def _check_mount_params(server: dict) -> None:
-    """What bench.mount reads without checking, checked before a mount is made."""
+    """What bench.real.mount reads without checking, checked before a mount is made."""
     if "timeout_s" in server:
         v = server["timeout_s"]
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1e9:
@@ -401,7 +402,7 @@ def _check_mount_params(server: dict) -> None:
             [(int(a), int(b)) for a, b in server["stalls"]]
         except (TypeError, ValueError):
             raise ValueError("stalls: expected a list of (start_ns, length_ns) pairs") from None
-    from .params import PARAM_BY_NAME, _check_int
+    from bench.sim.params import PARAM_BY_NAME, _check_int
     for key in ("stall_start_ns", "stall_ns"):
         if key in server:
             p = PARAM_BY_NAME[key]
@@ -419,7 +420,7 @@ def record_command(argv: list[str], timeout_s: float = 60.0, env: dict | None = 
                    name: str | None = None, params: dict | None = None, seed: int = 0,
                    max_write: int = 1 << 20) -> Trace:
     """Run a real program on a write-through mount (its working directory) and trace it."""
-    from . import mount
+    from bench.real import mount
     if not argv:
         raise ValueError("record: no command after --")
     opts = mount.ServerOptions(writeback_cache=False, max_write=max_write)
@@ -433,8 +434,8 @@ def record_command(argv: list[str], timeout_s: float = 60.0, env: dict | None = 
 
 
 def record_program(name: str, seed: int = 0, timeout_s: float = 120.0, **params: Any) -> Trace:
-    """Run one of bench.programs' standard programs and trace it."""
-    from . import programs
+    """Run one of bench.real.programs' standard programs and trace it."""
+    from bench.real import programs
     with tempfile.TemporaryDirectory(prefix="fwb-prog-") as scratch:
         argv, env, resolved = programs.command(name, Path(scratch), seed=seed, **params)
         return record_command(argv, timeout_s=timeout_s, env=env, name=name, params=resolved,
@@ -445,7 +446,9 @@ def record_program(name: str, seed: int = 0, timeout_s: float = 120.0, **params:
 def replay(t: Trace, seeds: int = 1, engine: str | None = None, timing: str = "recorded",
            strategies: list[str] | None = None, **params: Any):
     """Simulate the trace under every strategy and seed: a bench.results.Suite."""
-    from . import _cengine, provenance, results, sim
+    from bench.sim import _cengine
+    from bench.results import provenance
+    from bench import results, sim
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise ValueError(f"--seeds: must be >= 1, got {seeds!r}")
     engine = engine or ("c" if _cengine.available() else "python")
@@ -514,12 +517,12 @@ def add_parsers(subparsers) -> None:
 
 
 def _params(pairs: list[str] | None) -> dict:
-    from .__main__ import _params as parse
+    from bench.cli import parse_pairs as parse
     return parse(pairs)
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    from . import programs
+    from bench.real import programs
     if args.list_programs:
         sys.stdout.write(programs.render_list())
         return 0
@@ -554,9 +557,10 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from . import compare, results, sim
-    from .__main__ import _seeds
-    _seeds(args.seeds)
+    from bench.results import compare
+    from bench import results, sim
+    from bench.cli import check_seeds
+    check_seeds(args.seeds)
     if args.baseline not in sim.strategies():
         raise ValueError(f"--baseline: {args.baseline!r} is not among the strategies run "
                          f"({', '.join(sim.strategies())})")

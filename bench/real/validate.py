@@ -1,8 +1,8 @@
 """Predicted against measured: ``python -m bench validate``.
 
 The same workloads (the same operation arrays, seeds and server configuration) run on a real FUSE
-mount of this kernel (bench.mount) and in the simulator under ``no-temp-page`` (the strategy of
-6.16 and later kernels), with the active cost profile (bench.params; ``--profile`` names another)
+mount of this kernel (bench.real.mount) and in the simulator under ``no-temp-page`` (the strategy of
+6.16 and later kernels), with the active cost profile (bench.sim.params; ``--profile`` names another)
 and the model parameters read from this machine (``machine_params``: memory, vm.dirty_ratio,
 vm.dirty_background_ratio, the CPUs this process may use) and the mount's server (16 threads, max_background 12, max_pages 32,
 no artificial delay).  It prints, per workload, the median over seeds of: app throughput, WRITE
@@ -16,7 +16,7 @@ the stall ended; for the writer, "throttled (waited)": one of its calls was held
 the simulator runs the same calls (write, fsync, sync: it has no close or syncfs) and is classed
 the same way.
 
-``mount_runs(workloads, seeds, params, progress)`` gives bench.compare real-mount rows.
+``mount_runs(workloads, seeds, params, progress)`` gives bench.results.compare real-mount rows.
 """
 from __future__ import annotations
 
@@ -32,9 +32,10 @@ from typing import Any, Callable, Iterable
 
 import numpy as np
 
-from . import metrics, params as _params, stats
-from .ops import FSYNC, OP_DTYPE, PAGE_SIZE, SYNC, WRITE
-from .results import Run
+from bench.results import metrics, stats
+from bench.sim import params as _params
+from bench.sim.ops import FSYNC, OP_DTYPE, PAGE_SIZE, SYNC, WRITE
+from bench.results import Run
 
 __all__ = ["mount_runs", "machine_params", "sim_engine", "compare_workload", "render",
            "blocking", "render_blocking", "add_parsers", "cmd_validate", "VALIDATE_SET",
@@ -42,7 +43,7 @@ __all__ = ["mount_runs", "machine_params", "sim_engine", "compare_workload", "re
 
 TOLERANCE = 0.15
 STRATEGY = "no-temp-page"
-# The mount's server as bench.mount runs it by default, in simulator parameters.
+# The mount's server as bench.real.mount runs it by default, in simulator parameters.
 MOUNT_SERVER_PARAMS = {"server_threads": 16, "server_dist": 0, "max_background": 12,
                        "max_pages": 32}
 # (workload, its parameters): the default sizes; each real run takes well under a second.
@@ -57,7 +58,7 @@ MS = 1_000_000
 
 def sim_engine() -> str:
     """"c" when the C engine is built, else the Python reference."""
-    from . import _cengine
+    from bench.sim import _cengine
     return "c" if _cengine.available() else "python"
 
 
@@ -86,7 +87,7 @@ def machine_params() -> dict[str, int]:
     return out
 
 
-# ---- real-mount rows for bench.compare ----
+# ---- real-mount rows for bench.results.compare ----
 
 # Workloads quick enough on a real mount to sit beside the simulated ones in `compare`
 # (rewrite-hot takes a minute of real time, stuck-server several seconds, mem-pressure
@@ -100,11 +101,12 @@ def mount_runs(workloads: Iterable[str], seeds: Iterable[int], params: dict | No
     """Every (workload, seed) on a real mount -> (runs, "") or ((), why not, in one line).
 
     Runs are named like simulator runs with strategy = the kernel (``kernel-6.18.44``) and engine
-    "mount", so bench.compare.rows puts them beside the strategies.  Of `params`, a mount takes
-    each workload's own parameters and the server parameters bench.mount knows; simulator-only
+    "mount", so bench.results.compare.rows puts them beside the strategies.  Of `params`, a mount takes
+    each workload's own parameters and the server parameters bench.real.mount knows; simulator-only
     ones (memory, costs) are left out, as a kernel cannot be given them.  A workload that fails on
     the mount is left out and named in the returned note."""
-    from . import mount, workloads as _wl
+    from bench.real import mount
+    from bench.sim import workload as _wl
     ok, why = mount.available()
     if not ok:
         return (), f"no real-mount rows: {why}"
@@ -161,7 +163,9 @@ def _hist(runs: list[Run]) -> dict[int, float]:
 def compare_workload(name: str, wparams: dict, seeds: list[int], sim_params: dict,
                      engine: str) -> tuple[list[Pair], dict, dict, list[Run], list[Run]]:
     """Run `name` on the mount and in the simulator for every seed; pairs of medians."""
-    from . import mount, sim, workloads as _wl
+    from bench.real import mount
+    from bench import sim
+    from bench.sim import workload as _wl
     measured, predicted = [], []
     for seed in seeds:
         wl = _wl.make(name, seed=seed, **wparams)
@@ -257,7 +261,9 @@ def blocking(stall_ns: int = 2000 * MS, write_mib: int = 256, sim_params: dict |
     file c, sync(2), syncfs(2) of the mount, each on files dirtied before the stall began.
     Returns {call: {"mount": (class, start, end), "sim": (class, start, end) or None}}, times in
     ns from the stall's start."""
-    from . import mount as _mount, sim, workloads as _wl
+    from bench.real import mount as _mount
+    from bench import sim
+    from bench.sim import workload as _wl
     ok, why = _mount.available()
     if not ok:
         raise RuntimeError(why)
@@ -395,14 +401,14 @@ def render_blocking(b: dict) -> str:
 # ---- command line ----
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from . import mount
+    from bench.real import mount
     ok, why = mount.available()
     if not ok:
         raise RuntimeError(f"validate needs a real mount: {why}")
     if args.profile:
         os.environ[_params.PROFILE_ENV] = args.profile
     _params.active_profile()     # a bad profile is one error line, before any run
-    from .__main__ import _params as parse_pairs, _seeds
+    from bench.cli import check_seeds as _seeds, parse_pairs
     _seeds(args.seeds)
     engine = args.engine or sim_engine()
     sim_params = {**machine_params(), **MOUNT_SERVER_PARAMS,
@@ -414,7 +420,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         names = [n.strip() for n in args.workloads.split(",") if n.strip()]
         if not names:
             raise ValueError(f"--workloads: no names in {args.workloads!r}")
-        from . import workloads as _wl
+        from bench.sim import workload as _wl
         for n in names:
             if n not in _wl.workload_names():
                 raise ValueError(f"--workloads: unknown {n!r}")

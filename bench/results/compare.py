@@ -1,7 +1,6 @@
-"""Sweeps and comparisons.
+"""Comparisons of runs.
 
-`sweep` runs strategies x workloads x seeds on a process pool and returns a
-Suite.  `rows` turns a Suite into comparison rows against a baseline strategy
+`rows` turns a Suite into comparison rows against a baseline strategy
 (median, 95% bootstrap CI, ratio, Mann-Whitney U over the seeds); `rows_between`
 compares two Suites run for run; `render` prints rows as text tables.  The
 functions that make rows are pure: they read Suites, never an engine.
@@ -9,15 +8,12 @@ functions that make rows are pure: they read Suites, never an engine.
 from __future__ import annotations
 
 import math
-import os
-import sys
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Callable, Iterable
 
-from . import stats
-from .metrics import METRIC_BY_NAME
-from .results import Run, Suite
+from bench.results import stats
+from bench.results.metrics import METRIC_BY_NAME
+from bench.results import Run, Suite
 
 DEFAULT_SUITE = ["seq-write", "rand-write", "rewrite-hot", "mmap-rewrite", "dio-redirty",
                  "fsync-heavy", "mem-pressure", "stuck-server", "multi-writer"]
@@ -40,50 +36,6 @@ HEADLINE: tuple[tuple[str, str, Callable, float, str], ...] = (
     ("hangs", "hangs", lambda v: v, 1, ""),
 )
 _HEADLINE = {h[0]: h for h in HEADLINE}
-
-
-# ------------------------------------------------------------------ sweeping
-def _one(task: tuple) -> Run:
-    from . import sim
-    strategy, workload, seed, engine, params = task
-    return sim.run(strategy, workload, seed=seed, engine=engine, **params)
-
-
-def sweep(strategies: list[str], workloads: list[str], seeds: Iterable[int], engine: str,
-          params: dict, jobs: int | None = None, progress: bool = True) -> tuple[Run, ...]:
-    """Run every (workload, strategy, seed) on a process pool; runs come back in that order."""
-    from . import sim, workloads as wl
-    seeds = list(seeds)
-    # A workload parameter goes to the workloads that have it; the rest go to every run.
-    own = {w: set(wl.workload_params(w)) for w in workloads}
-    any_workload = set().union(*own.values())
-    per = {w: {k: v for k, v in params.items() if k not in any_workload or k in own[w]}
-           for w in workloads}
-    tasks = [(s, w, seed, engine, per[w]) for w in workloads for s in strategies for seed in seeds]
-    # Check the parameters here, so a typo is one error line and not one per worker.
-    for w in workloads:
-        sim.prepare(strategies[0], w, seeds[0], **per[w])
-    jobs = min(jobs or os.cpu_count() or 1, len(tasks))    # never more workers than runs
-    bar = _progress(len(tasks), progress)
-    if jobs == 1:
-        out = []
-        for t in tasks:
-            out.append(_one(t))
-            bar.update(1)
-    else:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            out = []
-            for r in pool.map(_one, tasks, chunksize=1):
-                out.append(r)
-                bar.update(1)
-    bar.close()
-    return tuple(out)
-
-
-def _progress(total: int, enabled: bool):
-    from tqdm import tqdm
-    return tqdm(total=total, disable=not enabled, file=sys.stderr, unit="run", leave=False,
-                desc="simulating", dynamic_ncols=True)
 
 
 # ------------------------------------------------------------------ rows
@@ -223,26 +175,4 @@ def render(rs: list[Row], title: Callable[[str], str] = lambda w: w) -> str:
         lines.append("")
     lines.append(f"median ±half-width of its 95% bootstrap CI, ratio to the base; "
                  f"+ better, - worse, ~ changed (Mann-Whitney U over seeds, p < {ALPHA})")
-    return "\n".join(lines) + "\n"
-
-
-def render_list() -> str:
-    import strategies as strats
-
-    from . import params, workloads
-    lines = ["strategies:"]
-    for s in strats.STRATEGIES.values():
-        lines.append(f"  {s.name:20s} {s.summary}  [{s.kernels}]")
-        for k, (d, doc) in s.params.items():
-            lines.append(f"      {k}={d}  {doc}")
-    lines.append("workloads:")
-    for name in workloads.workload_names():
-        lines.append(f"  {name}")
-        for k, spec in workloads.workload_params(name).items():
-            lines.append(f"      {k}={spec[0]}  {spec[1]}")
-    lines.append("model, cost and server parameters:")
-    for p in params.PARAMS:
-        lines.append(f"  {p.name}={p.default}  ({p.group}) {p.doc}")
-    for k, (d, lo, hi, g, doc) in params.FLOAT_PARAMS.items():
-        lines.append(f"  {k}={d}  ({g}) {doc}")
     return "\n".join(lines) + "\n"

@@ -2,9 +2,9 @@
 
 Keyword parameters are routed by name: a workload generator's parameters (when
 the workload is given by name), then the model, cost and server parameters of
-bench.params, then the strategy's own.  Anything else is a ValueError naming it.
+bench.sim.params, then the strategy's own.  Anything else is a ValueError naming it.
 Both engines take the same resolved configuration and return the same raw
-result, summarised once by bench.metrics.
+result, summarised once by bench.results.metrics.
 """
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ import numpy as np
 
 import strategies as _strategies
 
-from . import metrics, params as _params, workloads as _workloads
-from .ops import FILE_RANGE_OPS, PAGE_SIZE
-from .results import Run
+from bench.results import metrics
+from bench.sim import params as _params, workload as _workloads
+from bench.sim.ops import FILE_RANGE_OPS, PAGE_SIZE
+from bench.results import Run
 
 ENGINES = ("c", "python")
 MAX_TOTAL_PAGES = 1 << 24       # 64 GiB of file pages: the per-page state must fit in memory
@@ -77,7 +78,7 @@ def run(strategy: str, workload: Any, seed: int = 0, engine: str = "c", **params
 def simulate_raw(cfg: dict, wl: _workloads.Workload, seed: int, engine: str) -> dict:
     """The engine's raw output (counters, histogram, latency samples, series)."""
     if engine == "python":
-        from . import refsim
+        from bench.sim import refsim
         return refsim.simulate(cfg, wl.ops, wl.file_sizes, seed)
-    from . import _cengine
+    from bench.sim import _cengine
     return _cengine.simulate(cfg, wl.ops, wl.file_sizes, seed)

@@ -1,6 +1,6 @@
 """Workloads: seeded generators of operation arrays for the engines.
 
-A workload is a name, an ``OP_DTYPE`` array (bench.ops) sorted by time, the initial size of every
+A workload is a name, an ``OP_DTYPE`` array (bench.sim.ops) sorted by time, the initial size of every
 file (the server holds those bytes at the start) and the parameters that made it.  ``make`` runs a
 registered generator; ``from_arrays`` wraps arrays from elsewhere; ``make(w.name, **w.params)``
 rebuilds ``w``.
@@ -28,8 +28,8 @@ from typing import Callable
 
 import numpy as np
 
-from bench.params import SERVER_DISTS
-from bench.ops import (ALLOC, COMPACT, DIO_READ, FREE, FSYNC, MAX_FILE_BYTES, MAX_THREADS,
+from bench.sim.params import SERVER_DISTS
+from bench.sim.ops import (ALLOC, COMPACT, DIO_READ, FREE, FSYNC, MAX_FILE_BYTES, MAX_THREADS,
                        MMAP_STORE, MSYNC, OP_DTYPE, PAGE_SIZE, SYNC, WRITE, validate_ops)
 
 __all__ = ["Workload", "Param", "GeneratorSpec", "WORKLOADS", "workload_names",
@@ -100,7 +100,7 @@ WORKLOADS: dict[str, GeneratorSpec] = {}   # insertion order is the suite order
 # A workload may carry server parameters (their docs start "server parameter:"): the engine and
 # a real mount take them from workload.params unless the caller gives them.  The seed thread's
 # server: several threads, each reply waiting an exponential time off CPU (a server backed by a
-# disk or a network), the table defaults of bench.params for its mean.
+# disk or a network), the table defaults of bench.sim.params for its mean.
 SEED_SERVER = dict(
     server_threads=Param(int, 4, "server parameter: threads reading requests", 1, 256),
     server_dist=_choice("exponential", "server parameter: service-time distribution",
@@ -509,7 +509,7 @@ def make(name: str, seed: int = 0, **params) -> Workload:
 
 
 def from_arrays(ops, file_sizes, name: str = "custom", params: dict | None = None) -> Workload:
-    """Wrap copies of arrays from elsewhere (a trace, a test) after bench.ops.validate_ops."""
+    """Wrap copies of arrays from elsewhere (a trace, a test) after bench.sim.ops.validate_ops."""
     if isinstance(ops, np.ndarray):
         ops = ops.copy()   # contiguous, and freezing it must not freeze the caller's array
     sizes = np.asarray(file_sizes)

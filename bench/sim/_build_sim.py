@@ -1,6 +1,6 @@
 """cffi builder for the C engine (API mode), run by setuptools at install time only.
 
-`pip install .` (or `-e .`) compiles csrc/*.c into the extension bench._fwb.
+`pip install .` (or `-e .`) compiles csrc/*.c into the extension bench.sim._fwb.
 The cdef is csrc/fwb.h as it is: the header is kept cdef-clean for that.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cffi import FFI
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CSRC = ROOT / "csrc"
 SOURCES = sorted(str(p.relative_to(ROOT)) for p in CSRC.glob("*.c"))
 # -ffp-contract=off: no fused multiply-add, so service times match the Python engine bit for bit.
@@ -35,7 +35,7 @@ _preflight()
 ffi = FFI()
 ffi.cdef((CSRC / "fwb.h").read_text())
 ffi.set_source(
-    "bench._fwb",
+    "bench.sim._fwb",
     '#include <stdint.h>\n#include "fwb.h"\n',
     sources=SOURCES,
     include_dirs=[str(CSRC)],

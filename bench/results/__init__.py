@@ -24,8 +24,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .fileio import check_writable, jsonable, write_checked  # noqa: F401 (re-exported)
-from .metrics import METRIC_BY_NAME
+from bench.results.fileio import check_writable, jsonable, write_checked  # noqa: F401 (re-exported)
+from bench.results.metrics import METRIC_BY_NAME
 
 SCHEMA_VERSION = 1
 SERIES_FIELDS = ("time_ns", "dirty", "writeback", "temp", "cache", "anon")

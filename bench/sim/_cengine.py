@@ -1,6 +1,6 @@
-"""Typed wrapper over the cffi extension bench._fwb (csrc/).
+"""Typed wrapper over the cffi extension bench.sim._fwb (csrc/).
 
-Callers hand it what bench.params.resolve and bench.ops.validate_ops have
+Callers hand it what bench.sim.params.resolve and bench.sim.ops.validate_ops have
 already checked; it re-checks the few things that would be undefined
 behaviour in C (array types, counts) and turns error codes into exceptions.
 """
@@ -10,11 +10,11 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from . import refsim
-from .ops import OP_DTYPE
+from bench.sim import refsim
+from bench.sim.ops import OP_DTYPE
 
 try:
-    from ._fwb import ffi, lib
+    from bench.sim._fwb import ffi, lib
 except ImportError as exc:  # pragma: no cover - depends on the install
     ffi = lib = None
     _IMPORT_ERROR = exc
@@ -40,7 +40,7 @@ def available() -> bool:
 
 def _require() -> None:
     if lib is None:
-        raise RuntimeError("the C engine is not built (bench._fwb missing): run `pip install -e .` "
+        raise RuntimeError("the C engine is not built (bench.sim._fwb missing): run `pip install -e .` "
                            f"with a C compiler and the Python headers ({_IMPORT_ERROR})")
 
 
@@ -66,7 +66,7 @@ def _array(ptr, n: int) -> np.ndarray:
 
 
 def simulate(cfg: Mapping[str, Any], ops: np.ndarray, file_sizes: np.ndarray, seed: int) -> dict:
-    """Run the C engine; the same raw result shape as bench.refsim.simulate."""
+    """Run the C engine; the same raw result shape as bench.sim.refsim.simulate."""
     _require()
     ops = np.ascontiguousarray(ops, dtype=OP_DTYPE)
     sizes = np.ascontiguousarray(file_sizes, dtype=np.int64)

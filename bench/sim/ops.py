@@ -59,7 +59,7 @@ def make_ops(n: int) -> np.ndarray:
 def validate_ops(ops: np.ndarray, file_sizes: np.ndarray) -> None:
     """Raise ValueError (one line naming the field) unless ops/file_sizes are well formed."""
     if not isinstance(ops, np.ndarray) or ops.dtype != OP_DTYPE:
-        raise ValueError("workload ops: expected a numpy array of bench.ops.OP_DTYPE")
+        raise ValueError("workload ops: expected a numpy array of bench.sim.ops.OP_DTYPE")
     if ops.ndim != 1 or len(ops) == 0:
         raise ValueError("workload ops: expected a non-empty 1-D array")
     sizes = np.asarray(file_sizes)

@@ -1,12 +1,12 @@
 """Run a workload on a real FUSE mount: ``run(workload, seed=0, **params) -> Run``.
 
 The real-clock twin of bench.sim (style.md point 7): the same operation array goes to the C
-workload driver (bench._driver, csrc/driver/) which executes it against files on a fresh mount
-of the C server (bench/_bin/fwb_fuse_server, csrc/server/), and the result is a ``Run`` with
+workload driver (bench.real._driver, csrc/driver/) which executes it against files on a fresh mount
+of the C server (bench/real/_bin/fwb_fuse_server, csrc/server/), and the result is a ``Run`` with
 model.md's result names.  Needs root, /dev/fuse and libfuse3; ``available()`` says why not.
 
 Parameters (keywords, routed like bench.sim.run): a workload generator's parameters when the
-workload is given by name, then the server's, named as in bench.params where the simulator has
+workload is given by name, then the server's, named as in bench.sim.params where the simulator has
 the same knob: ``server_threads`` (default 16 here, above max_background, so held WRITEs cannot
 starve lookups), ``max_write`` (default max_pages * 4096 = 131072), ``max_pages``,
 ``max_background`` (12), ``server_dist`` (0/"fixed", 1/"exponential", 2/"lognormal"; default
@@ -36,7 +36,7 @@ NOT_MEASURED below.  Sampled peaks can miss spikes shorter than the sample inter
 ``run_command(argv)`` runs a real program instead, with a fresh mount as its working directory
 and the writeback cache off (``ServerOptions(writeback_cache=False)``, the server's
 --no-writeback-cache), so every write(2), fsync and close reaches the server when it is made;
-it returns the server's log (bench.trace turns it into an operation stream).  The log's ``pid``
+it returns the server's log (bench.real.trace turns it into an operation stream).  The log's ``pid``
 is the calling thread's (fuse_req_ctx), the flusher's for writeback.
 
 Every exit path unmounts (``Mount.stop``): a normal end, an exception, SIGINT/SIGTERM (handlers
@@ -65,10 +65,11 @@ from typing import Any
 
 import numpy as np
 
-from . import metrics, params as _params, workloads as _workloads
-from .ops import (DIO_READ, FSYNC, MMAP_STORE, MSYNC, OP_DTYPE, OP_NAMES, PAGE_SIZE, SYNC,
+from bench.results import metrics
+from bench.sim import params as _params, workload as _workloads
+from bench.sim.ops import (DIO_READ, FSYNC, MMAP_STORE, MSYNC, OP_DTYPE, OP_NAMES, PAGE_SIZE, SYNC,
                   WRITE)
-from .results import SERIES_FIELDS, Run
+from bench.results import SERIES_FIELDS, Run
 
 __all__ = ["available", "run", "execute", "run_command", "CommandResult", "Mount", "MountResult",
            "ServerOptions", "read_log",
@@ -120,7 +121,7 @@ _SERVER_PARAMS = ("server_threads", "max_write", "max_pages", "max_background", 
 
 def _driver():
     try:
-        from . import _driver
+        from bench.real import _driver
     except ImportError:
         return None
     return _driver
@@ -140,7 +141,7 @@ def available() -> tuple[bool, str]:
         return False, (f"server not built ({SERVER} missing): install libfuse3-dev and pkg-config, "
                        "then rerun `pip install -e .`")
     if _driver() is None:
-        return False, "workload driver not built (bench._driver missing): rerun `pip install -e .`"
+        return False, "workload driver not built (bench.real._driver missing): rerun `pip install -e .`"
     return True, ""
 
 
@@ -594,7 +595,7 @@ def execute(workload: Any, seed: int = 0, **params: Any) -> MountResult:
     lib_ffi = _driver()
     ffi, lib = lib_ffi.ffi, lib_ffi.lib
     if ffi.sizeof("fwb_drv_op") != OP_DTYPE.itemsize:
-        raise RuntimeError("bench._driver: fwb_drv_op does not match OP_DTYPE; rebuild it")
+        raise RuntimeError("bench.real._driver: fwb_drv_op does not match OP_DTYPE; rebuild it")
 
     n = len(wl.ops)
     ops = np.ascontiguousarray(wl.ops)

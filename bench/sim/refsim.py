@@ -89,7 +89,7 @@ Choices where model.md is silent (kernel behaviour followed, or simplified):
 - write(2), faults and direct I/O that bring a page into the cache pay
   cache_add_ns for it (page allocation and filemap_add_folio).  A WRITE costs
   the server server_new_page_ns more for each page it has never been sent: its
-  copy of a file starts sparse (bench.mount's server creates files with
+  copy of a file starts sparse (bench.real.mount's server creates files with
   ftruncate and touches memory on first write).
 - sync(2) with sync_waits=0 (2026 kernels) wakes the flusher to write every
   dirty page (WB_SYNC_NONE) and returns; with sync_waits=1 it runs WB_SYNC_ALL
@@ -118,7 +118,7 @@ import numpy as np
 import strategies
 from strategies import Action, BusyPage
 
-from . import ops as O
+from bench.sim import ops as O
 
 PAGE = O.PAGE_SIZE
 M64 = (1 << 64) - 1

@@ -1,0 +1,53 @@
+"""Sweeps: strategies x workloads x seeds on a process pool, runs back in a fixed order."""
+from __future__ import annotations
+
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from typing import Iterable
+
+from bench.results import Run
+
+
+def _one(task: tuple) -> Run:
+    from bench import sim
+    strategy, workload, seed, engine, params = task
+    return sim.run(strategy, workload, seed=seed, engine=engine, **params)
+
+
+def sweep(strategies: list[str], workloads: list[str], seeds: Iterable[int], engine: str,
+          params: dict, jobs: int | None = None, progress: bool = True) -> tuple[Run, ...]:
+    """Run every (workload, strategy, seed) on a process pool; runs come back in that order."""
+    from bench import sim
+    from bench.sim import workload as wl
+    seeds = list(seeds)
+    # A workload parameter goes to the workloads that have it; the rest go to every run.
+    own = {w: set(wl.workload_params(w)) for w in workloads}
+    any_workload = set().union(*own.values())
+    per = {w: {k: v for k, v in params.items() if k not in any_workload or k in own[w]}
+           for w in workloads}
+    tasks = [(s, w, seed, engine, per[w]) for w in workloads for s in strategies for seed in seeds]
+    # Check the parameters here, so a typo is one error line and not one per worker.
+    for w in workloads:
+        sim.prepare(strategies[0], w, seeds[0], **per[w])
+    jobs = min(jobs or os.cpu_count() or 1, len(tasks))    # never more workers than runs
+    bar = _progress(len(tasks), progress)
+    if jobs == 1:
+        out = []
+        for t in tasks:
+            out.append(_one(t))
+            bar.update(1)
+    else:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            out = []
+            for r in pool.map(_one, tasks, chunksize=1):
+                out.append(r)
+                bar.update(1)
+    bar.close()
+    return tuple(out)
+
+
+def _progress(total: int, enabled: bool):
+    from tqdm import tqdm
+    return tqdm(total=total, disable=not enabled, file=sys.stderr, unit="run", leave=False,
+                desc="simulating", dynamic_ncols=True)
