@@ -1,4 +1,4 @@
-"""The reference simulator: the model of ../shared/design/model.md in plain Python.
+"""The reference simulator: the model of docs/model.md in plain Python.
 
 It exists to be read and to check the C core (csrc/), which must produce the
 same raw result for the same configuration, operations and seed, counter for
