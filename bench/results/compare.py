@@ -91,7 +91,8 @@ def _row(workload: str, metric: str, label: str, mine: list[float], base_name: s
     else:
         ratio = s.median / b.median
         p = stats.mann_whitney_p(mine, theirs)
-    sig = b is not None and not math.isnan(p) and p < ALPHA and s.median != b.median
+    enough = b is not None and min(s.n, b.n) >= MIN_SEEDS_FOR_TEST
+    sig = enough and not math.isnan(p) and p < ALPHA and s.median != b.median
     up = b is not None and s.median > b.median
     return Row(workload, metric, label, s.median, s.lo, s.hi, s.n, base_name, ratio, p, sig,
                _verdict(metric, up, sig))
@@ -132,6 +133,136 @@ def rows_between(old: Suite, new: Suite, metrics: Iterable[str] = tuple(_HEADLIN
     return out
 
 
+# ------------------------------------------------------------------ verdicts
+# Mann-Whitney U, two-sided, can reach p < ALPHA only with this many values on each side
+# (with 3 against 3 the smallest possible p is 0.1).
+MIN_SEEDS_FOR_TEST = 4
+TIE = 0.005             # medians within 0.5% of each other are a tie, whatever the test says
+# Correctness counters whose any non-zero value is a failure worth a line of its own.
+FAILURES = ("lost_updates", "out_of_order", "hangs", "deadlocks")
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Who wins one metric of one workload.  `winners` are the strategies whose medians are
+    within TIE of the best; `losers` the next best strategies (again within TIE of each
+    other), the ones the winners are compared with; `factor` how much better the best winner
+    is than the best loser (>= 1; nan when every strategy is within TIE)."""
+    workload: str
+    metric: str
+    winners: tuple[str, ...]
+    losers: tuple[str, ...]
+    factor: float
+    p_value: float
+    significant: bool
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        for k in ("factor", "p_value"):
+            if isinstance(d[k], float) and math.isnan(d[k]):
+                d[k] = None
+        return d
+
+
+def _simulated(suite: Suite) -> list[str]:
+    # Kernel rows (``kernel-<release>``) are a real machine, not a candidate strategy.
+    return [s for s in suite.strategies() if not s.startswith("kernel-")]
+
+
+def _within(a: float, b: float) -> bool:
+    return a == b or (a != 0 and b != 0 and max(a, b) / min(a, b) <= 1 + TIE and a * b > 0)
+
+
+def _winner(suite: Suite, workload: str, metric: str) -> Verdict | None:
+    hib = METRIC_BY_NAME[metric].higher_is_better
+    vals = {s: v for s in _simulated(suite) if (v := _values(suite.select(workload, s), metric))}
+    if len(vals) < 2:
+        return None
+    meds = {s: float(stats.summarize(v).median) for s, v in vals.items()}
+    order = sorted(meds, key=lambda s: meds[s], reverse=hib)
+    winners = tuple(s for s in order if _within(meds[s], meds[order[0]]))
+    rest = [s for s in order if s not in winners]
+    if not rest:
+        return Verdict(workload, metric, winners, (), math.nan, math.nan, False)
+    losers = tuple(s for s in rest if _within(meds[s], meds[rest[0]]))
+    a, b = meds[winners[0]], meds[losers[0]]
+    factor = (a / b if hib else b / a) if a and b else math.inf
+    p = stats.mann_whitney_p(vals[winners[0]], vals[losers[0]])
+    enough = min(len(vals[winners[0]]), len(vals[losers[0]])) >= MIN_SEEDS_FOR_TEST
+    return Verdict(workload, metric, winners, losers, factor, p, enough and p < ALPHA)
+
+
+def verdicts(suite: Suite, metrics: Iterable[str] = ("app_throughput_bps", "write_latency_ns",
+                                                     "fsync_latency_ns")) -> list[Verdict]:
+    """Per workload and metric, the simulated strategies with the best median and by how much
+    they beat the next best, significant only with enough seeds (MIN_SEEDS_FOR_TEST) and
+    p < ALPHA between the two best of each group."""
+    return [v for w in suite.workloads() for m in metrics
+            if (v := _winner(suite, w, m)) is not None]
+
+
+def failures(suite: Suite, workload: str) -> list[str]:
+    """"temp-naive: 101 lost_updates" for each strategy (or "all") whose median correctness
+    counter is not zero on this workload."""
+    strategies = _simulated(suite)
+    out = []
+    for m in FAILURES:
+        bad = {}
+        for s in strategies:
+            v = _values(suite.select(workload, s), m)
+            if v and (med := stats.summarize(v).median) > 0:
+                bad[s] = med
+        if len(bad) == len(strategies) > 1 and len(set(bad.values())) == 1:
+            out.append(f"all: {next(iter(bad.values())):.0f} {m}")
+        else:
+            out += [f"{s}: {med:.0f} {m}" for s, med in bad.items()]
+    return out
+
+
+def _cell_verdict(v: Verdict | None, tested: bool) -> str:
+    if v is None:
+        return "-"
+    if not v.losers:
+        return "tie"
+    who = v.winners[0] + (f"+{len(v.winners) - 1}" if len(v.winners) > 1 else "")
+    how = f"{v.factor:.2f}x" if math.isfinite(v.factor) else "only >0"
+    return f"{who} {how}" + ("" if not tested else (" *" if v.significant else " n.s."))
+
+
+def render_verdicts(suite: Suite, color: bool = False) -> str:
+    """The first screen of compare: per workload, who wins on throughput and on p99 latency,
+    by how much over the next best, whether that is significant, and correctness failures."""
+    red = (lambda s: f"\x1b[31m{s}\x1b[0m") if color else (lambda s: s)
+    metrics = ("app_throughput_bps", "write_latency_ns", "fsync_latency_ns")
+    got = {(v.workload, v.metric): v for v in verdicts(suite, metrics)}
+    seeds = min((len(suite.select(w, s)) for w in suite.workloads()
+                 for s in _simulated(suite)), default=0)
+    tested = seeds >= MIN_SEEDS_FOR_TEST
+    table = [["workload", "throughput", "write p99", "fsync p99"]]
+    fails = {}
+    for w in suite.workloads():
+        table.append([w] + [_cell_verdict(got.get((w, m)), tested) for m in metrics])
+        fails[w] = failures(suite, w)
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    lines = ["Who wins: the simulated strategy with the best median, and how much better it is "
+             "than the next best"]
+    for row in table:
+        line = "  ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip()
+        if row[0] in fails and fails[row[0]]:
+            line += "  " + red("FAILS " + ", ".join(fails[row[0]]))
+        lines.append("  " + line)
+    lines.append(f"X+N: X and N others within {100 * TIE:.1f}% of it; tie: all within "
+                 f"{100 * TIE:.1f}%; -: no value (no such calls); FAILS: a correctness counter "
+                 f"above 0 (median over seeds).")
+    if tested:
+        lines.append(f"* significant, n.s. not: Mann-Whitney U of the best against the next best "
+                     f"over {seeds} seeds, p < {ALPHA}.")
+    else:
+        lines.append(f"{seeds} seed(s) per strategy: too few for a significance test (it needs "
+                     f"{MIN_SEEDS_FOR_TEST}), so no difference is called significant.")
+    return "\n".join(lines) + "\n"
+
+
 # ------------------------------------------------------------------ text
 def _fmt(v: float, scale: float) -> str:
     x = v * scale
@@ -144,7 +275,13 @@ def _fmt(v: float, scale: float) -> str:
 
 def _cell(r: Row, scale: float) -> str:
     half = (r.hi - r.lo) / 2
-    ci = "" if half == 0 else (f" ±{100 * half / abs(r.median):.0f}%" if r.median else f" ±{_fmt(half, scale)}")
+    if half == 0:
+        ci = ""
+    elif not r.median:
+        ci = f" ±{_fmt(half, scale)}"
+    else:       # a half-width past the median itself says "spread", not a number to read
+        rel = 100 * half / abs(r.median)
+        ci = f" ±{rel:.0f}%" if rel < 100 else " ±>99%"
     if r.base == r.strategy:
         ratio = "   base"
     elif math.isnan(r.ratio):
@@ -173,6 +310,11 @@ def render(rs: list[Row], title: Callable[[str], str] = lambda w: w) -> str:
             lines.append("  ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i])
                                    for i, c in enumerate(row)))
         lines.append("")
-    lines.append(f"median ±half-width of its 95% bootstrap CI, ratio to the base; "
-                 f"+ better, - worse, ~ changed (Mann-Whitney U over seeds, p < {ALPHA})")
+    lines.append("Each cell: median ±half-width of its 95% bootstrap CI (±>99%: wider than the "
+                 "median), ratio to the base")
+    lines.append("(the base column, or the old file; 'base': the base itself; 'new': the base is "
+                 "0).")
+    lines.append(f"Marks only where a Mann-Whitney U test over the seeds gives p < {ALPHA} (it "
+                 f"needs {MIN_SEEDS_FOR_TEST} seeds or more):")
+    lines.append("+ better, - worse, ~ changed (a metric with no better direction).")
     return "\n".join(lines) + "\n"
