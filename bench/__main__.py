@@ -11,7 +11,7 @@ import json
 import os
 import sys
 
-from bench.cli import Parser, check_seeds, parse_pairs, pick_names
+from bench.cli import Parser, add_machine_option, check_seeds, parse_pairs, pick_names
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -26,7 +26,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     else:
         from bench.results import provenance
         from bench import sim
-        from bench.sim import sweep
+        from bench.sim import machine, params as sim_params, sweep
+        active = machine.use(args)
         strategies = pick_names(args.strategies, sim.strategies(), "--strategies")
         workloads = pick_names(args.workloads, sim.workloads(), "--workloads") if args.workloads \
             else compare.DEFAULT_SUITE
@@ -38,30 +39,37 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if args.jobs is not None and not 1 <= args.jobs <= max_jobs:
             raise ValueError(f"--jobs: must be in 1..{max_jobs} (4 per CPU), got {args.jobs}")
         results.check_writable(args.out, args.force or args.out == compare.LATEST)
-        params = parse_pairs(args.param)
-        runs = sweep.sweep(strategies, workloads, range(args.seeds), args.engine, params,
-                             jobs=args.jobs, progress=not args.quiet)
-        if not args.no_mount:       # after the pool is done, so the mount runs on a quiet machine
-            from bench.real import validate
-            mounted = [w for w in workloads if w in validate.MOUNT_SUITE]
-            mruns, why = validate.mount_runs(mounted, range(args.seeds), params,
-                                             progress=not args.quiet)
-            runs = runs + mruns
-            if why:
-                print(why, file=sys.stderr)
-        suite = results.Suite(provenance.collect(engine=args.engine, seeds=args.seeds,
-                                                 params=params, command="compare"), runs)
-        out = results.dump(suite, args.out, overwrite=args.force or args.out == compare.LATEST)
-        if not args.quiet:
-            print(f"results: {out}", file=sys.stderr)
+        with results.output_lock(args.out):     # a second run on the same --out: one error line
+            params = parse_pairs(args.param)
+            runs = sweep.sweep(strategies, workloads, range(args.seeds), args.engine, params,
+                                 jobs=args.jobs, progress=not args.quiet)
+            if not args.no_mount:       # after the pool is done, so the mount runs on a quiet machine
+                from bench.real import validate
+                mounted = [w for w in workloads if w in validate.MOUNT_SUITE]
+                mruns, why = validate.mount_runs(mounted, range(args.seeds), params,
+                                                 progress=not args.quiet)
+                runs = runs + mruns
+                if why:
+                    print(why, file=sys.stderr)
+            suite = results.Suite(provenance.collect(engine=args.engine, seeds=args.seeds,
+                                                     params=params, command="compare",
+                                                     machine=sim_params.machine_provenance()), runs)
+            out = results.dump(suite, args.out, overwrite=args.force or args.out == compare.LATEST)
+            if not args.quiet:
+                print(f"results: {out}", file=sys.stderr)
         rows = compare.rows(suite, args.baseline)
         title = lambda w: (f"{w}: {args.seeds} seed(s), {args.engine} engine, "  # noqa: E731
-                           f"base {args.baseline}")
+                           f"base {args.baseline}, machine {machine.label(active)}")
     if args.json:
         json.dump([r.as_dict() for r in rows], sys.stdout, indent=1)
         sys.stdout.write("\n")
-    else:
-        sys.stdout.write(compare.render(rows, title))
+        return 0
+    if not args.files:
+        sys.stdout.write(compare.render_verdicts(suite, color=sys.stdout.isatty()))
+        if args.brief:
+            return 0
+        sys.stdout.write("\n")
+    sys.stdout.write(compare.render(rows, title))
     return 0
 
 
@@ -70,7 +78,8 @@ def cmd_gate(args: argparse.Namespace) -> int:
     from bench import results
     base, head = results.load(args.baseline), results.load(args.candidate)
     thresholds = gate.parse_thresholds(args.threshold)
-    changes = gate.compare(base, head, thresholds, args.default_threshold)
+    changes = gate.compare(base, head, thresholds, args.default_threshold,
+                           allow_profile_change=args.allow_profile_change)
     sys.stdout.write(gate.render(changes, args.default_threshold))
     return 1 if any(c.verdict == "regression" for c in changes) else 0
 
@@ -89,7 +98,8 @@ def cmd_speed(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from bench.sim import listing
+    from bench.sim import listing, machine
+    machine.use(args)
     sys.stdout.write(listing.render_list())
     return 0
 
@@ -115,7 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-mount", action="store_true",
                    help="no real-mount rows (by default they are added when a mount is possible)")
     p.add_argument("--json", action="store_true", help="machine-readable rows on stdout")
+    p.add_argument("--brief", action="store_true",
+                   help="only the verdict per workload, not the detail tables")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_machine_option(p)
     p.set_defaults(func=cmd_compare)
     p = sub.add_parser("gate", help="exit 1 if CANDIDATE regressed against BASELINE (2 on error)")
     p.add_argument("baseline", metavar="BASELINE.json")
@@ -124,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="allowed change of one metric in percent (repeatable)")
     p.add_argument("--default-threshold", type=float, default=5.0, metavar="PCT",
                    help="allowed change of the other metrics (default 5; correctness counters 0)")
+    p.add_argument("--allow-profile-change", action="store_true",
+                   help="gate files made with different machine profiles or engines")
     p.set_defaults(func=cmd_gate)
     p = sub.add_parser("report", help="write a static dashboard site from result files")
     p.add_argument("files", nargs="+", metavar="RESULT.json")
@@ -136,14 +151,25 @@ def main(argv: list[str] | None = None) -> int:
     trace.add_parsers(sub)           # record, replay
     calibrate.add_parsers(sub)
     validate.add_parsers(sub)
-    p = sub.add_parser("list", help="list strategies, workloads and parameters with defaults")
+    from bench.real.kernels import commands as kernels
+    kernels.add_parsers(sub)         # kernels list|fetch|run|ab
+    p = sub.add_parser("list", help="list strategies, workloads, machine profiles and parameters "
+                                    "with the active machine's values")
+    add_machine_option(p)
     p.set_defaults(func=cmd_list)
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        rc = args.func(args)
+        sys.stdout.flush()          # a closed pipe shows here, inside the handlers below
+        return rc
     except (ValueError, RuntimeError) as exc:
         print(f"ERROR: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader closed the pipe (``| head``): not an error.  Point stdout at /dev/null so
+        # the interpreter's final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"ERROR: {where}{exc.strerror or exc}", file=sys.stderr)

@@ -48,3 +48,12 @@ def pick_names(text: str | None, known: list[str], what: str) -> list[str]:
         if n not in known:
             raise ValueError(f"{what}: unknown {n!r}; allowed: {', '.join(known)}")
     return names
+
+
+def add_machine_option(parser: argparse.ArgumentParser) -> None:
+    """--machine NAME|PATH: the machine profile a simulation models (bench.sim.machine)."""
+    parser.add_argument("--machine", metavar="NAME|PATH",
+                        help="machine profile to simulate: a name (python -m bench list shows "
+                             "them), a TOML/JSON file, or 'none' for the parameter table "
+                             "(default: $FWB_MACHINE, else ci-2cpu-24g, the machine the costs "
+                             "were measured on)")

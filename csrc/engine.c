@@ -75,6 +75,7 @@ typedef struct req {
 	int32_t sec_next;	/* link in its primary's chain */
 	uint8_t bg;		/* counted in active_background */
 	uint8_t done;
+	uint8_t promoted;	/* a secondary re-inserted in fi->writepages at its primary's reply */
 } req;
 
 /*
@@ -134,6 +135,8 @@ typedef struct actor {
 	int wp_sync, wp_bg;
 	int64_t wp_chunk;
 	int32_t wp_batch;
+	int32_t wp_ready;	/* a batch whose CPU work ends at clk: sent then (0: none) */
+	int64_t wp_looked;	/* 1 + the page whose in-flight lookup was paid */
 	int64_t wp_sent;
 	int32_t req;
 	int32_t sync_f;
@@ -166,6 +169,7 @@ typedef struct sim {
 	int32_t ncpu, srv_cap;
 	int32_t *runq_w;	/* ring of nthr entries: a thread is queued at most once */
 	int64_t *runq_svc;
+	int64_t *runq_on;	/* the share of runq_svc on a CPU */
 	int32_t runq_head, runq_n;
 	int64_t cpu_ev;		/* time of the pending EV_CPU, -1 if none */
 	int in_done;		/* handling a reply (EV_DONE) */
@@ -609,6 +613,7 @@ static int32_t new_req(sim *s, int kind, int32_t f, int64_t first)
 	q->sec_head = q->sec_tail = q->sec_next = 0;
 	q->bg = 0;
 	q->done = 0;
+	q->promoted = 0;
 	return r;
 }
 
@@ -693,9 +698,8 @@ static int32_t server_cpu(const sim *s)
 	return server_capped(s) ? -1 : idle_cpu(s, s->now);
 }
 
-static void book_server(sim *s, int32_t i, int32_t w, int64_t svc)
+static void book_server(sim *s, int32_t i, int32_t w, int64_t svc, int64_t on_cpu)
 {
-	int64_t on_cpu = svc * s->cfg->server_cpu_pct / 100;
 	s->cpu_free[i] = s->srv_until[i] = sadd(s->now, on_cpu);
 	push(s, defer(s, sadd(s->now, svc)), EV_DONE, w);
 }
@@ -721,21 +725,25 @@ static void cpu_wake(sim *s)
 	}
 }
 
-/* Server thread w runs a request of svc ns: its CPU share first, on a CPU it may
- * take now (else it queues for one), then the rest off CPU. */
-static void start_service(sim *s, int32_t w, int64_t svc)
+/* Server thread w runs a request of svc ns, then kern ns of kernel work at its reply
+ * (all on CPU): its CPU share first, on a CPU it may take now (else it queues for
+ * one), then the rest off CPU. */
+static void start_service(sim *s, int32_t w, int64_t svc, int64_t kern)
 {
-	if (s->ncpu && svc * s->cfg->server_cpu_pct / 100 > 0) {
+	int64_t on_cpu = sadd(svc * s->cfg->server_cpu_pct / 100, kern);
+	svc = sadd(svc, kern);
+	if (s->ncpu && on_cpu > 0) {
 		int32_t i = server_cpu(s);
 		if (i < 0 || s->runq_n) {
 			int32_t at = (s->runq_head + s->runq_n) % s->nthr;
 			s->runq_w[at] = w;
 			s->runq_svc[at] = svc;
+			s->runq_on[at] = on_cpu;
 			s->runq_n++;
 			cpu_wake(s);
 			return;
 		}
-		book_server(s, i, w, svc);
+		book_server(s, i, w, svc, on_cpu);
 		return;
 	}
 	push(s, defer(s, sadd(s->now, svc)), EV_DONE, w);
@@ -749,14 +757,15 @@ static void run_cpu_queue(sim *s)
 	s->cpu_ev = -1;
 	while (s->runq_n) {
 		int32_t i = server_cpu(s), w;
-		int64_t svc;
+		int64_t svc, on_cpu;
 		if (i < 0)
 			break;
 		w = s->runq_w[s->runq_head];
 		svc = s->runq_svc[s->runq_head];
+		on_cpu = s->runq_on[s->runq_head];
 		s->runq_head = (s->runq_head + 1) % s->nthr;
 		s->runq_n--;
-		book_server(s, i, w, svc);
+		book_server(s, i, w, svc, on_cpu);
 	}
 	if (s->runq_n)
 		cpu_wake(s);
@@ -786,7 +795,7 @@ static void start(sim *s, int32_t w, int32_t r)
 {
 	const fwb_config *c = s->cfg;
 	req *q = &s->rq[r];
-	int64_t mean, svc;
+	int64_t mean, svc, kern = 0;	/* kern: kernel work of the thread that writes the reply */
 	q->state = ST_SENT;
 	if (q->kind == RQ_WRITE) {
 		int64_t base = s->base[q->file] + q->first;
@@ -808,6 +817,10 @@ static void start(sim *s, int32_t w, int32_t r)
 			mean = c->server_base_ns + c->server_page_ns * q->n +
 			       c->server_new_page_ns * fresh;
 		}
+		if (s->temp)	/* fuse_writepage_end: rb_erase, free the temp pages */
+			kern = c->wb_tree_ns * (1 + q->promoted) + c->temp_free_ns * q->n;
+		else		/* fuse_writepage_free: end PG_writeback of each page */
+			kern = c->end_writeback_ns * q->n;
 	} else if (q->kind == RQ_READ) {
 		s->c[FWB_C_READS]++;
 		mean = c->server_base_ns + c->server_page_ns;
@@ -820,7 +833,7 @@ static void start(sim *s, int32_t w, int32_t r)
 	svc = service(s, mean);
 	if (!s->in_done)	/* it arrived at idle threads: one is woken to read it */
 		svc = sadd(svc, c->server_wakeup_ns);
-	start_service(s, w, svc);
+	start_service(s, w, svc, kern);
 }
 
 static void dispatch(sim *s)
@@ -880,6 +893,7 @@ static void complete(sim *s, int32_t r)
 		int64_t p = s->base[s->rq[sc].file] + s->rq[sc].first;
 		s->lk[p].sec_req = 0;
 		s->lk[p].wb_req = sc;
+		s->rq[sc].promoted = 1;
 		submit_bg(s, sc);
 	}
 	q->sec_head = q->sec_tail = 0;
@@ -983,16 +997,26 @@ static void wp_start(actor *a, int32_t f, int64_t first, int64_t end, int sync_a
 	a->wp_bg = bg;
 	a->wp_chunk = 0;
 	a->wp_batch = 0;
+	a->wp_looked = 0;
 }
 
-static void send_batch(sim *s, actor *a)
+/* Send a's batch once the CPU work that made it is done: at once if a's clock is
+ * not ahead, else a sleeps until it is and sends it when it resumes (writepages);
+ * 0 then. */
+static int send_batch(sim *s, actor *a)
 {
 	int32_t r = a->wp_batch;
-	if (r) {
-		a->wp_batch = 0;
-		work(s, a, s->cfg->wp_request_ns);
-		submit_bg(s, r);
+	if (!r)
+		return 1;
+	a->wp_batch = 0;
+	work(s, a, s->cfg->wp_request_ns + s->temp * s->cfg->wb_tree_ns);
+	if (a->clk > s->now) {
+		a->wp_ready = r;
+		sleep_until(s, a, a->clk);
+		return 0;
 	}
+	submit_bg(s, r);
+	return 1;
 }
 
 /* Take a temp page for a copy; 0 (and counted) under memory pressure. */
@@ -1004,7 +1028,7 @@ static int alloc_temp(sim *s, actor *a)
 	}
 	temp_add(s, 1);
 	s->c[FWB_C_TEMP_BYTES_COPIED] += FWB_PAGE;
-	work(s, a, s->cfg->page_copy_ns);
+	work(s, a, s->cfg->temp_alloc_ns + s->cfg->page_copy_ns);
 	return 1;
 }
 
@@ -1020,7 +1044,8 @@ static void take_page(sim *s, actor *a, int32_t r, int64_t p, int32_t f)
 {
 	req *q = &s->rq[r];
 	clear_dirty(s, p, f);
-	work(s, a, s->cfg->wp_page_ns);
+	/* temp pages: PG_writeback ends at once, in the flusher (fuse_writepages_send) */
+	work(s, a, s->cfg->wp_page_ns + s->temp * s->cfg->end_writeback_ns);
 	if (!s->temp) {
 		s->pg[p].flags |= PF_PGWB;
 		s->pinned++;
@@ -1044,16 +1069,20 @@ static int32_t new_write(sim *s, int32_t f, int64_t first)
 /* merge-in-queue's answer; 0 if a temp page could not be had. */
 static int merge(sim *s, actor *a, int64_t p, int32_t f, int64_t idx)
 {
+	const fwb_config *c = s->cfg;
 	int32_t sr = s->lk[p].sec_req, w = s->lk[p].wb_req, r;
 	if (!sr && s->cfg->merge_queued_primary && w && s->rq[w].n == 1 &&
 	    (s->rq[w].state == ST_QUEUED || s->rq[w].state == ST_BACKGROUND ||
 	     s->rq[w].state == ST_PENDING))
 		sr = w;
 	if (sr) {		/* copy over the copy the server has not read */
+		/* fuse_writepage_add: a fresh temp page takes the copy and is swapped into the
+		 * held request, whose old temp page is freed; the writeback ends at once */
 		versions(s, sr)[0] = s->pg[p].version;
 		s->c[FWB_C_INPLACE_UPDATES]++;
 		s->c[FWB_C_TEMP_BYTES_COPIED] += FWB_PAGE;
-		work(s, a, s->cfg->page_copy_ns);
+		work(s, a, c->temp_alloc_ns + c->page_copy_ns + c->wb_tree_ns + c->temp_free_ns +
+			   c->end_writeback_ns);
 		clear_dirty(s, p, f);
 		return 1;
 	}
@@ -1063,6 +1092,7 @@ static int merge(sim *s, actor *a, int64_t p, int32_t f, int64_t idx)
 		return 0;
 	r = new_write(s, f, idx);
 	take_page(s, a, r, p, f);
+	work(s, a, c->wb_tree_ns);	/* chained to the in-flight request (fuse_writepage_add) */
 	s->rq[r].state = ST_HELD;
 	s->lk[p].wb_req = w;	/* the in-flight primary stays the one found by lookup */
 	s->lk[p].sec_req = r;
@@ -1075,13 +1105,19 @@ static int merge(sim *s, actor *a, int64_t p, int32_t f, int64_t idx)
 	return 1;
 }
 
-/* Advance a's writepages; 1 when finished, 0 when it must wait. */
+/* Advance a's writepages; 1 when finished, 0 when it must wait.  It resumes at the
+ * page it stopped at, sending first the batch it slept for (send_batch). */
 static int writepages(sim *s, actor *a)
 {
 	int32_t f = a->wp_f;
 	int64_t base = s->base[f];
 	int64_t end = base + min64(a->wp_end, s->npages[f]);
 	int64_t p;
+	if (a->wp_ready) {
+		int32_t r = a->wp_ready;
+		a->wp_ready = 0;
+		submit_bg(s, r);
+	}
 	for (p = next_dirty(s, base + a->wp_idx, end); p < end; p = next_dirty(s, p + 1, end)) {
 		int64_t idx = p - base;
 		int32_t b;
@@ -1092,22 +1128,25 @@ static int writepages(sim *s, actor *a)
 			if (s->dirty_total <= bg_thresh(s))
 				break;
 		}
+		if (s->temp && a->wp_looked != idx + 1) {	/* fuse_writepage_need_send: in flight? */
+			a->wp_looked = idx + 1;
+			work(s, a, s->cfg->wb_lookup_ns);
+		}
 		if (busy(s, p)) {
 			enum fwb_action act = s->strategy->on_busy_page(a->wp_sync, 0, s->cfg);
+			if (act != FWB_COPY && !send_batch(s, a))
+				return 0;	/* it cuts the batch; back here once it is sent */
 			if (act == FWB_WAIT) {
-				send_batch(s, a);
 				s->c[FWB_C_WRITEPAGES_WAITS]++;
 				block(a, W_PAGE, p);
 				return 0;
 			}
 			if (act == FWB_SKIP) {
-				send_batch(s, a);
 				s->c[s->temp ? FWB_C_REDIRTY_SKIPS : FWB_C_WRITEBACK_SKIPS]++;
 				a->wp_idx = idx + 1;
 				continue;
 			}
 			if (act == FWB_MERGE) {
-				send_batch(s, a);
 				/* (no lk: a strategy that merges must set .merges) */
 				if (!s->lk || !merge(s, a, p, f, idx))
 					break;	/* -ENOMEM: the page stays dirty */
@@ -1117,8 +1156,9 @@ static int writepages(sim *s, actor *a)
 			}
 		}
 		b = a->wp_batch;
-		if (b && (idx != s->rq[b].first + s->rq[b].n || s->rq[b].n >= s->req_pages))
-			send_batch(s, a);
+		if (b && (idx != s->rq[b].first + s->rq[b].n || s->rq[b].n >= s->req_pages) &&
+		    !send_batch(s, a))
+			return 0;
 		if (s->temp && !alloc_temp(s, a))
 			break;
 		if (!a->wp_batch)
@@ -1128,7 +1168,10 @@ static int writepages(sim *s, actor *a)
 		a->wp_chunk++;
 		a->wp_idx = idx + 1;
 	}
-	send_batch(s, a);
+	if (!send_batch(s, a)) {
+		a->wp_idx = a->wp_end;	/* nothing more to look at once it is sent */
+		return 0;
+	}
 	a->wp_active = 0;
 	return 1;
 }
@@ -1139,6 +1182,8 @@ static int writepages(sim *s, actor *a)
 static int pageout(sim *s, actor *a, int64_t p, int32_t f)
 {
 	int32_t r;
+	if (s->temp)		/* fuse_writepage: fuse_page_is_writeback */
+		work(s, a, s->cfg->wb_lookup_ns);
 	if (busy(s, p)) {
 		enum fwb_action act = s->strategy->on_busy_page(0, 1, s->cfg);
 		if (act == FWB_WAIT) {
@@ -1155,7 +1200,7 @@ static int pageout(sim *s, actor *a, int64_t p, int32_t f)
 		return 0;
 	r = new_write(s, f, p - s->base[f]);
 	take_page(s, a, r, p, f);
-	work(s, a, s->cfg->wp_request_ns);
+	work(s, a, s->cfg->wp_request_ns + s->temp * s->cfg->wb_tree_ns);
 	submit_bg(s, r);
 	return s->temp ? 1 : 0;
 }
@@ -1270,6 +1315,8 @@ static int page_ready(sim *s, actor *a, int32_t f, int64_t idx, int need_read)
 	lru_add(s, p);
 	work(s, a, s->cfg->cache_add_ns);
 	if (need_read) {	/* fuse_do_readpage: a READ, then wait for the page lock */
+		if (s->temp && s->f_inflight[f])	/* fuse_wait_on_page_writeback first */
+			work(s, a, s->cfg->wb_lookup_ns);
 		s->pg[p].flags |= PF_LOCKED;
 		r = new_req(s, RQ_READ, f, idx);
 		s->rq[r].n = 1;
@@ -1436,6 +1483,8 @@ static int do_write(sim *s, actor *a, const fwb_op *op)
 		if (!page_ready(s, a, f, idx, need_read))
 			return 0;
 		p = s->base[f] + idx;
+		if (s->writer_waits && s->temp && s->f_inflight[f])
+			work(s, a, c->wb_lookup_ns);	/* fuse_write_begin looks the page up */
 		if (s->writer_waits && busy(s, p)) {	/* fuse_wait_on_page_writeback */
 			block(a, W_PAGE, p);
 			return 0;
@@ -1478,6 +1527,8 @@ static int do_mmap_store(sim *s, actor *a, const fwb_op *op)
 			}
 			if (!page_ready(s, a, f, idx, idx * FWB_PAGE < s->isize[f]))
 				return 0;
+			if (s->temp && s->f_inflight[f])	/* fuse_page_mkwrite looks it up */
+				work(s, a, c->wb_lookup_ns);
 			if (busy(s, p)) {	/* page_mkwrite waits for writeback */
 				block(a, W_PAGE, p);
 				return 0;
@@ -1900,6 +1951,9 @@ static int config_ok(const fwb_config *c)
 	      in_range(c->write_page_ns, 0, COST) && in_range(c->store_page_ns, 0, COST) &&
 	      in_range(c->fault_ns, 0, COST) && in_range(c->page_copy_ns, 0, COST) &&
 	      in_range(c->wp_page_ns, 0, COST) && in_range(c->wp_request_ns, 0, COST) &&
+	      in_range(c->temp_alloc_ns, 0, COST) && in_range(c->temp_free_ns, 0, COST) &&
+	      in_range(c->wb_lookup_ns, 0, COST) && in_range(c->wb_tree_ns, 0, COST) &&
+	      in_range(c->end_writeback_ns, 0, COST) &&
 	      in_range(c->fsync_syscall_ns, 0, COST) && in_range(c->dio_base_ns, 0, COST) &&
 	      in_range(c->dio_page_ns, 0, COST) && in_range(c->reclaim_scan_ns, 0, COST) &&
 	      in_range(c->compact_page_ns, 0, COST) && in_range(c->server_threads, 1, 256) &&
@@ -1970,6 +2024,7 @@ static void sim_free(sim *s)
 	free(s->srv_until);
 	free(s->runq_w);
 	free(s->runq_svc);
+	free(s->runq_on);
 	free(s->npages);
 	free(s->base);
 	free(s->isize);
@@ -2012,6 +2067,7 @@ static void sim_init(sim *s, const fwb_config *cfg, const fwb_op *ops, int64_t n
 	s->srv_cap = (int32_t)(cfg->server_cpus ? cfg->server_cpus : cfg->cpus);
 	s->runq_w = xcalloc(s, (size_t)s->nthr, sizeof(int32_t));
 	s->runq_svc = xcalloc(s, (size_t)s->nthr, sizeof(int64_t));
+	s->runq_on = xcalloc(s, (size_t)s->nthr, sizeof(int64_t));
 	s->cpu_ev = -1;
 
 	s->nfiles = nf;

@@ -57,6 +57,11 @@ typedef struct fwb_config {
 	int64_t page_copy_ns;
 	int64_t wp_page_ns;
 	int64_t wp_request_ns;
+	int64_t temp_alloc_ns;
+	int64_t temp_free_ns;
+	int64_t wb_lookup_ns;
+	int64_t wb_tree_ns;
+	int64_t end_writeback_ns;
 	int64_t fsync_syscall_ns;
 	int64_t dio_base_ns;
 	int64_t dio_page_ns;

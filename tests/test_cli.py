@@ -40,7 +40,8 @@ def test_a_sweep_writes_a_result_file_and_a_table(tmp_path):
               "--out", str(out), "--jobs", "2", "--no-mount")
     assert p.returncode == 0, p.stderr
     assert p.stderr == ""
-    assert p.stdout.startswith("seq-write: 2 seed(s), python engine, base merge-in-queue\n")
+    assert p.stdout.startswith("Who wins:")
+    assert "\nseq-write: 2 seed(s), python engine, base merge-in-queue" in p.stdout
     assert "dio-redirty: 2 seed(s)" in p.stdout
     s = results.load(out)
     assert len(s.runs) == 2 * 3 * 2
@@ -255,3 +256,15 @@ def test_replay_validate_calibrate_bounds(tmp_path, args, needle):
         pytest.skip("validate checks its options after the mount check")
     _one_error(bench(*args), needle)
     assert not (tmp_path / "x.json").exists()
+
+
+def test_a_closed_pipe_is_not_an_error():
+    # `compare --json OLD NEW | head -c 10` on output well past a pipe buffer (64 KiB).
+    base = str(Path(__file__).parent.parent / "results" / "baseline.json")
+    p = subprocess.Popen([sys.executable, "-m", "bench", "compare", "--json", base, base],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.stdout.read(10)
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=60) == 0
+    assert err == "", err

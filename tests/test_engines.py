@@ -70,6 +70,13 @@ def configs(draw):
         "max_pause_ns": draw(st.integers(MS, 50 * MS)),
         "hz": draw(st.sampled_from([100, 250, 300, 1000])),
         "wb_chunk_pages": draw(st.sampled_from([0, 1, 3, 64])),
+        # the temp-page path's costs, each paid by its own actor (flusher, writer, reply)
+        "page_copy_ns": draw(st.sampled_from([0, 700, 40_000])),
+        "temp_alloc_ns": draw(st.sampled_from([0, 300, 30_000])),
+        "temp_free_ns": draw(st.sampled_from([0, 200, 50_000])),
+        "wb_lookup_ns": draw(st.sampled_from([0, 90, 20_000])),
+        "wb_tree_ns": draw(st.sampled_from([0, 250, 60_000])),
+        "end_writeback_ns": draw(st.sampled_from([0, 150, 70_000])),
     }
     p["dirty_background_ratio"] = draw(st.integers(0, p["dirty_ratio"] - 1))
     if draw(st.booleans()):

@@ -202,7 +202,8 @@ def test_sync_waits_only_when_asked():
 COSTS = dict(write_syscall_ns=1000, write_page_ns=500, cache_add_ns=1000, server_base_ns=10_000,
              server_page_ns=1000, server_new_page_ns=2000, server_fsync_ns=5000, server_dist=0,
              server_threads=4, wp_page_ns=0, wp_request_ns=0, fsync_syscall_ns=0, server_cpus=0,
-             server_cpu_pct=100, wakeup_ns=0, server_wakeup_ns=0)
+             server_cpu_pct=100, wakeup_ns=0, server_wakeup_ns=0, page_copy_ns=0,
+             temp_alloc_ns=0, temp_free_ns=0, wb_lookup_ns=0, wb_tree_ns=0, end_writeback_ns=0)
 
 
 def _scattered_writes(n, thread=0, t=0):
@@ -281,7 +282,8 @@ def _pages_written(n, first=0):
 
 def test_writeback_starts_at_the_freerun_ceiling_and_writers_block_at_the_limit():
     limit, freerun = _strictlimit_pages()
-    slow = dict(COSTS, dirty_writeback_interval_ns=3600 * S, dirty_expire_ns=3600 * S)
+    slow = dict(COSTS, mem_total_pages=524288, dirty_writeback_interval_ns=3600 * S,
+                dirty_expire_ns=3600 * S)          # 2 GiB, whatever machine profile is active
     w = from_arrays(_ops(_pages_written(freerun)), np.array([0], dtype=np.int64))
     m = run("no-temp-page", w, **slow)
     assert m["requests"] == 0 and m["throttle_ns"]["count"] == 0
@@ -341,3 +343,75 @@ def test_only_a_request_that_finds_the_server_asleep_pays_server_wakeup_ns():
     quiet = run("no-temp-page", w, **one)["fsync_latency_ns"]["max"]
     woken = run("no-temp-page", w, **dict(one, server_wakeup_ns=4000))["fsync_latency_ns"]["max"]
     assert woken - quiet == 2 * 4000
+
+
+# ------------------------------------------------ the temp-page path: who pays (model.md)
+
+# Each temp-page cost with distinct digits: a sum of them says which were paid, how often.
+TEMP_COSTS = dict(temp_alloc_ns=100, page_copy_ns=1000, wb_lookup_ns=10, end_writeback_ns=10_000,
+                  wb_tree_ns=100_000, temp_free_ns=1_000_000)
+
+
+@pytest.mark.parametrize("strategy", TEMP_STRATEGIES + ["no-temp-page"])
+def test_each_temp_page_cost_is_paid_once_per_page_or_request(strategy):
+    # 8 pages, fsync: one WRITE of 8 pages, one server thread, nothing else in flight.
+    rows = [(0, 0, O.WRITE, 0, 0, 8 * 4096), (0, 0, O.FSYNC, 0, 0, 0)]
+    w = from_arrays(_ops(rows), np.array([0], dtype=np.int64))
+    m = run(strategy, w, **dict(COSTS, server_threads=1, **TEMP_COSTS))
+    c, service = TEMP_COSTS, 10_000 + 8 * 3000 + 5000          # the WRITE, then FUSE_FSYNC
+    if strategy == "no-temp-page":       # only the end of writeback, at the reply
+        paid = 8 * c["end_writeback_ns"]
+    else:                                # writepages per page and per request, then the reply
+        paid = (8 * (c["temp_alloc_ns"] + c["page_copy_ns"] + c["wb_lookup_ns"]
+                     + c["end_writeback_ns"]) + c["wb_tree_ns"]
+                + c["wb_tree_ns"] + 8 * c["temp_free_ns"])
+    assert m["fsync_latency_ns"]["max"] == service + paid
+    # The writes found nothing in flight: no lookup in write_begin.
+    assert m["write_latency_ns"]["max"] == 1000 + 8 * (500 + 1000)
+
+
+@pytest.mark.parametrize("strategy", ["merge-in-queue", "no-temp-page"])
+def test_the_writer_looks_pages_up_only_in_temp_page_kernels_and_with_writes_in_flight(strategy):
+    # Thread 1's WRITE of page 0 stays in flight (the server is stuck for 1 s) while thread 0
+    # writes page 4 of the same file; thread 0 writes it again once the WRITE is done.
+    rows = [(0, 1, O.WRITE, 0, 0, 4096), (0, 1, O.FSYNC, 0, 0, 0),
+            (MS, 0, O.WRITE, 0, 4 * 4096, 4096), (3 * S, 0, O.WRITE, 0, 4 * 4096, 4096)]
+    w = from_arrays(_ops(sorted(rows)), np.array([0], dtype=np.int64))
+    m = run(strategy, w, stall_start_ns=0, stall_ns=S, **dict(COSTS, wb_lookup_ns=7000))
+    lat = m["write_latency_ns"]
+    lookup = 7000 if strategy != "no-temp-page" else 0
+    assert lat["count"] == 3 and lat["max"] == 1000 + 1000 + 500 + lookup
+    assert lat["p50"] in (1000 + 500, 1000 + 1000 + 500)     # no lookup on an empty tree
+
+
+X = 100_000                              # ns: a per-page cost that dwarfs everything else
+PAGE_PER_X = 4096 * 1e9 / X              # bytes/s of one actor that pays X per page
+
+
+def _seq_wb(strategy, **costs):
+    p = dict(COSTS, server_threads=16, cpus=0, mem_total_pages=524288)
+    p.update(costs)
+    return run(strategy, "seq-write", file_size=8 << 20, **p)["wb_throughput_bps"]
+
+
+@pytest.mark.parametrize("cost", ["page_copy_ns", "temp_alloc_ns", "end_writeback_ns"])
+def test_the_flushers_serial_work_bounds_writeback_of_temp_pages(cost):
+    free = _seq_wb("merge-in-queue")
+    assert free > 20 * PAGE_PER_X
+    for strategy in TEMP_STRATEGIES:
+        # The flusher and the final fsync's caller pay it per page, each serially: writeback
+        # goes at most twice as fast as one of them.
+        assert _seq_wb(strategy, **{cost: X}) < 2.1 * PAGE_PER_X
+    if cost == "end_writeback_ns":       # no-temp-page: the server's threads pay it, in parallel
+        assert 4 * PAGE_PER_X < _seq_wb("no-temp-page", **{cost: X}) < free
+        assert _seq_wb("no-temp-page", server_threads=1, **{cost: X}) < 1.1 * PAGE_PER_X
+    else:                                # no-temp-page has no temp page to pay for
+        assert _seq_wb("no-temp-page", **{cost: X}) == free
+
+
+def test_the_reply_pays_for_freeing_temp_pages():
+    free = _seq_wb("merge-in-queue")
+    # Paid by the server thread that replies: 16 threads share it, one thread bounds writeback.
+    assert 4 * PAGE_PER_X < _seq_wb("merge-in-queue", temp_free_ns=X) < free / 2
+    assert _seq_wb("merge-in-queue", server_threads=1, temp_free_ns=X) < 1.1 * PAGE_PER_X
+    assert _seq_wb("no-temp-page", temp_free_ns=X) == _seq_wb("no-temp-page")

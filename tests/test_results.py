@@ -7,13 +7,15 @@ import pytest
 
 from bench.results import provenance
 from bench import results, sim
+from bench.sim import params
 
 
 @pytest.fixture(scope="module")
 def suite():
     runs = tuple(sim.run(s, "seq-write", seed=seed, engine="python", file_size=2 << 20)
                  for s in ("merge-in-queue", "no-temp-page") for seed in (0, 1))
-    return results.Suite(provenance.collect(engine="python", seeds=2), runs)
+    return results.Suite(provenance.collect(engine="python", seeds=2,
+                                            machine=params.machine_provenance()), runs)
 
 
 def test_round_trip_keeps_every_metric(tmp_path, suite):
@@ -27,8 +29,9 @@ def test_round_trip_keeps_every_metric(tmp_path, suite):
     doc = json.loads(p.read_text())
     assert doc["schema_version"] == results.SCHEMA_VERSION
     for key in ("package_version", "git_commit", "kernel", "cpu_model", "python_version", "date",
-                "cost_profile"):
+                "machine"):
         assert key in doc["metadata"]
+    assert doc["metadata"]["machine"]["name"] and len(doc["metadata"]["machine"]["sha256"]) == 16
 
 
 def test_refuses_to_overwrite_unless_asked(tmp_path, suite):

@@ -5,7 +5,7 @@ import pytest
 
 from bench.results import compare
 from bench.real import mount, validate
-from bench.sim import params
+from bench.sim import machine, params
 from bench import results, sim
 
 OK, WHY = mount.available()
@@ -15,7 +15,7 @@ MiB = 1 << 20
 
 @pytest.fixture(autouse=True)
 def table_defaults(monkeypatch):
-    monkeypatch.setenv(params.PROFILE_ENV, "none")
+    monkeypatch.setenv(machine.ENV, "none")
 
 
 def test_machine_params_are_valid_simulator_params():

@@ -5,9 +5,24 @@ CI), taken on a real FUSE mount of our server (bench.real.mount) by the C worklo
 per-call CLOCK_MONOTONIC timings are the data; nothing is timed from Python.  What each value
 is, and how it is measured:
 
-  page_copy_ns       memcpy of one 4 KiB page, user space: fwb_drv_time_page_copy copies a
-                     1 MiB batch of 256 distinct pages (cache-warm) per round; value = round / 256.
-                     The kernel's temp-page copy (copy_highpage) is the same memcpy.
+  page_copy_ns       the temp-page copy as writeback does it, cold source into a fresh page:
+                     fwb_drv_time_page_copy_cold copies 256 pages per round with the kernel's
+                     copy_page instruction (rep movsq) between two buffers of 32 times the
+                     last-level cache (huge pages, like the direct map) on a pseudo-random
+                     walk; value = round / 256.  The cache-warm copy is recorded beside it.
+  temp_alloc_ns,     the kernel's page allocator on this machine: `perf record` of this process
+  temp_free_ns       while it faults in and unmaps anonymous pages (fwb_drv_fault_pages); the
+                     samples in the allocator's entry less its zeroing, and in its free path,
+                     over the pages, scaled back by perf's own slowdown.  Without perf (or its
+                     permission) they are not measured and the table's defaults stay.
+  wp_page_ns,        the flusher's CPU: the kworker threads' sum_exec_runtime
+  wp_request_ns      (/proc/PID/schedstat) while the flusher writes back 65536 pages as 32-page
+                     WRITEs and as one-page WRITEs, less their idle rate; the server's log counts
+                     the pages and WRITEs; per round, both lines are solved for per page and per
+                     request.  On this kernel (no temp pages) that is every strategy's work.
+  end_writeback_ns   `perf record -a` of the same writeback: the server threads' samples in
+                     folio_end_writeback (where this kernel ends writeback: at the reply) per
+                     page.  On such a kernel it is taken off server_page_ns, which holds it.
   write_syscall_ns,  pwrite(2) of k = 1, 2, 4, ..., 64 whole pages over pages of the mount's
   write_page_ns      page cache that are cached and clean (the file was written and fsynced
                      first); one least-squares line through the per-k medians:
@@ -51,21 +66,26 @@ is, and how it is measured:
   cpus               the CPUs this process may run on (os.sched_getaffinity): the application,
                      the flusher and the server shared them during the measurements.
 
-Not measured (the table's defaults stay): wp_page_ns, wp_request_ns (writepages work inside the
-kernel has no user-visible clock of its own), dio_*, reclaim_scan_ns, compact_page_ns.
+Not measured (the table's defaults stay; the profile's record says so): wb_lookup_ns and
+wb_tree_ns (fi->writepages exists only in temp-page kernels: the difference between a temp-page
+guest and a no-temp-page guest measures the temp path as a whole), dio_*, reclaim_scan_ns,
+compact_page_ns.
 
-The profile is JSON (bench.sim.params.PROFILE_FORMAT, schema version PROFILE_VERSION): ``values``
-(what bench.sim.params.resolve uses), ``measurements`` (per value: the median, its CI, n, unit and
-method, plus the raw per-size medians of the fitted lines) and ``provenance``
-(bench.results.provenance.collect: kernel, CPU, date, git commit).  It is written atomically and never
-replaces a file without --force.  The active profile is results/cost-profile.json (see
-bench.sim.params); ``calibrate -o PATH`` writes elsewhere, and FWB_COST_PROFILE=PATH makes that one
-active for a shell.
+The result is a machine profile (bench.sim.machine's TOML format): [machine] read from this
+machine (``this_machine``: memory, dirty ratios, CPUs, CONFIG_HZ, the FUSE bdi's max_ratio),
+[server] and [costs] with the values above, ``measurements`` (per value: the median, its CI, n,
+unit and method, plus the raw per-size medians of the fitted lines) and ``provenance``
+(bench.results.provenance.collect: kernel, CPU, date, git commit).  It is written atomically,
+never replaces a file without --force, and never goes into the installed package: to ``--out
+PATH``, else to NAME.toml in the user's profile directory (bench.sim.machine.user_dir), where
+``--machine NAME`` finds it.  The profile every default run uses is the one shipped in the
+package (bench/machines/ci-2cpu-24g.toml); a new calibration of that machine kind replaces it
+there by hand, with a new baseline.
 """
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import os
 import sys
 import tempfile
@@ -133,6 +153,440 @@ def time_page_copy(reps: int = 200) -> np.ndarray:
     if rc != 0:
         raise RuntimeError(f"fwb_drv_time_page_copy: error {rc}")
     return out / COPY_PAGES
+
+
+# ---- the temp-page path's costs, and the flusher's (model.md "Who pays what") ----
+
+COLD_COPY_PAGES = 256                         # pages per timed round of the cold copy
+COLD_COPY_LLC_TIMES = 32                      # each buffer is at least this many LLCs
+FLUSH_PAGES = 65536                           # pages each flusher run writes (256 MiB)
+FAULT_PAGES = 16384                           # pages each allocation round faults in (64 MiB)
+PERF_PERIOD_NS = 100_000                      # cpu-clock sampling period of `perf record`
+
+
+def llc_bytes() -> int:
+    """The biggest cache of CPU 0 (/sys/devices/system/cpu/cpu0/cache), bytes; 0 if unknown."""
+    best = 0
+    for d in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*"):
+        try:
+            text = (d / "size").read_text().strip()
+        except OSError:
+            continue
+        mult = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:].upper(), 1)
+        digits = text.rstrip("KMGkmg")
+        if digits.isdigit():
+            best = max(best, int(digits) * mult)
+    return best
+
+
+def time_page_copy_cold(reps: int = 400) -> tuple[np.ndarray, dict[str, Any]]:
+    """(ns per page copied, one value per round of COLD_COPY_PAGES pages; how): the temp-page
+    copy from a cold page into a fresh one, over buffers of at least COLD_COPY_LLC_TIMES times
+    the last-level cache (fwb_drv_time_page_copy_cold)."""
+    from bench.real import _driver
+    llc = llc_bytes() or (32 << 20)
+    ws = 1 << max(12, (COLD_COPY_LLC_TIMES * llc // PAGE_SIZE - 1).bit_length())
+    out = np.zeros(reps, np.int64)
+    rc = _driver.lib.fwb_drv_time_page_copy_cold(
+        ws, COLD_COPY_PAGES, reps, _driver.ffi.cast("int64_t *", _driver.ffi.from_buffer(out)))
+    if rc != 0:
+        raise RuntimeError(f"fwb_drv_time_page_copy_cold: error {rc}")
+    return out / COLD_COPY_PAGES, {"llc_bytes": llc, "buffer_bytes": ws * PAGE_SIZE,
+                                   "pages_per_round": COLD_COPY_PAGES, "rounds": reps}
+
+
+# -- the kernel's CPU time, from outside: kworker threads (/proc) and perf samples --
+
+def _kworker_cpu() -> dict[int, tuple[int, int]]:
+    """{pid: (sum_exec_runtime ns from /proc/PID/schedstat, utime + stime ticks from
+    /proc/PID/stat)} of every kworker thread (the flush work of a bdi runs in them)."""
+    out: dict[int, tuple[int, int]] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            if not (d / "comm").read_text().startswith("kworker"):
+                continue
+            stat = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            ns = int((d / "schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        out[int(d.name)] = (ns, int(stat[11]) + int(stat[12]))
+    return out
+
+
+def _kworker_delta(before: dict, after: dict) -> tuple[int, int]:
+    """(ns, ticks) the kworker threads ran between two _kworker_cpu() (new threads from 0)."""
+    ns = ticks = 0
+    for pid, (n1, t1) in after.items():
+        n0, t0 = before.get(pid, (0, 0))
+        ns += max(0, n1 - n0)
+        ticks += max(0, t1 - t0)
+    return ns, ticks
+
+
+class _Perf:
+    """`perf record` of cpu-clock samples with call chains, system-wide or of one process, for
+    the duration of a `with` block; ``samples()`` parses `perf script` afterwards.  Unavailable
+    (``ok`` False, ``why`` says why) without the perf tool or the permission to profile."""
+
+    def __init__(self, pid: int | None = None, period_ns: int = PERF_PERIOD_NS):
+        import shutil
+        self.pid, self.period_ns = pid, period_ns
+        self.exe = shutil.which("perf")
+        self.ok, self.why = self.exe is not None, "" if self.exe else "no perf tool on PATH"
+        self.dir = tempfile.mkdtemp(prefix="fwb-perf-")
+        self.data = os.path.join(self.dir, "perf.data")
+        self.proc = None
+
+    def __enter__(self) -> "_Perf":
+        import subprocess
+        import time
+        if not self.ok:
+            return self
+        who = ["-p", str(self.pid)] if self.pid is not None else ["-a"]
+        self.proc = subprocess.Popen([self.exe, "record", "-q", "-e", "cpu-clock", "-c",
+                                      str(self.period_ns), "-g", "-o", self.data, *who],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(0.5)                       # it attaches to the CPUs or the threads
+        if self.proc.poll() is not None:
+            self.ok = False
+            err = self.proc.stderr.read().decode(errors="replace").strip()
+            self.why = "perf record failed: " + err[-200:]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import signal
+        import subprocess
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                self.ok, self.why = False, "perf record did not stop"
+
+    def samples(self) -> list[tuple[int, str, frozenset]]:
+        """[(pid, comm, the kernel and user symbols of its call chain)] per sample."""
+        import shutil
+        import subprocess
+        try:
+            if not self.ok:
+                return []
+            out = subprocess.run([self.exe, "script", "-i", self.data, "-F", "comm,pid,tid,ip,sym"],
+                                 capture_output=True, text=True, timeout=600).stdout
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+        return parse_perf_script(out)
+
+
+def parse_perf_script(text: str) -> list[tuple[int, str, frozenset]]:
+    """`perf script -F comm,pid,tid,ip,sym` of call-chain samples -> [(pid, comm, the symbols
+    of the chain)]: a sample is a "COMM PID/TID" line, then one indented "ADDR SYMBOL" line per
+    frame, then a blank line."""
+    res: list[tuple[int, str, frozenset]] = []
+    head, syms = None, set()
+    for line in text.splitlines() + [""]:
+        if not line.strip():
+            if head is not None:
+                res.append((head[0], head[1], frozenset(syms)))
+            head, syms = None, set()
+        elif not line[0].isspace():
+            comm, _, ids = line.rstrip().rpartition(" ")
+            try:
+                head = (int(ids.split("/")[0]), comm.strip())
+            except ValueError:
+                head = None
+        else:
+            parts = line.split(None, 1)
+            if len(parts) == 2:
+                syms.add(parts[1].strip().split("+")[0])
+    return res
+
+
+def _ns_in(samples, period_ns: int, syms: set[str], pid: int | None = None,
+           comm_prefix: str | None = None, without: set[str] = frozenset()) -> float:
+    """CPU ns of the samples whose call chain holds one of `syms` and none of `without`,
+    of process `pid` or of threads whose name starts with comm_prefix."""
+    n = sum(1 for p, comm, chain in samples
+            if (pid is None or p == pid) and (comm_prefix is None or comm.startswith(comm_prefix))
+            and chain & syms and not chain & without)
+    return n * period_ns
+
+
+# The kernel functions, by name (several names: they changed between versions).
+# The page allocator's entry (folio_alloc and alloc_pages end there) and its free path, not
+# what a fault or an unmap adds around them (LRU, memcg, page tables); zeroing is left out.
+ALLOC_SYMS = {"__alloc_frozen_pages_noprof", "__alloc_pages_noprof", "__alloc_pages",
+              "__alloc_frozen_pages", "get_page_from_freelist"}
+ZERO_SYMS = {"clear_page_rep", "clear_page_erms", "clear_page_orig", "clear_page",
+             "clear_highpage", "folio_zero_user", "clear_user_highpage", "kernel_init_pages"}
+FREE_SYMS = {"free_unref_folios", "free_unref_page", "free_frozen_pages", "__free_frozen_pages",
+             "free_unref_page_list", "__free_pages_ok", "free_pcppages_bulk"}
+END_WB_SYMS = {"folio_end_writeback", "end_page_writeback"}
+
+
+def measure_alloc_free(reps: int = 5, rounds: int = 16) -> dict[str, Any]:
+    """The kernel's page allocator on this machine, `reps` times: FAULT_PAGES anonymous pages
+    faulted in and unmapped per round, `rounds` rounds (fwb_drv_fault_pages), while perf
+    samples this process; per page, the time in the allocator less its zeroing ("alloc_ns")
+    and in its free path ("free_ns"), one value per rep.  Sampling slows what it samples (its
+    interrupts run on the sampled thread's time): each value is divided by the ratio of a
+    round's time under perf to the same without it.  RuntimeError when perf cannot profile."""
+    from bench.real import _driver
+    me = os.getpid()
+    res: dict[str, Any] = {"alloc_ns": [], "free_ns": [], "zero_ns": [], "fault_and_free_ns": [],
+                           "perf_slowdown": [], "pages_per_rep": FAULT_PAGES * rounds,
+                           "samples": 0, "period_ns": PERF_PERIOD_NS}
+    for _ in range(reps):
+        bare = np.zeros(rounds, np.int64)
+        rc = _driver.lib.fwb_drv_fault_pages(
+            FAULT_PAGES, rounds, _driver.ffi.cast("int64_t *", _driver.ffi.from_buffer(bare)))
+        if rc != 0:
+            raise RuntimeError(f"fwb_drv_fault_pages: error {rc}")
+        out = np.zeros(rounds, np.int64)
+        with _Perf(me) as perf:
+            if not perf.ok:
+                raise RuntimeError(perf.why)
+            rc = _driver.lib.fwb_drv_fault_pages(
+                FAULT_PAGES, rounds, _driver.ffi.cast("int64_t *", _driver.ffi.from_buffer(out)))
+        samples = perf.samples()
+        if rc != 0:
+            raise RuntimeError(f"fwb_drv_fault_pages: error {rc}")
+        if not perf.ok or not samples:
+            raise RuntimeError(perf.why or "perf recorded no samples")
+        pages = FAULT_PAGES * rounds
+        if not _ns_in(samples, perf.period_ns, ALLOC_SYMS, me):
+            raise RuntimeError("perf saw no kernel frames of the allocator (kernel symbols "
+                               "hidden, or perf_event_paranoid too high)")
+        slow = max(1.0, float(np.median(out)) / float(np.median(bare)))
+        res["alloc_ns"].append(_ns_in(samples, perf.period_ns, ALLOC_SYMS, me,
+                                      without=ZERO_SYMS) / pages / slow)
+        res["zero_ns"].append(_ns_in(samples, perf.period_ns, ZERO_SYMS, me) / pages / slow)
+        res["free_ns"].append(_ns_in(samples, perf.period_ns, FREE_SYMS, me) / pages / slow)
+        res["fault_and_free_ns"].append(float(np.median(bare)) / FAULT_PAGES)
+        res["perf_slowdown"].append(slow)
+        res["samples"] += len(samples)
+    return res
+
+
+def _flush_rows(pages: int, layout: str) -> np.ndarray:
+    """write(2) rows that dirty `pages` pages of file 0: "contiguous" (1 MiB writes, 32-page
+    WRITEs) or "every-other" (one page at every other index: one-page WRITEs)."""
+    r = _Rows()
+    if layout == "contiguous":
+        step = 256
+        for first in range(0, pages, step):
+            r.add(WRITE, 0, first * PAGE_SIZE, min(step, pages - first) * PAGE_SIZE)
+    else:
+        for i in range(pages):
+            r.add(WRITE, 0, 2 * i * PAGE_SIZE, PAGE_SIZE)
+    return r.array()
+
+
+def _flush_run(pages: int, layout: str, perf: bool) -> dict[str, Any]:
+    """One run on a fresh mount: write the pages (_flush_rows) through a descriptor kept open (a
+    close would write back the rest itself: fuse_flush), let the flusher write them back, and
+    take the kworker threads' CPU time over that; then fsync, close and unmount.  The server's
+    log tells which WRITEs came before the fsync: the flusher's.  With perf, the server's time
+    in folio_end_writeback is sampled too."""
+    import time
+    from bench.real import mount
+    m = mount.Mount(mount.ServerOptions())
+    m.start()
+    prof = None
+    try:
+        fd = os.open(os.path.join(m.path, "f0"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            rows = _flush_rows(pages, layout)
+            data = b"\x5a" * int(rows["length"].max())
+            k0 = _kworker_cpu()
+            t0 = time.monotonic()
+            with contextlib.ExitStack() as stack:
+                if perf:
+                    prof = stack.enter_context(_Perf())
+                for off, ln in zip(rows["offset"].tolist(), rows["length"].tolist()):
+                    os.pwrite(fd, data[:ln], off)
+                # The flusher goes on after the last write(2): wait until no request has been
+                # queued or in service for 200 ms (or 20 s).
+                quiet, deadline = 0, time.monotonic() + 20
+                while quiet < 10 and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                    quiet = quiet + 1 if m.waiting() == 0 else 0
+            k1 = _kworker_cpu()
+            span = time.monotonic() - t0
+            mark = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        server_pid = m.proc.pid
+    finally:
+        m.stop()
+    log = m.log[m.log["kind"] == mount.KIND_WRITE]
+    by_flusher = log[log["t_recv_ns"] < mark]
+    ns, ticks = _kworker_delta(k0, k1)
+    flushed = int(by_flusher["size"].sum()) // PAGE_SIZE
+    out = {"layout": layout, "kworker_ns": ns, "kworker_ticks": ticks, "span_s": span,
+           "pages": flushed, "requests": len(by_flusher),
+           "pages_after_fsync": int(log["size"].sum()) // PAGE_SIZE - flushed}
+    if prof is not None:
+        samples = prof.samples()
+        out["perf"] = {"ok": prof.ok and bool(samples), "why": prof.why,
+                       "end_writeback_ns": _ns_in(samples, prof.period_ns, END_WB_SYMS, server_pid),
+                       "flusher_ns": _ns_in(samples, prof.period_ns, {"wb_workfn"},
+                                            comm_prefix="kworker"),
+                       "samples": len(samples), "period_ns": prof.period_ns}
+    return out
+
+
+def _bdi_limit_pages() -> int:
+    """A FUSE bdi's dirty limit here, roughly (strictlimit, max_ratio 1%): MemTotal *
+    vm.dirty_ratio% * 1%, in pages; 0 if unreadable."""
+    try:
+        meminfo = Path("/proc/meminfo").read_text().splitlines()
+        mem_kb = next(int(line.split()[1]) for line in meminfo if line.startswith("MemTotal:"))
+        ratio = int(Path("/proc/sys/vm/dirty_ratio").read_text())
+    except (OSError, ValueError, StopIteration):
+        return 0
+    return mem_kb // 4 * ratio // 10000
+
+
+def _idle_kworker_rate(seconds: float = 1.0) -> float:
+    """kworker CPU ns per second with nothing of ours running: subtracted from each run."""
+    import time
+    k0, t0 = _kworker_cpu(), time.monotonic()
+    time.sleep(seconds)
+    return _kworker_delta(k0, _kworker_cpu())[0] / (time.monotonic() - t0)
+
+
+def measure_flusher(rounds: int = 3, pages: int = FLUSH_PAGES, perf: bool = True,
+                    progress: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+    """The flusher's CPU per page and per request on this machine's kernel, from the kworker
+    threads' CPU time while it writes back `pages` pages as 32-page WRITEs ("contiguous") and as
+    one-page WRITEs ("every-other"), `rounds` runs of each, alternating, on fresh mounts:
+    cpu = pages * per_page + requests * per_request, solved per round.  With perf, also the
+    server threads' time in folio_end_writeback per page (ending writeback at the reply).
+    At least 4 times the bdi's dirty limit is written, so that the flusher has work."""
+    pages = max(pages, 4 * _bdi_limit_pages())
+    runs: list[dict[str, Any]] = []
+    for rnd in range(rounds):
+        for layout in (("contiguous", "every-other") if rnd % 2 == 0
+                       else ("every-other", "contiguous")):
+            progress(f"flusher: round {rnd + 1}/{rounds}, {pages} pages, {layout}")
+            idle = _idle_kworker_rate(0.5)
+            r = _flush_run(pages, layout, False)     # perf's own interrupts would add CPU
+            r["idle_ns_per_s"] = idle
+            r["cpu_ns"] = max(0.0, r["kworker_ns"] - idle * r["span_s"])
+            runs.append(r)
+    per_page, per_req, end_wb = [], [], []
+    for rnd in range(rounds):
+        c = next(r for r in runs[2 * rnd:2 * rnd + 2] if r["layout"] == "contiguous")
+        e = next(r for r in runs[2 * rnd:2 * rnd + 2] if r["layout"] == "every-other")
+        a = np.array([[c["pages"], c["requests"]], [e["pages"], e["requests"]]], float)
+        if c["pages"] == 0 or e["pages"] == 0 or abs(np.linalg.det(a)) < 1e-9:
+            raise RuntimeError("flusher measurement: the flusher wrote nothing before the fsync "
+                               f"(contiguous {c['pages']} pages, every-other {e['pages']})")
+        p, q = np.linalg.solve(a, np.array([c["cpu_ns"], e["cpu_ns"]], float))
+        per_page.append(p)
+        per_req.append(q)
+    out: dict[str, Any] = {"per_page_ns": per_page, "per_request_ns": per_req, "runs": runs,
+                           "pages_per_run": pages}
+    if perf:                          # separate runs, profiled: the reply's end of writeback
+        progress(f"flusher: {rounds} runs under perf (folio_end_writeback at the reply)")
+        # Sampling slows the threads it samples: the flusher's CPU time under perf over its
+        # time without (the contiguous runs above) scales the samples back.
+        bare = float(np.median([r["cpu_ns"] for r in runs if r["layout"] == "contiguous"]))
+        for _ in range(rounds):
+            idle = _idle_kworker_rate(0.5)
+            r = _flush_run(pages, "contiguous", True)
+            pf = r["perf"]
+            if not pf["ok"] or not pf["end_writeback_ns"]:
+                out["perf_why"] = pf["why"] or ("perf recorded no samples" if not pf["ok"] else
+                                                "perf saw no folio_end_writeback in the server")
+                break
+            r["cpu_ns"] = max(0.0, r["kworker_ns"] - idle * r["span_s"])
+            slow = max(1.0, r["cpu_ns"] / bare) if bare > 0 else 1.0
+            pf["slowdown"] = slow
+            if r["pages"]:
+                end_wb.append(pf["end_writeback_ns"] / r["pages"] / slow)
+            out.setdefault("perf_runs", []).append(r)
+    out["end_writeback_ns"] = end_wb
+    return out
+
+
+def measure_writeback_path(rounds: int = 3, copy_reps: int = 400, pages: int = FLUSH_PAGES,
+                           progress: Callable[[str], None] = lambda s: None
+                           ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The writeback path's costs (model.md "Who pays what"): ({param: measurement} of what
+    could be measured here, {param: record} of what could not, with why).  The host's kernel
+    may be a no-temp-page one, so the temp page's own costs are measured on the kernel's
+    functions that do the same work (perf), and the copy in user space."""
+    meas: dict[str, Any] = {}
+    missing: dict[str, Any] = {}
+    progress("page copy, cold source into a fresh page (C)")
+    cold, how = time_page_copy_cold(copy_reps)
+    hot = time_page_copy(200)
+    meas["page_copy_ns"] = _summary(
+        cold, "ns/page", f"fwb_drv_time_page_copy_cold: the copy of the kernel's copy_page (rep "
+        f"movsq on x86-64) of {COLD_COPY_PAGES} pages per round from one "
+        f"{how['buffer_bytes'] >> 20} MiB buffer into another ({COLD_COPY_LLC_TIMES} x the "
+        f"{how['llc_bytes'] >> 20} MiB last-level cache, huge pages like the kernel's direct map), on a pseudo-random walk: "
+        f"each page cold in the caches, {copy_reps} rounds; round time / {COLD_COPY_PAGES}",
+        **how, hot=_summary(hot, "ns/page", "the same copy cache-warm (1 MiB, memcpy): "
+                                            "not what writeback pays"))
+    progress("the kernel's page allocator under perf (anonymous faults and unmaps)")
+    try:
+        af = measure_alloc_free(max(2, rounds + 2))
+    except RuntimeError as exc:
+        why = f"not measured ({exc}); the table's default"
+        for key in ("temp_alloc_ns", "temp_free_ns"):
+            missing[key] = {"unit": "ns/page", "method": why}
+    else:
+        common = (f"perf record (cpu-clock, one sample per {af['period_ns'] // 1000} us, call "
+                  f"chains) of this process while it faults in and unmaps {af['pages_per_rep']} "
+                  "anonymous order-0 pages per rep (fwb_drv_fault_pages); samples whose chain "
+                  "holds {} over the pages, divided by perf's own slowdown of the run; per-rep "
+                  "values.  This kernel's allocator, reached with GFP_HIGHUSER_MOVABLE from a "
+                  "fault where the temp page used GFP_NOFS from writepages")
+        meas["temp_alloc_ns"] = _summary(
+            af["alloc_ns"], "ns/page", common.format(
+                "the page allocator's entry (" + ", ".join(sorted(ALLOC_SYMS)) + ") and none "
+                "of its zeroing (" + ", ".join(sorted(ZERO_SYMS)) + "), which a temp page does "
+                "not get"), zero_ns=af["zero_ns"], fault_and_free_ns=af["fault_and_free_ns"],
+            perf_slowdown=af["perf_slowdown"], samples=af["samples"])
+        meas["temp_free_ns"] = _summary(
+            af["free_ns"], "ns/page", common.format(
+                "the allocator's free path (" + ", ".join(sorted(FREE_SYMS)) + ")") +
+            "; an unmap frees pages in batches, __free_page of a temp page one at a time",
+            perf_slowdown=af["perf_slowdown"], samples=af["samples"])
+    fl = measure_flusher(rounds, pages, progress=progress)
+    runs = [{k: v for k, v in r.items() if k != "perf"} for r in fl["runs"]]
+    how = (f"the kworker threads' CPU time (sum_exec_runtime in /proc/PID/schedstat; utime + "
+           f"stime ticks beside it) while the flusher writes back {pages} pages of a file "
+           "on a fresh mount, as 32-page WRITEs (1 MiB writes) and as one-page WRITEs (every "
+           f"other page), {rounds} runs of each, less the kworkers' idle rate; the server's log "
+           "counts the pages and WRITEs the flusher sent (before the final fsync); per round, "
+           "cpu = pages * per_page + WRITEs * per_request solved for both.  A kernel without "
+           "temp pages runs only every strategy's work there; one with them, the temp path too")
+    meas["wp_page_ns"] = _summary(fl["per_page_ns"], "ns/page", how + ": per page", runs=runs)
+    meas["wp_request_ns"] = _summary(fl["per_request_ns"], "ns", how + ": per request", runs=runs)
+    if fl["end_writeback_ns"]:
+        meas["end_writeback_ns"] = _summary(
+            fl["end_writeback_ns"], "ns/page", "perf record (cpu-clock, system-wide, call chains)"
+            " of the same 32-page writeback: the server's samples whose chain holds "
+            + ", ".join(sorted(END_WB_SYMS)) + " (this kernel ends writeback at the reply) over "
+            "the pages the flusher sent, divided by perf's slowdown of the flusher; per run",
+            runs=[dict(r["perf"], pages=r["pages"], requests=r["requests"])
+                  for r in fl.get("perf_runs", [])])
+    else:
+        missing["end_writeback_ns"] = {"unit": "ns/page", "method": "not measured ("
+                                       f"{fl.get('perf_why', 'no perf')}); the table's default"}
+    for key, what in (("wb_lookup_ns", "a lookup"), ("wb_tree_ns", "an insert or erase")):
+        missing[key] = {"unit": "ns", "method": f"not measured: {what} in fi->writepages exists "
+                        "only in temp-page kernels (the host's may have none); the table's "
+                        "default until a temp-page guest is measured against a no-temp-page one"}
+    return meas, missing
 
 
 # ---- the calibration workload ----
@@ -282,11 +736,12 @@ def measure(rounds: int = 200, copy_reps: int = 200,
         raise RuntimeError(f"calibrate needs a real mount: {why}")
     meas: dict[str, Any] = {}
 
-    progress("page copy (memcpy, C)")
-    copy = time_page_copy(copy_reps)
-    meas["page_copy_ns"] = _summary(copy, "ns/page", f"fwb_drv_time_page_copy: memcpy of "
-                                    f"{COPY_PAGES} distinct 4 KiB pages (1 MiB, cache-warm) per "
-                                    f"round, {copy_reps} rounds; round time / {COPY_PAGES}")
+    # Full size from 100 rounds (the default 200: 3 runs of each writeback); tests run less.
+    big = rounds >= 100
+    wb_meas, wb_missing = measure_writeback_path(3 if big else 1, 2 * copy_reps,
+                                                 FLUSH_PAGES if big else FLUSH_PAGES // 8,
+                                                 progress)
+    meas.update(wb_meas)
 
     progress("fsync on tmpfs")
     shm = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
@@ -428,7 +883,18 @@ def measure(rounds: int = 200, copy_reps: int = 200,
                                           "less the same on pages it has: what a page the server "
                                           "has never had adds to a WRITE; per-round values",
                                           drain=drain, appends=new_rt)
+    if "end_writeback_ns" in meas and res.info.get("family") == "no-temp-page":
+        # This kernel ends writeback in the reply, inside the drain's time per page; the
+        # simulator charges end_writeback_ns there itself (no-temp-page), so it is taken off.
+        ewb = meas["end_writeback_ns"]["median"]
+        rec = meas["server_page_ns"]
+        rec["measured_ns"] = rec["median"]
+        rec["median"] -= ewb
+        rec["ci95"] = [x - ewb for x in rec["ci95"]]
+        rec["method"] += ("; less end_writeback_ns (this kernel ends PG_writeback in the reply, "
+                          "which the simulator charges apart)")
     values = {k: max(0, int(round(m["median"]))) for k, m in meas.items()}
+    meas.update(wb_missing)
     values["server_base_ns"] = max(1, values["server_base_ns"])
     values["server_fsync_ns"] = max(1, values["server_fsync_ns"])
     values.update(MOUNT_SERVER)
@@ -495,53 +961,144 @@ def measure(rounds: int = 200, copy_reps: int = 200,
                       "bdi": res.info.get("bdi")}}
 
 
-# ---- the profile file ----
+# ---- the profile file: a machine profile (bench.sim.machine), TOML ----
 
-def build_profile(measured: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    """A profile document (values checked against bench.sim.params) with provenance."""
+def this_machine(bdi: dict | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """([machine] fields, their measurements) read from this machine: memory (/proc/meminfo),
+    vm.dirty_ratio and vm.dirty_background_ratio, the CPUs this process may use, CONFIG_HZ
+    (/proc/config.gz or /boot/config-RELEASE) and the FUSE bdi's max_ratio and strict_limit as
+    the calibration's mount had them.  A field that cannot be read is left out (the table's
+    default stays) and its measurement says so."""
+    from bench.real.validate import machine_params
+    fields = machine_params()
+    meas: dict[str, Any] = {}
+    how = {"mem_total_pages": ("pages", "/proc/meminfo MemTotal / 4 KiB"),
+           "dirty_ratio": ("%", "/proc/sys/vm/dirty_ratio"),
+           "dirty_background_ratio": ("%", "/proc/sys/vm/dirty_background_ratio"),
+           "cpus": ("CPUs", "os.sched_getaffinity")}
+    for key, (unit, method) in how.items():
+        meas[key] = ({"median": fields[key], "unit": unit, "method": method} if key in fields
+                     else {"unit": unit, "method": f"{method}: not readable (or vm.dirty_bytes "
+                                                   "set): the table's default stays"})
+    hz, where = _config_hz()
+    if hz is not None:
+        fields["hz"] = hz
+    meas["hz"] = {"median": hz, "unit": "Hz", "method": f"CONFIG_HZ in {where}"} if hz else \
+        {"unit": "Hz", "method": "no kernel config found: the table's default stays"}
+    bdi = bdi or {}
+    if bdi.get("max_ratio") is not None:
+        fields["bdi_max_ratio"] = max(1, int(bdi["max_ratio"]))
+        meas["bdi_max_ratio"] = {"median": fields["bdi_max_ratio"], "unit": "%", "method":
+                                 "/sys/class/bdi/<the mount>/max_ratio during the calibration",
+                                 "bdi": dict(bdi)}
+    if bdi.get("strict_limit") == 1:
+        fields["bdi_strict_limit"] = 1
+    return fields, meas
+
+
+def _config_hz() -> tuple[int | None, str]:
+    import gzip
+    import platform
+    for path, opener in (("/proc/config.gz", gzip.open),
+                         (f"/boot/config-{platform.release()}", open)):
+        try:
+            with opener(path, "rt") as f:
+                for line in f:
+                    if line.startswith("CONFIG_HZ="):
+                        return int(line.split("=", 1)[1]), path
+        except (OSError, ValueError):
+            continue
+    return None, ""
+
+
+def default_name(fields: dict[str, Any]) -> str:
+    """local-<CPUs>cpu-<GiB>g, from the machine's fields."""
+    gib = round(fields.get("mem_total_pages", 0) * PAGE_SIZE / (1 << 30))
+    return f"local-{fields.get('cpus', 0)}cpu-{gib}g"
+
+
+def build_profile(measured: dict[str, Any], name: str | None = None,
+                  **extra: Any) -> dict[str, Any]:
+    """A machine profile document (bench.sim.machine's format, checked) from measure()'s
+    output, with this machine's fields and the provenance of the measurements."""
     from bench.results import provenance
+    from bench.sim import machine
+    fields, mmeas = this_machine((measured.get("mount") or {}).get("bdi"))
+    sections: dict[str, dict[str, Any]] = {"machine": fields, "server": {"kind": "memory"},
+                                           "costs": {}}
+    for key, v in measured["values"].items():
+        sec = machine.section_of(key)
+        if sec is None:
+            raise ValueError(f"calibrate: {key}: not a machine, server or cost parameter")
+        if key == "server_dist":
+            v = _params.SERVER_DISTS[v]
+        sections[sec][key] = v
     prov = provenance.collect(command="calibrate", **extra)
-    prov.pop("cost_profile", None)        # a profile does not come from a profile
-    doc = {"format": _params.PROFILE_FORMAT, "schema_version": _params.PROFILE_VERSION,
-           "values": dict(measured["values"]), "measurements": measured["measurements"],
+    name = name or default_name(fields)
+    doc = {"format": machine.FORMAT, "schema_version": machine.SCHEMA_VERSION, "name": name,
+           "description": f"measured by `python -m bench calibrate` on Linux {prov['kernel']}, "
+                          f"{fields.get('cpus', '?')} CPUs ({prov['cpu_model']}), "
+                          f"{fields.get('mem_total_pages', 0) * PAGE_SIZE / (1 << 30):.1f} GiB, "
+                          f"the project's in-memory server",
+           **sections, "measurements": {**measured["measurements"], **mmeas},
            "mount": measured.get("mount", {}), "provenance": prov}
-    _params.check_profile(doc)
+    machine.check(doc, "calibrate")
     return doc
 
 
+_HEADER = """Machine profile written by `python -m bench calibrate` (the format: bench/sim/machine.py).
+Simulate it with --machine NAME (in the user's profile directory) or --machine PATH, or
+FWB_MACHINE=... for a shell; copy it and change any field to make another."""
+
+
 def save(doc: dict[str, Any], path: str | os.PathLike, force: bool = False) -> Path:
-    """Write a profile atomically (temp file + rename); refuse to replace one unless force."""
+    """Write a profile as TOML, atomically (temp file + rename); refuse to replace one unless
+    force, and refuse to write into the installed package."""
     from bench.results.fileio import check_writable, write_checked
-    p = check_writable(path, force, _EXISTS)
-    _params.check_profile(doc, str(p))
-    return write_checked(p, (json.dumps(doc, indent=1, allow_nan=False) + "\n").encode(), force,
-                         _EXISTS)
+    from bench.sim import machine
+    p = check_writable(_outside_package(path), force, _EXISTS)
+    machine.check(doc, str(p))
+    return write_checked(p, machine.dumps(doc, header=_HEADER).encode(), force, _EXISTS)
+
+
+def _outside_package(path: str | os.PathLike) -> Path:
+    import bench
+    p = Path(path).expanduser().absolute()
+    pkg = Path(bench.__file__).resolve().parent
+    if p.resolve().is_relative_to(pkg):
+        raise ValueError(f"--out: {p} is inside the bench package; a calibration is written to "
+                         f"--out elsewhere or to the user's profile directory")
+    return p
 
 
 def load(path: str | os.PathLike) -> dict[str, Any]:
-    """Read and check a profile document."""
+    """Read and check a profile document (TOML or JSON; its base is not applied)."""
+    from bench.sim import machine
     p = Path(path)
     try:
-        doc = json.loads(p.read_text())
+        raw = p.read_bytes()
     except FileNotFoundError:
-        raise ValueError(f"{p}: no such cost profile") from None
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{p}: not JSON (line {exc.lineno}: {exc.msg})") from None
-    _params.check_profile(doc, str(p))
+        raise ValueError(f"{p}: no such machine profile") from None
+    doc = machine.parse(raw, p.suffix, str(p))
+    machine.check(doc, str(p))
     return doc
 
 
 def render(doc: dict[str, Any]) -> str:
     """A table: parameter, table default, calibrated value, CI, n, method (first clause)."""
-    lines = [f"{'parameter':18s} {'default':>9s} {'calibrated':>11s}  {'95% CI':>19s} {'n':>6s}  method"]
-    for key, v in doc["values"].items():
-        m = doc["measurements"].get(key, {})
-        p = _params.PARAM_BY_NAME[key]
-        ci = m.get("ci95")
-        ci_s = f"{ci[0]:.0f}..{ci[1]:.0f}" if ci else ""
-        method = m.get("method", "").split(":")[0]
-        lines.append(f"{key:18s} {p.default:9d} {v:11d}  {ci_s:>19s} {m.get('n', ''):>6}  {method}")
+    lines = [f"{'parameter':22s} {'default':>9s} {'calibrated':>11s}  {'95% CI':>19s} {'n':>6s}  method"]
     meas = doc["measurements"]
+    for sec in ("machine", "server", "costs"):
+        for key, v in doc.get(sec, {}).items():
+            p = _params.PARAM_BY_NAME.get(key)
+            if p is None:                 # bdi_strict_limit, the server's kind
+                continue
+            m = meas.get(key, {})
+            ci = m.get("ci95")
+            ci_s = f"{ci[0]:.0f}..{ci[1]:.0f}" if ci else ""
+            method = m.get("method", "").split(":")[0]
+            lines.append(f"{key:22s} {p.default:9d} {str(v):>11s}  {ci_s:>19s} "
+                         f"{m.get('n', ''):>6}  {method}")
     rt = meas.get("server_base_ns", {}).get("round_trip", {})
     for title, rows in (("pwrite(2) by pages", meas.get("write_syscall_ns", {}).get("by_pages")),
                         ("fsync(2) after N dirty pages (idle round trips)", rt.get("by_pages_fsync")),
@@ -569,34 +1126,45 @@ def render(doc: dict[str, Any]) -> str:
 
 # ---- command line ----
 
-_EXISTS = "pass --force to replace it (it changes every default run)"
+_EXISTS = "pass --force to replace it"
 MAX_ROUNDS = 1000
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from bench.results.fileio import check_writable
-    out = check_writable(args.out, args.force, _EXISTS)    # before minutes of measuring
+    from bench.sim import machine
+    if args.name is not None and not machine.valid_name(args.name):
+        raise ValueError(f"--name: {args.name!r}: use letters, digits, '.', '_', '-' (at most 64)")
+    if args.name in machine.packaged():
+        raise ValueError(f"--name: {args.name} is a profile shipped in the package; choose "
+                         f"another name")
     if not 3 <= args.rounds <= MAX_ROUNDS:
         raise ValueError(f"--rounds: must be in 3..{MAX_ROUNDS}, got {args.rounds}")
+    from bench.results.fileio import check_writable
+    name = args.name or default_name(this_machine()[0])
+    out = Path(args.out) if args.out else machine.user_dir() / f"{name}.toml"
+    check_writable(_outside_package(out), args.force, _EXISTS)   # before minutes of measuring
     say = (lambda s: None) if args.quiet else (lambda s: print(f"calibrate: {s}", file=sys.stderr))
-    doc = build_profile(measure(args.rounds, progress=say), rounds=args.rounds)
+    doc = build_profile(measure(args.rounds, progress=say), name=name, rounds=args.rounds)
+    out.parent.mkdir(parents=True, exist_ok=True)
     path = save(doc, out, force=args.force)
     sys.stdout.write(render(doc))
-    print(f"cost profile: {path}" + ("" if path.resolve() == _params.PROFILE_PATH else
-                                     f"  (make it active: FWB_COST_PROFILE={path})"))
+    use = name if not args.out else str(path)
+    print(f"machine profile {name}: {path}  (simulate it: --machine {use}, or FWB_MACHINE={use})")
     return 0
 
 
 def add_parsers(subparsers) -> None:
     """Add the `calibrate` verb to the CLI's sub-parsers."""
     p = subparsers.add_parser("calibrate", help="measure the cost model's CPU costs and the "
-                                                "server's round trips on a real mount; save a "
-                                                "cost profile")
-    p.add_argument("-o", "--out", default=str(_params.PROFILE_PATH),
-                   help="where to write the profile (default: the active one, "
-                        "results/cost-profile.json)")
+                                                "server's times on a real mount and this "
+                                                "machine's memory and limits; save a machine "
+                                                "profile")
+    p.add_argument("-o", "--out", metavar="PATH",
+                   help="where to write the profile (default: NAME.toml in the user's profile "
+                        "directory, which --machine NAME searches)")
+    p.add_argument("--name", help="the profile's name (default local-<CPUs>cpu-<GiB>g)")
     p.add_argument("--rounds", type=int, default=200,
                    help="rounds of the mount measurements (default 200; a fifth of them for the drain)")
-    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument("--force", action="store_true", help="replace the profile if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_calibrate)

@@ -30,6 +30,10 @@ What a mount measures, and how:
   pinned_pages_peak                 /proc/meminfo Writeback (system-wide: other filesystems'
                                     writeback counts too), sampled
   bytes_dirtied                     the workload's WRITE + MMAP_STORE + DIO_READ lengths
+  max_copies_in_flight              the server's request log: per page, the most WRITEs covering
+                                    it whose [t_recv, t_reply] overlap (``copies_in_flight``); the
+                                    server sees a copy from its receipt, the simulator from its
+                                    creation in writepages
 Not measured (kernel-internal events no counter exposes; left out rather than faked):
 NOT_MEASURED below.  Sampled peaks can miss spikes shorter than the sample interval.
 
@@ -72,7 +76,7 @@ from bench.sim.ops import (DIO_READ, FSYNC, MMAP_STORE, MSYNC, OP_DTYPE, OP_NAME
 from bench.results import SERIES_FIELDS, Run
 
 __all__ = ["available", "run", "execute", "run_command", "CommandResult", "Mount", "MountResult",
-           "ServerOptions", "read_log",
+           "ServerOptions", "read_log", "result_from", "copies_in_flight",
            "kernel_name", "mounted_fwb", "NOT_MEASURED", "LOG_DTYPE", "SAMPLE_DTYPE"]
 
 SERVER = Path(__file__).resolve().parent / "_bin" / "fwb_fuse_server"
@@ -85,8 +89,7 @@ FSNAME = "fwb"
 NOT_MEASURED = ("throttle_ns", "reclaim_stall_ns", "compaction_stall_ns", "temp_bytes_copied",
                 "secondaries", "inplace_updates", "redirty_skips", "writeback_skips",
                 "writepages_waits", "temp_alloc_failures", "lost_updates", "out_of_order",
-                "max_copies_in_flight", "deadlocks", "reclaim_gaveup", "compaction_unmovable",
-                "stuck")
+                "deadlocks", "reclaim_gaveup", "compaction_unmovable", "stuck")
 
 # The server's log (csrc/server/fwb_fuse_server.c documents the format).
 LOG_MAGIC = b"FWBWLOG"
@@ -511,7 +514,7 @@ def _split_params(workload: Any, seed: int, params: dict) -> tuple[_workloads.Wo
     rest = dict(params)
     if isinstance(workload, str):
         names = _workloads.workload_params(workload)
-        wl = _workloads.make(workload, seed=seed,
+        wl = _workloads.make(workload, seed=seed, mem_total_pages=_workloads.REAL_RUN_MEM_PAGES,
                              **{k: rest.pop(k) for k in list(rest) if k in names})
     elif isinstance(workload, _workloads.Workload):
         wl = workload
@@ -713,7 +716,7 @@ def execute(workload: Any, seed: int = 0, **params: Any) -> MountResult:
     info["compact_skipped"] = int(crun.compact_skipped)
     samples = sampler.array()
     samples["time_ns"] -= t0
-    return _result(wl, seed, params, mount.log, samples, start, lat, faults, t0, hang_ns, info)
+    return result_from(wl, seed, params, mount.log, samples, start, lat, faults, t0, hang_ns, info)
 
 
 def _exit_text(proc: subprocess.Popen) -> str:
@@ -734,7 +737,37 @@ def _driver_error(ffi, lib, rc: int, run, wl) -> str:
     return f"driver: {what}{where}" + (f": {os.strerror(err)}" if err else "")
 
 
-def _result(wl, seed, params, log, samples, start, lat, faults, t0, hang_ns, info) -> MountResult:
+def copies_in_flight(log: np.ndarray) -> tuple[int, int]:
+    """(most copies of one page in flight at once, pages that ever had more than one) from a
+    server log: a WRITE holds a copy of each page it covers from t_recv to t_reply; intervals
+    that only touch (one's reply at the other's receipt) do not overlap.  Pages, not bytes: two
+    WRITEs carrying different bytes of one page (sub-page ranges, as iomap writeback can send)
+    count as two copies of it."""
+    w = log[log["kind"] == KIND_WRITE]
+    if not len(w):
+        return 0, 0
+    first = w["offset"] // PAGE_SIZE
+    n = (w["offset"] + np.maximum(w["size"].astype(np.int64), 1) - 1) // PAGE_SIZE - first + 1
+    idx = np.repeat(np.arange(len(w)), n)
+    page = first[idx] + (np.arange(len(idx)) - np.repeat(np.cumsum(n) - n, n))
+    _, file_no = np.unique(w["ino"], return_inverse=True)
+    key = np.concatenate([file_no[idx], file_no[idx]]).astype(np.int64) << 40
+    key |= np.concatenate([page, page])
+    t = np.concatenate([w["t_recv_ns"][idx], w["t_reply_ns"][idx]])
+    delta = np.concatenate([np.ones(len(idx), np.int64), -np.ones(len(idx), np.int64)])
+    order = np.lexsort((delta, t, key))       # per page by time, a reply before a receipt
+    # Every page's +1s and -1s cancel, so one running sum over all pages is each page's count.
+    level = np.cumsum(delta[order])
+    multi = np.unique(key[order][level > 1])
+    return int(level.max()), len(multi)
+
+
+def result_from(wl, seed, params, log, samples, start, lat, faults, t0, hang_ns, info,
+                name: str | None = None) -> MountResult:
+    """A run's Run from what a mount recorded: the server's log (LOG_DTYPE, CLOCK_MONOTONIC), the
+    samples (SAMPLE_DTYPE, times relative to t0), the driver's per-row start / latency / faults
+    and t0 (the driver's time 0 on the same clock).  Shared by this machine's mount and the
+    guests of bench.real.kernels; `name` is the run's strategy (default: this kernel's)."""
     ops = wl.ops
     done = (start >= 0) & (lat >= 0)
     t_first = int(start[done].min()) if done.any() else 0
@@ -778,6 +811,7 @@ def _result(wl, seed, params, log, samples, start, lat, faults, t0, hang_ns, inf
         "bytes_dirtied": wl.bytes_dirtied(),
         "bytes_written": bytes_written,
     }
+    m["max_copies_in_flight"], multi_pages = copies_in_flight(log)
     temp_seen = bool(len(kb)) and bool((kb["writeback_tmp_kb"] > 0).any())
     info.update({
         "family": "temp-page" if temp_seen else "no-temp-page",
@@ -785,14 +819,14 @@ def _result(wl, seed, params, log, samples, start, lat, faults, t0, hang_ns, inf
         "writes_with_writeback_flag": int((writes["flags"] & FLAG_WRITE_CACHE != 0).sum()),
         "fsync_requests": int((log["kind"] == KIND_FSYNC).sum()),
         "waiting_max": int(kb["fuse_waiting"].max()) if len(kb) else -1,
+        "pages_with_concurrent_copies": multi_pages,
         "not_measured": list(NOT_MEASURED),
     })
     series = np.column_stack([kb["time_ns"], kb["dirty_kb"] // 4, kb["writeback_kb"] // 4,
                               kb["writeback_tmp_kb"] // 4, kb["cached_kb"] // 4,
                               kb["anon_kb"] // 4]).astype(np.int64).reshape(-1, len(SERIES_FIELDS))
-    name = kernel_name()
-    run = Run(strategy=name, workload=wl.name, params=dict(params), seed=seed, engine="mount",
-              metrics=m, series=series, meta=info)
+    run = Run(strategy=name or kernel_name(), workload=wl.name, params=dict(params), seed=seed,
+              engine="mount", metrics=m, series=series, meta=info)
     return MountResult(run=run, log=log, samples=samples, start_ns=start, latency_ns=lat,
                        faults=faults, t0_ns=t0, info=info)
 

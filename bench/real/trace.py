@@ -67,6 +67,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.cli import add_machine_option
 from bench.results.fileio import check_writable, jsonable
 from bench.sim.ops import FSYNC, MAX_FILES, MAX_THREADS, MMAP_STORE, OP_DTYPE, WRITE, validate_ops
 
@@ -278,7 +279,8 @@ def save(t: Trace, path: str | os.PathLike, overwrite: bool = False) -> Path:
 
 def load(path: str | os.PathLike) -> Trace:
     """Read and check a trace file; a malformed one is a one-line ValueError naming the problem."""
-    return loads(Path(path).read_bytes(), f"trace {path}")
+    from bench.results.fileio import read_input
+    return loads(read_input(path, "trace"), f"trace {path}")
 
 
 def make_trace(kind: str, name: str, params: dict, seed: int, ops: np.ndarray,
@@ -376,7 +378,7 @@ def record_workload(name: str, seed: int = 0, **params: Any) -> Trace:
     from bench.real import mount
     from bench.sim import workload
     gen, server = _split(name, params)
-    wl = workload.make(name, seed=seed, **gen)
+    wl = workload.make(name, seed=seed, mem_total_pages=workload.REAL_RUN_MEM_PAGES, **gen)
     _check_mount_params(server)
     r = mount.execute(wl, seed, **server)
     run = r.start_ns >= 0
@@ -456,9 +458,11 @@ def replay(t: Trace, seeds: int = 1, engine: str | None = None, timing: str = "r
     names = strategies or sim.strategies()
     runs = tuple(sim.run(s, wl, seed=seed, engine=engine, **params)
                  for s in names for seed in range(seeds))
+    from bench.sim import params as _sim_params
     md = provenance.collect(command="replay", engine=engine, seeds=seeds, params=params,
                             trace={"kind": t.kind, "name": t.name, "rows": len(t.ops),
-                                   "timing": timing})
+                                   "timing": timing},
+                            machine=_sim_params.machine_provenance())
     return results.Suite(md, runs)
 
 
@@ -513,6 +517,7 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--baseline", default="merge-in-queue", help="strategy the others are compared with")
     p.add_argument("--out", metavar="RESULT.json", help="also write the runs as a result file")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    add_machine_option(p)
     p.set_defaults(func=cmd_replay)
 
 
@@ -560,7 +565,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from bench.results import compare
     from bench import results, sim
     from bench.cli import check_seeds
+    from bench.sim import machine
     check_seeds(args.seeds)
+    active = machine.use(args)
     if args.baseline not in sim.strategies():
         raise ValueError(f"--baseline: {args.baseline!r} is not among the strategies run "
                          f"({', '.join(sim.strategies())})")
@@ -573,6 +580,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
         results.dump(suite, args.out, overwrite=args.force)
     eng = suite.metadata["engine"]
     title = lambda w: (f"{w}: replay of {args.trace}, {args.seeds} seed(s), {eng} engine, "  # noqa: E731
-                       f"base {args.baseline}")
+                       f"base {args.baseline}, machine {machine.label(active)}")
     sys.stdout.write(compare.render(compare.rows(suite, args.baseline), title))
     return 0

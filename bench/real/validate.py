@@ -2,9 +2,10 @@
 
 The same workloads (the same operation arrays, seeds and server configuration) run on a real FUSE
 mount of this kernel (bench.real.mount) and in the simulator under ``no-temp-page`` (the strategy of
-6.16 and later kernels), with the active cost profile (bench.sim.params; ``--profile`` names another)
-and the model parameters read from this machine (``machine_params``: memory, vm.dirty_ratio,
-vm.dirty_background_ratio, the CPUs this process may use) and the mount's server (16 threads, max_background 12, max_pages 32,
+6.16 and later kernels), with the active machine profile (bench.sim.machine; ``--machine`` names
+another, simulated as it is) and, without --machine, the model parameters read from this machine
+(``machine_params``: memory, vm.dirty_ratio, vm.dirty_background_ratio, the CPUs this process may
+use) and the mount's server (16 threads, max_background 12, max_pages 32,
 no artificial delay).  It prints, per workload, the median over seeds of: app throughput, WRITE
 count, pages-per-request histogram, fsync latency; the ratio predicted / measured; and "ok" where
 it is within ``TOLERANCE``.
@@ -17,6 +18,9 @@ the simulator runs the same calls (write, fsync, sync: it has no close or syncfs
 the same way.
 
 ``mount_runs(workloads, seeds, params, progress)`` gives bench.results.compare real-mount rows.
+
+``validate --kernel K`` checks another kernel instead, in a qemu guest, against the strategy of
+its family: bench.real.kernels.validate.
 """
 from __future__ import annotations
 
@@ -168,7 +172,7 @@ def compare_workload(name: str, wparams: dict, seeds: list[int], sim_params: dic
     from bench.sim import workload as _wl
     measured, predicted = [], []
     for seed in seeds:
-        wl = _wl.make(name, seed=seed, **wparams)
+        wl = _wl.make(name, seed=seed, mem_total_pages=_wl.REAL_RUN_MEM_PAGES, **wparams)
         measured.append(mount.run(wl, seed))
         predicted.append(sim.run(STRATEGY, wl, seed, engine, **sim_params))
 
@@ -401,18 +405,24 @@ def render_blocking(b: dict) -> str:
 # ---- command line ----
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    if getattr(args, "kernel", None):      # another kernel, in a guest under qemu
+        from bench.real.kernels import validate as guest_validate
+        return guest_validate.cmd_validate_kernel(args)
+    if args.json or args.out:
+        raise ValueError("--json and --out: only with --kernel")
     from bench.real import mount
     ok, why = mount.available()
     if not ok:
         raise RuntimeError(f"validate needs a real mount: {why}")
-    if args.profile:
-        os.environ[_params.PROFILE_ENV] = args.profile
-    _params.active_profile()     # a bad profile is one error line, before any run
+    from bench.sim import machine as _machine
+    chosen_machine = _machine.use(args)     # a bad profile is one error line, before any run
     from bench.cli import check_seeds as _seeds, parse_pairs
     _seeds(args.seeds)
     engine = args.engine or sim_engine()
-    sim_params = {**machine_params(), **MOUNT_SERVER_PARAMS,
-                  **parse_pairs(args.sim_param, "--sim-param")}
+    # Without --machine, the default profile's costs on this machine's memory, dirty ratios and
+    # CPUs, since the mount runs here; with --machine, that profile as it is.
+    here = {} if args.machine else machine_params()
+    sim_params = {**here, **MOUNT_SERVER_PARAMS, **parse_pairs(args.sim_param, "--sim-param")}
     _params.resolve(STRATEGY, sim_params)     # a typo is one error line, before any run
     chosen = VALIDATE_SET
     if args.workloads:
@@ -425,9 +435,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
             if n not in _wl.workload_names():
                 raise ValueError(f"--workloads: unknown {n!r}")
         chosen = tuple((n, known.get(n, {})) for n in names)
-    prof = _params.profile_provenance()
-    pname = prof if isinstance(prof, str) else f"{prof['path']} ({prof.get('date', '?')})"
-    header = (f"predicted ({STRATEGY}, {engine} engine, cost profile: {pname}) against measured "
+    pname = _machine.label(chosen_machine) + ("" if args.machine else
+                                              ", with this machine's memory, dirty ratios, CPUs")
+    header = (f"predicted ({STRATEGY}, {engine} engine, machine profile: {pname}) against measured "
               f"({mount.kernel_name()}), {args.seeds} seed(s); simulator: "
               + ", ".join(f"{k}={v}" for k, v in sim_params.items()))
     results = []
@@ -446,18 +456,26 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def add_parsers(subparsers) -> None:
     """Add the `validate` verb to the CLI's sub-parsers."""
+    from bench.cli import add_machine_option
     p = subparsers.add_parser("validate", help="run workloads on a real mount and in the "
                                                "simulator (no-temp-page) and print predicted "
                                                "against measured")
     p.add_argument("--workloads", help="comma-separated workloads (default: "
                    + ", ".join(n for n, _ in VALIDATE_SET) + ")")
     p.add_argument("--seeds", type=int, default=3, help="seeds per workload (default 3)")
-    p.add_argument("--profile", metavar="PATH",
-                   help="cost profile to predict with (default: the active one)")
+    add_machine_option(p)
     p.add_argument("--engine", choices=("c", "python"),
                    help="simulator engine (default c, python when the C engine is not built)")
     p.add_argument("--sim-param", action="append", metavar="KEY=VALUE",
                    help="a simulator parameter for the predictions (repeatable): what-ifs")
     p.add_argument("--no-blocking", action="store_true", help="skip the stuck-server part")
+    p.add_argument("--kernel", metavar="K",
+                   help="validate against kernel K of `kernels list` (6.1, 6.12, 7.2, 7.3) in a "
+                        "qemu guest, simulated by its family's strategy on its machine profile "
+                        "(default workloads then: seq-write, rand-write, dio-redirty)")
+    p.add_argument("--json", action="store_true", help="with --kernel: the table as JSON")
+    p.add_argument("--out", metavar="PATH", help="with --kernel: write the guest's and the "
+                                                 "simulator's runs to this result file")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_validate)

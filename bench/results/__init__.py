@@ -24,7 +24,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from bench.results.fileio import check_writable, jsonable, write_checked  # noqa: F401 (re-exported)
+from bench.results.fileio import (check_writable, jsonable, output_lock,  # noqa: F401 (re-exported)
+                                  read_input, write_checked)
 from bench.results.metrics import METRIC_BY_NAME
 
 SCHEMA_VERSION = 1
@@ -192,13 +193,9 @@ def load(path: str | os.PathLike) -> Suite:
     p = str(path)
     chk = _Checker(p)
     try:
-        text = Path(p).read_text()
-    except FileNotFoundError:
-        raise ValueError(f"{p}: no such result file") from None
+        text = read_input(p, "result file").decode()
     except UnicodeDecodeError:
         raise ValueError(f"{p}: not JSON (not UTF-8 text)") from None
-    except OSError as e:
-        raise ValueError(f"{p}: cannot read: {e.strerror}") from None
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as e:

@@ -47,7 +47,7 @@ def check_writable(path: str | os.PathLike, overwrite: bool = False,
     p = Path(path)
     try:
         st = os.lstat(p)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):     # the ancestor walk below says why
         st = None
     except OSError as exc:
         raise ValueError(f"{p}: cannot write: {exc.strerror}") from None

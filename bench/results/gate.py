@@ -1,7 +1,9 @@
 """The regression gate: two result files -> a verdict, a table and an exit code.
 
 Exit 0 when nothing regressed, 1 on a regression, 2 on an error (bad file,
-mismatched configurations).  The table follows the Linux kernel test robot's
+mismatched configurations, files made with different machine profiles or engines:
+metadata["machine"] names the profile by name and hash; allow_profile_change gates
+them anyway).  The table follows the Linux kernel test robot's
 compare output (intel/lkp-tests lib/compare.rb): the verdict first, then
 base, %change and head per metric with the metric's name last, regressions
 first and improvements listed apart; a spread is shown only when there is one.
@@ -68,12 +70,47 @@ def check_same_configuration(base: Suite, head: Suite) -> None:
                              f"engine {e} params {p} ({len(missing)} runs in all)")
 
 
+def machine_of(suite: Suite) -> tuple[str, str] | None:
+    """(name, content hash) of the machine profile a file's runs were simulated on; a file from
+    before machine profiles is named by its cost profile; None when the file names neither."""
+    md = suite.metadata
+    m = md.get("machine")
+    if isinstance(m, Mapping):
+        return str(m.get("name")), str(m.get("sha256"))
+    cp = md.get("cost_profile")
+    if isinstance(cp, Mapping):
+        return f"cost profile {cp.get('path')}", str(cp.get("sha256"))
+    if cp is not None:
+        return f"cost profile {cp}", ""
+    return None
+
+
+def check_same_machine(base: Suite, head: Suite) -> None:
+    """ValueError, in one line, when the two files were made with different machine profiles or
+    engines: their numbers differ for that reason alone (--allow-profile-change skips this)."""
+    def name(m: tuple[str, str] | None) -> str:
+        return "none named" if m is None else f"{m[0]} (sha256 {m[1]})" if m[1] else m[0]
+    bm, hm = machine_of(base), machine_of(head)
+    if bm != hm:
+        raise ValueError(f"the files were made with different machine profiles: baseline "
+                         f"{name(bm)}, candidate {name(hm)}; gate them anyway with "
+                         f"--allow-profile-change")
+    be, he = base.metadata.get("engine"), head.metadata.get("engine")
+    if be is not None and he is not None and be != he:
+        raise ValueError(f"the files were made with different engines: baseline {be}, "
+                         f"candidate {he}; gate them anyway with --allow-profile-change")
+
+
 def compare(base: Suite, head: Suite, thresholds: Mapping[str, float] | None = None,
-            default_pct: float = DEFAULT_THRESHOLD_PCT) -> list[Change]:
-    """One Change per (workload, strategy, gated metric), in a stable order."""
+            default_pct: float = DEFAULT_THRESHOLD_PCT,
+            allow_profile_change: bool = False) -> list[Change]:
+    """One Change per (workload, strategy, gated metric), in a stable order.  Files made with
+    different machine profiles or engines are refused unless allow_profile_change."""
     for label, suite in (("baseline", base), ("candidate", head)):
         if not suite.runs:
             raise ValueError(f"the {label} holds no runs: nothing to gate")
+    if not allow_profile_change:
+        check_same_machine(base, head)
     check_same_configuration(base, head)
     if not 0 <= default_pct < math.inf:
         raise ValueError(f"--default-threshold: must be a finite number >= 0, got {default_pct}")

@@ -41,13 +41,12 @@ def package_version() -> str:
         return "unknown"
 
 
-def _cost_profile() -> Any:
-    from bench.sim import params
-    return params.profile_provenance()
-
-
 def collect(**extra: Any) -> dict[str, Any]:
-    """Metadata for a result file; `extra` adds sweep-specific keys (engine, seeds, ...)."""
+    """Metadata for a result file; `extra` adds sweep-specific keys (engine, seeds, ...).
+
+    A file of simulated runs names its machine profile: the caller passes
+    ``machine=bench.sim.params.machine_provenance()`` (name, content hash, source, values), which
+    is what ``gate`` compares; this module does not import the simulator."""
     md = {
         "package_version": package_version(),
         "git_commit": _git_commit(),
@@ -56,8 +55,6 @@ def collect(**extra: Any) -> dict[str, Any]:
         "cpu_count": __import__("os").cpu_count(),
         "python_version": platform.python_version(),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        # The active profile's path, hash, provenance and values, or "defaults (bench/params.py)".
-        "cost_profile": _cost_profile(),
     }
     md.update(extra)
     return md

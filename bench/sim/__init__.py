@@ -50,7 +50,8 @@ def prepare(strategy: str, workload: Any, seed: int = 0, **params: Any):
     model = dict(params)
     if isinstance(workload, str):
         names = _workloads.workload_params(workload)
-        wl = _workloads.make(workload, seed=seed, **{k: model.pop(k) for k in list(model) if k in names})
+        wl = _workloads.make(workload, seed=seed, mem_total_pages=model.get("mem_total_pages"),
+                             **{k: model.pop(k) for k in list(model) if k in names})
     elif isinstance(workload, _workloads.Workload):
         wl = workload
     else:

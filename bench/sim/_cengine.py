@@ -28,7 +28,8 @@ INT_FIELDS = (
     "dirty_writeback_interval_ns", "dirty_expire_ns", "reclaim_batch", "reclaim_retry_ns",
     "reclaim_retries", "dirty_ratelimit_pps", "max_pause_ns", "hz", "wb_chunk_pages", "sync_waits", "hang_threshold_ns", "sample_interval_ns", "max_samples",
     "max_time_ns", "cpus", "wakeup_ns", "cache_add_ns", "write_syscall_ns", "write_page_ns", "store_page_ns", "fault_ns",
-    "page_copy_ns", "wp_page_ns", "wp_request_ns", "fsync_syscall_ns", "dio_base_ns",
+    "page_copy_ns", "wp_page_ns", "wp_request_ns", "temp_alloc_ns", "temp_free_ns",
+    "wb_lookup_ns", "wb_tree_ns", "end_writeback_ns", "fsync_syscall_ns", "dio_base_ns",
     "dio_page_ns", "reclaim_scan_ns", "compact_page_ns", "server_threads", "server_dist",
     "server_base_ns", "server_page_ns", "server_new_page_ns", "server_wakeup_ns", "server_cpus", "server_cpu_pct", "server_fsync_ns",
 )

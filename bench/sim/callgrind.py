@@ -21,8 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 STORE = ROOT / "results" / "callgrind.json"
-# The table's cost and server defaults whatever cost profile is active (a new profile must not
-# read as a code regression), on 2 CPUs with the server on one, so the CPU model runs too.
+# The table's defaults whatever machine profile is active (a new profile must not read as a
+# code regression), on 2 CPUs with the server on one, so the CPU model runs too.
 FIXED = {"strategy": "merge-in-queue", "workload": "rand-write", "seed": 0,
          "params": {"file_size": 64 << 20, "writes": 16384, "cpus": 2, "server_cpus": 1}}
 MAX_GROWTH = 0.02
@@ -42,7 +42,7 @@ def count() -> int:
     from bench import sim
     if shutil.which("valgrind") is None:
         raise RuntimeError("callgrind: valgrind is not installed (apt-get install valgrind)")
-    table = {p.name: p.default for p in _params.PARAMS if p.group in _params.PROFILE_GROUPS}
+    table = {p.name: p.default for p in _params.PARAMS}
     wl, cfg = sim.prepare(FIXED["strategy"], FIXED["workload"], FIXED["seed"],
                           **{**table, **FIXED["params"]})
     with tempfile.TemporaryDirectory() as tmp:

@@ -4,22 +4,19 @@ Both engines take the same fully resolved configuration (``resolve``), so a
 derived default (watermarks, max_write) is computed once, here, in Python.
 Kernel defaults are cited where they come from.
 
-The "cost" and "server" defaults of the table are a fallback: when a cost profile is active
-(``python -m bench calibrate`` writes one; see ``active_profile``) its values replace them in
-``resolve``, and a caller's explicit parameters still win.  The active profile is
-``results/cost-profile.json`` in the repository, committed, so the published baseline, CI and
-every developer run on the same numbers and results stay deterministic; the environment
-variable FWB_COST_PROFILE overrides it (a path, or "none" for the table defaults).
+The table's defaults are a fallback: the active machine profile (bench.sim.machine: the
+machine's CPUs, memory and limits, its server and its measured costs) replaces them in
+``resolve``, and a caller's explicit parameters still win.  By default that is the profile of
+the machine the costs were measured on (bench.sim.machine.DEFAULT), shipped in the package, so
+the published baseline, CI, every developer and an installed copy run on the same numbers; the
+CLI's --machine NAME|PATH or the environment variable FWB_MACHINE picks another ("none": this
+table alone).
 """
 from __future__ import annotations
 
-import functools
-import hashlib
-import json
 import math
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Mapping
 
 import strategies
@@ -47,7 +44,7 @@ PARAMS: tuple[Param, ...] = (
     Param("max_write", 0, 0, 1 << 20, "model", "bytes per WRITE request; 0 = max_pages * 4096"),
     Param("max_background", 12, 1, 65535, "model", "background requests outstanding (FUSE_DEFAULT_MAX_BACKGROUND)"),
     # -- memory and dirty limits (mm/page-writeback.c, mm/page_alloc.c)
-    Param("mem_total_pages", 524288, 8192, 1 << 26, "model", "memory in 4 KiB pages (default 2 GiB)"),
+    Param("mem_total_pages", 524288, 8192, 1 << 26, "model", "memory in 4 KiB pages (the table's 2 GiB; a machine profile gives its machine's)"),
     Param("dirty_ratio", 20, 1, 100, "model", "vm.dirty_ratio, % of dirtyable memory"),
     Param("dirty_background_ratio", 10, 0, 100, "model", "vm.dirty_background_ratio, %"),
     Param("bdi_max_ratio", 1, 1, 100, "model", "the FUSE bdi's max_ratio, % (strictlimit; fuse_bdi_init)"),
@@ -71,12 +68,18 @@ PARAMS: tuple[Param, ...] = (
     Param("write_page_ns", 600, 0, _S, "cost", "copy_from_user and page-cache work per page written"),
     Param("store_page_ns", 50, 0, _S, "cost", "CPU stores to one already-writable mapped page"),
     Param("fault_ns", 2000, 0, _S, "cost", "a write fault with page_mkwrite"),
-    Param("cpus", 0, 0, 256, "cost", "CPUs shared by the application threads, the flusher and the server threads (0: each has its own); the machine's, in a cost profile"),
+    Param("cpus", 0, 0, 256, "cost", "CPUs shared by the application threads, the flusher and the server threads (0: each has its own); the machine's, in a machine profile"),
     Param("wakeup_ns", 5000, 0, _S, "cost", "a thread that slept on the server (or a page, the dirty limit) and is woken again: the two context switches and the FUSE request path around them"),
     Param("cache_add_ns", 1000, 0, _S, "cost", "allocating a page and adding it to the page cache (filemap_add_folio), for a page new to the cache"),
-    Param("page_copy_ns", 400, 0, _S, "cost", "copying one page into a temp page"),
-    Param("wp_page_ns", 200, 0, _S, "cost", "writepages bookkeeping per page"),
-    Param("wp_request_ns", 2000, 0, _S, "cost", "writepages cost to queue one request"),
+    # writepages and the temp-page path: who pays is model.md's "Who pays what"
+    Param("wp_page_ns", 200, 0, _S, "cost", "writepages work per page in every strategy, paid by the flusher (or the fsync/sync caller): clear_page_dirty_for_io, folio_start_writeback, WB_WRITEBACK accounting and adding the page to the request (fuse_writepages_fill)"),
+    Param("wp_request_ns", 2000, 0, _S, "cost", "writepages work per request in every strategy, paid by the same: fuse_writepage_args_setup, then queueing it (fuse_writepages_send, fuse_flush_writepages)"),
+    Param("page_copy_ns", 400, 0, _S, "cost", "temp pages: copying a cold page-cache page into a fresh temp page (copy_highpage in fuse_writepage_args_page_fill), paid by the flusher per page, and per in-place update of a held copy"),
+    Param("temp_alloc_ns", 180, 0, _S, "cost", "temp pages: allocating the temp page (folio_alloc(GFP_NOFS | __GFP_HIGHMEM) in fuse_writepages_fill, fuse_writepage_locked) with its NR_WRITEBACK_TEMP increment, paid by the flusher per page"),
+    Param("temp_free_ns", 30, 0, _S, "cost", "temp pages: freeing the temp page (__free_page in fuse_writepage_free) with NR_WRITEBACK_TEMP's decrement (fuse_writepage_finish), paid by the server thread that writes the reply, per page"),
+    Param("wb_lookup_ns", 50, 0, _S, "cost", "temp pages: one lookup in the inode's fi->writepages rb-tree under fi->lock (fuse_find_writeback): the flusher per page (fuse_writepage_need_send, fuse_writepage); the writer per page in fuse_write_begin (fuse_wait_on_page_writeback), in page_mkwrite and before a READ (fuse_do_readpage), when the tree is not empty"),
+    Param("wb_tree_ns", 100, 0, _S, "cost", "temp pages: one update of fi->writepages under fi->lock: inserting a request (fuse_insert_writeback) or chaining or swapping a secondary (fuse_writepage_add), by the flusher per request; rb_erase in fuse_writepage_end, by the replying server thread per request, and re-inserting a chained secondary before it is sent"),
+    Param("end_writeback_ns", 170, 0, _S, "cost", "ending PG_writeback of a page-cache page (folio_end_writeback): temp-page strategies in the flusher right after the copy (fuse_writepages_send); no-temp-page at the reply, in the server thread (fuse_writepage_free, 0c58a97f919c)"),
     Param("fsync_syscall_ns", 1000, 0, _S, "cost", "fixed cost of fsync/msync/sync"),
     Param("dio_base_ns", 50000, 0, 10 * _S, "cost", "latency of one direct-I/O read from the source device"),
     Param("dio_page_ns", 1000, 0, _S, "cost", "direct-I/O transfer time per page"),
@@ -101,96 +104,32 @@ FLOAT_PARAMS = {"server_sigma": (0.5, 0.0, 4.0, "server", "lognormal sigma")}
 STRATEGY_PARAMS = ("writer_waits", "merge_queued_primary")
 
 
-# ---- the active cost profile (written by bench/real/calibrate.py) ----
-PROFILE_PATH = Path(__file__).resolve().parents[2] / "results" / "cost-profile.json"
-PROFILE_ENV = "FWB_COST_PROFILE"
-PROFILE_FORMAT = "fwb-cost-profile"
-# Profile format versions:
-#   1  format, schema_version, values {param: number}, measurements {param: {...}}, provenance.
-PROFILE_VERSION = 1
-PROFILE_GROUPS = ("cost", "server")
-DEFAULTS_LABEL = "defaults (bench/params.py)"
+# ---- the active machine profile (bench/sim/machine.py; calibrate writes new ones) ----
+
+def active_machine():
+    """The active machine profile (bench.sim.machine.Machine), or None: the table's defaults."""
+    from bench.sim import machine
+    return machine.active()
 
 
-def profile_path() -> Path | None:
-    """The active profile's path: $FWB_COST_PROFILE ("none": no profile), else
-    results/cost-profile.json when it exists, else None (the table's defaults)."""
-    env = os.environ.get(PROFILE_ENV)
-    if env is not None:
-        return None if env.strip().lower() in ("", "none") else Path(env)
-    return PROFILE_PATH if PROFILE_PATH.is_file() else None
-
-
-def check_profile(doc: Any, where: str = "cost profile") -> dict[str, Any]:
-    """The checked ``values`` of a profile document; ValueError naming the field otherwise."""
-    if not isinstance(doc, dict) or doc.get("format") != PROFILE_FORMAT:
-        raise ValueError(f"{where}: not a cost profile (format is not {PROFILE_FORMAT!r})")
-    if doc.get("schema_version") != PROFILE_VERSION:
-        raise ValueError(f"{where}: schema_version {doc.get('schema_version')!r} is not supported "
-                         f"(this version reads {PROFILE_VERSION})")
-    values = doc.get("values")
-    if not isinstance(values, dict):
-        raise ValueError(f"{where}: values: expected an object")
-    out: dict[str, Any] = {}
-    for key, v in values.items():
-        if key in PARAM_BY_NAME and PARAM_BY_NAME[key].group in PROFILE_GROUPS:
-            p = PARAM_BY_NAME[key]
-            out[key] = _check_int(f"{where}: values.{key}", v, p.lo, p.hi)
-        elif key in FLOAT_PARAMS and FLOAT_PARAMS[key][3] in PROFILE_GROUPS:
-            _, lo, hi, _, _ = FLOAT_PARAMS[key]
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
-                raise ValueError(f"{where}: values.{key}: must be a number in {lo}..{hi}, got {v!r}")
-            out[key] = float(v)
-        else:
-            raise ValueError(f"{where}: values.{key}: not a cost or server parameter")
-    return out
-
-
-@functools.lru_cache(maxsize=8)
-def _load(path: str, stamp: tuple[int, int]) -> tuple[dict[str, Any], dict[str, Any]]:
-    try:
-        raw = Path(path).read_bytes()
-    except OSError as exc:
-        raise ValueError(f"cost profile {path}: cannot read: {exc.strerror}") from None
-    try:
-        doc = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cost profile {path}: not JSON ({exc})") from None
-    values = check_profile(doc, f"cost profile {path}")
-    prov = doc.get("provenance") if isinstance(doc.get("provenance"), dict) else {}
-    summary = {"path": path, "sha256": hashlib.sha256(raw).hexdigest()[:16],
-               **{k: prov[k] for k in ("date", "kernel", "cpu_model", "git_commit") if k in prov},
-               "values": dict(values)}
-    return values, summary
-
-
-def active_profile() -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """(values, provenance summary) of the active profile, or None.  Read once per file version;
-    a named profile that is missing or invalid is a ValueError, never a silent fallback."""
-    path = profile_path()
-    if path is None:
-        return None
-    try:
-        st = path.stat()
-    except OSError as exc:
-        raise ValueError(f"cost profile {path}: cannot read: {exc.strerror}") from None
-    values, summary = _load(str(path), (st.st_mtime_ns, st.st_size))
-    return dict(values), dict(summary)
-
-
-def profile_provenance() -> dict[str, Any] | str:
-    """What a result file's metadata["cost_profile"] says: the active profile or the table."""
-    prof = active_profile()
-    return prof[1] if prof is not None else DEFAULTS_LABEL
+def machine_provenance() -> dict[str, Any]:
+    """What a result file's metadata["machine"] says: the active profile's name, content hash,
+    source, provenance and values; the name "none" for the table's defaults."""
+    m = active_machine()
+    if m is None:
+        from bench.sim import machine
+        return {"name": "none", "sha256": machine.values_hash({}),
+                "source": "the table of bench/sim/params.py", "values": {}}
+    return m.summary()
 
 
 def defaults() -> dict[str, Any]:
-    """Every parameter's default as resolve uses it: the table, then the active profile."""
+    """Every parameter's default as resolve uses it: the table, then the active machine."""
     cfg: dict[str, Any] = {p.name: p.default for p in PARAMS}
     cfg["server_sigma"] = FLOAT_PARAMS["server_sigma"][0]
-    prof = active_profile()
-    if prof is not None:
-        cfg.update(prof[0])
+    m = active_machine()
+    if m is not None:
+        cfg.update(m.values)
     return cfg
 
 
@@ -218,11 +157,11 @@ def _min_free_pages(total_pages: int) -> int:
 def resolve(strategy: str, params: Mapping[str, Any]) -> dict[str, Any]:
     """Check `params` and return the full configuration both engines run.
 
-    Unknown names and out-of-range values raise ValueError naming the field.  Cost and server
-    parameters not given default to the active cost profile's values (``active_profile``).
+    Unknown names and out-of-range values raise ValueError naming the field.  Parameters not
+    given default to the active machine profile's values (``defaults``), then the table's.
     """
     strat = strategies.get(strategy)
-    cfg = defaults()              # the table, then the active cost profile
+    cfg = defaults()              # the table, then the active machine profile
     cfg.update(strat.defaults())
     cfg.setdefault("merge_queued_primary", 0)
     windows = None

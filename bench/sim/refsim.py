@@ -20,8 +20,11 @@ forward, which sets when its next call may start and the latency it reports.
 When it must wait (for a page under writeback, a READ, the dirty limit, the
 end of fsync's writes), it records what it waits for and returns; every
 request completion re-checks the waiters in actor order and schedules the ones
-now free.  CPU costs delay the actor, not the moment its requests become
-visible to the server.
+now free.  CPU costs delay the actor; they delay the moment its requests
+become visible to the server only in writepages, where a request is sent when
+the CPU work that built it is done (send_batch: the actor sleeps until its
+clock, sends the batch, and goes on), so that the flusher's serial per-page
+work bounds writeback as in the kernel.  Reclaim's one-page requests go at once.
 
 CPUs.  With cpus = 0 every actor and server thread has a CPU of its own.  With
 cpus = N the application threads, the flusher and the server threads share N
@@ -34,6 +37,25 @@ a CPU while 12 WRITEs are in service); booking server work ahead instead made
 a writer wait behind every queued request.  The share of a service time spent on
 a CPU is server_cpu_pct (100: an in-memory server; a server that waits on disk
 or network is mostly off CPU).
+
+Who pays the writeback path (model.md's "Who pays what"; fs/fuse/file.c of
+v6.1, and 0c58a97f919c for no-temp-page).  Every strategy's writepages pays
+wp_page_ns per page and wp_request_ns per request, in the actor that runs it
+(the flusher, an fsync/sync caller, reclaim).  The temp-page strategies add:
+- in that actor, per page: temp_alloc_ns + page_copy_ns (alloc_temp),
+  wb_lookup_ns (is the page in flight?) and end_writeback_ns (PG_writeback
+  ends at once); per request wb_tree_ns (the insert in fi->writepages, or
+  chaining a secondary); the flusher is one actor, so this work is serial;
+- in the writer: wb_lookup_ns per page of a write(2) (fuse_write_begin, with
+  writer_waits), of a write fault (page_mkwrite) and before a READ
+  (fuse_do_readpage), only while the file has writes in flight (the lookup
+  returns at once on an empty tree, RB_EMPTY_ROOT);
+- in the server thread that replies: temp_free_ns per page and wb_tree_ns per
+  request (rb_erase).
+no-temp-page pays end_writeback_ns per page in the server thread that replies,
+and nothing of the rest.  The reply's kernel work is added to the request's
+service time, all of it on a CPU (server_cpu_pct does not apply to it), and the
+pages are done at its end.
 
 Choices where model.md is silent (kernel behaviour followed, or simplified):
 - Direct reclaim only (no kswapd).  It scans the LRU from its cold end in
@@ -100,6 +122,25 @@ Choices where model.md is silent (kernel behaviour followed, or simplified):
   page costs compact_page_ns to migrate.  It never waits on writeback.
 - Lost updates are counted at the end: pages the cache holds clean whose last
   version the server does not have.  A page still dirty is not lost.
+- The temp-page path's costs (above), where model.md does not say:
+  - writepages pays wb_lookup_ns for every page it looks at, the first of a
+    request included (the kernel finds that one in flight by the insert,
+    fuse_writepage_add), and the insert's wb_tree_ns when it sends the request;
+  - write(2) pays one lookup per page it touches, as fuse_write_begin runs
+    once per page (or part of one) a write covers: four 1 KiB writes to one
+    page look it up four times, one 40 KiB write looks up ten pages once each;
+  - an in-place update of a held copy (merge-in-queue) pays temp_alloc_ns +
+    page_copy_ns + wb_tree_ns + temp_free_ns + end_writeback_ns in the actor
+    that writes back: fuse_writepage_add copies into a fresh temp page, swaps it
+    in and frees the old one, no new request;
+  - a secondary sent at its primary's reply (fuse_writepage_end) is re-inserted
+    in fi->writepages: that wb_tree_ns goes to the server thread that serves
+    the secondary (a service time is drawn when a request is read, before the
+    reply that releases its secondaries is known);
+  - accounting: WB_WRITEBACK is counted in every kernel and is part of
+    wp_page_ns (at send) and server_page_ns (at the reply);
+    NR_WRITEBACK_TEMP's increment and decrement are part of temp_alloc_ns and
+    temp_free_ns.
 
 Not modelled: kswapd and LRU activation; the congestion check of
 fuse_writepages in v5.x-v6.1 (WB_SYNC_NONE writeback gives up while
@@ -227,7 +268,7 @@ class Server:
 
 class Request:
     __slots__ = ("id", "kind", "file", "first", "n", "versions", "state", "bg", "secs",
-                 "crop", "done")
+                 "crop", "done", "promoted")
 
     def __init__(self, rid: int, kind: int, f: int, first: int):
         self.id = rid
@@ -241,6 +282,7 @@ class Request:
         self.secs: list[Request] = []  # held secondaries chained to this request
         self.crop = 0                  # bytes delivered, fixed when a server thread reads it
         self.done = False
+        self.promoted = False          # a secondary re-inserted at its primary's reply
 
 
 class Actor:
@@ -250,7 +292,8 @@ class Actor:
                  "waiting", "wake_pending", "wait_kind", "wait_arg", "block_start",
                  "wait_reclaim", "timer_at", "in_reclaim", "rc_active", "rc_start", "rc_fails",
                  "wp_active", "wp_f", "wp_idx", "wp_end", "wp_sync", "wp_bg", "wp_chunk", "wp_batch",
-                 "wp_sent", "req", "sync_f", "fl_pass", "fl_file", "fl_kupdate", "fl_due",
+                 "wp_ready", "wp_looked", "wp_sent", "req", "sync_f", "fl_pass", "fl_file",
+                 "fl_kupdate", "fl_due",
                  "fl_sync", "fl_all", "nr_dirtied", "paused_when", "dirtied_pause", "bal_state",
                  "finished")
 
@@ -280,6 +323,8 @@ class Actor:
         self.wp_bg = False
         self.wp_chunk = 0
         self.wp_batch: Request | None = None
+        self.wp_ready: Request | None = None   # a batch whose CPU work ends at clk: sent then
+        self.wp_looked = 0             # 1 + the page whose in-flight lookup was paid
         self.wp_sent = 0
         self.req: Request | None = None
         self.sync_f = 0
@@ -358,7 +403,7 @@ class Sim:
         self.cpu_free = [0] * cfg["cpus"]
         self.srv_until = [0] * cfg["cpus"]            # end of the server work on each CPU
         self.srv_cap = cfg["server_cpus"] or cfg["cpus"]
-        self.cpu_runq: deque[tuple[int, int]] = deque()   # (server thread, service ns)
+        self.cpu_runq: deque[tuple[int, int, int]] = deque()   # (server thread, service ns, on CPU)
         self.cpu_ev = -1               # time of the pending EV_CPU, -1 if none
         self.in_done = False           # handling a reply (EV_DONE)
 
@@ -414,21 +459,23 @@ class Sim:
         on server_cpus CPUs; -1 if none."""
         return -1 if self.server_capped() else self.idle_cpu(self.now)
 
-    def book_server(self, i: int, w: int, svc: int) -> None:
-        on_cpu = svc * self.cfg["server_cpu_pct"] // 100
+    def book_server(self, i: int, w: int, svc: int, on_cpu: int) -> None:
         self.cpu_free[i] = self.srv_until[i] = self.now + on_cpu
         self.push(self.server.defer(self.now + svc), EV_DONE, w)
 
-    def start_service(self, w: int, svc: int) -> None:
-        """Server thread w runs a request of svc ns: its CPU share first (on a CPU it may take
-        now, else it queues for one), then the rest off CPU."""
-        if self.cpu_free and svc * self.cfg["server_cpu_pct"] // 100 > 0:
+    def start_service(self, w: int, svc: int, kern: int) -> None:
+        """Server thread w runs a request of svc ns, then kern ns of kernel work at its reply
+        (all on CPU): its CPU share first (on a CPU it may take now, else it queues for one),
+        then the rest off CPU."""
+        on_cpu = svc * self.cfg["server_cpu_pct"] // 100 + kern
+        svc += kern
+        if self.cpu_free and on_cpu > 0:
             i = self.server_cpu()
             if i < 0 or self.cpu_runq:
-                self.cpu_runq.append((w, svc))
+                self.cpu_runq.append((w, svc, on_cpu))
                 self.cpu_wake()
                 return
-            self.book_server(i, w, svc)
+            self.book_server(i, w, svc, on_cpu)
             return
         self.push(self.server.defer(self.now + svc), EV_DONE, w)
 
@@ -452,8 +499,8 @@ class Sim:
             i = self.server_cpu()
             if i < 0:
                 break
-            w, svc = self.cpu_runq.popleft()
-            self.book_server(i, w, svc)
+            w, svc, on_cpu = self.cpu_runq.popleft()
+            self.book_server(i, w, svc, on_cpu)
         if self.cpu_runq:
             self.cpu_wake()
 
@@ -555,6 +602,7 @@ class Sim:
     def start(self, w: int, r: Request) -> None:
         c = self.cfg
         r.state = ST_SENT
+        kern = 0                       # kernel work of the thread that writes the reply
         if r.kind == RQ_WRITE:
             base = self.base[r.file]
             if not self.temp:          # the server reads the page as it is now
@@ -566,6 +614,10 @@ class Sim:
             # pages the server has never been sent cost it more: its copy starts sparse
             new = sum(1 for i in range(r.n) if self.srv_max[base + r.first + i] == 0)
             mean = c["server_base_ns"] + c["server_page_ns"] * r.n + c["server_new_page_ns"] * new
+            if self.temp:              # fuse_writepage_end: rb_erase, free the temp pages
+                kern = c["wb_tree_ns"] * (1 + r.promoted) + c["temp_free_ns"] * r.n
+            else:                      # fuse_writepage_free: end PG_writeback of each page
+                kern = c["end_writeback_ns"] * r.n
         elif r.kind == RQ_READ:
             self.c["reads"] += 1
             mean = c["server_base_ns"] + c["server_page_ns"]
@@ -576,7 +628,7 @@ class Sim:
         svc = self.server.service(mean)
         if not self.in_done:           # it arrived at idle threads: one is woken to read it
             svc += c["server_wakeup_ns"]
-        self.start_service(w, svc)
+        self.start_service(w, svc, kern)
 
     def complete(self, r: Request) -> None:
         r.state = ST_DONE
@@ -612,6 +664,7 @@ class Sim:
             p = self.base[s.file] + s.first
             self.sec_req[p] = None
             self.wb_req[p] = s
+            s.promoted = True
             self.submit_bg(s)
         r.secs = []
         while self.bg_queue and self.active_bg < self.cfg["max_background"]:
@@ -684,13 +737,22 @@ class Sim:
         a.wp_sync, a.wp_bg = sync_all, bg
         a.wp_chunk = 0
         a.wp_batch = None
+        a.wp_looked = 0
 
-    def send_batch(self, a: Actor) -> None:
+    def send_batch(self, a: Actor) -> bool:
+        """Send a's batch once the CPU work that made it is done: at once if a's clock is not
+        ahead, else a sleeps until it is and sends it when it resumes (writepages); False then."""
         r = a.wp_batch
-        if r is not None:
-            a.wp_batch = None
-            self.work(a, self.cfg["wp_request_ns"])
-            self.submit_bg(r)
+        if r is None:
+            return True
+        a.wp_batch = None
+        self.work(a, self.cfg["wp_request_ns"] + self.temp * self.cfg["wb_tree_ns"])
+        if a.clk > self.now:
+            a.wp_ready = r
+            self.sleep_until(a, a.clk)
+            return False
+        self.submit_bg(r)
+        return True
 
     def alloc_temp(self, a: Actor) -> bool:
         """Take a temp page for a copy; False (and counted) under memory pressure."""
@@ -699,7 +761,7 @@ class Sim:
             return False
         self.temp_add(1)
         self.c["temp_bytes_copied"] += PAGE
-        self.work(a, self.cfg["page_copy_ns"])
+        self.work(a, self.cfg["temp_alloc_ns"] + self.cfg["page_copy_ns"])
         return True
 
     def add_copy(self, p: int) -> None:
@@ -710,7 +772,8 @@ class Sim:
     def take_page(self, a: Actor, r: Request, p: int, f: int) -> None:
         """Put page p (dirty, temp page already taken if any) into request r."""
         self.clear_dirty(p, f)
-        self.work(a, self.cfg["wp_page_ns"])
+        # temp pages: PG_writeback ends at once, in the flusher (fuse_writepages_send)
+        self.work(a, self.cfg["wp_page_ns"] + self.temp * self.cfg["end_writeback_ns"])
         if not self.temp:
             self.pgwb[p] = 1
             self.pinned += 1
@@ -733,17 +796,22 @@ class Sim:
         if s is None and self.cfg["merge_queued_primary"] and w is not None and w.n == 1 \
                 and w.state in (ST_QUEUED, ST_BACKGROUND, ST_PENDING):
             s = w
+        c = self.cfg
         if s is not None:              # copy over the copy the server has not read
+            # fuse_writepage_add: a fresh temp page takes the copy and is swapped into the held
+            # request, whose old temp page is freed; the page's writeback ends at once
             s.versions[0] = self.version[p]
             self.c["inplace_updates"] += 1
             self.c["temp_bytes_copied"] += PAGE
-            self.work(a, self.cfg["page_copy_ns"])
+            self.work(a, c["temp_alloc_ns"] + c["page_copy_ns"] + c["wb_tree_ns"]
+                      + c["temp_free_ns"] + c["end_writeback_ns"])
             self.clear_dirty(p, f)
             return True
         if not self.alloc_temp(a):
             return False
         r = self.new_write(f, idx)
         self.take_page(a, r, p, f)
+        self.work(a, c["wb_tree_ns"])  # chained to the in-flight request (fuse_writepage_add)
         r.state = ST_HELD
         self.wb_req[p] = w             # the in-flight primary stays the one found by lookup
         self.sec_req[p] = r
@@ -752,9 +820,13 @@ class Sim:
         return True
 
     def writepages(self, a: Actor) -> bool:
-        """Advance a's writepages; True when finished, False when it must wait."""
+        """Advance a's writepages; True when finished, False when it must wait.  It resumes at
+        the page it stopped at, sending first the batch it slept for (send_batch)."""
         f = a.wp_f
         base = self.base[f]
+        if a.wp_ready is not None:
+            r, a.wp_ready = a.wp_ready, None
+            self.submit_bg(r)
         cands = sorted(i for i in self.f_dirty[f] if a.wp_idx <= i < a.wp_end)
         for idx in cands:
             # Background writeback works in chunks (wb_chunk_pages, writeback_chunk_size) and
@@ -764,20 +836,22 @@ class Sim:
                 if self.dirty_total <= self.bg_thresh():
                     break
             p = base + idx
+            if self.temp and a.wp_looked != idx + 1:   # fuse_writepage_need_send: in flight?
+                a.wp_looked = idx + 1
+                self.work(a, self.cfg["wb_lookup_ns"])
             if self.busy(p):
                 act = self.strategy.on_busy_page(BusyPage(a.wp_sync, False), self.cfg)
+                if act != Action.COPY and not self.send_batch(a):
+                    return False           # it cuts the batch; back here once it is sent
                 if act == Action.WAIT:
-                    self.send_batch(a)
                     self.c["writepages_waits"] += 1
                     self.block(a, W_PAGE, p)
                     return False
                 if act == Action.SKIP:
-                    self.send_batch(a)
                     self.c["redirty_skips" if self.temp else "writeback_skips"] += 1
                     a.wp_idx = idx + 1
                     continue
                 if act == Action.MERGE:
-                    self.send_batch(a)
                     if not self.merge(a, p, f, idx):
                         break          # -ENOMEM: the page stays dirty
                     a.wp_sent += 1
@@ -785,7 +859,8 @@ class Sim:
                     continue
             b = a.wp_batch
             if b is not None and (idx != b.first + b.n or b.n >= self.req_pages):
-                self.send_batch(a)
+                if not self.send_batch(a):
+                    return False
             if self.temp and not self.alloc_temp(a):
                 break
             if a.wp_batch is None:
@@ -794,13 +869,17 @@ class Sim:
             a.wp_sent += 1
             a.wp_chunk += 1
             a.wp_idx = idx + 1
-        self.send_batch(a)
+        if not self.send_batch(a):
+            a.wp_idx = a.wp_end        # nothing more to look at once it is sent
+            return False
         a.wp_active = False
         return True
 
     # -------------------------------------------------------------- reclaim
     def pageout(self, a: Actor, p: int, f: int) -> int:
         """->writepage of one dirty page from reclaim: 1 clean now, 0 kept, -1 wait."""
+        if self.temp:                  # fuse_writepage: fuse_page_is_writeback
+            self.work(a, self.cfg["wb_lookup_ns"])
         if self.busy(p):
             act = self.strategy.on_busy_page(BusyPage(False, True), self.cfg)
             if act == Action.WAIT:
@@ -814,7 +893,7 @@ class Sim:
             return 0
         r = self.new_write(f, p - self.base[f])
         self.take_page(a, r, p, f)
-        self.work(a, self.cfg["wp_request_ns"])
+        self.work(a, self.cfg["wp_request_ns"] + self.temp * self.cfg["wb_tree_ns"])
         self.submit_bg(r)
         return 1 if self.temp else 0
 
@@ -906,6 +985,8 @@ class Sim:
         self.lru_add(p)
         self.work(a, self.cfg["cache_add_ns"])
         if need_read:                  # fuse_do_readpage: a READ, then wait for the page lock
+            if self.temp and self.f_inflight[f]:
+                self.work(a, self.cfg["wb_lookup_ns"])   # fuse_wait_on_page_writeback first
             self.locked[p] = 1
             r = self.new_req(RQ_READ, f, idx)
             r.n = 1
@@ -1031,6 +1112,8 @@ class Sim:
             if not self.page_ready(a, f, idx, need_read):
                 return False
             p = self.base[f] + idx
+            if self.writer_waits and self.temp and self.f_inflight[f]:
+                self.work(a, c["wb_lookup_ns"])          # fuse_write_begin looks the page up
             if self.writer_waits and self.busy(p):       # fuse_wait_on_page_writeback
                 self.block(a, W_PAGE, p)
                 return False
@@ -1065,6 +1148,8 @@ class Sim:
                     self.work(a, c["fault_ns"])
                 if not self.page_ready(a, f, idx, idx * PAGE < self.isize[f]):
                     return False
+                if self.temp and self.f_inflight[f]:      # fuse_page_mkwrite looks it up
+                    self.work(a, c["wb_lookup_ns"])
                 if self.busy(p):                          # page_mkwrite waits for writeback
                     self.block(a, W_PAGE, p)
                     return False

@@ -28,6 +28,7 @@ from typing import Callable
 
 import numpy as np
 
+from bench.sim import params as _params
 from bench.sim.params import SERVER_DISTS
 from bench.sim.ops import (ALLOC, COMPACT, DIO_READ, FREE, FSYNC, MAX_FILE_BYTES, MAX_THREADS,
                        MMAP_STORE, MSYNC, OP_DTYPE, PAGE_SIZE, SYNC, WRITE, validate_ops)
@@ -78,6 +79,7 @@ class Param:
     hi: int | float | None = None
     choices: tuple[str, ...] = ()
     same_as: str | None = None  # default None: take this (earlier) parameter's value
+    per_memory: Callable[[int], int] | None = None  # default None: this of the memory, in bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +111,17 @@ SEED_SERVER = dict(
                        lo=1),
     server_page_ns=_ns(2000, "server parameter: mean service time per page carried"),
     server_cpu_pct=Param(int, 0, "server parameter: share of a service time on a CPU", 0, 100))
+
+
+# A real run (a mount on this machine, a guest) builds memory-relative sizes for this memory,
+# the table's 2 GiB, unless the caller gives them: mem-pressure then allocates 2000 MiB of real
+# memory, as before machine profiles, not most of a shared machine or more than a guest has.
+REAL_RUN_MEM_PAGES = 524288
+
+
+def _per_2gib(size: int, memory: int) -> int:
+    """`size` per 2 GiB of `memory` bytes, in whole pages (one at least)."""
+    return max(PAGE_SIZE, size * memory // (2048 * MiB) // PAGE_SIZE * PAGE_SIZE)
 
 
 def _register(name, **params):
@@ -230,27 +243,49 @@ def _seq_write(s, threads, file_size, block_size, think_ns):
     align=_size(None, "write offsets are multiples of this (default: block_size)",
                 same_as="block_size"),
     writes=_count(16384, "write(2) calls per thread"),
-    distribution=_choice("uniform", "how offsets are drawn", choices=("uniform", "zipf")),
+    distribution=_choice("uniform", "how offsets are drawn: uniform (with replacement), zipf "
+                         "over a hot set, or randmap (every block once, in random order)",
+                         choices=("uniform", "zipf", "randmap")),
     zipf_s=Param(float, 1.1, "zipf exponent: weight of the k-th hottest page is k**-s", 0.0, 10.0),
     hot_pages=Param(int, 4096, "zipf hot set size in pages, spread over the file", 1,
                     MAX_HOT_PAGES),
     think_ns=_ns(0, "spacing of successive write start times (0: back to back)"))
 def _rand_write(s, threads, file_size, block_size, align, writes, distribution, zipf_s, hot_pages,
                 think_ns):
-    """Random write(2)s over a pre-existing file, uniform or zipf over a hot set, then fsync.
+    """Random write(2)s over a pre-existing file, then fsync.
 
-    The file exists at the start, so a write that covers part of an uncached page needs a READ."""
+    Offsets are drawn uniformly with replacement (a block may be written twice and another never),
+    from a zipf distribution over a hot set, or as fio's random map (randwrite with its default
+    norandommap off): the file's file_size // block_size blocks each once in a random order, a new
+    order for each further pass when the threads write more blocks than the file has; the threads
+    take turns in one shared order.  The file exists at the start, so a write that covers part of
+    an uncached page needs a READ."""
     _at_most("block_size", block_size, file_size, "file_size")
     _limit("writes", threads * (writes + 1))
     n_slots = (file_size - block_size) // align + 1
     if distribution == "uniform":
         off = s.below(n_slots, threads * writes) * align
+    elif distribution == "randmap":
+        off = _random_map(s, threads * writes, file_size // block_size, block_size, align)
     else:
         pages = _zipf_pages(s, threads * writes, file_size, hot_pages, zipf_s)
         off = np.minimum(pages * PAGE_SIZE // align, n_slots - 1) * align
     times = np.arange(writes) * think_ns
     return [_final_fsync(_rows(times, t, WRITE, 0, off[t * writes:(t + 1) * writes], block_size),
                          [0]) for t in range(threads)], [file_size]
+
+
+def _random_map(s, n, n_blocks, block_size, align):
+    """n offsets that visit each of n_blocks whole blocks once per pass, in a random order per
+    pass (fio's random map: a block is not written again until every block has been)."""
+    if align != block_size:
+        raise ValueError(f"align: randmap writes whole blocks at multiples of block_size; "
+                         f"align must equal it ({block_size}), got {align}")
+    passes = -(-n // n_blocks)
+    if passes * n_blocks > MAX_ROWS:
+        raise ValueError(f"file_size: randmap orders all {n_blocks} blocks of the file "
+                         f"({passes} pass(es)); at most {MAX_ROWS} blocks in all")
+    return s.permutations(passes, n_blocks).ravel()[:n] * block_size
 
 
 def _zipf_pages(s, n, file_size, hot_pages, zipf_s):
@@ -395,8 +430,11 @@ def _fsync_heavy(s, threads, write_size, writes, think_ns):
     file_size=_size(64 * MiB, "bytes the writer (thread 0) writes to a new file"),
     block_size=_size(64 * KiB, "bytes per write(2)"),
     think_ns=_ns(1 * MS, "spacing of the writer's write start times"),
-    alloc_bytes=_size(2000 * MiB, "anonymous memory thread 1 faults in, chunk by chunk"),
-    chunk_bytes=_size(64 * MiB, "bytes per ALLOC and per FREE"),
+    alloc_bytes=_size(None, "anonymous memory thread 1 faults in, chunk by chunk (default: the "
+                      "memory, mem_total_pages, less 48 MiB: 2000 MiB of 2 GiB)",
+                      per_memory=lambda m: max(m // 2, m - 48 * MiB)),
+    chunk_bytes=_size(None, "bytes per ALLOC and per FREE (default: a 32nd of the memory: "
+                      "64 MiB of 2 GiB)", per_memory=lambda m: max(PAGE_SIZE, m // 32)),
     alloc_interval_ns=_ns(10 * MS, "spacing of ALLOC (and later FREE) rows"),
     hold_ns=_ns(1 * S, "time from the last ALLOC to the first FREE"),
     compact_every=_count(4, "a COMPACT row after every this many ALLOCs (0: none)", lo=0),
@@ -405,8 +443,10 @@ def _mem_pressure(s, file_size, block_size, think_ns, alloc_bytes, chunk_bytes,
                   alloc_interval_ns, hold_ns, compact_every, compact_bytes):
     """A paced writer dirties a file while thread 1 eats most of memory, compacts, then frees.
 
-    With the default 2 GiB of simulated memory (mem_total_pages) free memory gets low while the
-    writer still has dirty and in-flight pages, so reclaim and compaction meet FUSE pages.  Meant
+    The allocation leaves 48 MiB of the machine's memory (mem_total_pages) free, in 32 chunks
+    whatever the memory, so free memory gets low while the writer still has dirty and in-flight
+    pages, and reclaim and compaction meet FUSE pages; the dirtyable memory, and with it the
+    bdi's dirty limit, shrink to what is left.  Meant
     to be run with a slow server, e.g. server_base_ns=200000, so those pages stay in flight."""
     off, ln = _blocks(file_size, block_size)
     n = -(-alloc_bytes // chunk_bytes)
@@ -423,7 +463,9 @@ def _mem_pressure(s, file_size, block_size, think_ns, alloc_bytes, chunk_bytes,
 
 @_register(
     "stuck-server",
-    block_size=_size(256 * KiB, "bytes per write(2), appended to a new file"),
+    block_size=_size(None, "bytes per write(2), appended to a new file (default: 256 KiB per "
+                     "2 GiB of memory, whole pages, so the bdi's dirty limit is reached as soon)",
+                     per_memory=lambda m: _per_2gib(256 * KiB, m)),
     interval_ns=_ns(20 * MS, "spacing of write start times", lo=1),
     duration_ns=_ns(6 * S, "time over which writes are issued; an fsync at its middle", lo=1),
     stall_start_ns=_ns(1 * S, "server parameter: when the server stops reading and replying"),
@@ -432,7 +474,9 @@ def _stuck_server(s, block_size, interval_ns, duration_ns, stall_start_ns, stall
     """Paced appends for duration_ns with an fsync in the middle, against a server that stalls.
 
     The stall window belongs to the server, but the engine takes stall_start_ns / stall_ns from
-    workload.params when present.  With the defaults (stall 1 s..5 s, fsync at 3 s) the writer
+    workload.params when present.  The block size follows the memory (256 KiB per 2 GiB), so the
+    writes reach the bdi's dirty limit (1% of 20% of the dirtyable memory) as soon on any
+    machine.  With the defaults (stall 1 s..5 s, fsync at 3 s) the writer
     soon sleeps in the dirty throttle, since nothing it dirties can be written back, and stays
     there past hang_threshold_ns: it measures hangs, and what each strategy pins meanwhile
     (temp pages, or pages under writeback)."""
@@ -485,8 +529,12 @@ def workload_params(name: str) -> dict[str, tuple]:
     return {k: (p.default, p.doc) for k, p in _spec(name).params.items()}
 
 
-def make(name: str, seed: int = 0, **params) -> Workload:
-    """Build a registered workload; bad names, parameters or values raise a one-line ValueError."""
+def make(name: str, seed: int = 0, mem_total_pages: int | None = None, **params) -> Workload:
+    """Build a registered workload; bad names, parameters or values raise a one-line ValueError.
+
+    A parameter whose default follows the memory (mem-pressure's sizes, say) takes it from
+    mem_total_pages, else from the active machine profile; the value used is in the
+    workload's params, so ``make(w.name, **w.params)`` rebuilds w on any machine."""
     spec = _spec(name)
     for key in params:
         if key not in spec.params:
@@ -496,8 +544,10 @@ def make(name: str, seed: int = 0, **params) -> Workload:
         raise ValueError(f"seed: must be an integer >= 0, got {seed!r}")
     values = {}
     for key, p in spec.params.items():
-        if key in params and not (p.same_as and params[key] is None):
+        if key in params and not ((p.same_as or p.per_memory) and params[key] is None):
             values[key] = _check(key, p, params[key])
+        elif p.per_memory:
+            values[key] = _check(key, p, p.per_memory(_memory_bytes(mem_total_pages)))
         else:
             values[key] = values[p.same_as] if p.same_as else p.default
     parts, sizes = spec.fn(_Stream(int(seed)), **values)
@@ -506,6 +556,19 @@ def make(name: str, seed: int = 0, **params) -> Workload:
     ops = np.concatenate(parts)
     ops = ops[np.argsort(ops["time"], kind="stable")]
     return Workload(name, ops, np.array(sizes, dtype=np.int64), {**values, "seed": int(seed)})
+
+
+def _memory_bytes(mem_total_pages: int | None) -> int:
+    """The memory a machine-relative default follows: the given pages, else the active
+    machine profile's."""
+    p = _params.PARAM_BY_NAME["mem_total_pages"]
+    if mem_total_pages is None:
+        mem_total_pages = _params.defaults()["mem_total_pages"]
+    if isinstance(mem_total_pages, bool) or not isinstance(mem_total_pages, (int, np.integer)) \
+            or not p.lo <= mem_total_pages <= p.hi:
+        raise ValueError(f"mem_total_pages: must be an integer in {p.lo}..{p.hi}, "
+                         f"got {mem_total_pages!r}")
+    return int(mem_total_pages) * PAGE_SIZE
 
 
 def from_arrays(ops, file_sizes, name: str = "custom", params: dict | None = None) -> Workload:

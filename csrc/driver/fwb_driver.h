@@ -67,3 +67,27 @@ const char *fwb_drv_strerror(int32_t code);
  * in ns_out[round].  Returns FWB_DRV_OK, FWB_DRV_EINVAL or FWB_DRV_ENOMEM.
  */
 int32_t fwb_drv_time_page_copy(int32_t n_pages, int32_t reps, int64_t *ns_out);
+
+/*
+ * Calibration: time the temp-page copy as writeback does it, from a cold page-cache
+ * page into a fresh page.  Two buffers of ws_pages pages each (backed by huge pages
+ * where the kernel allows, as the kernel's direct map is), far bigger than the
+ * last-level cache; each round copies the next n_pages pages of a fixed pseudo-random
+ * walk over them (no page is copied twice within ws_pages copies, and neighbours are
+ * not visited in order, so the caches and the prefetchers hold none of them), with
+ * the copy of the kernel's copy_page on x86-64 (rep movsq), memcpy elsewhere.
+ * ns_out[round] is the round's CLOCK_MONOTONIC duration.  ws_pages must be a power
+ * of two.  Returns FWB_DRV_OK, FWB_DRV_EINVAL or FWB_DRV_ENOMEM.
+ */
+int32_t fwb_drv_time_page_copy_cold(int32_t ws_pages, int32_t n_pages, int32_t reps,
+				    int64_t *ns_out);
+
+/*
+ * Calibration: make the kernel allocate and free n_pages pages, reps times.  Each
+ * round maps n_pages of anonymous memory (no huge pages), stores one byte to each
+ * page (a fault: the kernel allocates a zeroed order-0 page) and unmaps it (the
+ * pages are freed); ns_out[round] is the round's CLOCK_MONOTONIC duration.  The
+ * allocator's share of it is found by profiling the kernel meanwhile (calibrate).
+ * Returns FWB_DRV_OK, FWB_DRV_EINVAL or FWB_DRV_ENOMEM.
+ */
+int32_t fwb_drv_fault_pages(int32_t n_pages, int32_t reps, int64_t *ns_out);

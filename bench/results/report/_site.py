@@ -38,7 +38,8 @@ SUMMARY = (("app_throughput_bps", "app throughput (MB/s)", None, 1e-6),
            ("lost_updates", "lost updates", None, 1))
 META = (("package_version", "package version"), ("git_commit", "git commit"), ("kernel", "kernel"),
         ("cpu_model", "CPU model"), ("cpu_count", "CPUs"), ("python_version", "Python"),
-        ("date", "date"), ("cost_profile", "cost profile"), ("engine", "engine"), ("seeds", "seeds"),
+        ("date", "date"), ("machine", "machine profile"), ("cost_profile", "cost profile"),
+        ("engine", "engine"), ("seeds", "seeds"),
         ("params", "parameters"), ("command", "command"))
 
 
@@ -205,6 +206,8 @@ def _meta_value(src: Source, key: str) -> str:
         v = ", ".join(dict.fromkeys(r.engine for r in runs))
     if v is None or v == "":
         return "—"
+    if key == "machine" and isinstance(v, dict):      # its values are in the file
+        return f"{v.get('name')} (sha256 {v.get('sha256')})"
     if isinstance(v, dict):
         return ", ".join(f"{k}={x}" for k, x in v.items()) or "(defaults)"
     if isinstance(v, (list, tuple)):

@@ -1,0 +1,228 @@
+"""A/B of two kernels on one workload: interleaved boots, per-pair ratios with their spread.
+
+Under TCG absolute times mean little and runs spread by 6 to 16 %, so the kernels are
+interleaved with a rotating order (pair i runs A then B for even i, B then A for odd i), both
+with seed i, and every metric is reported as the ratio of the pair's two runs: no-temp-page
+kernel / temp-page kernel (or second / first when both are of one family), as the median and
+min..max of the per-pair ratios and the 95% bootstrap CI of their median (bench.results.stats).
+
+Beside each measured ratio, the simulated one: the two kernels' strategies (catalog.Kernel.strategy:
+no-temp-page / merge-in-queue for a no-temp-page and a temp-page kernel) on one machine profile
+(the temp-page guest's, bench.real.kernels.validate.profile_for, unless --machine names another),
+on the same op arrays, seeds and server as the guests (validate.sim_side), paired by seed the
+same way.  A row "agrees" when the simulated ratio lies within the measured min..max.  Beyond
+the ratios: the copies-in-flight evidence (pages the server saw covered by two WRITEs at once;
+the simulator's secondaries and out-of-order versions, which a server without data versions
+cannot count) and each guest's boot and run times under TCG.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from bench.results import Run, stats
+
+from . import catalog
+from .validate import mean_pages     # one definition, shared with validate --kernel
+
+
+# (label, value of a run's metrics)
+METRICS: tuple[tuple[str, Callable[[dict], float]], ...] = (
+    ("app throughput", lambda m: m["app_throughput_bps"]),
+    ("WRITE count", lambda m: m["requests"]),
+    ("pages per WRITE", mean_pages),
+    ("WritebackTmp peak", lambda m: m["temp_pages_peak"]),
+    ("max copies in flight", lambda m: m["max_copies_in_flight"]),
+)
+
+
+def order(kernels: list[catalog.Kernel]) -> tuple[catalog.Kernel, catalog.Kernel]:
+    """(denominator, numerator): the temp-page kernel first when the families differ."""
+    a, b = kernels
+    if a.family == "no-temp-page" and b.family == "temp-page":
+        return b, a
+    return a, b
+
+
+def run_ab(kernels: list[catalog.Kernel], workload: str, runs: int, params: dict,
+           progress=None, execute=None) -> list[Run]:
+    """`runs` runs per kernel, interleaved with a rotating order; every run, in run order."""
+    if execute is None:
+        from .guest import execute
+    out: list[Run] = []
+    for i in range(runs):
+        pair = kernels if i % 2 == 0 else kernels[::-1]
+        for k in pair:
+            if progress:
+                progress("ab", f"pair {i + 1}/{runs}: {k.name} ({workload}, seed {i})")
+            out.append(execute(k, workload, i, progress=progress, **params).run)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Ratio:
+    metric: str
+    base_median: float        # the denominator kernel's median value
+    other_median: float
+    median: float             # of the per-pair ratios
+    lo: float                 # min of the per-pair ratios
+    hi: float                 # max
+    ci_lo: float              # 95% bootstrap CI of the median ratio
+    ci_hi: float
+    n: int                    # pairs with a defined ratio
+
+
+def paired_ratios(base_by_seed: dict[int, Run], other_by_seed: dict[int, Run]) -> list[Ratio]:
+    """Per metric, the ratios other / base of the runs of one seed; seeds where the base is 0 or
+    undefined are left out of the ratio (both medians are still shown)."""
+    seeds = sorted(set(base_by_seed) & set(other_by_seed))
+    out = []
+    for label, get in METRICS:
+        b = [float(get(base_by_seed[s].metrics)) for s in seeds]
+        o = [float(get(other_by_seed[s].metrics)) for s in seeds]
+        rs = [y / x for x, y in zip(b, o) if x not in (0.0,) and not math.isnan(x)
+              and not math.isnan(y)]
+        med = lambda v: stats.summarize(v).median if v else float("nan")  # noqa: E731
+        if rs:
+            s = stats.summarize(rs)
+            out.append(Ratio(label, med(b), med(o), s.median, min(rs), max(rs), s.lo, s.hi,
+                             len(rs)))
+        else:
+            nan = float("nan")
+            out.append(Ratio(label, med(b), med(o), nan, nan, nan, nan, nan, 0))
+    return out
+
+
+def _by_kernel(runs: list[Run]) -> dict[str, dict[int, Run]]:
+    by: dict[str, dict[int, Run]] = {}
+    for r in runs:
+        k = catalog.get(str(dict(r.meta).get("kernel_name", r.strategy)))
+        by.setdefault(k.name, {})[r.seed] = r
+    return by
+
+
+def ratios(runs: list[Run], kernels: list[catalog.Kernel]) -> list[Ratio]:
+    """Per metric, the per-pair (same seed) ratios other / base of the guests' runs."""
+    base, other = order(kernels)
+    by = _by_kernel(runs)
+    return paired_ratios(by.get(base.name, {}), by.get(other.name, {}))
+
+
+def simulate(kernels: list[catalog.Kernel], workload: str, seeds: list[int], params: dict,
+             engine: str, sim_params: dict | None = None) -> list[Run]:
+    """The simulator's runs of both kernels' strategies (the active machine profile), for every
+    seed of the A/B, with the guests' op arrays and server."""
+    from . import validate
+    base, other = order(kernels)
+    return [validate.simulate(k.strategy, workload, seed, params, engine, sim_params)
+            for seed in seeds for k in (base, other)]
+
+
+def sim_ratios(sim_runs: list[Run], kernels: list[catalog.Kernel]) -> list[Ratio]:
+    """Per metric, the per-seed ratios other kernel's strategy / base kernel's strategy."""
+    base, other = order(kernels)
+    by: dict[str, dict[int, Run]] = {}
+    for r in sim_runs:
+        by.setdefault(r.strategy, {})[r.seed] = r
+    return paired_ratios(by.get(base.strategy, {}), by.get(other.strategy, {}))
+
+
+def agreement(measured: Ratio, simulated: Ratio) -> str:
+    """"agrees" when the simulated ratio lies within the measured per-pair min..max, "differs"
+    when outside, "-" when either is undefined."""
+    if measured.n == 0 or simulated.n == 0:
+        return "-"
+    return "agrees" if measured.lo <= simulated.median <= measured.hi else "differs"
+
+
+def _median_of(vals: list[float]) -> float:
+    vals = [v for v in vals if v == v]
+    return stats.summarize(vals).median if vals else float("nan")
+
+
+def evidence(runs: list[Run], sim_runs: list[Run], kernels: list[catalog.Kernel]) -> dict:
+    """Medians per kernel (guests) and per strategy (simulator) of the copies-in-flight
+    evidence and of the guests' times under TCG."""
+    base, other = order(kernels)
+    by = _by_kernel(runs)
+    out: dict[str, Any] = {"measured": {}, "simulated": {}}
+    for k in (base, other):
+        rs = list(by.get(k.name, {}).values())
+        meta = [dict(r.meta) for r in rs]
+        out["measured"][k.name] = {
+            key: _median_of([float(m.get(key, float("nan"))) for m in meta])
+            for key in ("pages_with_concurrent_copies", "boot_to_init_s", "run_s",
+                        "guest_wall_s")}
+        out["measured"][k.name]["app_throughput_bps"] = _median_of(
+            [float(r.metrics["app_throughput_bps"]) for r in rs])
+        out["measured"][k.name]["clocksource"] = sorted({str(m.get("clocksource", "?"))
+                                                         for m in meta})
+    for k in (base, other):
+        rs = [r for r in sim_runs if r.strategy == k.strategy]
+        out["simulated"][k.strategy] = {
+            key: _median_of([float(r.metrics.get(key, float("nan"))) for r in rs])
+            for key in ("secondaries", "out_of_order", "lost_updates", "max_copies_in_flight")}
+    return out
+
+
+def _f(x: float) -> str:
+    if x != x:
+        return "-"
+    return f"{x:.0f}" if abs(x) >= 1000 else f"{x:.3g}"
+
+
+def render(rs: list[Ratio], kernels: list[catalog.Kernel], workload: str,
+           sim: list[Ratio] | None = None, sim_label: str = "",
+           ev: dict | None = None) -> str:
+    base, other = order(kernels)
+    lines = [f"{workload}: {other.name} ({other.family}) / {base.name} ({base.family}), "
+             "per-pair ratios under qemu TCG"
+             + (f"; simulated: {other.strategy} / {base.strategy} on {sim_label}" if sim else "")]
+    head = (f"  {'metric':22} {base.name:>10} {other.name:>10} {'ratio':>7} "
+            f"{'min..max':>15} {'95% CI':>15} pairs")
+    if sim:
+        head += (f" | {'sim ' + base.strategy:>18} {'sim ' + other.strategy:>18} "
+                 f"{'sim ratio':>9} {'sim min..max':>13}  verdict")
+    lines.append(head)
+    sim_by = {r.metric: r for r in sim or []}
+    for r in rs:
+        scale = 1e-6 if r.metric == "app throughput" else 1.0
+        line = (f"  {r.metric:22} {_f(r.base_median * scale):>10} "
+                f"{_f(r.other_median * scale):>10} {_f(r.median):>7} "
+                f"{_f(r.lo) + '..' + _f(r.hi):>15} {_f(r.ci_lo) + '..' + _f(r.ci_hi):>15} "
+                f"{r.n:5d}")
+        s = sim_by.get(r.metric)
+        if s is not None:
+            line += (f" | {_f(s.base_median * scale):>18} {_f(s.other_median * scale):>18} "
+                     f"{_f(s.median):>9} {_f(s.lo) + '..' + _f(s.hi):>13}  {agreement(r, s)}")
+        lines.append(line)
+    lines.append("  (app throughput in MB/s; ratio: median of the per-pair ratios; "
+                 "WritebackTmp peak measured, temp_pages_peak simulated, in pages)")
+    if ev:
+        mb, mo = ev["measured"][base.name], ev["measured"][other.name]
+        sb, so = ev["simulated"][base.strategy], ev["simulated"][other.strategy]
+        lines.append(f"  copies evidence (medians): pages with two WRITEs in flight at once "
+                     f"{_f(mb['pages_with_concurrent_copies'])} on {base.name}, "
+                     f"{_f(mo['pages_with_concurrent_copies'])} on {other.name}; simulated "
+                     f"secondaries {_f(sb['secondaries'])} / {_f(so['secondaries'])}, out of "
+                     f"order {_f(sb['out_of_order'])} / {_f(so['out_of_order'])}, lost updates "
+                     f"{_f(sb['lost_updates'])} / {_f(so['lost_updates'])} "
+                     f"({base.strategy} / {other.strategy}; the server keeps no data versions, "
+                     "so out-of-order and lost updates are not measured in the guests)")
+        for k in (base, other):
+            m = ev["measured"][k.name]
+            lines.append(f"  {k.name} under TCG (medians): boot to /init {_f(m['boot_to_init_s'])} s, "
+                         f"run {_f(m['run_s'])} s, whole guest {_f(m['guest_wall_s'])} s, "
+                         f"app throughput {_f(m['app_throughput_bps'] * 1e-6)} MB/s, "
+                         f"clocksource {','.join(m['clocksource'])}")
+    if sim:
+        lines.append("  verdict: agrees when the simulated ratio lies within the measured "
+                     "min..max.  Absolute times under TCG emulation are not comparable to the "
+                     "simulator's host-calibrated costs; the ratios and the counts are the check")
+    return "\n".join(lines) + "\n"
+
+
+def as_dicts(rs: list[Ratio]) -> list[dict[str, Any]]:
+    from dataclasses import asdict
+    return [asdict(r) for r in rs]

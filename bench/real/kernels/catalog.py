@@ -1,0 +1,82 @@
+"""The kernels of the matrix: Debian's packaged kernels, by suite, with their FUSE family.
+
+Versions are not written here: the archive moves, so a kernel's exact version is what its
+suite's ``linux-image-amd64`` metapackage depends on when it is fetched (bench.real.kernels.fetch).
+
+Families (README "The strategies"):
+  temp-page     writeback copies each page into a temp page and ends writeback at once; a page
+                redirtied while its copy is in flight gets a secondary request, merged in the
+                queue (8b284dc47291, 3.13 to 6.15): simulated by ``merge-in-queue``
+  no-temp-page  no copy; the page stays under writeback until the server replies (0c58a97f919c,
+                6.16 and later): simulated by ``no-temp-page``
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+META_PACKAGE = "linux-image-amd64"
+FAMILY_STRATEGY = {"temp-page": "merge-in-queue", "no-temp-page": "no-temp-page"}
+
+
+@dataclass(frozen=True, slots=True)
+class Kernel:
+    name: str                 # the short name users type: "6.1", "7.2"
+    suite: str                # the Debian suite its metapackage is taken from
+    family: str               # "temp-page" or "no-temp-page"
+    note: str = ""
+
+    @property
+    def strategy(self) -> str:
+        """The simulator's strategy for this kernel's family."""
+        return FAMILY_STRATEGY[self.family]
+
+
+KERNELS = (
+    Kernel("6.1", "bookworm", "temp-page", "Debian 12; FUSE is a module (fuse.ko)"),
+    Kernel("6.12", "trixie", "temp-page", "Debian 13; FUSE built in"),
+    Kernel("7.2", "sid", "no-temp-page", "unstable; iomap buffered writes; FUSE built in"),
+    Kernel("7.3", "experimental", "no-temp-page", "release candidate; FUSE built in"),
+)
+KERNEL_BY_NAME = {k.name: k for k in KERNELS}
+SUITES = tuple(dict.fromkeys(k.suite for k in KERNELS))
+
+
+def get(name: str) -> Kernel:
+    """The kernel called `name` (also accepted: its suite, e.g. "bookworm"); ValueError if none."""
+    name = name.strip()
+    if name.startswith("kernel-"):
+        name = name[len("kernel-"):]
+    if name in KERNEL_BY_NAME:
+        return KERNEL_BY_NAME[name]
+    short = ".".join(name.split("-")[0].split(".")[:2])    # 6.1.176, 7.3-rc7, 6.1.0-50-amd64
+    for k in KERNELS:
+        if name == k.suite or short == k.name:
+            return k
+    raise ValueError(f"kernel: unknown {name!r}; known: "
+                     + ", ".join(f"{k.name} ({k.suite})" for k in KERNELS))
+
+
+def parse_list(text: str) -> list[Kernel]:
+    """"6.1,7.2" -> kernels, in order, without repeats; ValueError on an unknown name."""
+    out: list[Kernel] = []
+    for part in text.split(","):
+        if part.strip():
+            k = get(part)
+            if k not in out:
+                out.append(k)
+    if not out:
+        raise ValueError("kernels: name at least one")
+    return out
+
+
+def upstream_version(package_version: str) -> str:
+    """A Debian kernel package version -> the upstream version: 6.1.176-1 -> 6.1.176,
+    7.3~rc7-1~exp1 -> 7.3-rc7."""
+    v = package_version.split(":", 1)[-1]
+    v = v.rsplit("-", 1)[0] if "-" in v else v
+    return v.replace("~", "-")
+
+
+def run_name(package_version: str) -> str:
+    """The name of a run on this kernel, as the host's runs are named: kernel-6.1.176."""
+    return "kernel-" + upstream_version(package_version)

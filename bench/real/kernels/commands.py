@@ -1,0 +1,235 @@
+"""The ``kernels`` verb: ``python -m bench kernels list|fetch|run|ab``."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import catalog
+
+
+def _progress(quiet: bool):
+    if quiet:
+        return None
+    return lambda stage, msg: print(f"{stage}: {msg}", file=sys.stderr, flush=True)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from . import fetch
+    print(f"{'kernel':8} {'suite':13} {'family':13} {'simulated by':15} {'cached':22} available")
+    for k in catalog.KERNELS:
+        have = fetch.cached(k)
+        avail = fetch.available_version(k)
+        print(f"{k.name:8} {k.suite:13} {k.family:13} {k.strategy:15} "
+              f"{(have.package_version if have else '-'):22} "
+              f"{avail or '- (kernels fetch to look)'}")
+    print(f"cache: {fetch.cache_dir()}  (${fetch.CACHE_ENV} overrides)")
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from . import fetch
+    kernels = catalog.parse_list(args.kernels) if args.kernels else list(catalog.KERNELS)
+    for k in kernels:
+        f = fetch.fetch(k, update=True,
+                        log=(lambda m: print(f"{k.name}: {m}", file=sys.stderr, flush=True))
+                        if not args.quiet else (lambda m: None))
+        mods = [m.rsplit("/", 1)[-1] for m in (f.fuse_module, f.brd_module) if m]
+        print(f"{k.name:6} {f.package} {f.package_version} -> {f.vmlinuz}"
+              + (f" (+ {', '.join(mods)})" if mods else ""))
+    return 0
+
+
+def _fmt(x: float) -> str:
+    if x != x:
+        return "-"
+    return f"{x:.0f}" if abs(x) >= 100 or x == int(x) else f"{x:.3g}"
+
+
+def render_run(run) -> str:
+    """A kernel run in the result names of `compare`, then what the guest was."""
+    from bench.results import compare
+    m, meta = run.metrics, dict(run.meta)
+    lines = [f"{run.workload}: {run.strategy} ({meta.get('kernel', '?')}, "
+             f"{meta.get('kernel_family', '?')} family, simulated by "
+             f"{meta.get('simulated_by', '?')}), seed {run.seed}, qemu TCG"]
+    for key, label, get, scale, unit in compare.HEADLINE:
+        v = m.get(key)
+        if v is None or (isinstance(v, dict) and v.get("count") == 0):
+            continue
+        lines.append(f"  {key:22} {_fmt(float(get(v)) * scale):>10} {unit:6} {label}")
+    ppr = m.get("pages_per_request", {})
+    n = sum(ppr.values())
+    if n:
+        mean = sum(int(k) * c for k, c in ppr.items()) / n
+        lines.append(f"  {'pages_per_request':22} {_fmt(mean):>10} {'':6} mean pages per WRITE")
+    bdi = (f"bdi max_ratio {meta.get('bdi_max_ratio')}, strict_limit {meta.get('bdi_strict_limit')}, "
+           f"max_bytes {meta.get('bdi_max_bytes')} (-1: not in this kernel)")
+    lines.append(f"  guest: {meta.get('guest_cpus')} CPUs, {meta.get('guest_mem_mb')} MiB; {bdi}")
+    lines.append(f"  boot {meta.get('boot_to_init_s')} s to /init (guest uptime "
+                 f"{meta.get('guest_uptime_at_init_s')} s), run {meta.get('run_s')} s, clocksource "
+                 f"{meta.get('clocksource')}, family seen: {meta.get('family')} "
+                 f"(WritebackTmp peak {m.get('temp_pages_peak')} pages)")
+    return "\n".join(lines) + "\n"
+
+
+def _suite(runs, command: str, extra: dict):
+    from bench import results
+    from bench.results import provenance
+    return results.Suite(provenance.collect(engine="mount", command=command, **extra), tuple(runs))
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bench import results
+    from bench.cli import check_seeds, parse_pairs, pick_names
+    from bench.sim import workloads as known_workloads
+    from . import guest
+    kernels = list(catalog.KERNELS) if args.kernel == "all" else catalog.parse_list(args.kernel)
+    workloads = pick_names(args.workload, known_workloads(), "workload")
+    params = parse_pairs(args.param)
+    check_seeds(args.seeds)
+    if args.out:
+        results.check_writable(args.out, args.force)
+    tasks = [(k, w, seed) for w in workloads for seed in range(args.seeds) for k in kernels]
+    bar = None
+    if len(tasks) > 1 and not args.quiet:
+        from tqdm import tqdm
+        bar = tqdm(total=len(tasks), file=sys.stderr, unit="boot", leave=False)
+    runs, failed = [], []
+    try:
+        for k, w, seed in tasks:
+            if bar is not None:
+                bar.set_description(f"{k.name} {w} seed {seed}")
+            try:
+                g = guest.execute(k, w, seed, update=args.update,
+                                  progress=_progress(args.quiet or bar is not None), **params)
+            except RuntimeError as exc:
+                if len(tasks) == 1:
+                    raise
+                # A matrix goes on: one kernel failing a workload is a finding, not the end.
+                failed.append(f"{k.name} {w} seed {seed}: {exc}")
+                if bar is not None:
+                    bar.update(1)
+                    bar.clear()
+                print(f"FAILED: {failed[-1]}", file=sys.stderr, flush=True)
+                continue
+            runs.append(g.run)
+            if bar is not None:
+                bar.update(1)
+                bar.clear()
+            if args.json:
+                json.dump(results.run_to_dict(g.run, with_series=False), sys.stdout, indent=1)
+                sys.stdout.write("\n")
+            else:
+                sys.stdout.write(render_run(g.run))
+            sys.stdout.flush()
+    finally:
+        if bar is not None:
+            bar.close()
+    if args.out and runs:
+        out = results.dump(_suite(runs, "kernels run", {"seeds": args.seeds, "params": params,
+                                                        "kernels": [k.name for k in kernels],
+                                                        "failed": failed}),
+                           args.out, overwrite=args.force)
+        print(f"results: {out}", file=sys.stderr)
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(tasks)} runs failed: " + "; ".join(failed))
+    return 0
+
+
+def cmd_ab(args: argparse.Namespace) -> int:
+    from bench import results
+    from bench.cli import parse_pairs, pick_names
+    from bench.real import validate as host_validate
+    from bench.sim import machine as _machine, params as _params, workloads as known_workloads
+    from . import ab, validate
+    kernels = catalog.parse_list(args.kernels)
+    if len(kernels) != 2:
+        raise ValueError("--kernels: name two kernels (a temp-page one and a no-temp-page one)")
+    if args.runs < 1:
+        raise ValueError(f"--runs: must be >= 1, got {args.runs}")
+    if "," in args.workload:
+        raise ValueError(f"workload: one name, got {args.workload!r}")
+    workload = pick_names(args.workload, known_workloads(), "workload")[0]
+    params = parse_pairs(args.param)
+    sim_params = parse_pairs(args.sim_param, "--sim-param")
+    base, _ = ab.order(kernels)
+    if args.machine is not None:
+        chosen, why = _machine.select(args.machine), "given with --machine"
+    else:
+        name, note = validate.profile_for(base)
+        chosen, why = _machine.select(name), note or f"the {base.name} guest's"
+    # The simulated side's parameters, checked before any boot: a typo is one error line.
+    _, sp = validate.sim_side(workload, 0, params)
+    for k in kernels:
+        _params.resolve(k.strategy, {**sp, **sim_params})
+    engine = args.engine or host_validate.sim_engine()
+    if args.out:
+        results.check_writable(args.out, args.force)
+    runs = ab.run_ab(kernels, workload, args.runs, params, progress=_progress(args.quiet))
+    sim_runs = ab.simulate(kernels, workload, sorted({r.seed for r in runs}), params, engine,
+                           sim_params)
+    label = f"{_machine.label(chosen)} ({why}), {engine} engine"
+    sys.stdout.write(ab.render(ab.ratios(runs, kernels), kernels, workload,
+                               ab.sim_ratios(sim_runs, kernels), label,
+                               ab.evidence(runs, sim_runs, kernels)))
+    if args.runs < 6:
+        print(f"  note: {args.runs} runs per kernel; under TCG runs spread by 6 to 16 %, so a "
+              "throughput ratio wants at least 6")
+    if args.out:
+        out = results.dump(_suite(runs + sim_runs, "kernels ab",
+                                  {"runs_per_kernel": args.runs, "params": params,
+                                   "kernels": [k.name for k in kernels],
+                                   "simulated": [k.strategy for k in ab.order(kernels)],
+                                   "sim_engine": engine, "sim_params": sim_params,
+                                   "machine": _params.machine_provenance()}),
+                           args.out, overwrite=args.force)
+        print(f"results: {out}", file=sys.stderr)
+    return 0
+
+
+def add_parsers(subparsers) -> None:
+    """Add the `kernels` verb (list, fetch, run, ab) to the CLI's sub-parsers."""
+    p = subparsers.add_parser("kernels", help="other kernels (Debian's) under qemu: list, fetch, "
+                                              "run a workload, A/B two families")
+    sub = p.add_subparsers(dest="kernels_verb", required=True)
+    q = sub.add_parser("list", help="the kernels with their suites, families and versions")
+    q.set_defaults(func=cmd_list)
+    q = sub.add_parser("fetch", help="download and unpack kernels into the cache (never installed)")
+    q.add_argument("kernels", nargs="?", help="comma-separated kernels (default: all)")
+    q.add_argument("--quiet", action="store_true", help="no progress lines")
+    q.set_defaults(func=cmd_fetch)
+    q = sub.add_parser("run", help="boot KERNEL under qemu and run WORKLOAD on the project's "
+                                   "server (comma lists or `all`: the matrix, one boot per run)")
+    q.add_argument("kernel", help="kernels of `kernels list` (6.1, 6.12, 7.2, 7.3), comma-separated, "
+                                  "or all")
+    q.add_argument("workload", help="workloads, comma-separated")
+    q.add_argument("--seeds", type=int, default=1, help="seeds 0..N-1, one boot each (default 1)")
+    q.add_argument("--param", action="append", metavar="KEY=VALUE",
+                   help="a workload or server parameter, as for a mount (repeatable)")
+    q.add_argument("--update", action="store_true", help="look for a newer kernel package first")
+    q.add_argument("--out", metavar="PATH", help="write the runs to this result file")
+    q.add_argument("--force", action="store_true", help="replace --out if it exists")
+    q.add_argument("--json", action="store_true", help="the run as JSON on stdout")
+    q.add_argument("--quiet", action="store_true", help="no progress lines")
+    q.set_defaults(func=cmd_run)
+    q = sub.add_parser("ab", help="interleaved runs of two kernels; measured ratios with spread, "
+                                  "beside the simulated ratios of their strategies")
+    q.add_argument("workload")
+    q.add_argument("--kernels", default="6.1,7.2", help="two kernels (default 6.1,7.2)")
+    q.add_argument("--runs", type=int, default=6, help="runs per kernel (default 6)")
+    q.add_argument("--param", action="append", metavar="KEY=VALUE",
+                   help="a workload or server parameter (repeatable)")
+    q.add_argument("--machine", metavar="NAME|PATH",
+                   help="machine profile of the simulated ratios (default: the temp-page "
+                        "guest's, qemu-<K>-2cpu-4g)")
+    q.add_argument("--engine", choices=("c", "python"),
+                   help="simulator engine (default c, python when the C engine is not built)")
+    q.add_argument("--sim-param", action="append", metavar="KEY=VALUE",
+                   help="a simulator parameter for the simulated ratios (repeatable): what-ifs")
+    q.add_argument("--out", metavar="PATH", help="write all runs (guests' and simulated) to "
+                                                 "this result file")
+    q.add_argument("--force", action="store_true", help="replace --out if it exists")
+    q.add_argument("--quiet", action="store_true", help="no progress lines")
+    q.set_defaults(func=cmd_ab)
+

@@ -1,0 +1,247 @@
+"""Run a workload on another kernel: ``execute(kernel, workload, seed, **params) -> GuestResult``.
+
+The guest twin of bench.real.mount: the same op array and server options, run inside a qemu
+guest by the static op runner (csrc/guest/fwb_guest_runner.c, built on the same driver) against
+the same server (built static), and turned into a ``Run`` by the same function
+(bench.real.mount.result_from) from the server's WRITE log, the runner's per-row timings and its
+/proc/meminfo samples.  The run is named after the kernel (``kernel-6.1.176``), engine "mount".
+
+Parameters are the mount's (bench.real.mount: workload parameters, then server ones), with two
+differences: ``sample_interval_ns`` defaults to 5 ms, and ``timeout_s`` is the whole guest's
+time limit (default: 240 s plus 10 times the workload's last row time, TCG being slow).
+"""
+from __future__ import annotations
+
+import os
+import struct
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.real import mount
+from bench.results import Run
+from bench.sim.ops import OP_DTYPE
+
+from . import boot, catalog, fetch, initramfs
+
+BIN = Path(__file__).resolve().parent.parent / "_bin"
+GUEST_SERVER = BIN / "fwb_fuse_server_static"
+GUEST_RUNNER = BIN / "fwb_guest_runner"
+OPS_MAGIC = b"FWBOPS1\0"
+RES_MAGIC = b"FWBRES1\0"
+RES_HEADER_DTYPE = np.dtype([("magic", "S8"), ("rc", "<i4"), ("err_row", "<i4"),
+                             ("err_errno", "<i4"), ("reserved", "<i4"), ("n_ops", "<i8"),
+                             ("n_samples", "<i8"), ("t0_ns", "<i8"), ("compact_skipped", "<i8"),
+                             ("t_end_ns", "<i8")])
+SAMPLE_INTERVAL_NS = 5_000_000
+EPOCH_LEAD_NS = 2_000_000_000     # with stall windows: time 0 this long after the server starts
+DRIVER_ERRORS = {1: "bad arguments", 2: "open failed", 3: "mmap failed", 4: "a call failed",
+                 5: "SIGBUS in a mapping", 6: "out of memory", 7: "pthread_create failed",
+                 8: "stopped"}
+
+
+def available() -> tuple[bool, str]:
+    """(True, "") when guests can be run here, else (False, why in one line)."""
+    ok, why = boot.available()
+    if not ok:
+        return ok, why
+    for what, p in (("guest server", GUEST_SERVER), ("guest runner", GUEST_RUNNER)):
+        if not os.access(p, os.X_OK):
+            return False, (f"{what} not built ({p} missing): it needs a static libfuse3 "
+                           "(libfuse3-dev) and a C compiler; rerun `pip install -e .`")
+    try:
+        initramfs.busybox_path()
+    except RuntimeError as exc:
+        return False, str(exc)
+    return True, ""
+
+
+def op_file(ops: np.ndarray, file_sizes, map_len: np.ndarray, threads: int, dio_len: int,
+            sample_interval_ns: int) -> bytes:
+    """The runner's op file (csrc/guest/fwb_guest_runner.c documents the format)."""
+    ops = np.ascontiguousarray(ops, dtype=OP_DTYPE)
+    sizes = np.asarray(file_sizes, np.int64)
+    head = OPS_MAGIC + struct.pack("<IIqqqq", threads, len(sizes), len(ops), dio_len,
+                                   sample_interval_ns, 0)
+    return head + sizes.tobytes() + np.asarray(map_len, np.int64).tobytes() + ops.tobytes()
+
+
+def read_result(data: bytes, n_ops: int):
+    """(header, start_ns, latency_ns, faults, samples) of the runner's result file."""
+    hs = RES_HEADER_DTYPE.itemsize
+    if len(data) < hs:
+        raise ValueError(f"guest result: {len(data)} bytes, shorter than its header")
+    head = np.frombuffer(data, RES_HEADER_DTYPE, 1)[0]
+    if head["magic"] != RES_MAGIC.rstrip(b"\0") or int(head["n_ops"]) != n_ops:
+        raise ValueError("guest result: bad magic or row count")
+    ns = int(head["n_samples"])
+    need = hs + 3 * 8 * n_ops + ns * mount.SAMPLE_DTYPE.itemsize
+    if len(data) != need:
+        raise ValueError(f"guest result: {len(data)} bytes, expected {need}")
+    rows = np.frombuffer(data, np.int64, 3 * n_ops, hs).reshape(3, n_ops).copy()
+    samples = np.frombuffer(data, mount.SAMPLE_DTYPE, ns, hs + 3 * 8 * n_ops).copy()
+    return head, rows[0], rows[1], rows[2], samples
+
+
+def parse_info(text: str) -> dict[str, str]:
+    out = {}
+    for line in text.splitlines():
+        k, sep, v = line.partition("=")
+        if sep:
+            out[k] = v
+    return out
+
+
+def _int(v: str | None) -> int:
+    try:
+        return int(str(v).split()[0])
+    except (ValueError, IndexError):
+        return -1
+
+
+def _float(v: str | None) -> float:
+    try:
+        return float(str(v).split()[0])
+    except (ValueError, IndexError):
+        return float("nan")
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class GuestResult:
+    run: Run
+    mount: mount.MountResult
+    boot: boot.BootResult
+    kernel: fetch.Fetched
+    files: dict[str, bytes]
+
+
+def execute(kernel: str | catalog.Kernel, workload: Any, seed: int = 0, *, retries: int = 2,
+            mem_mb: int = boot.MEM_MB, smp: int = boot.SMP, update: bool = False,
+            progress=None, **params: Any) -> GuestResult:
+    """Boot `kernel` (fetched first if it is not cached; `update` looks for a newer version)
+    and run `workload` in it.  RuntimeError when it cannot be run or fails."""
+    k = catalog.get(kernel) if isinstance(kernel, str) else kernel
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed: must be an integer >= 0, got {seed!r}")
+    mount._check_int("mem_mb", mem_mb, 256, 1 << 20)
+    mount._check_int("smp", smp, 1, 64)
+    ok, why = available()
+    if not ok:
+        raise RuntimeError(why)
+    wl, p = mount._split_params(workload, seed, params)
+    hang_ns = mount._check_int("hang_threshold_ns", p.get("hang_threshold_ns", 2_000_000_000), 1,
+                               1 << 62)
+    interval = mount._check_int("sample_interval_ns",
+                                p.get("sample_interval_ns", SAMPLE_INTERVAL_NS),
+                                1_000_000, 60_000_000_000)
+    last_s = int(wl.ops["time"][-1]) / 1e9
+    timeout_s = float(p.get("timeout_s", 240.0 + 10 * last_s))
+    if not timeout_s > 0:
+        raise ValueError(f"timeout_s: must be > 0, got {timeout_s}")
+    opts = mount._server_options(p, seed)
+    fetched = fetch.cached(k)
+    if fetched is None or update:
+        fetched = fetch.fetch(k, update=True, log=(lambda m: progress("fetch", m)) if progress
+                              else (lambda m: None))
+    map_len = mount._map_lengths(wl)
+    dio_rows = wl.ops["op"] == mount.DIO_READ
+    dio_len = int(wl.ops["length"][dio_rows].max()) if dio_rows.any() else 0
+    dio_len = -(-dio_len // mount.PAGE_SIZE) * mount.PAGE_SIZE
+    brd = fetched.brd_module if dio_len else None
+    job = initramfs.GuestJob(server_args=tuple(opts.argv()),
+                             has_fuse_module=fetched.fuse_module is not None,
+                             epoch_lead_ns=EPOCH_LEAD_NS if opts.stalls else 0,
+                             dio_kb=dio_len // 1024, has_brd_module=brd is not None)
+    with tempfile.TemporaryDirectory(prefix="fwb-guest-") as tmp:
+        initrd = os.path.join(tmp, "initrd.cpio")
+        initramfs.build(initrd, server=GUEST_SERVER, runner=GUEST_RUNNER,
+                        ops_file=op_file(wl.ops, wl.file_sizes, map_len, wl.threads, dio_len,
+                                         interval),
+                        job=job, fuse_module=fetched.fuse_module, brd_module=brd)
+        b = boot.boot(fetched.vmlinuz, initrd, tmp, timeout_s=timeout_s, retries=retries,
+                      mem_mb=mem_mb, smp=smp,
+                      progress=(lambda mark, t: progress("boot", f"{mark} at {t:.1f} s"))
+                      if progress else None)
+        files = b.files
+        info_g = parse_info(files.get("info", b"").decode(errors="replace"))
+        if "failure" in files:
+            raise RuntimeError(f"guest: {files['failure'].decode(errors='replace').strip()}")
+        err = files.get("runner.err", b"").decode(errors="replace").strip()
+        if "result.bin" not in files:
+            oom = [ln.strip() for ln in files.get("dmesg", b"").decode(errors="replace").splitlines()
+                   if "Out of memory" in ln or "oom-kill" in ln]
+            raise RuntimeError(f"guest runner wrote no result: {err or 'no message'} "
+                               f"(exit {info_g.get('runner_rc', '?')})"
+                               + (f"; dmesg: {oom[-1]}" if oom else ""))
+        head, start, lat, faults, samples = read_result(files["result.bin"], len(wl.ops))
+        rc = int(head["rc"])
+        if rc != 0:
+            raise RuntimeError(f"guest driver: {DRIVER_ERRORS.get(rc, f'error {rc}')} at row "
+                               f"{int(head['err_row'])}: {os.strerror(int(head['err_errno']))}")
+        if info_g.get("server_rc") != "0":
+            raise RuntimeError(f"FUSE server in the guest failed at unmount (exit "
+                               f"{info_g.get('server_rc', '?')}): its request log is incomplete; "
+                               + files.get("server.err", b"").decode(errors="replace").strip()[-200:])
+        log_path = Path(tmp, "server.log")
+        log_path.write_bytes(files.get("server.log", b""))
+        try:
+            _, log = mount.read_log(log_path)
+        except ValueError as exc:
+            raise RuntimeError(f"guest: {exc}") from None
+    t0 = int(head["t0_ns"])
+    samples["time_ns"] -= t0
+    dmesg = files.get("dmesg", b"").decode(errors="replace").splitlines()
+    warnings = [ln.strip() for ln in dmesg if "WARNING:" in ln or boot.broken(ln)]
+    bdi = {key[4:]: _int(v) for key, v in info_g.items() if key.startswith("bdi_")}
+    info: dict[str, Any] = {
+        "kernel": info_g.get("kernel", fetched.release),
+        "kernel_name": k.name,
+        "kernel_package": fetched.package,
+        "kernel_package_version": fetched.package_version,
+        "kernel_suite": k.suite,
+        "kernel_family": k.family,
+        "simulated_by": k.strategy,
+        "kernel_build": info_g.get("kernel_build", ""),
+        "emulator": "qemu-tcg",
+        "qemu_command": b.command,
+        "boot_attempts": b.attempts,
+        "boot_retried": list(b.retried),
+        "boot_to_init_s": round(b.wall_to_init_s, 3),
+        "guest_uptime_at_init_s": _float(info_g.get("uptime_init_s")),
+        "run_s": round(_float(info_g.get("uptime_run_end_s"))
+                       - _float(info_g.get("uptime_run_start_s")), 3),
+        "guest_wall_s": round(b.wall_total_s, 3),
+        "clocksource": info_g.get("clocksource_end", ""),
+        "clocksource_at_init": info_g.get("clocksource_init", ""),
+        "guest_cpus": _int(info_g.get("cpus")),
+        "guest_mem_mb": mem_mb,
+        "guest_mem_total_kb": _int(info_g.get("mem_total_kb")),
+        "vm": {key[3:]: _int(v) for key, v in info_g.items() if key.startswith("vm_")},
+        "bdi": bdi,
+        "bdi_max_ratio": bdi.get("max_ratio", -1),
+        "bdi_strict_limit": bdi.get("strict_limit", -1),
+        "bdi_max_bytes": bdi.get("max_bytes", -1),
+        "server": opts.argv(),
+        "compact_skipped": int(head["compact_skipped"]),
+        "sample_interval_ns": interval,
+        "dio_source": info_g.get("dio_source", ""),
+        "dmesg_warnings": warnings[:5],
+    }
+    res = mount.result_from(wl, seed, params, log, samples, start, lat, faults, t0, hang_ns, info,
+                            name=fetched.run_name)
+    return GuestResult(run=res.run, mount=res, boot=b, kernel=fetched, files=files)
+
+
+def run(kernel: str | catalog.Kernel, workload: Any, seed: int = 0, **params: Any) -> Run:
+    """Run `workload` on `kernel` in a guest and return its Run."""
+    return execute(kernel, workload, seed, **params).run
+
+
+def family_evidence(run: Run) -> str:
+    """The family a run's measurements show, from WritebackTmp (what result_from detected)."""
+    return str(dict(run.meta).get("family", "?"))
+
+

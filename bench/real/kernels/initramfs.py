@@ -1,0 +1,266 @@
+"""The guest's initramfs: a newc cpio archive written in Python (no cpio binary needed).
+
+The archive holds busybox (static, from Debian's busybox-static), the FUSE server and the op
+runner (both static, built by setup.py next to each other), fuse.ko when the kernel has FUSE as
+a module, the op file of the run and /init, a busybox sh script (``init_script``).  The kernel
+unpacks it into its rootfs and runs /init as pid 1.
+
+newc: each entry is a 110-byte ASCII header ("070701" and 13 fields of 8 hex digits), the
+NUL-terminated name padded to a multiple of 4 bytes (counting the header), then the data padded
+to 4; the archive ends with an entry named "TRAILER!!!".
+"""
+from __future__ import annotations
+
+import lzma
+import os
+import shlex
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+NEWC_MAGIC = b"070701"
+TRAILER = "TRAILER!!!"
+BUSYBOX_PATHS = ("/bin/busybox", "/usr/bin/busybox")
+
+# Lines the guest prints on its console (ttyS0); boot.py watches for them.
+MARK_INIT = "FWB-INIT"
+MARK_DONE = "FWB-DONE"
+MARK_FAIL = "FWB-FAIL"
+# Framing of the files the guest sends back on its second serial port (ttyS1): per file a line
+# "FWBFILE name size sha256" and its bytes, then "FWBEND".
+FILE_HEADER = b"FWBFILE "
+END_MARK = b"FWBEND\n"
+
+
+def _pad4(n: int) -> bytes:
+    return b"\0" * (-n % 4)
+
+
+class CpioWriter:
+    """Writes a newc archive entry by entry; ``close()`` adds the trailer."""
+
+    def __init__(self, f):
+        self.f = f
+        self.ino = 1
+        self.closed = False
+
+    def _entry(self, name: str, mode: int, data: bytes = b"", rdev: tuple[int, int] = (0, 0),
+               nlink: int = 1) -> None:
+        if self.closed:
+            raise ValueError("cpio: archive already closed")
+        name_b = name.lstrip("/").encode() + b"\0"
+        if name == TRAILER:
+            ino = 0
+        else:
+            ino, self.ino = self.ino, self.ino + 1
+        fields = (ino, mode, 0, 0, nlink, 0, len(data), 0, 0, rdev[0], rdev[1], len(name_b), 0)
+        head = NEWC_MAGIC + b"".join(b"%08X" % v for v in fields)
+        self.f.write(head + name_b + _pad4(len(head) + len(name_b)))
+        self.f.write(data + _pad4(len(data)))
+
+    def directory(self, name: str, perm: int = 0o755) -> None:
+        self._entry(name, stat.S_IFDIR | perm, nlink=2)
+
+    def file(self, name: str, data: bytes, perm: int = 0o644) -> None:
+        self._entry(name, stat.S_IFREG | perm, data)
+
+    def symlink(self, name: str, target: str) -> None:
+        self._entry(name, stat.S_IFLNK | 0o777, target.encode())
+
+    def char_device(self, name: str, major: int, minor: int, perm: int = 0o600) -> None:
+        self._entry(name, stat.S_IFCHR | perm, rdev=(major, minor))
+
+    def close(self) -> None:
+        if not self.closed:
+            self._entry(TRAILER, 0)
+            self.closed = True
+
+
+def read_newc(data: bytes) -> list[tuple[str, int, bytes]]:
+    """(name, mode, data) of every entry before the trailer: the reader the tests check against."""
+    out, pos = [], 0
+    while True:
+        head = data[pos:pos + 110]
+        if len(head) < 110 or head[:6] != NEWC_MAGIC:
+            raise ValueError(f"cpio: bad header at byte {pos}")
+        fields = [int(head[6 + 8 * i:14 + 8 * i], 16) for i in range(13)]
+        mode, size, namesize = fields[1], fields[6], fields[11]
+        name_end = pos + 110 + namesize
+        name = data[pos + 110:name_end - 1].decode()
+        pos = name_end + (-name_end % 4)
+        body = data[pos:pos + size]
+        pos += size + (-size % 4)
+        if name == TRAILER:
+            return out
+        out.append((name, mode, body))
+
+
+def busybox_path() -> str:
+    """A static busybox on this machine (Debian: busybox-static); RuntimeError if none."""
+    for p in BUSYBOX_PATHS:
+        if os.access(p, os.X_OK) and _is_static(p):
+            return p
+    raise RuntimeError("no static busybox: apt-get install busybox-static")
+
+
+def _is_static(path: str) -> bool:
+    """True for an ELF file without a PT_INTERP program header (no dynamic loader needed)."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+        if head[:4] != b"\x7fELF" or head[4] != 2:
+            return False
+        phoff = int.from_bytes(head[32:40], "little")
+        phentsize = int.from_bytes(head[54:56], "little")
+        phnum = int.from_bytes(head[56:58], "little")
+        f.seek(phoff)
+        table = f.read(phentsize * phnum)
+    return all(int.from_bytes(table[i * phentsize:i * phentsize + 4], "little") != 3
+               for i in range(phnum))
+
+
+def module_bytes(path: str | os.PathLike) -> bytes:
+    """A kernel module's bytes, decompressed when it is a .ko.xz (busybox insmod wants plain)."""
+    data = Path(path).read_bytes()
+    return lzma.decompress(data) if str(path).endswith(".xz") else data
+
+
+@dataclass(frozen=True, slots=True)
+class GuestJob:
+    """What /init does: start the server with these options, run the op file, send results."""
+    server_args: tuple[str, ...]      # the server's options (bench.real.mount.ServerOptions.argv)
+    has_fuse_module: bool             # insmod /fuse.ko first
+    dio_dir: str = "/tmp"
+    epoch_lead_ns: int = 0            # > 0: fix the run's time 0 this long after the server
+                                      # starts (stall windows are times of the run)
+    dio_kb: int = 0                   # > 0: the workload reads this much with O_DIRECT
+    has_brd_module: bool = False      # /brd.ko: a RAM disk when /tmp has no O_DIRECT
+
+
+def init_script(job: GuestJob) -> str:
+    """The guest's /init: a busybox sh script.  Everything it learns goes to /out, and /out goes
+    back to the host on ttyS1 before it powers off; progress and failures go to the console."""
+    server = " ".join(shlex.quote(a) for a in job.server_args)
+    insmod = "insmod /fuse.ko || fail 'insmod fuse.ko'" if job.has_fuse_module else ":"
+    # The O_DIRECT source: job.dio_dir if its filesystem takes O_DIRECT (tmpfs from 6.6 on), else
+    # a brd RAM disk the runner writes to directly.
+    dio = f"dio={shlex.quote(job.dio_dir)}"
+    if job.dio_kb > 0:
+        dio += f"""
+dd if=/dev/zero of="$dio/fwb-odirect" bs=4096 count=1 oflag=direct 2>/dev/null
+direct=$?
+rm -f "$dio/fwb-odirect"
+if [ $direct -ne 0 ]; then
+    [ -f /brd.ko ] || fail "no O_DIRECT on $dio and no brd.ko for a RAM disk"
+    insmod /brd.ko rd_nr=1 rd_size={int(job.dio_kb)} || fail 'insmod brd.ko'
+    dio=/dev/ram0
+fi
+info dio_source "$dio"
+"""
+    # CLOCK_MONOTONIC from /proc/uptime (boot time: the same clock in a guest never suspended)
+    epoch = (f"""epoch=$(awk '{{printf "%.0f", $1 * 1e9 + {int(job.epoch_lead_ns)}}}' /proc/uptime)"""
+             if job.epoch_lead_ns > 0 else "epoch=")
+    return f"""#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+echo "{MARK_INIT} $(cut -d' ' -f1 /proc/uptime)"
+mkdir -p /out /mnt /tmp
+send() {{
+    stty -F /dev/ttyS1 raw -echo 2>/dev/null
+    {{
+        for f in /out/*; do
+            [ -f "$f" ] || continue
+            echo "FWBFILE ${{f##*/}} $(stat -c %s "$f") $(sha256sum "$f" | cut -d' ' -f1)"
+            cat "$f"
+        done
+        echo FWBEND
+    }} > /dev/ttyS1
+}}
+fail() {{
+    echo "$1" > /out/failure
+    send
+    echo "{MARK_FAIL} $1"
+    poweroff -f
+}}
+info() {{ echo "$1=$2" >> /out/info; }}
+info uptime_init_s "$(cut -d' ' -f1 /proc/uptime)"
+info kernel "$(uname -r)"
+info kernel_build "$(uname -v)"
+info cmdline "$(cat /proc/cmdline)"
+info clocksource_init "$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
+info cpus "$(nproc)"
+info mem_total_kb "$(awk '/^MemTotal:/ {{print $2}}' /proc/meminfo)"
+for k in dirty_ratio dirty_background_ratio dirty_bytes dirty_background_bytes dirty_expire_centisecs dirty_writeback_centisecs; do
+    info "vm_$k" "$(cat /proc/sys/vm/$k)"
+done
+{insmod}
+grep -qw fuse /proc/filesystems || fail 'no fuse filesystem in this kernel'
+{dio}
+mount -t fusectl none /sys/fs/fuse/connections 2>/dev/null
+{epoch}
+/fwb_fuse_server /mnt -f -o fsname=fwb,subtype=fwb --log=/out/server.log {server} ${{epoch:+--epoch=$epoch}} 2> /out/server.err &
+server=$!
+n=0
+until awk '$5 == "/mnt" {{found=1}} END {{exit !found}}' /proc/self/mountinfo; do
+    kill -0 $server 2>/dev/null || fail "server exited before mounting: $(tail -n1 /out/server.err)"
+    n=$((n + 1))
+    [ $n -gt 2000 ] && fail 'server did not mount within 20 s'
+    usleep 10000
+done
+dev=$(awk '$5 == "/mnt" {{print $3}}' /proc/self/mountinfo)
+info bdi "$dev"
+for f in /sys/class/bdi/$dev/*; do
+    [ -f "$f" ] && [ -r "$f" ] && info "bdi_${{f##*/}}" "$(cat "$f" 2>/dev/null)"
+done
+info uptime_run_start_s "$(cut -d' ' -f1 /proc/uptime)"
+/fwb_guest_runner /ops.bin /out/result.bin /mnt "$dio" $epoch 2> /out/runner.err
+rc=$?
+info runner_rc "$rc"
+info uptime_run_end_s "$(cut -d' ' -f1 /proc/uptime)"
+grep -E '^(Dirty|Writeback|WritebackTmp|MemTotal|MemFree):' /proc/meminfo > /out/meminfo_end
+umount /mnt || fail "umount: $(tail -n1 /out/server.err)"
+wait $server
+info server_rc "$?"
+info uptime_server_exit_s "$(cut -d' ' -f1 /proc/uptime)"
+info clocksource_end "$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
+dmesg > /out/dmesg
+send
+echo "{MARK_DONE}"
+poweroff -f
+"""
+
+
+def build(out_path: str | os.PathLike, *, server: str | os.PathLike, runner: str | os.PathLike,
+          ops_file: bytes, job: GuestJob, fuse_module: str | os.PathLike | None = None,
+          brd_module: str | os.PathLike | None = None, busybox: str | None = None) -> int:
+    """Write the initramfs to `out_path`; returns its size in bytes."""
+    for what, p in (("server", server), ("runner", runner)):
+        if not os.access(p, os.X_OK):
+            raise RuntimeError(f"guest {what} {p} missing: rerun `pip install -e .`")
+        if not _is_static(p):
+            raise RuntimeError(f"guest {what} {p} is not static: the guest has no shared libraries")
+    if job.has_fuse_module != (fuse_module is not None):
+        raise ValueError("initramfs: has_fuse_module and fuse_module disagree")
+    if job.has_brd_module != (brd_module is not None):
+        raise ValueError("initramfs: has_brd_module and brd_module disagree")
+    bb = busybox or busybox_path()
+    with open(out_path, "wb") as f:
+        w = CpioWriter(f)
+        for d in ("bin", "dev", "proc", "sys", "tmp", "out", "mnt"):
+            w.directory(d)
+        w.char_device("dev/console", 5, 1)
+        w.char_device("dev/null", 1, 3, 0o666)
+        w.file("bin/busybox", Path(bb).read_bytes(), 0o755)
+        w.symlink("bin/sh", "busybox")
+        w.file("fwb_fuse_server", Path(server).read_bytes(), 0o755)
+        w.file("fwb_guest_runner", Path(runner).read_bytes(), 0o755)
+        if fuse_module is not None:
+            w.file("fuse.ko", module_bytes(fuse_module))
+        if brd_module is not None:
+            w.file("brd.ko", module_bytes(brd_module))
+        w.file("ops.bin", ops_file)
+        w.file("init", init_script(job).encode(), 0o755)
+        w.close()
+        return f.tell()

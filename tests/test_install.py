@@ -1,0 +1,63 @@
+"""An installed copy simulates the same machine as the checkout and prints the same numbers.
+
+The package is built as a wheel (what `pip install .` installs), unpacked into a directory of its
+own, and run by an interpreter started with -S, whose path is that directory and then the
+system's site-packages for numpy and the other dependencies, without their .pth files: so
+neither the checkout nor the editable install's import hook can stand in for the wheel."""
+import json
+import site
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ARGS = ["compare", "--no-mount", "--workloads", "seq-write", "--seeds", "1", "--quiet", "--json"]
+# pip's words when it cannot reach the package index for the build requirements.
+OFFLINE = ("No matching distribution found", "Could not find a version", "NewConnectionError",
+           "Network is unreachable", "Temporary failure in name resolution")
+
+
+@pytest.fixture(scope="module")
+def wheel_dir(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("wheel")
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w",
+                            str(tmp / "dist"), str(ROOT)], capture_output=True, text=True,
+                           timeout=900)
+    if build.returncode != 0:
+        if any(w in build.stderr for w in OFFLINE):
+            pytest.skip("pip cannot fetch the build requirements (no package index reachable)")
+        raise AssertionError(f"pip wheel failed:\n{build.stderr[-3000:]}")
+    (whl,) = (tmp / "dist").glob("*.whl")
+    names = zipfile.ZipFile(whl).namelist()
+    assert "bench/machines/ci-2cpu-24g.toml" in names          # the profiles are package data
+    zipfile.ZipFile(whl).extractall(tmp / "site")
+    return tmp / "site"
+
+
+def _installed(site_dir: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    code = ("import sys; sys.path[:0] = sys.argv[1:3]; import bench; "
+            "assert bench.__file__.startswith(sys.argv[1]), bench.__file__; "
+            "from bench.__main__ import main; sys.exit(main(sys.argv[3:]))")
+    deps = site.getsitepackages()[0]
+    return subprocess.run([sys.executable, "-S", "-c", code, str(site_dir), deps, *args],
+                          capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+def test_the_wheel_and_the_checkout_give_byte_identical_numbers(wheel_dir, tmp_path,
+                                                                monkeypatch):
+    monkeypatch.delenv("FWB_MACHINE", raising=False)
+    monkeypatch.delenv("FWB_COST_PROFILE", raising=False)
+    inst = _installed(wheel_dir, tmp_path, *ARGS, "--out", str(tmp_path / "installed.json"))
+    assert inst.returncode == 0, inst.stderr
+    here = subprocess.run([sys.executable, "-m", "bench", *ARGS, "--out",
+                           str(tmp_path / "checkout.json")], capture_output=True, text=True,
+                          cwd=ROOT, timeout=600)
+    assert here.returncode == 0, here.stderr
+    assert inst.stdout == here.stdout and json.loads(inst.stdout)
+    md = json.loads((tmp_path / "installed.json").read_text())["metadata"]["machine"]
+    assert md["name"] == "ci-2cpu-24g" and md["source"] == "package:ci-2cpu-24g"
+    listing = _installed(wheel_dir, tmp_path, "list")
+    assert "active machine: ci-2cpu-24g" in listing.stdout, listing.stderr

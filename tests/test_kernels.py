@@ -1,0 +1,600 @@
+"""Other kernels under qemu (bench.real.kernels): the parts, then one real guest end to end.
+
+The parts run everywhere.  The smoke test boots Debian's 6.1 (bookworm, temp pages) under TCG,
+fetching it first when it is not cached (about 80 MB), and runs a small seq-write in it; it is
+skipped only where a guest cannot be run at all (qemu, busybox-static or the static guest
+binaries missing), with the reason.
+"""
+import hashlib
+import io
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.real import mount
+from bench.real.kernels import ab, boot, catalog, fetch, guest, initramfs
+from bench.real.kernels import validate as kvalidate
+from bench.results import Run
+from bench.sim.ops import FSYNC, MMAP_STORE, MSYNC, OP_DTYPE, WRITE
+
+MiB = 1 << 20
+
+
+# ---- catalog ----
+
+def test_catalog_names_each_kernel_with_its_suite_and_family():
+    assert [(k.name, k.suite, k.family) for k in catalog.KERNELS] == [
+        ("6.1", "bookworm", "temp-page"), ("6.12", "trixie", "temp-page"),
+        ("7.2", "sid", "no-temp-page"), ("7.3", "experimental", "no-temp-page")]
+    assert catalog.get("6.1").strategy == "merge-in-queue"
+    assert catalog.get("7.2").strategy == "no-temp-page"
+
+
+@pytest.mark.parametrize("text, name", [("6.1", "6.1"), ("kernel-6.1.176", "6.1"),
+                                        ("6.1.0-50-amd64", "6.1"), ("6.12.117", "6.12"),
+                                        ("7.3-rc7", "7.3"), ("sid", "7.2"), (" 7.2 ", "7.2")])
+def test_kernels_are_found_by_name_version_or_suite(text, name):
+    assert catalog.get(text).name == name
+
+
+def test_an_unknown_kernel_is_one_line_naming_the_known_ones():
+    with pytest.raises(ValueError, match=r"unknown '5.10'; known: 6.1 \(bookworm\)"):
+        catalog.get("5.10")
+    with pytest.raises(ValueError, match="at least one"):
+        catalog.parse_list(" , ")
+    assert [k.name for k in catalog.parse_list("7.2,6.1,7.2")] == ["7.2", "6.1"]
+
+
+@pytest.mark.parametrize("version, name", [("6.1.176-1", "kernel-6.1.176"),
+                                           ("7.3~rc7-1~exp1", "kernel-7.3-rc7"),
+                                           ("6.12.117-1", "kernel-6.12.117"),
+                                           ("7.2.13-1", "kernel-7.2.13")])
+def test_a_run_is_named_after_the_upstream_version(version, name):
+    assert catalog.run_name(version) == name
+
+
+# ---- the private apt configuration ----
+
+ONE_LINE = """# a comment
+deb-src http://mirror.invalid/debian bookworm main
+deb [arch=amd64 signed-by=/k/one.gpg] http://mirror.invalid/debian-security bookworm-security main
+deb [arch=amd64 signed-by=/k/one.gpg] http://mirror.invalid/debian/ bookworm main contrib
+"""
+DEB822 = """Types: deb
+URIs: http://mirror.invalid/debian
+Suites: bookworm-updates
+Components: main
+
+Types: deb
+Enabled: no
+URIs: http://disabled.invalid/debian
+Suites: bookworm
+Components: main
+
+Types: deb deb-src
+# the archive
+URIs: http://mirror.invalid/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+"""
+
+
+def test_the_mirror_is_taken_from_the_machines_sources_in_both_formats():
+    assert fetch.debian_mirror(fetch.parse_one_line(ONE_LINE)) == (
+        "http://mirror.invalid/debian", "/k/one.gpg")
+    assert fetch.debian_mirror(fetch.parse_deb822(DEB822)) == (
+        "http://mirror.invalid/debian", "/usr/share/keyrings/debian-archive-keyring.gpg")
+    with pytest.raises(RuntimeError, match="no Debian mirror"):
+        fetch.debian_mirror(fetch.parse_one_line("deb http://x.invalid/debian-security "
+                                                 "bookworm-security main\n"))
+
+
+def test_this_machines_mirror_is_found():
+    uri, keyring = fetch.debian_mirror()
+    assert uri.startswith(("http://", "https://")) and os.path.isfile(keyring)
+
+
+def test_apt_options_point_only_into_the_private_root(tmp_path):
+    apt = fetch.AptConfig(tmp_path / "sid", "sid", "http://mirror.invalid/debian", "/k/key.gpg")
+    apt.prepare()
+    opts = apt.options()
+    pairs = dict(o.split("=", 1) for o in opts[1::2])
+    dirs = {k: v for k, v in pairs.items() if k.startswith("Dir::")}
+    for key in ("Dir::Etc::sourcelist", "Dir::Etc::sourceparts", "Dir::State::Lists",
+                "Dir::State::status", "Dir::Cache", "Dir::Etc::preferencesparts"):
+        assert dirs[key].startswith(str(tmp_path / "sid")), key
+    assert all(v.startswith(str(tmp_path)) for v in dirs.values())
+    assert (tmp_path / "sid" / "etc" / "sources.list").read_text() == \
+        "deb [signed-by=/k/key.gpg] http://mirror.invalid/debian sid main\n"
+    assert (tmp_path / "sid" / "status").read_text() == ""
+    assert not apt.has_lists()
+
+
+def test_depends_takes_the_first_alternative():
+    f = {"Depends": "dracut | initramfs-tools (>= 0.120+deb8u2) | linux-initramfs-tool, "
+                    "linux-base-7.2.13+deb14-amd64 (= 7.2.13-1), linux-binary-7.2.13+deb14-amd64 "
+                    "(= 7.2.13-1)"}
+    assert fetch.depends(f) == ["dracut", "linux-base-7.2.13+deb14-amd64",
+                                "linux-binary-7.2.13+deb14-amd64"]
+
+
+def test_the_cache_is_outside_the_repository_and_overridable(monkeypatch, tmp_path):
+    monkeypatch.delenv(fetch.CACHE_ENV, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert fetch.cache_dir() == tmp_path / "xdg" / "fuse-writeback-bench" / "kernels"
+    monkeypatch.setenv(fetch.CACHE_ENV, str(tmp_path / "mine"))
+    assert fetch.cache_dir() == tmp_path / "mine"
+    assert fetch.cached(catalog.get("7.2"), tmp_path / "mine") is None
+
+
+# ---- the initramfs ----
+
+def test_newc_archive_round_trips_with_aligned_entries():
+    buf = io.BytesIO()
+    w = initramfs.CpioWriter(buf)
+    w.directory("bin")
+    w.file("bin/x", b"abcde", 0o755)
+    w.symlink("bin/sh", "busybox")
+    w.char_device("dev/console", 5, 1)
+    w.file("init", b"")
+    w.close()
+    data = buf.getvalue()
+    assert len(data) % 4 == 0 and data.startswith(b"070701")
+    entries = initramfs.read_newc(data)
+    assert [(n, oct(m)) for n, m, _ in entries] == [
+        ("bin", "0o40755"), ("bin/x", "0o100755"), ("bin/sh", "0o120777"),
+        ("dev/console", "0o20600"), ("init", "0o100644")]
+    assert entries[1][2] == b"abcde" and entries[2][2] == b"busybox"
+    with pytest.raises(ValueError, match="closed"):
+        w.file("late", b"x")
+
+
+@pytest.mark.skipif(shutil.which("busybox") is None, reason="no busybox to cross-check with")
+def test_busybox_cpio_reads_our_archive(tmp_path):
+    buf = io.BytesIO()
+    w = initramfs.CpioWriter(buf)
+    w.directory("d")
+    for i, size in enumerate((0, 1, 2, 3, 4, 5, 4097)):
+        w.file(f"d/f{i}", bytes(range(256)) * (size // 256) + b"z" * (size % 256))
+    w.close()
+    out = subprocess.run(["busybox", "cpio", "-i", "-d"], input=buf.getvalue(), cwd=tmp_path,
+                         capture_output=True)
+    assert out.returncode == 0, out.stderr
+    for i, size in enumerate((0, 1, 2, 3, 4, 5, 4097)):
+        assert (tmp_path / "d" / f"f{i}").stat().st_size == size
+
+
+def test_init_script_loads_fuse_only_when_it_is_a_module_and_fixes_the_epoch_for_stalls():
+    plain = initramfs.init_script(initramfs.GuestJob(("--threads=16",), False))
+    assert "insmod" not in plain and "--epoch" not in plain.replace("${epoch:+--epoch=$epoch}", "")
+    assert "--threads=16" in plain and plain.startswith("#!/bin/busybox sh\n")
+    assert plain.index("umount /mnt") < plain.index("wait $server") < plain.index("\nsend\n")
+    mod = initramfs.init_script(initramfs.GuestJob((), True, epoch_lead_ns=2_000_000_000))
+    assert "insmod /fuse.ko" in mod and "+ 2000000000" in mod
+    assert "brd" not in mod and "oflag=direct" not in mod
+
+
+def test_init_script_falls_back_to_a_ram_disk_when_tmp_has_no_o_direct():
+    text = initramfs.init_script(initramfs.GuestJob((), False, dio_kb=256, has_brd_module=True))
+    probe = text.index("oflag=direct")
+    assert probe < text.index("insmod /brd.ko rd_nr=1 rd_size=256") < text.index("dio=/dev/ram0")
+    assert '/mnt "$dio" $epoch' in text
+
+
+def test_static_detection_and_module_decompression(tmp_path):
+    import lzma
+    assert not initramfs._is_static(sys.executable) or "static" in sys.executable
+    if os.path.exists("/bin/busybox"):
+        assert initramfs._is_static("/bin/busybox")
+    (tmp_path / "m.ko.xz").write_bytes(lzma.compress(b"\x7fELF module"))
+    assert initramfs.module_bytes(tmp_path / "m.ko.xz") == b"\x7fELF module"
+
+
+# ---- the console and the serial stream ----
+
+@pytest.mark.parametrize("line, bad", [
+    ("[    3.1] Kernel panic - not syncing: Attempted to kill init!", True),
+    ("[    2.0] Oops: 0000 [#1] PREEMPT SMP NOPTI", True),
+    ("[    2.0] int3: 0000 [#1] PREEMPT SMP", True),
+    ("[    1.0] BUG: kernel NULL pointer dereference, address: 0000000000000000", True),
+    ("FWB-INIT 3.02", False), ("[   13.8] reboot: Power down", False),
+    ("BUGS: none here", False)])
+def test_console_lines_that_mean_the_kernel_broke(line, bad):
+    assert boot.broken(line) is bad
+
+
+def test_console_cleaning_drops_terminal_codes():
+    assert boot.clean("\x1bc\x1b[?7l\x1b[2JFWB-INIT 6.04\r\n") == "FWB-INIT 6.04"
+
+
+def _frame(name: str, body: bytes) -> bytes:
+    return f"FWBFILE {name} {len(body)} {hashlib.sha256(body).hexdigest()}\n".encode() + body
+
+
+def test_serial_frames_split_into_files_and_a_cut_or_damaged_stream_is_an_error():
+    data = _frame("info", b"ab\nc") + _frame("log", b"\x00\n\x01") + b"FWBEND\n"
+    assert boot.parse_serial(data) == {"info": b"ab\nc", "log": b"\x00\n\x01"}
+    with pytest.raises(ValueError, match="cut short"):
+        boot.parse_serial(data[:-7])
+    with pytest.raises(ValueError, match="file log cut short"):
+        boot.parse_serial(data[:len(_frame("info", b"ab\nc")) + 80])
+    with pytest.raises(ValueError, match="bad frame"):
+        boot.parse_serial(b"garbage\n")
+    with pytest.raises(ValueError, match="file info damaged"):
+        boot.parse_serial(data.replace(b"ab\nc", b"ab\nd"))
+
+
+def test_qemu_runs_tcg_with_the_clock_pinned_and_no_reboot():
+    cmd = boot.qemu_command("/k/vmlinuz", "/k/initrd", "/k/out")
+    assert cmd[:3] == ["qemu-system-x86_64", "-accel", "tcg,thread=multi"]
+    for flag in ("-nographic", "-no-reboot"):
+        assert flag in cmd
+    append = cmd[cmd.index("-append") + 1]
+    assert "tsc=reliable" in append and "panic=-1" in append and "console=ttyS0" in append
+    assert cmd[cmd.index("-m") + 1] == "4096" and cmd[cmd.index("-smp") + 1] == "2"
+
+
+FAKE_QEMU = """#!/bin/sh
+# A stand-in for qemu: behaves as told by $FAKE_MODE, counting its starts in $FAKE_DIR/n.
+echo $$ > "$FAKE_DIR/pid"
+n=$(($(cat "$FAKE_DIR/n" 2>/dev/null || echo 0) + 1)); echo $n > "$FAKE_DIR/n"
+for a in "$@"; do case "$a" in file:*) out=${a#file:};; esac; done
+mode=$FAKE_MODE
+[ "$mode" = panic-once ] && { [ $n -eq 1 ] && mode=panic || mode=ok; }
+case $mode in
+panic) printf '\033c[    1.0] Kernel panic - not syncing: Attempted to kill init!\n'; exit 0;;
+hang) echo booting; exec sleep 60;;
+fail) echo 'FWB-INIT 1.0'; echo 'FWB-FAIL no fuse filesystem in this kernel'; exit 0;;
+ok) echo 'FWB-INIT 1.0'; echo k=v > "$FAKE_DIR/info"
+   echo "FWBFILE info 4 $(sha256sum "$FAKE_DIR/info" | cut -d' ' -f1)" > "$out"
+   cat "$FAKE_DIR/info" >> "$out"; echo FWBEND >> "$out"; echo FWB-DONE; exit 0;;
+esac
+"""
+
+
+@pytest.fixture
+def fake_qemu(tmp_path, monkeypatch):
+    exe = tmp_path / "fake-qemu"
+    exe.write_text(FAKE_QEMU)
+    exe.chmod(0o755)
+    monkeypatch.setattr(boot, "QEMU", str(exe))
+    monkeypatch.setenv("FAKE_DIR", str(tmp_path))
+    return tmp_path
+
+
+def _boot(tmp, mode, monkeypatch, **kw):
+    monkeypatch.setenv("FAKE_MODE", mode)
+    return boot.boot("/k/vmlinuz", "/k/initrd", tmp, **kw)
+
+
+def test_a_panic_is_retried_and_the_retry_is_recorded(fake_qemu, monkeypatch):
+    r = _boot(fake_qemu, "panic-once", monkeypatch, timeout_s=20)
+    assert r.files == {"info": b"k=v\n"} and r.attempts == 2
+    assert r.retried == ["kernel broke: [    1.0] Kernel panic - not syncing: Attempted to kill init!"]
+    with pytest.raises(RuntimeError, match=r"Kernel panic.*attempt 3 of 3"):
+        _boot(fake_qemu, "panic", monkeypatch, timeout_s=20, retries=2)
+
+
+def test_a_failure_reported_by_init_is_not_retried(fake_qemu, monkeypatch):
+    with pytest.raises(RuntimeError, match="^guest: no fuse filesystem in this kernel$"):
+        _boot(fake_qemu, "fail", monkeypatch, timeout_s=20)
+    assert (fake_qemu / "n").read_text().strip() == "1"
+
+
+def test_a_hung_guest_is_killed_at_the_timeout(fake_qemu, monkeypatch):
+    with pytest.raises(RuntimeError, match=r"timed out after 1 s while booting"):
+        _boot(fake_qemu, "hang", monkeypatch, timeout_s=1, retries=0)
+    pid = int((fake_qemu / "pid").read_text())
+    assert not Path(f"/proc/{pid}").exists(), "the stand-in qemu outlived the timeout"
+
+
+# ---- the guest runner, run on this machine ----
+
+RUNNER_OK = os.access(guest.GUEST_RUNNER, os.X_OK)
+
+
+@pytest.mark.skipif(not RUNNER_OK, reason="guest runner not built")
+def test_the_guest_runner_runs_an_op_file_and_reports_rows_and_samples(tmp_path):
+    ops = np.zeros(5, OP_DTYPE)
+    for i in range(4):
+        ops[i]["op"], ops[i]["offset"], ops[i]["length"] = WRITE, i * MiB, MiB
+    ops[4]["op"] = FSYNC
+    data = guest.op_file(ops, [4 * MiB], np.zeros(1, np.int64), 1, 0, 1_000_000)
+    (tmp_path / "ops.bin").write_bytes(data)
+    (tmp_path / "mnt").mkdir()
+    p = subprocess.run([str(guest.GUEST_RUNNER), str(tmp_path / "ops.bin"),
+                        str(tmp_path / "res.bin"), str(tmp_path / "mnt")],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    head, start, lat, faults, samples = guest.read_result((tmp_path / "res.bin").read_bytes(), 5)
+    assert int(head["rc"]) == 0
+    assert (start >= 0).all() and (lat >= 0).all() and (np.diff(start) >= 0).all()
+    assert len(samples) >= 2 and (samples["dirty_kb"] >= 0).all()
+    assert (tmp_path / "mnt" / "f0").stat().st_size == 4 * MiB
+    bad = subprocess.run([str(guest.GUEST_RUNNER), str(tmp_path / "res.bin"), "/x", "/y"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and "not an op file" in bad.stderr
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler")
+def test_the_guest_runner_is_clean_under_asan_and_ubsan(tmp_path):
+    root = Path(__file__).resolve().parent.parent
+    exe = tmp_path / "runner"
+    cc = subprocess.run(["cc", "-std=gnu11", "-g", "-O1", "-fsanitize=address,undefined",
+                         "-fno-sanitize-recover=all", "-pthread",
+                         f"-I{root / 'csrc' / 'driver'}", str(root / "csrc/guest/fwb_guest_runner.c"),
+                         str(root / "csrc/driver/fwb_driver.c"), "-o", str(exe)],
+                        capture_output=True, text=True)
+    assert cc.returncode == 0, cc.stderr
+    warn = subprocess.run(["cc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-c",
+                           f"-I{root / 'csrc' / 'driver'}", "-o", str(tmp_path / "r.o"),
+                           str(root / "csrc/guest/fwb_guest_runner.c")],
+                          capture_output=True, text=True)
+    assert warn.returncode == 0, warn.stderr
+    ops = np.zeros(7, OP_DTYPE)      # two threads, two files, writes, mapped stores, syncs
+    rows = [(0, WRITE, 0, 0, 3 * 4096 + 5), (1, MMAP_STORE, 1, 4096, 100), (0, FSYNC, 0, 0, 0),
+            (1, MSYNC, 1, 0, 8192), (0, WRITE, 1, 8000, 9000), (1, MMAP_STORE, 1, 0, 4096),
+            (0, FSYNC, 1, 0, 0)]
+    for row, (th, op, f, off, ln) in zip(ops, rows):
+        row["thread"], row["op"], row["file"], row["offset"], row["length"] = th, op, f, off, ln
+    (tmp_path / "ops.bin").write_bytes(guest.op_file(ops, [0, 8192], np.array([0, 8192]), 2, 0,
+                                                     1_000_000))
+    (tmp_path / "mnt").mkdir()
+    p = subprocess.run([str(exe), str(tmp_path / "ops.bin"), str(tmp_path / "res.bin"),
+                        str(tmp_path / "mnt")], capture_output=True, text=True)
+    assert p.returncode == 0 and p.stderr == "", p.stderr
+    head, start, lat, _, samples = guest.read_result((tmp_path / "res.bin").read_bytes(), 7)
+    assert int(head["rc"]) == 0 and (lat >= 0).all() and len(samples) >= 2
+
+
+def test_a_short_or_foreign_result_is_refused():
+    with pytest.raises(ValueError, match="shorter than its header"):
+        guest.read_result(b"FWB", 1)
+    with pytest.raises(ValueError, match="bad magic"):
+        guest.read_result(b"X" * 200, 1)
+
+
+# ---- copies in flight (bench.real.mount, shared by host and guests) ----
+
+def _log(rows):
+    log = np.zeros(len(rows), mount.LOG_DTYPE)
+    for i, (recv, reply, ino, off, size) in enumerate(rows):
+        log[i]["t_recv_ns"], log[i]["t_reply_ns"] = recv, reply
+        log[i]["ino"], log[i]["offset"], log[i]["size"] = ino, off, size
+    return log
+
+
+def test_copies_in_flight_count_overlapping_writes_of_one_page():
+    assert mount.copies_in_flight(_log([])) == (0, 0)
+    # pages 0-1 [0,10], page 1 [5,15] and [10,20] (touching the first's reply), another file
+    log = _log([(0, 10, 1, 0, 8192), (5, 15, 1, 4096, 4096), (10, 20, 1, 4096, 4096),
+                (0, 100, 2, 4096, 4096)])
+    assert mount.copies_in_flight(log) == (2, 1)
+    three = _log([(0, 10, 1, 0, 4096), (1, 9, 1, 0, 4096), (2, 3, 1, 0, 100)])
+    assert mount.copies_in_flight(three) == (3, 1)
+    reads = three.copy()
+    reads["kind"] = mount.KIND_READ
+    assert mount.copies_in_flight(reads) == (0, 0)
+
+
+# ---- A/B ----
+
+def _run(kernel, seed, thr, reqs=10, tmp=0):
+    return Run(f"kernel-{kernel}.1", "seq-write", {}, seed, "mount",
+               {"app_throughput_bps": thr, "requests": reqs, "pages_per_request": {"32": reqs},
+                "temp_pages_peak": tmp, "max_copies_in_flight": 1},
+               meta={"kernel_name": kernel})
+
+
+def test_ab_interleaves_with_a_rotating_order_and_pairs_by_seed():
+    calls = []
+
+    class R:
+        def __init__(self, r):
+            self.run = r
+
+    def fake(k, w, seed, progress=None, **p):
+        calls.append((k.name, seed))
+        return R(_run(k.name, seed, 1.0))
+
+    ks = catalog.parse_list("6.1,7.2")
+    runs = ab.run_ab(ks, "seq-write", 3, {}, execute=fake)
+    assert calls == [("6.1", 0), ("7.2", 0), ("7.2", 1), ("6.1", 1), ("6.1", 2), ("7.2", 2)]
+    assert len(runs) == 6
+
+
+def test_ab_ratios_are_no_temp_page_over_temp_page_per_pair():
+    ks = catalog.parse_list("7.2,6.1")          # order given does not matter
+    runs = [_run("6.1", 0, 10.0, tmp=50), _run("7.2", 0, 15.0), _run("6.1", 1, 20.0, tmp=40),
+            _run("7.2", 1, 20.0)]
+    rs = {r.metric: r for r in ab.ratios(runs, ks)}
+    thr = rs["app throughput"]
+    assert (thr.median, thr.lo, thr.hi, thr.n) == (1.25, 1.0, 1.5, 2)
+    assert rs["WritebackTmp peak"].median == 0.0 and rs["WritebackTmp peak"].base_median == 45.0
+    text = ab.render(list(rs.values()), ks, "seq-write")
+    assert text.startswith("seq-write: 7.2 (no-temp-page) / 6.1 (temp-page)")
+
+
+def _sim(strategy, seed, thr, reqs=10, tmp=0, secondaries=0):
+    return Run(strategy, "seq-write", {}, seed, "c",
+               {"app_throughput_bps": thr, "requests": reqs, "pages_per_request": {"32": reqs},
+                "temp_pages_peak": tmp, "max_copies_in_flight": 1 + (secondaries > 0),
+                "secondaries": secondaries, "out_of_order": 0, "lost_updates": 0})
+
+
+def test_ab_simulated_ratios_pair_the_strategies_by_seed_and_are_judged_against_the_spread():
+    ks = catalog.parse_list("6.1,7.2")
+    measured = [_run("6.1", 0, 10.0, tmp=50), _run("7.2", 0, 15.0), _run("6.1", 1, 20.0, tmp=40),
+                _run("7.2", 1, 20.0)]
+    sim_runs = [_sim("merge-in-queue", 0, 100.0, tmp=30, secondaries=4),
+                _sim("no-temp-page", 0, 110.0), _sim("merge-in-queue", 1, 100.0, tmp=10),
+                _sim("no-temp-page", 1, 130.0, reqs=20)]
+    sim = {r.metric: r for r in ab.sim_ratios(sim_runs, ks)}
+    assert (sim["app throughput"].median, sim["app throughput"].lo,
+            sim["app throughput"].hi) == pytest.approx((1.2, 1.1, 1.3))
+    assert sim["WRITE count"].median == 1.5 and sim["WritebackTmp peak"].median == 0.0
+    assert sim["WritebackTmp peak"].base_median == 20.0
+    meas = {r.metric: r for r in ab.ratios(measured, ks)}
+    # measured throughput ratios 1.5 and 1.0: 1.2 lies within, the WRITE count's 1.5 does not
+    assert ab.agreement(meas["app throughput"], sim["app throughput"]) == "agrees"
+    assert ab.agreement(meas["WRITE count"], sim["WRITE count"]) == "differs"
+    assert ab.agreement(meas["WritebackTmp peak"], sim["WritebackTmp peak"]) == "agrees"
+    none = ab.Ratio("x", 0, 0, float("nan"), float("nan"), float("nan"), float("nan"),
+                    float("nan"), 0)
+    assert ab.agreement(none, sim["WRITE count"]) == "-"
+    ev = ab.evidence(measured, sim_runs, ks)
+    assert ev["simulated"]["merge-in-queue"]["secondaries"] == 2.0
+    assert ev["simulated"]["no-temp-page"]["secondaries"] == 0.0
+    assert ev["measured"]["6.1"]["app_throughput_bps"] == 15.0
+    text = ab.render(list(meas.values()), ks, "seq-write", list(sim.values()), "qemu-6.1", ev)
+    assert "simulated: no-temp-page / merge-in-queue on qemu-6.1" in text
+    row = next(ln for ln in text.splitlines() if ln.strip().startswith("WRITE count"))
+    assert row.rstrip().endswith("differs") and "1.5" in row.split("|")[1]
+    assert "6.1 under TCG (medians)" in text and "not comparable" in text
+
+
+def test_ab_simulates_both_strategies_on_the_guests_op_arrays():
+    ks = catalog.parse_list("7.2,6.1")
+    runs = ab.simulate(ks, "seq-write", [0, 1], {"file_size": 4 * MiB}, "c")
+    assert [(r.strategy, r.seed) for r in runs] == [
+        ("merge-in-queue", 0), ("no-temp-page", 0), ("merge-in-queue", 1), ("no-temp-page", 1)]
+    tmp = {r.metric: r for r in ab.sim_ratios(runs, ks)}["WritebackTmp peak"]
+    assert tmp.base_median > 0 and tmp.median == 0.0 and tmp.n == 2
+    assert all(r.metrics["bytes_dirtied"] == 4 * MiB for r in runs)
+
+
+# ---- validate --kernel ----
+
+def test_each_kernel_is_simulated_on_its_guests_profile():
+    assert kvalidate.profile_for(catalog.get("6.1")) == ("qemu-6.1-2cpu-4g", "")
+    assert kvalidate.profile_for(catalog.get("6.12"))[0] == "qemu-6.12-2cpu-4g"
+    name, note = kvalidate.profile_for(catalog.get("7.3"))
+    assert name == "qemu-7.2-2cpu-4g" and "7.3 has no machine profile of its own" in note
+
+
+def test_the_simulator_gets_the_server_the_guest_ran():
+    wl, sp = kvalidate.sim_side("seq-write", 0, {"file_size": 4 * MiB})
+    assert wl.bytes_dirtied() == 4 * MiB
+    assert sp == {"server_threads": 16, "max_pages": 32, "max_background": 12, "server_dist": 0}
+    _, sp = kvalidate.sim_side("seq-write", 0, {"max_write": 32768, "server_threads": 2})
+    assert (sp["max_pages"], sp["server_threads"]) == (8, 2)
+    # dio-redirty carries its server (the seed thread's): an artificial exponential delay
+    _, sp = kvalidate.sim_side("dio-redirty", 0, {})
+    assert (sp["server_threads"], sp["server_dist"], sp["server_base_ns"],
+            sp["server_page_ns"]) == (4, 1, 20000, 2000)
+    with pytest.raises(ValueError, match="a real mount cannot set it"):
+        kvalidate.sim_side("seq-write", 0, {"page_copy_ns": 100})
+
+
+def _full(strategy, seed, engine, reqs, tmp, thr=1e8, p50=1000, fsyncs=1, pages=32):
+    lat = {"p50": p50, "p99": 2 * p50, "p999": 3 * p50, "max": 4 * p50, "count": 10}
+    return Run(strategy, "seq-write", {}, seed, engine,
+               {"app_throughput_bps": thr, "requests": reqs, "pages_per_request": {pages: reqs},
+                "bytes_written": reqs * pages * 4096, "temp_pages_peak": tmp,
+                "max_copies_in_flight": 1, "write_latency_ns": lat, "makespan_ns": 10**9,
+                "fsync_latency_ns": {**lat, "count": fsyncs}},
+               meta={"family": "temp-page" if tmp else "no-temp-page", "boot_to_init_s": 3.0,
+                     "run_s": 5.0, "guest_wall_s": 20.0, "pages_with_concurrent_copies": 0})
+
+
+def test_validate_kernel_pairs_medians_and_judges_only_counts():
+    measured = [_full("kernel-6.1.1", s, "mount", 100 + s, 2000, thr=3e7, p50=90_000)
+                for s in range(3)]
+    predicted = [_full("merge-in-queue", s, "c", 110, 1000, thr=6e8, p50=900) for s in range(3)]
+    rows = {r.metric: r for r in kvalidate.pair("seq-write", measured, predicted)}
+    assert rows["WRITE requests"].measured == 101 and rows["WRITE requests"].verdict == "ok"
+    assert rows["temp pages peak"].ratio == 0.5 and rows["temp pages peak"].verdict == "differs"
+    assert rows["app throughput"].kind == "time" and rows["app throughput"].verdict == ""
+    assert rows["pages per WRITE"].predicted == 32.0
+    zero = kvalidate.Row("w", "temp pages peak", 0.0, 0.0, "", 1, "count")
+    assert zero.verdict == "ok"
+    with pytest.raises(ValueError, match="seeds"):
+        kvalidate.pair("seq-write", measured, predicted[:2])
+    b = kvalidate.block("seq-write", measured, predicted)
+    text = kvalidate.render(catalog.get("6.1"), [b], "header")
+    assert "(TCG time)" in text and "not comparable" in text
+    assert "family seen" in text and "DIFFERS" not in text
+    doc = kvalidate.no_nan(kvalidate.as_json(catalog.get("6.1"), "merge-in-queue", "p", [b]))
+    import json
+    json.dumps(doc, allow_nan=False)
+    assert doc["workloads"][0]["rows"][1]["verdict"] == "ok"
+
+
+# ---- the CLI ----
+
+def _cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})})
+
+
+def test_cli_list_names_kernels_versions_and_families(tmp_path):
+    p = _cli("kernels", "list", env={fetch.CACHE_ENV: str(tmp_path)})
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0].split()[:3] == ["kernel", "suite", "family"]
+    assert lines[1].split()[:4] == ["6.1", "bookworm", "temp-page", "merge-in-queue"]
+    assert lines[3].split()[:4] == ["7.2", "sid", "no-temp-page", "no-temp-page"]
+    assert str(tmp_path) in lines[-1]
+
+
+def test_cli_bad_kernel_or_workload_is_one_error_line(tmp_path):
+    p = _cli("kernels", "run", "5.4", "seq-write")
+    assert p.returncode == 2 and p.stderr.startswith("ERROR: kernel: unknown '5.4'")
+    p = _cli("kernels", "ab", "seq-write", "--kernels", "6.1")
+    assert p.returncode == 2 and "name two kernels" in p.stderr
+    p = _cli("kernels", "ab", "nope")
+    assert p.returncode == 2 and p.stderr.startswith("ERROR: workload: unknown 'nope'")
+    p = _cli("kernels", "ab", "seq-write", "--machine", "nosuch")
+    assert p.returncode == 2 and p.stderr.startswith("ERROR: machine profile 'nosuch'")
+    for args in (("--kernel", "5.4"), ("--kernel", "6.1", "--workloads", "nope"),
+                 ("--kernel", "6.1", "--sim-param", "page_copy_ns=-1"), ("--json",)):
+        p = _cli("validate", *args)
+        assert p.returncode == 2 and p.stderr.startswith("ERROR: ") and \
+            len(p.stderr.splitlines()) == 1, (args, p.stderr)
+    assert "unknown '5.4'" in _cli("validate", "--kernel", "5.4").stderr
+
+
+# ---- one real guest ----
+
+GUEST_OK, GUEST_WHY = guest.available()
+
+
+def _qemu_pids(tag: str) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                cmd = (d / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"qemu-system-x86_64" in cmd and tag.encode() in cmd:
+                out.append(int(d.name))
+    return out
+
+
+@pytest.mark.skipif(not GUEST_OK, reason=GUEST_WHY or "guest available")
+def test_smoke_6_1_boots_and_runs_a_seq_write_with_temp_pages(tmp_path):
+    g = guest.execute("6.1", "seq-write", 0, file_size=16 * MiB, block_size=MiB)
+    r, meta = g.run, dict(g.run.meta)
+    assert r.strategy == g.kernel.run_name and r.strategy.startswith("kernel-6.1.")
+    assert meta["kernel_name"] == "6.1" and meta["kernel"].startswith("6.1.")
+    assert meta["kernel_package_version"].startswith("6.1.")
+    assert meta["kernel_family"] == "temp-page" and meta["family"] == "temp-page"
+    # temp pages: WritebackTmp rose during writeback, and writeback WRITEs reached the server
+    assert r.metrics["temp_pages_peak"] > 0
+    assert r.metrics["requests"] > 0 and meta["writes_with_writeback_flag"] > 0
+    assert r.metrics["bytes_written"] == 16 * MiB
+    assert r.metrics["max_copies_in_flight"] >= 1
+    assert meta["clocksource"] == "tsc" and meta["guest_mem_mb"] == 4096
+    assert meta["bdi_max_ratio"] >= 0 and meta["boot_to_init_s"] > 0
+    # Only this run's qemu counts: its command line names the run's own temporary directory,
+    # so another run's guest (a shared machine) is never mistaken for a leak.
+    own_dir = re.search(r"/[^\s,:]*?/fwb-guest-[^/\s,]+", " ".join(meta["qemu_command"])).group()
+    assert _qemu_pids(own_dir) == [], "this run's qemu was left running"

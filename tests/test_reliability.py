@@ -1,0 +1,102 @@
+"""What a careful user can break: special files as inputs and outputs, an output that is an
+input, two runs writing one file.  Each test checks what is left behind."""
+import os
+import stat
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from bench.results import fileio
+
+FIX = Path(__file__).parent / "fixtures"
+SMALL = ["--no-mount", "--workloads", "seq-write", "--strategies", "merge-in-queue",
+         "--seeds", "1", "--param", "file_size=65536", "--engine", "python", "--quiet"]
+
+
+def bench(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def one_error(p, needle):
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ERROR: ") and needle in lines[0], p.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mknod of a character device needs root")
+def test_force_never_replaces_a_device(tmp_path):
+    dev = tmp_path / "null"
+    os.mknod(dev, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    p = bench("compare", *SMALL, "--out", str(dev), "--force")
+    one_error(p, "not a regular file (a character device)")
+    assert stat.S_ISCHR(os.lstat(dev).st_mode)
+
+
+def test_force_never_replaces_a_fifo_or_a_symlink(tmp_path):
+    fifo, link = tmp_path / "fifo", tmp_path / "link"
+    os.mkfifo(fifo)
+    target = tmp_path / "target.json"
+    target.write_text("keep")
+    link.symlink_to(target)
+    one_error(bench("compare", *SMALL, "--out", str(fifo), "--force"), "(a FIFO)")
+    one_error(bench("compare", *SMALL, "--out", str(link), "--force"), "(a symbolic link)")
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and link.is_symlink()
+    assert target.read_text() == "keep"
+
+
+@pytest.mark.parametrize("verb", [["gate", "{x}", "{fix}"], ["compare", "{x}", "{fix}"],
+                                  ["report", "{x}", "-o", "{site}"]])
+def test_a_fifo_without_writer_as_input_is_an_error_not_a_hang(tmp_path, verb):
+    fifo = tmp_path / "in.json"
+    os.mkfifo(fifo)
+    args = [a.format(x=fifo, fix=FIX / "old.json", site=tmp_path / "site") for a in verb]
+    one_error(bench(*args, timeout=60), "not a regular file (a FIFO)")
+    assert not (tmp_path / "site").exists()
+
+
+def test_dev_zero_as_a_result_file_or_trace_is_refused():
+    with pytest.raises(ValueError, match="not a regular file"):
+        fileio.read_input("/dev/zero", "result file")
+    one_error(bench("replay", "/dev/zero"), "not a regular file")
+
+
+def test_an_input_over_the_size_limit_is_refused(tmp_path):
+    big = tmp_path / "big.json"
+    with open(big, "wb") as f:
+        f.truncate(2048)            # sparse: costs nothing
+    with pytest.raises(ValueError, match="2048 bytes, more than any result file"):
+        fileio.read_input(big, "result file", max_bytes=1024)
+
+
+def test_an_output_that_is_an_input_is_refused(tmp_path):
+    a = tmp_path / "a.json"
+    a.write_text("x")
+    with pytest.raises(ValueError, match="is also an input"):
+        fileio.check_writable(a, overwrite=True, inputs=(str(a),))
+    assert a.read_text() == "x"
+
+
+def test_a_second_writer_of_the_same_output_is_refused(tmp_path):
+    out = tmp_path / "r.json"
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with fileio.output_lock(out):
+            held.set()
+            release.wait(60)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    try:
+        assert held.wait(30)
+        one_error(bench("compare", *SMALL, "--out", str(out)), "another run is writing it")
+        assert not out.exists()
+    finally:
+        release.set()
+        t.join()
+    with fileio.output_lock(out):       # free again once the holder is done
+        pass
