@@ -84,7 +84,7 @@ def test_driver_runs_on_tmpfs(tmp_path):
 
 @pytest.mark.skipif(not OK, reason=WHY or "mount available")
 def test_measure_on_a_real_mount():
-    before = set(mount.mounted_fwb())           # other runs on the machine may hold mounts
+    before = set(mount.mounted_fwb(owner=os.getpid()))   # only this process's mounts
     m = calibrate.measure(rounds=3, copy_reps=20)
     v = m["values"]
     doc = calibrate.build_profile(m)                 # checked against the parameter ranges
@@ -110,7 +110,7 @@ def test_measure_on_a_real_mount():
     assert drain["server_cpu_ns"] > 0 and drain["drain_ns"] > 0
     text = calibrate.render(doc)
     assert "fault_ns" in text and "appended" in text and "drain" in text
-    assert set(mount.mounted_fwb()) <= before, "calibrate left a mount behind"
+    assert set(mount.mounted_fwb(owner=os.getpid())) <= before, "calibrate left a mount behind"
 
 
 # ---- the writeback path's costs (issue 8: costs where the kernel pays them) ----

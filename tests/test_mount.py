@@ -27,9 +27,10 @@ S = 1_000_000_000
 
 @pytest.fixture(autouse=True)
 def no_mount_left():
-    assert mount.mounted_fwb() == [], "a previous test left a mount"
+    # Only this process's mounts: another run on the machine may hold mounts of its own.
+    assert mount.mounted_fwb(owner=os.getpid()) == [], "a previous test left a mount"
     yield
-    assert mount.mounted_fwb() == [], "fwb mount left in /proc/self/mountinfo"
+    assert mount.mounted_fwb(owner=os.getpid()) == [], "fwb mount left in /proc/self/mountinfo"
 
 
 def _writes(r):
@@ -118,9 +119,9 @@ def test_sigterm_to_the_running_process_unmounts(tmp_path):
                             stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 10
-        while not mount.mounted_fwb() and time.monotonic() < deadline:
+        while not mount.mounted_fwb(owner=proc.pid) and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert mount.mounted_fwb(), "the child never mounted"
+        assert mount.mounted_fwb(owner=proc.pid), "the child never mounted"
         time.sleep(0.5)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=20)

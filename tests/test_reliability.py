@@ -100,3 +100,74 @@ def test_a_second_writer_of_the_same_output_is_refused(tmp_path):
         t.join()
     with fileio.output_lock(out):       # free again once the holder is done
         pass
+
+
+# ---- kill -9: nothing outlives its owner ----
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(x) for x in text.split()]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        stat_line = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat_line.rsplit(")", 1)[1].split()[0] == "Z"      # a zombie has ended
+
+
+def _wait(cond, timeout_s: float = 30.0) -> bool:
+    import time
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.1)
+    return cond()
+
+
+def test_kill_9_of_a_mounts_owner_leaves_no_mount_no_server_and_no_dir():
+    from bench.real import mount
+    ok, why = mount.available()
+    if not ok:
+        pytest.skip(why)
+    code = ("import sys, time\n"
+            "from bench.real import mount\n"
+            "m = mount.Mount(); m.start()\n"
+            "open(m.path + '/f', 'w').write('x' * 100000)\n"
+            "print(m.dir, m.proc.pid, flush=True)\n"
+            "time.sleep(120)\n")
+    owner = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        d, server = owner.stdout.readline().split()
+        server = int(server)
+        mnt = os.path.join(d, "mnt")
+        assert mnt in mount.mounted_fwb()
+    finally:
+        owner.kill()
+        owner.wait()
+    # The server sees its owner gone, aborts the connection and detaches: no mount, no server.
+    assert _wait(lambda: mnt not in mount.mounted_fwb()), "the mount outlived its owner"
+    assert _wait(lambda: _gone(server)), "the server outlived its owner"
+    # The next run removes the dead run's directory (and only that one).
+    removed = mount.reap_stale()
+    assert d in removed and not os.path.exists(d)
+
+
+def test_kill_9_of_a_sweep_leaves_no_pool_worker():
+    p = subprocess.Popen([sys.executable, "-m", "bench", "compare", "--no-mount", "--quiet",
+                          "--seeds", "200", "--jobs", "2", "--workloads", "rand-write",
+                          "--out", os.devnull + "-not-written.json"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert _wait(lambda: len(_children(p.pid)) >= 2 or p.poll() is not None, 60)
+        workers = _children(p.pid)
+        assert p.poll() is None and workers, "the sweep ended before it could be killed"
+    finally:
+        p.kill()
+        p.wait()
+    assert _wait(lambda: all(_gone(w) for w in workers)), "pool workers outlived the sweep"

@@ -4,6 +4,7 @@ Everything but the last section runs anywhere: the traces are built from generat
 synthetic server logs.  The record tests need a mount and skip with bench.real.mount.available()'s
 reason (the real-program ones also when fio/git/tar is missing).
 """
+import os
 import argparse
 import shutil
 import struct
@@ -320,9 +321,9 @@ needs_mount = pytest.mark.skipif(not OK, reason=WHY or "mount available")
 
 @pytest.fixture
 def no_mount_left():
-    assert mount.mounted_fwb() == []
+    assert mount.mounted_fwb(owner=os.getpid()) == []
     yield
-    assert mount.mounted_fwb() == [], "fwb mount left in /proc/self/mountinfo"
+    assert mount.mounted_fwb(owner=os.getpid()) == [], "fwb mount left in /proc/self/mountinfo"
 
 
 @needs_mount

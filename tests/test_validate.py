@@ -1,6 +1,8 @@
 """Predicted against measured, real-mount rows for compare, and the stuck-server pattern.
 
 The mount tests skip with bench.real.mount.available()'s reason; together they take a few seconds."""
+import os
+
 import pytest
 
 from bench.results import compare
@@ -69,7 +71,7 @@ def test_seq_write_write_count_is_predicted():
 
 @needs_mount
 def test_stuck_server_blocking_pattern():
-    before = set(mount.mounted_fwb())           # other runs on the machine may hold mounts
+    before = set(mount.mounted_fwb(owner=os.getpid()))   # only this process's mounts
     sim_params = {**validate.machine_params(), **validate.MOUNT_SERVER_PARAMS}
     b = validate.blocking(stall_ns=1_000_000_000, write_mib=160, sim_params=sim_params)
     assert b["fsync"]["mount"][0] == "waited" and b["fsync"]["sim"][0] == "waited"
@@ -78,4 +80,4 @@ def test_stuck_server_blocking_pattern():
     assert b["write"]["mount"][0] == b["write"]["sim"][0] == "throttled (waited)"
     text = validate.render_blocking(b)
     assert "syncfs" in text and "the same for write, fsync, sync" in text
-    assert set(mount.mounted_fwb()) <= before, "blocking left a mount behind"
+    assert set(mount.mounted_fwb(owner=os.getpid())) <= before, "blocking left a mount behind"

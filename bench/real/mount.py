@@ -75,7 +75,7 @@ from bench.sim.ops import (DIO_READ, FSYNC, MMAP_STORE, MSYNC, OP_DTYPE, OP_NAME
                   WRITE)
 from bench.results import SERIES_FIELDS, Run
 
-__all__ = ["available", "run", "execute", "run_command", "CommandResult", "Mount", "MountResult",
+__all__ = ["available", "reap_stale", "run", "execute", "run_command", "CommandResult", "Mount", "MountResult",
            "ServerOptions", "read_log", "result_from", "copies_in_flight",
            "kernel_name", "mounted_fwb", "NOT_MEASURED", "LOG_DTYPE", "SAMPLE_DTYPE"]
 
@@ -171,13 +171,18 @@ def _unescape(path: str) -> str:
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), path)
 
 
-def mounted_fwb() -> list[str]:
-    """Mount points of fwb servers in this mount namespace (tests assert it is empty)."""
+def mounted_fwb(owner: int | None = None) -> list[str]:
+    """Mount points of fwb servers in this mount namespace; with `owner`, only those of the runs
+    of that process (its pid is in the mount's directory name), so that a check of one's own
+    mounts is not upset by another run on a shared machine."""
     out = []
+    mine = None if owner is None else f"/{DIR_PREFIX}{owner}-"
     for f in _mountinfo():
         sep = f.index("-")
         if f[sep + 1].startswith("fuse") and (f[sep + 2] == FSNAME or "fwb" in f[sep + 1]):
-            out.append(_unescape(f[4]))
+            point = _unescape(f[4])
+            if mine is None or mine in point:
+                out.append(point)
     return out
 
 
@@ -296,12 +301,15 @@ class Mount:
 
     def start(self) -> None:
         _require()
-        self.dir = tempfile.mkdtemp(prefix="fwb-mount-")
+        reap_stale()
+        # The owner's pid in the name: a later run can tell a dead run's leftovers from a live one's.
+        self.dir = tempfile.mkdtemp(prefix=f"{DIR_PREFIX}{os.getpid()}-")
         self.path = os.path.join(self.dir, "mnt")
         os.mkdir(self.path)
         err = open(os.path.join(self.dir, "server.err"), "wb")
+        # --parent: the server aborts and detaches its mount itself if we die, even by SIGKILL.
         cmd = [str(SERVER), self.path, "-f", "-o", f"fsname={FSNAME},subtype={FSNAME}",
-               f"--log={self.log_path}", *self.options.argv()]
+               f"--log={self.log_path}", f"--parent={os.getpid()}", *self.options.argv()]
         try:
             # Own session: a Ctrl-C at the terminal reaches us, and we unmount before it ends.
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
@@ -433,6 +441,53 @@ class Mount:
         if self.dir is not None and _mount_entry(self.path or "") is None:
             shutil.rmtree(self.dir, ignore_errors=True)
         self.path = None
+
+
+# ---- what dead runs left behind ----
+
+DIR_PREFIX = "fwb-mount-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reap_stale(tmp: str | None = None) -> list[str]:
+    """Remove what runs killed before they could clean up left behind: a ``fwb-mount-PID-*``
+    directory whose owner PID is gone, and its mount if one is still there (its connection
+    aborted through fusectl, then detached).  Directories of live runs, and anything not named
+    by this module, are left alone.  Returns the directories removed."""
+    root = Path(tmp or tempfile.gettempdir())
+    removed = []
+    for d in root.glob(f"{DIR_PREFIX}*"):
+        m = re.fullmatch(rf"{re.escape(DIR_PREFIX)}(\d+)-\w+", d.name)
+        if m is None or not d.is_dir() or d.is_symlink() or _alive(int(m.group(1))):
+            continue
+        mnt = str(d / "mnt")
+        entry = _mount_entry(mnt)
+        if entry is not None:
+            major, minor = (int(x) for x in entry[2].split(":"))
+            if _ensure_fusectl():
+                with contextlib.suppress(OSError):
+                    (FUSECTL / str((major << 20) | minor) / "abort").write_text("1")
+            _umount2(mnt, MNT_DETACH)
+            if _mount_entry(mnt) is not None:
+                continue
+        for name in ("server.err", "server.log"):
+            with contextlib.suppress(FileNotFoundError):
+                (d / name).unlink()
+        with contextlib.suppress(OSError):
+            os.rmdir(mnt)
+        with contextlib.suppress(OSError):
+            os.rmdir(d)          # only if nothing else is in it: never remove what we did not make
+            removed.append(str(d))
+    return removed
 
 
 # ---- the sampler ----

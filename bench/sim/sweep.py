@@ -1,12 +1,25 @@
 """Sweeps: strategies x workloads x seeds on a process pool, runs back in a fixed order."""
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from typing import Iterable
 
 from bench.results import Run
+
+
+def _die_with_parent(parent: int) -> None:
+    """Pool worker start-up: the kernel kills this worker when the sweep's process dies, even by
+    SIGKILL (PR_SET_PDEATHSIG), so no worker outlives an interrupted sweep."""
+    import ctypes
+    import signal
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent:       # the parent died before the prctl: nothing to serve
+        os._exit(1)
 
 
 def _one(task: tuple) -> Run:
@@ -38,7 +51,8 @@ def sweep(strategies: list[str], workloads: list[str], seeds: Iterable[int], eng
             out.append(_one(t))
             bar.update(1)
     else:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
+        with ProcessPoolExecutor(max_workers=jobs, initializer=_die_with_parent,
+                                 initargs=(os.getpid(),)) as pool:
             out = []
             for r in pool.map(_one, tasks, chunksize=1):
                 out.append(r)

@@ -68,6 +68,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -155,6 +156,7 @@ struct fwb {
 	unsigned long long seed;
 	int no_writeback_cache;
 	long long epoch_ns;		/* stall windows are relative to this; 0 = mount time */
+	int parent;			/* --parent: end with this process (0: no watch) */
 	int n_stalls;
 	long long stall_start[FWB_MAX_STALLS], stall_len[FWB_MAX_STALLS];
 	int show_help;
@@ -1335,6 +1337,7 @@ static const struct fuse_opt fwb_opts[] = {
 	FWB_OPT("--sigma=%lf", sigma),
 	FWB_OPT("--seed=%llu", seed),
 	FWB_OPT("--epoch=%lld", epoch_ns),
+	FWB_OPT("--parent=%d", parent),
 	{ "--no-writeback-cache", offsetof(struct fwb, no_writeback_cache), 1 },
 	FUSE_OPT_KEY("--stall=", KEY_STALL),
 	FUSE_OPT_KEY("-h", KEY_HELP),
@@ -1357,6 +1360,8 @@ static void usage(const char *prog)
 	       "    --seed=N               seed of the service times (default 0)\n"
 	       "    --epoch=NS             CLOCK_MONOTONIC origin of stall windows (default: mount time)\n"
 	       "    --no-writeback-cache   write-through: every write(2) is a WRITE at once\n"
+	       "    --parent=PID           unmount and end when PID (our parent) is gone, even\n"
+	       "                           after SIGKILL of it: no mount outlives its owner\n"
 	       "    --stall=START:LEN      hold WRITEs during [START, START+LEN) ns after the epoch;\n"
 	       "                           repeatable, up to %d windows\n\n",
 	       prog, FWB_MAX_STALLS);
@@ -1415,6 +1420,67 @@ static int check_options(struct fwb *fs)
 	return 0;
 }
 
+/*
+ * The parent watch: the server runs in a session of its own (a Ctrl-C reaches the Python side,
+ * which unmounts), so nothing ends it when its owner is killed with SIGKILL.  A thread polls
+ * getppid(): once the owner is gone (we were reparented), it detaches the mount and aborts
+ * the connection through fusectl, so every waiter fails at once instead of hanging; the
+ * session loop then ends with ENODEV and main() cleans up as on any other end.
+ */
+struct parent_watch {
+	pid_t parent;
+	unsigned long conn;		/* /sys/fs/fuse/connections/<conn>: the kernel's dev_t */
+	const char *mountpoint;
+};
+
+/*
+ * The connection number of the mount at `mnt`, from /proc/self/mountinfo (major:minor of its
+ * superblock, as the kernel's dev_t, major << 20 | minor); 0 if it is not there.  Not stat(2):
+ * before the session loop runs, nobody would answer the GETATTR.
+ */
+static unsigned long mount_conn(const char *mnt)
+{
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[4096], point[4096];
+	unsigned major, minor;
+	unsigned long conn = 0;
+
+	if (f == NULL)
+		return 0;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "%*d %*d %u:%u %*s %4095s", &major, &minor, point) == 3 &&
+		    strcmp(point, mnt) == 0)
+			conn = ((unsigned long)major << 20) | minor;	/* the last one is on top */
+	fclose(f);
+	return conn;
+}
+
+static void *parent_watch(void *arg)
+{
+	const struct parent_watch *w = arg;
+	const struct timespec period = { 0, 100 * 1000 * 1000 };
+	char path[96];
+	int fd;
+
+	while (getppid() == w->parent)
+		nanosleep(&period, NULL);
+	/* Detach first: once the connection is aborted, the session loop ends and main() exits,
+	 * and libfuse's own unmount skips an aborted connection (POLLERR), so the detach must
+	 * already be done by then. */
+	if (umount2(w->mountpoint, MNT_DETACH) != 0 && errno != EINVAL && errno != ENOENT)
+		fprintf(stderr, "fwb: cannot detach %s: %s\n", w->mountpoint, strerror(errno));
+	fprintf(stderr, "fwb: parent %d is gone: mount detached, connection aborted\n",
+		(int)w->parent);
+	snprintf(path, sizeof(path), "/sys/fs/fuse/connections/%lu/abort", w->conn);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (write(fd, "1", 1) != 1)
+			fprintf(stderr, "fwb: cannot abort %s: %s\n", path, strerror(errno));
+		close(fd);
+	}
+	return NULL;
+}
+
 int main(int argc, char *argv[])
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -1426,6 +1492,8 @@ int main(int argc, char *argv[])
 	};
 	struct node *root;
 	fuse_ino_t root_ino;
+	struct parent_watch watch;
+	pthread_t watch_tid;
 	int64_t epoch;
 	int ret = 1, i;
 
@@ -1486,6 +1554,21 @@ int main(int argc, char *argv[])
 		fs.stall_until[i] = fs.stall_from[i] + fs.stall_len[i];
 	}
 	fuse_daemonize(opts.foreground);
+	if (fs.parent > 0) {
+		/* Started by a parent that is already gone: do not serve at all. */
+		if (getppid() != fs.parent) {
+			fprintf(stderr, "fwb: parent %d is gone before the loop started\n", fs.parent);
+			goto out_log;
+		}
+		watch.parent = fs.parent;
+		watch.conn = mount_conn(opts.mountpoint);
+		watch.mountpoint = opts.mountpoint;
+		if (pthread_create(&watch_tid, NULL, parent_watch, &watch) != 0 ||
+		    pthread_detach(watch_tid) != 0) {
+			fprintf(stderr, "fwb: cannot start the parent watch\n");
+			goto out_log;
+		}
+	}
 
 	config = fuse_loop_cfg_create();
 	if (config == NULL)
