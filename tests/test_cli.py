@@ -109,9 +109,16 @@ def _doc(runs):
     return {"schema_version": 1, "metadata": {}, "runs": runs}
 
 
-def _run(**kw):
+_LAT = {"p50": 1, "p99": 1, "p999": 1, "max": 1, "count": 1}
+# The metrics every run carries (bench.results.metrics.REQUIRED_METRICS).
+_REQUIRED = {"app_throughput_bps": 1, "wb_throughput_bps": 1, "makespan_ns": 1,
+             "write_latency_ns": _LAT, "fsync_latency_ns": _LAT, "requests": 1,
+             "pages_per_request": {"1": 1}, "bytes_written": 4096}
+
+
+def _run(metrics=None, **kw):
     d = {"strategy": "s", "workload": "w", "params": {}, "seed": 0, "engine": "c",
-         "metrics": {"app_throughput_bps": 1}}
+         "metrics": {**_REQUIRED, **(metrics or {})}}
     d.update(kw)
     return d
 
@@ -218,7 +225,7 @@ def test_gate_bad_thresholds(args, needle):
 
 @pytest.mark.parametrize("doc, needle", [
     (_doc([]), "holds no runs: nothing to gate"),                     # passed: "OK: none of 0"
-    (_doc([_run(metrics={})]), "no gated metric is in both files"),   # passed: "OK: none of 0"
+    (_doc([{**_run(), "metrics": {}}]), "missing 'app_throughput_bps'"),  # passed: "OK: none of 0"
 ])
 def test_gate_with_nothing_to_compare_is_an_error(tmp_path, doc, needle):
     f = tmp_path / "r.json"

@@ -171,3 +171,112 @@ def test_kill_9_of_a_sweep_leaves_no_pool_worker():
         p.kill()
         p.wait()
     assert _wait(lambda: all(_gone(w) for w in workers)), "pool workers outlived the sweep"
+
+
+# ---- fuzzing: a mutated result file or trace is loaded or refused, never a traceback ----
+
+import copy       # noqa: E402
+import json       # noqa: E402
+
+from hypothesis import HealthCheck, given, settings, strategies as st   # noqa: E402
+
+from bench.results import compare, gate, load   # noqa: E402
+
+_VALID = json.loads((FIX / "old.json").read_text())
+_JUNK = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70),
+                  st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8),
+                  st.lists(st.integers(-3, 3), max_size=3),
+                  st.dictionaries(st.text(max_size=4), st.integers(-3, 3), max_size=3))
+
+
+def _paths(doc, prefix=()):
+    yield prefix
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            yield from _paths(v, prefix + (k,))
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc[:3]):         # the first runs stand for all of them
+            yield from _paths(v, prefix + (i,))
+
+
+_ALL_PATHS = [p for p in _paths(_VALID) if p]
+
+
+def _mutate(doc, path, value, how):
+    doc = copy.deepcopy(doc)
+    parent = doc
+    for k in path[:-1]:
+        parent = parent[k]
+    if how == "delete" and isinstance(parent, dict):
+        del parent[path[-1]]
+    elif how == "duplicate" and isinstance(parent, list):
+        parent.append(copy.deepcopy(parent[path[-1]]))
+    else:
+        parent[path[-1]] = value
+    return doc
+
+
+@settings(max_examples=2000, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(mutations=st.lists(st.tuples(st.sampled_from(_ALL_PATHS), _JUNK,
+                                    st.sampled_from(["replace", "delete", "duplicate"])),
+                          min_size=1, max_size=3))
+def test_fuzzed_result_files_load_or_fail_with_one_line(tmp_path, mutations):
+    doc = _VALID
+    for path, value, how in mutations:
+        try:
+            doc = _mutate(doc, path, value, how)
+        except (KeyError, IndexError, TypeError):
+            pass                                   # an earlier mutation removed the path
+    f = tmp_path / "fuzzed.json"
+    f.write_text(json.dumps(doc))
+    try:
+        s = load(f)
+    except ValueError as e:
+        assert "\n" not in str(e) and str(f) in str(e)
+        return
+    # What loads is safe to use: compare, the verdict and the gate take it without a traceback.
+    try:
+        compare.rows_between(s, s)
+        if s.runs:
+            compare.rows(s, s.runs[0].strategy)
+            compare.render_verdicts(s)
+        gate.compare(s, s, {}, 5.0)
+    except ValueError:
+        pass
+
+
+def _trace_bytes() -> bytes:
+    import numpy as np
+    from bench.real import trace
+    from bench.sim import workload
+    wl = workload.make("rewrite-hot", seed=1, file_size=1 << 20, hot_bytes=65536, rounds=2,
+                       interval_ns=1_000_000)
+    timing = np.zeros(len(wl.ops), trace.TIMING_DTYPE)
+    timing["start_ns"] = wl.ops["time"]
+    timing["end_ns"] = wl.ops["time"] + 500
+    log = np.zeros(2, trace.LOG_DTYPE)
+    log["t_recv_ns"], log["t_reply_ns"], log["ino"], log["size"] = [10, 20], [15, 25], 2, 4096
+    t = trace.make_trace("workload", wl.name, wl.params, 1, wl.ops, timing, log, wl.file_sizes,
+                         {"engine": "test"})
+    return trace.dumps(t)
+
+
+_TRACE = _trace_bytes()
+
+
+@settings(max_examples=2000, deadline=None, derandomize=True)
+@given(edits=st.lists(st.tuples(st.integers(0, len(_TRACE) - 1), st.integers(0, 255)),
+                      min_size=1, max_size=4),
+       cut=st.one_of(st.none(), st.integers(0, len(_TRACE))))
+def test_fuzzed_traces_load_or_fail_with_one_line(edits, cut):
+    from bench.real import trace
+    data = bytearray(_TRACE)
+    for pos, byte in edits:
+        data[pos] = byte
+    if cut is not None:
+        data = data[:cut]
+    try:
+        trace.loads(bytes(data), "fuzzed")
+    except ValueError as e:
+        assert "\n" not in str(e)

@@ -4,8 +4,8 @@ Everything but the last section runs anywhere: the traces are built from generat
 synthetic server logs.  The record tests need a mount and skip with bench.real.mount.available()'s
 reason (the real-program ones also when fio/git/tar is missing).
 """
-import os
 import argparse
+import os
 import shutil
 import struct
 

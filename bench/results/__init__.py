@@ -26,7 +26,7 @@ import numpy as np
 
 from bench.results.fileio import (check_writable, jsonable, output_lock,  # noqa: F401 (re-exported)
                                   read_input, write_checked)
-from bench.results.metrics import METRIC_BY_NAME
+from bench.results.metrics import LATENCY_METRICS, METRIC_BY_NAME, REQUIRED_METRICS
 
 SCHEMA_VERSION = 1
 SERIES_FIELDS = ("time_ns", "dirty", "writeback", "temp", "cache", "anon")
@@ -135,30 +135,46 @@ class _Checker:
         return obj
 
 
+MAX_VALUE = 2 ** 63        # no count, time, size or rate of a run comes near it
+
+
+def _value(chk: _Checker, where: str, v: Any, integer: bool = False) -> int | float:
+    """A number a metric can be: finite, not negative, below MAX_VALUE (an integer if asked)."""
+    chk.typed(v, where, int if integer else (int, float))
+    if isinstance(v, float) and not math.isfinite(v):
+        chk.fail(where, "not a finite number")
+    if v < 0:
+        chk.fail(where, f"{v} is negative; every metric is a count, a time, a size or a rate")
+    if v >= MAX_VALUE:
+        chk.fail(where, f"{v} is out of range (a metric is below 2**63)")
+    return v
+
+
 def _metric(chk: _Checker, where: str, name: str, v: Any) -> Any:
     m = METRIC_BY_NAME.get(name)
-    if m is None:
-        return v                      # unknown extra metrics are kept as they are
+    if m is None:                     # unknown extra metrics are kept, if they are plain numbers
+        return _value(chk, where, v) if not isinstance(v, (dict, list, str)) else v
     if m.unit == "hist":
         chk.typed(v, where, dict)
         out = {}
         for k, n in v.items():
-            if not str(k).isdigit():
+            if not str(k).isdigit() or int(k) == 0 or len(str(k)) > 6:
                 chk.fail(where, f"histogram key {k!r} is not a page count")
-            out[int(k)] = chk.typed(n, f"{where}[{k}]", int)
+            out[int(k)] = _value(chk, f"{where}[{k}]", n, integer=True)
         return out
-    if name.endswith("_ns") and isinstance(v, dict):
+    if name in LATENCY_METRICS:
+        chk.typed(v, where, dict)
         for k in _LATENCY_KEYS:
             if k not in v:
                 chk.fail(where, f"latency object lacks {k!r}")
-            chk.typed(v[k], f"{where}.{k}", (int, float))
-            if isinstance(v[k], float) and not math.isfinite(v[k]):
-                chk.fail(f"{where}.{k}", "not a finite number")
+            _value(chk, f"{where}.{k}", v[k], integer=(k == "count"))
+        extra = sorted(set(v) - set(_LATENCY_KEYS))
+        if extra:
+            chk.fail(where, f"latency object has unknown key {extra[0]!r}")
+        if not v["p50"] <= v["p99"] <= v["p999"] <= v["max"]:
+            chk.fail(where, "percentiles out of order (p50 <= p99 <= p999 <= max)")
         return dict(v)
-    chk.typed(v, where, (int, float))
-    if isinstance(v, float) and not math.isfinite(v):
-        chk.fail(where, "not a finite number")
-    return v
+    return _value(chk, where, v, integer=m.unit in ("count",))
 
 
 def _run(chk: _Checker, i: int, d: Any) -> Run:
@@ -170,10 +186,14 @@ def _run(chk: _Checker, i: int, d: Any) -> Run:
     chk.typed(d["strategy"], f"{where}.strategy", str)
     chk.typed(d["workload"], f"{where}.workload", str)
     chk.typed(d["params"], f"{where}.params", dict)
+    _finite(chk, d["params"], f"{where}.params")
     chk.typed(d["seed"], f"{where}.seed", int)
     chk.typed(d["engine"], f"{where}.engine", str)
     chk.typed(d["metrics"], f"{where}.metrics", dict)
     metrics = {k: _metric(chk, f"{where}.metrics.{k}", k, v) for k, v in d["metrics"].items()}
+    for k in REQUIRED_METRICS:
+        if k not in metrics:
+            chk.fail(f"{where}.metrics", f"missing {k!r} (every run has it)")
     series = np.zeros((0, len(SERIES_FIELDS)), np.int64)
     if "series" in d:
         try:
@@ -181,6 +201,7 @@ def _run(chk: _Checker, i: int, d: Any) -> Run:
         except (TypeError, ValueError, OverflowError):
             chk.fail(f"{where}.series", f"expected rows of {len(SERIES_FIELDS)} integers")
     meta = chk.typed(d.get("meta", {}), f"{where}.meta", dict)
+    _finite(chk, meta, f"{where}.meta")
     try:
         return Run(d["strategy"], d["workload"], d["params"], d["seed"], d["engine"], metrics, series,
                    meta)
@@ -212,5 +233,25 @@ def load(path: str | os.PathLike) -> Suite:
         if k not in doc:
             chk.fail("top level", f"missing {k!r}")
     chk.typed(doc["metadata"], "metadata", dict)
+    _finite(chk, doc["metadata"], "metadata")
     chk.typed(doc["runs"], "runs", list)
-    return Suite(doc["metadata"], tuple(_run(chk, i, d) for i, d in enumerate(doc["runs"])))
+    runs = tuple(_run(chk, i, d) for i, d in enumerate(doc["runs"]))
+    seen: dict[tuple, int] = {}
+    for i, r in enumerate(runs):
+        j = seen.setdefault(r.key(), i)
+        if j != i:
+            chk.fail(f"runs[{i}]", f"the same configuration as runs[{j}] (strategy, workload, "
+                     f"params, seed, engine): a run appears once")
+    return Suite(doc["metadata"], runs)
+
+
+def _finite(chk: _Checker, obj: Any, where: str) -> None:
+    """json reads NaN and Infinity; no value of a result file may be one, wherever it is."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        chk.fail(where, "not a finite number")
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            _finite(chk, v, f"{where}.{k}")
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            _finite(chk, v, f"{where}[{i}]")

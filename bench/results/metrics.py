@@ -60,6 +60,12 @@ METRICS: tuple[Metric, ...] = (
 )
 METRIC_BY_NAME: Mapping[str, Metric] = {m.name: m for m in METRICS}
 
+# Latency objects ({p50, p99, p999, max, count}), and the metrics every run carries, simulated or
+# measured on a kernel (a mount cannot see the kernel-internal events of the other names).
+LATENCY_METRICS = frozenset(m.name for m in METRICS if m.doc.endswith(_L))
+REQUIRED_METRICS = ("app_throughput_bps", "wb_throughput_bps", "makespan_ns", "write_latency_ns",
+                    "fsync_latency_ns", "requests", "pages_per_request", "bytes_written")
+
 _LATENCY_KEYS = {
     "write": "write_latency_ns", "fault": "fault_latency_ns", "fsync": "fsync_latency_ns",
     "sync": "sync_latency_ns", "throttle": "throttle_ns", "reclaim": "reclaim_stall_ns",
