@@ -280,3 +280,10 @@ def test_fuzzed_traces_load_or_fail_with_one_line(edits, cut):
         trace.loads(bytes(data), "fuzzed")
     except ValueError as e:
         assert "\n" not in str(e)
+
+
+def test_replay_refuses_to_write_over_its_own_trace(tmp_path):
+    f = tmp_path / "t.trace"
+    f.write_bytes(_TRACE)
+    one_error(bench("replay", str(f), "--out", str(f), "--force"), "is also an input")
+    assert f.read_bytes() == _TRACE

@@ -572,7 +572,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise ValueError(f"--baseline: {args.baseline!r} is not among the strategies run "
                          f"({', '.join(sim.strategies())})")
     if args.out:
-        check_writable(args.out, args.force)       # before the runs
+        check_writable(args.out, args.force, inputs=(args.trace,))   # before the runs
     t = load(args.trace)
     suite = replay(t, seeds=args.seeds, engine=args.engine, timing=args.timing,
                    **_params(args.param))
