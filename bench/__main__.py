@@ -17,6 +17,7 @@ from bench.cli import Parser, add_machine_option, check_seeds, parse_pairs, pick
 def cmd_compare(args: argparse.Namespace) -> int:
     from bench.results import compare
     from bench import results
+    failed = ""
     if args.files:
         if len(args.files) != 2:
             raise ValueError("compare: give two result files (OLD.json NEW.json) or none")
@@ -49,7 +50,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 mruns, why = validate.mount_runs(mounted, range(args.seeds), params,
                                                  progress=not args.quiet)
                 runs = runs + mruns
-                if why:
+                if why.startswith("real mount failed"):
+                    failed = why        # a dead or stuck server: said again last, and exit 1
+                elif why:
                     print(why, file=sys.stderr)
             suite = results.Suite(provenance.collect(engine=args.engine, seeds=args.seeds,
                                                      params=params, command="compare",
@@ -63,13 +66,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.json:
         json.dump([r.as_dict() for r in rows], sys.stdout, indent=1)
         sys.stdout.write("\n")
-        return 0
-    if not args.files:
+    elif not args.files:
         sys.stdout.write(compare.render_verdicts(suite, color=sys.stdout.isatty()))
-        if args.brief:
-            return 0
-        sys.stdout.write("\n")
-    sys.stdout.write(compare.render(rows, title))
+        if not args.brief:
+            sys.stdout.write("\n" + compare.render(rows, title))
+    else:
+        sys.stdout.write(compare.render(rows, title))
+    if failed:
+        # The simulated rows are written and shown; the kernel's are missing, and that is an error.
+        sys.stdout.flush()
+        print(f"ERROR: {failed} (the result file has the simulated runs only)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -287,3 +287,46 @@ def test_replay_refuses_to_write_over_its_own_trace(tmp_path):
     f.write_bytes(_TRACE)
     one_error(bench("replay", str(f), "--out", str(f), "--force"), "is also an input")
     assert f.read_bytes() == _TRACE
+
+
+def _servers_of(owner: int) -> list[int]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                cmd = (d / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if cmd and cmd[0].endswith(b"fwb_fuse_server") and f"--parent={owner}".encode() in cmd:
+                out.append(int(d.name))
+    return out
+
+
+def test_a_server_killed_during_compare_is_an_error_naming_it(tmp_path):
+    from bench.real import mount
+    ok, why = mount.available()
+    if not ok:
+        pytest.skip(why)
+    out = tmp_path / "r.json"
+    # A slow server (2 ms a page, on the mount as in the simulator) keeps the mount busy for
+    # seconds: time enough to kill it mid-run.
+    p = subprocess.Popen([sys.executable, "-m", "bench", "compare", "--workloads", "seq-write",
+                          "--strategies", "no-temp-page", "--baseline", "no-temp-page",
+                          "--param", "server_page_ns=2000000", "--seeds", "1", "--quiet",
+                          "--out", str(out)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert _wait(lambda: _servers_of(p.pid) or p.poll() is not None, 120)
+        for pid in _servers_of(p.pid):
+            os.kill(pid, 9)
+        _, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 1, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("ERROR: real mount failed on seq-write/0: FUSE server died"), err
+    from bench.results import load
+    assert {r.engine for r in load(out).runs} == {"c"}          # the simulated runs only
+    assert mount.mounted_fwb(owner=p.pid) == []
