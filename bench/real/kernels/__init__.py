@@ -6,7 +6,8 @@ TCG, running the project's own FUSE server and op runner on the project's worklo
   initramfs  a newc cpio with busybox, the static server and runner, fuse.ko, /init
   boot       qemu, the console watch (panic / Oops: retry), the results from ttyS1
   guest      execute(kernel, workload, seed) -> a Run computed like a host mount's
-  ab         interleaved A/B of two kernels, per-pair ratios
+  ab         interleaved A/B of two kernels, per-pair ratios beside the simulated ones
+  validate   `validate --kernel K`: a guest against its family's strategy on its machine profile
   commands   the `kernels` verb
 
 Kept light: the submodules are imported by whoever uses them.

@@ -10,7 +10,8 @@ Beside each measured ratio, the simulated one: the two kernels' strategies (cata
 no-temp-page / merge-in-queue for a no-temp-page and a temp-page kernel) on one machine profile
 (the temp-page guest's, bench.real.kernels.validate.profile_for, unless --machine names another),
 on the same op arrays, seeds and server as the guests (validate.sim_side), paired by seed the
-same way.  A row "agrees" when the simulated ratio lies within the measured min..max.  Beyond
+same way.  A row "agrees" when the simulated ratio lies within the 95% CI of the measured
+median ratio.  Beyond
 the ratios: the copies-in-flight evidence (pages the server saw covered by two WRITEs at once;
 the simulator's secondaries and out-of-order versions, which a server without data versions
 cannot count) and each guest's boot and run times under TCG.
@@ -129,11 +130,11 @@ def sim_ratios(sim_runs: list[Run], kernels: list[catalog.Kernel]) -> list[Ratio
 
 
 def agreement(measured: Ratio, simulated: Ratio) -> str:
-    """"agrees" when the simulated ratio lies within the measured per-pair min..max, "differs"
-    when outside, "-" when either is undefined."""
+    """"agrees" when the simulated ratio lies within the 95% CI of the measured median ratio,
+    "differs" when outside, "-" when either is undefined."""
     if measured.n == 0 or simulated.n == 0:
         return "-"
-    return "agrees" if measured.lo <= simulated.median <= measured.hi else "differs"
+    return "agrees" if measured.ci_lo <= simulated.median <= measured.ci_hi else "differs"
 
 
 def _median_of(vals: list[float]) -> float:
@@ -212,13 +213,15 @@ def render(rs: list[Ratio], kernels: list[catalog.Kernel], workload: str,
                      "so out-of-order and lost updates are not measured in the guests)")
         for k in (base, other):
             m = ev["measured"][k.name]
-            lines.append(f"  {k.name} under TCG (medians): boot to /init {_f(m['boot_to_init_s'])} s, "
+            lines.append(f"  {k.name} under TCG (medians): boot to /init "
+                         f"{_f(m['boot_to_init_s'])} s, "
                          f"run {_f(m['run_s'])} s, whole guest {_f(m['guest_wall_s'])} s, "
                          f"app throughput {_f(m['app_throughput_bps'] * 1e-6)} MB/s, "
                          f"clocksource {','.join(m['clocksource'])}")
     if sim:
-        lines.append("  verdict: agrees when the simulated ratio lies within the measured "
-                     "min..max.  Absolute times under TCG emulation are not comparable to the "
+        lines.append("  verdict: agrees when the simulated ratio lies within the 95% CI of the "
+                     "measured median ratio.  Absolute times under TCG emulation are not "
+                     "comparable to the "
                      "simulator's host-calibrated costs; the ratios and the counts are the check")
     return "\n".join(lines) + "\n"
 

@@ -140,7 +140,8 @@ class Row:
 
 def _median(runs: list[Run], get: Callable[[dict], Any]) -> float:
     vals = [get(r.metrics) for r in runs]
-    vals = [float(v) for v in vals if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    vals = [float(v) for v in vals
+            if v is not None and not (isinstance(v, float) and math.isnan(v))]
     return stats.summarize(vals).median if vals else float("nan")
 
 
@@ -191,10 +192,12 @@ def render(kernel: catalog.Kernel, blocks: list[dict], header: str) -> str:
             unit = f" {r.unit}" if r.unit else ""
             mark = r.verdict if r.kind == "count" else "(TCG time)"
             ratio = "-" if r.ratio != r.ratio else f"{r.ratio:.2f}"
-            lines.append(f"{r.workload:12s} {r.metric + unit:22s} {_fmt(r.predicted, r.scale):>10s} "
-                         f"{_fmt(r.measured, r.scale):>10s} {ratio:>9s}  {mark}")
+            lines.append(f"{r.workload:12s} {r.metric + unit:22s} "
+                         f"{_fmt(r.predicted, r.scale):>10s} {_fmt(r.measured, r.scale):>10s} "
+                         f"{ratio:>9s}  {mark}")
         w = b["workload"]
-        lines.append(f"{w:12s} {'pages/WRITE histogram':22s} predicted {host._fmt_hist(b['hist_p'])}")
+        lines.append(f"{w:12s} {'pages/WRITE histogram':22s} predicted "
+                     f"{host._fmt_hist(b['hist_p'])}")
         lines.append(f"{w:12s} {'':22s} measured  {host._fmt_hist(b['hist_m'])}")
         ev = b["evidence"]
         lines.append(f"{w:12s} {'copies evidence':22s} measured: "
