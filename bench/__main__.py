@@ -86,8 +86,14 @@ def cmd_gate(args: argparse.Namespace) -> int:
     base, head = results.load(args.baseline), results.load(args.candidate)
     thresholds = gate.parse_thresholds(args.threshold)
     changes = gate.compare(base, head, thresholds, args.default_threshold,
-                           allow_profile_change=args.allow_profile_change)
-    sys.stdout.write(gate.render(changes, args.default_threshold))
+                           allow_profile_change=args.allow_profile_change, strict=args.strict,
+                           match_params=args.match_params)
+    unmatched = gate.match(base, head, args.match_params)[2]
+    if args.json:
+        json.dump(gate.as_json(changes, args.default_threshold, unmatched), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(gate.render(changes, args.default_threshold, unmatched, args.match_params))
     return 1 if any(c.verdict == "regression" for c in changes) else 0
 
 
@@ -146,6 +152,15 @@ def main(argv: list[str] | None = None) -> int:
                    help="allowed change of the other metrics (default 5; correctness counters 0)")
     p.add_argument("--allow-profile-change", action="store_true",
                    help="gate files made with different machine profiles or engines")
+    p.add_argument("--strict", action="store_true",
+                   help="an error (exit 2) when a run is in one file only (by default those are "
+                        "listed and the runs in both files are gated)")
+    p.add_argument("--match-params", choices=("exact", "ignore"), default="exact",
+                   help="ignore: a run matches the other file's run of the same strategy, "
+                        "workload, seed and engine whatever its params (a candidate made with "
+                        "--param against a baseline made without); default exact")
+    p.add_argument("--json", action="store_true",
+                   help="the verdict, every gated metric and the runs not gated, as JSON")
     p.set_defaults(func=cmd_gate)
     p = sub.add_parser("report", help="write a static dashboard site from result files")
     p.add_argument("files", nargs="+", metavar="RESULT.json")
