@@ -473,6 +473,131 @@ def test_ab_simulates_both_strategies_on_the_guests_op_arrays():
 
 # ---- validate --kernel ----
 
+def test_ab_keeps_each_guests_details_and_prints_its_table_as_json(monkeypatch, capsys):
+    import json
+    from bench.__main__ import main
+
+    class G:
+        def __init__(self, run, wl):
+            class M:
+                start_ns = wl.ops["time"] + 5_000_000 * (run.strategy == "kernel-7.2.1")
+                latency_ns = np.full(len(wl.ops), 1000, np.int64)
+                log = np.zeros(0, mount.LOG_DTYPE)
+            self.run, self.mount = run, M()
+
+    def fake(k, w, seed, progress=None, **p):
+        wl, _ = kvalidate.sim_side(w, seed, p)
+        return G(_full(f"kernel-{k.name}.1", seed, "mount", 10 + seed, 0 if k.name == "7.2"
+                       else 100, thr=2e7 if k.name == "7.2" else 1e7), wl)
+
+    monkeypatch.setattr(guest, "execute", fake)
+    monkeypatch.setenv("FWB_MACHINE", "ci-2cpu-24g")     # main selects the guest's profile
+    assert main(["kernels", "ab", "seq-write", "--runs", "2", "--param", "file_size=1048576",
+                 "--sim-timing", "both", "--json", "--quiet"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["ratio"] == "7.2 / 6.1" and doc["runs_per_kernel"] == 2
+    thr = next(r for r in doc["measured"] if r["metric"] == "app throughput")
+    assert thr["median"] == 2.0 and thr["n"] == 2
+    assert set(doc["simulated"]) == {"schedule", "measured"}
+    assert doc["simulated"]["measured"]["verdicts"]["WRITE count"] in ("agrees", "differs")
+    # 7.2's fake guest started every row 5 ms late, 6.1's on time
+    assert doc["guests"]["7.2"]["late_share"] == 1.0 and doc["guests"]["6.1"]["late_share"] == 0
+    assert doc["guests"]["6.1"]["pages_with_concurrent_copies"] == 0
+
+
+def test_a_guests_schedule_and_the_simulator_on_its_measured_timing():
+    from bench.sim.ops import DIO_READ, SYNC
+    ops = np.array([(0, 0, DIO_READ, 0, 0, 0, 4096), (0, 1, SYNC, 0, 0, 0, 0),
+                    (1_000_000, 1, SYNC, 0, 0, 0, 0), (2_000_000, 0, DIO_READ, 0, 0, 0, 4096),
+                    (4_000_000, 0, DIO_READ, 0, 0, 0, 4096)], dtype=OP_DTYPE)
+    start = np.array([0, 0, 1_000_000, 9_000_000, 12_000_000])
+    lat = np.array([8_000_000, 500_000, 500_000, 3_000_000, 100])
+    s = kvalidate.schedule(ops, start, lat)
+    assert s["late_share"] == 0.4 and s["late_max_s"] == 0.008
+    assert s["end_s"] == 0.0120001 and s["scheduled_end_s"] == 0.004
+    # the sync thread was done at 1.5 ms: only the first read started while it ran
+    assert s["dio_reads_during_syncs"] == pytest.approx(1 / 3)
+    wl, _ = kvalidate.sim_side("dio-redirty", 0, {"rounds": 4, "stores": 2})
+    late = wl.ops["time"] + 1_000_000 * np.arange(len(wl.ops))
+    late[wl.ops["thread"] == 2] = -1              # rows never started keep their own time
+    m = kvalidate.measured_timing(wl, late)
+    assert m.params["timing"] == "measured" and len(m.ops) == len(wl.ops)
+    assert (np.diff(m.ops["time"]) >= 0).all()
+    for t in range(3):                            # each thread's rows in their order
+        mine = m.ops[m.ops["thread"] == t]
+        assert (mine["offset"] == wl.ops[wl.ops["thread"] == t]["offset"]).all()
+    r = kvalidate.simulate_measured("merge-in-queue", "dio-redirty", 0, {"rounds": 4, "stores": 2},
+                                    late, "c")
+    # the simulator started no row before the guest did: the last one at 20 ms or later
+    assert r.metrics["makespan_ns"] >= int(late.max()) - int(wl.ops["time"].min())
+    m_run = _full("kernel-6.1.1", 0, "mount", 10, 100)
+    b = kvalidate.block("dio-redirty", [m_run], [_full("merge-in-queue", 0, "c", 12, 90)],
+                        [{"schedule": s, "arrivals": {"pages_with_concurrent_copies": 4,
+                                                      "pages_answered_out_of_order": 1}}], [r])
+    text = kvalidate.render(catalog.get("6.1"), [b], "header")
+    assert "40% of rows started over 1 ms late" in text and "sync(2) thread ran: 33.3%" in text
+    assert "4 pages with two WRITEs in flight at once, 1 of them" in text
+    assert f"WRITEs {r.metrics['requests']}" in text
+
+
+def test_arrivals_count_pages_whose_later_write_was_answered_first():
+    def log(rows):
+        a = np.zeros(len(rows), mount.LOG_DTYPE)
+        for i, (recv, reply, off, size) in enumerate(rows):
+            a[i] = (recv, reply, 1, off, size, mount.KIND_WRITE, 1, 0, 0)
+        return a
+    # pages 0-1: two WRITEs overlap, the later one answered first (page 0 and 1 turned);
+    # page 4: overlap in order; page 8: one WRITE after the other (no overlap)
+    a = log([(0, 100, 0, 8192), (10, 50, 0, 8192), (0, 100, 16384, 4096), (10, 200, 16384, 4096),
+             (0, 10, 32768, 4096), (10, 20, 32768, 4096)])
+    assert kvalidate.arrivals(a) == {"pages_with_concurrent_copies": 3,
+                                     "pages_answered_out_of_order": 2}
+    assert kvalidate.arrivals(a)["pages_with_concurrent_copies"] == mount.copies_in_flight(a)[1]
+
+
+def test_the_blocking_pattern_in_the_simulator_and_from_a_guests_row_times(monkeypatch):
+    monkeypatch.setenv("FWB_MACHINE", "qemu-6.1-2cpu-4g")   # a guest's 4 GiB: a 7 MB limit
+    for strategy in ("merge-in-queue", "no-temp-page"):
+        b = kvalidate.blocking_sim(strategy, "c", write_mib=16)
+        assert b["write"]["class"] == "throttled (waited)"
+        assert b["write"]["held_end_ns"] >= kvalidate.BLOCK_STALL_NS - 100 * 10**6
+        assert [c["class"] for c in b["fsync"]] == ["waited"]
+        assert [c["class"] for c in b["sync"]] == ["returned"]
+        assert (b["temp_pages_peak"] > 0) == (strategy == "merge-in-queue")
+    wl = kvalidate.blocking_workload(write_mib=4)
+    ops = wl.ops
+    assert list(ops["op"][:4]) == [WRITE, WRITE, FSYNC, 5] and len(ops) == 8
+    stall0, stall = kvalidate.BLOCK_STALL_START_NS, kvalidate.BLOCK_STALL_NS
+    t = stall0 + 200 * 10**6
+    # a guest: the fsync never returned, sync waited, the writer's third call held to the end
+    start = np.array([10**7, 10**7, t, t, t, t + 10**6, t + 2 * 10**6, stall0 + stall])
+    lat = np.array([10**6, 10**6, -1, stall - 200 * 10**6, 10**6, 10**6,
+                    stall - 200 * 10**6 - 2 * 10**6, 10**6])
+    b = kvalidate.blocking_pattern(ops, start, lat, stall0, stall)
+    assert b["write"]["class"] == "throttled (waited)" and b["write"]["writes_before_held"] == 2
+    assert b["fsync"][0]["class"] == "never returned" and b["sync"][0]["class"] == "waited"
+    assert not kvalidate.same_pattern(b, kvalidate.blocking_sim("no-temp-page", "c",
+                                                                write_mib=16))
+    text = kvalidate.render_blocking([("6.1 (guest)", {**b, "temp_pages_peak": 1,
+                                                     "pinned_pages_peak": 0, "hangs": 1})])
+    assert "never returned" in text and "throttled (waited)" in text
+    with pytest.raises(ValueError, match="in row order"):
+        kvalidate.sim_row_times(ops, {"write": [10**9] + [1] * 5, "fsync": [1], "sync": [1]})
+
+
+def test_ab_summarises_the_blocking_pattern_over_runs():
+    pat = lambda w, f: {"write": {"class": w, "held_end_ns": 2 * 10**9,  # noqa: E731
+                                  "writes_before_held": 5},
+                        "fsync": [{"class": f}], "stall_ns": 10**9}
+    s = ab.blocking_summary([pat("throttled (waited)", "waited"),
+                             pat("throttled (waited)", "returned")])
+    assert s["classes"]["write"] == {"throttled (waited)": 2}
+    assert s["classes"]["fsync 1"] == {"waited": 1, "returned": 1}
+    assert s["write_held_end_s"] == 2.0
+    text = ab.render_blocking([("6.1 (guest)", s)], 10**9)
+    assert "fsync 1: returned 1/2, waited 1/2" in text
+
+
 def test_each_kernel_is_simulated_on_its_guests_profile():
     assert kvalidate.profile_for(catalog.get("6.1")) == ("qemu-6.1-2cpu-4g", "")
     assert kvalidate.profile_for(catalog.get("6.12"))[0] == "qemu-6.12-2cpu-4g"

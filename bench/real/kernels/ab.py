@@ -47,8 +47,10 @@ def order(kernels: list[catalog.Kernel]) -> tuple[catalog.Kernel, catalog.Kernel
 
 
 def run_ab(kernels: list[catalog.Kernel], workload: str, runs: int, params: dict,
-           progress=None, execute=None) -> list[Run]:
-    """`runs` runs per kernel, interleaved with a rotating order; every run, in run order."""
+           progress=None, execute=None, keep=None) -> list[Run]:
+    """`runs` runs per kernel, interleaved with a rotating order; every run, in run order.
+    `keep(kernel, seed, guest_result)`, when given, sees each guest's whole result (its
+    per-row times and the server's log) before it is dropped."""
     if execute is None:
         from .guest import execute
     out: list[Run] = []
@@ -57,8 +59,80 @@ def run_ab(kernels: list[catalog.Kernel], workload: str, runs: int, params: dict
         for k in pair:
             if progress:
                 progress("ab", f"pair {i + 1}/{runs}: {k.name} ({workload}, seed {i})")
-            out.append(execute(k, workload, i, progress=progress, **params).run)
+            g = execute(k, workload, i, progress=progress, **params)
+            if keep is not None:
+                keep(k, i, g)
+            out.append(g.run)
     return out
+
+
+def guest_details(workload: str, params: dict, seed: int, g) -> dict[str, Any]:
+    """What a Run does not keep of a guest's run: how it kept the op array's schedule
+    (validate.schedule), what its server's log says of arrivals (validate.arrivals), its row
+    start times (for the simulator on measured timing) and, with a stall window, its blocking
+    pattern (validate.blocking_pattern)."""
+    from . import validate
+    wl, _ = validate.sim_side(workload, seed, params)
+    m = g.mount
+    out: dict[str, Any] = {"schedule": validate.schedule(wl.ops, m.start_ns, m.latency_ns),
+                           "arrivals": validate.arrivals(m.log), "start_ns": m.start_ns}
+    stall = validate.stall_of(workload, seed, params)
+    if stall is not None:
+        out["blocking"] = validate.blocking_pattern(wl.ops, m.start_ns, m.latency_ns, *stall)
+    return out
+
+
+def simulate_measured(kernels: list[catalog.Kernel], workload: str, details: dict, params: dict,
+                      engine: str, sim_params: dict | None = None) -> list[Run]:
+    """Each kernel's strategy on that kernel's measured row start times, per seed of the A/B
+    (details: {(kernel name, seed): guest_details}); seeds where either guest is missing are
+    left out."""
+    from . import validate
+    base, other = order(kernels)
+    seeds = sorted({s for (_, s) in details})
+    out = []
+    for seed in seeds:
+        if (base.name, seed) not in details or (other.name, seed) not in details:
+            continue
+        for k in (base, other):
+            out.append(validate.simulate_measured(k.strategy, workload, seed, params,
+                                                  details[(k.name, seed)]["start_ns"], engine,
+                                                  sim_params))
+    return out
+
+
+def blocking_summary(patterns: list[dict]) -> dict[str, Any]:
+    """Over runs: for each call, how many runs showed each class, and the median time the
+    writer's held call ended (from the stall's start)."""
+    out: dict[str, Any] = {"runs": len(patterns)}
+    classes: dict[str, dict[str, int]] = {}
+    for b in patterns:
+        if b.get("write"):
+            c = classes.setdefault("write", {})
+            c[b["write"]["class"]] = c.get(b["write"]["class"], 0) + 1
+        for k in ("fsync", "sync"):
+            for i, call in enumerate(b.get(k, [])):
+                c = classes.setdefault(f"{k} {i + 1}", {})
+                c[call["class"]] = c.get(call["class"], 0) + 1
+    out["classes"] = classes
+    ends = [b["write"]["held_end_ns"] for b in patterns
+            if b.get("write") and b["write"]["held_end_ns"] is not None]
+    out["write_held_end_s"] = _median_of([e / 1e9 for e in ends])
+    before = [b["write"]["writes_before_held"] for b in patterns
+              if b.get("write") and b["write"]["writes_before_held"] is not None]
+    out["writes_before_held"] = _median_of([float(v) for v in before])
+    return out
+
+
+def render_blocking(summaries: list[tuple[str, dict]], stall_ns: int) -> str:
+    lines = [f"  blocking pattern (stall of {stall_ns / 1e9:.1f} s; times from its start; a "
+             "call 'waited' when it returned within 0.1 s of the stall's end or later):"]
+    for label, s in summaries:
+        parts = [f"{call}: " + ", ".join(f"{cls} {n}/{s['runs']}" for cls, n in sorted(c.items()))
+                 for call, c in s["classes"].items()]
+        lines.append(f"    {label:24} " + "; ".join(parts)
+                     + f"; writer's held call ended {_f(s['write_held_end_s'])} s (median)")
+    return "\n".join(lines) + "\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,3 +303,53 @@ def render(rs: list[Ratio], kernels: list[catalog.Kernel], workload: str,
 def as_dicts(rs: list[Ratio]) -> list[dict[str, Any]]:
     from dataclasses import asdict
     return [asdict(r) for r in rs]
+
+
+def details_summary(details: dict, kernels: list[catalog.Kernel]) -> dict[str, dict]:
+    """Per kernel, the medians over its runs of the schedule and arrival figures
+    (guest_details), and the blocking pattern's summary when the runs had a stall."""
+    from . import validate
+    out: dict[str, dict] = {}
+    for k in order(kernels):
+        ds = [d for (name, _), d in sorted(details.items()) if name == k.name]
+        row: dict[str, Any] = validate.details_medians(ds)
+        pats = [d["blocking"] for d in ds if "blocking" in d]
+        if pats:
+            row["blocking"] = blocking_summary(pats)
+        out[k.name] = row
+    return out
+
+
+def render_details(summary: dict) -> str:
+    from . import validate
+    lines = []
+    for name, d in summary.items():
+        if "late_share" not in d:
+            continue
+        sched, arr = validate.describe_details(d)
+        lines.append(f"  {name} schedule (medians): {sched}")
+        lines.append(f"  {name} arrivals (medians): {arr}")
+    return "\n".join(lines) + "\n"
+
+
+def as_json(workload: str, kernels: list[catalog.Kernel], measured: list[Ratio],
+            sims: dict[str, tuple[str, list[Ratio]]], ev: dict, summary: dict,
+            sim_blocking: dict | None = None) -> dict[str, Any]:
+    """The A/B as one JSON-ready document: the measured ratios, each simulated set (by timing:
+    "schedule", "measured") with its label and per-metric verdicts, the evidence, the guests'
+    schedule and arrival figures and, with a stall, the blocking patterns."""
+    base, other = order(kernels)
+    out: dict[str, Any] = {
+        "workload": workload, "base": {"kernel": base.name, "family": base.family,
+                                       "strategy": base.strategy},
+        "other": {"kernel": other.name, "family": other.family, "strategy": other.strategy},
+        "ratio": f"{other.name} / {base.name}", "measured": as_dicts(measured),
+        "simulated": {}, "evidence": ev, "guests": summary}
+    by = {r.metric: r for r in measured}
+    for timing, (label, rs) in sims.items():
+        out["simulated"][timing] = {
+            "label": label, "ratios": as_dicts(rs),
+            "verdicts": {r.metric: agreement(by[r.metric], r) for r in rs if r.metric in by}}
+    if sim_blocking is not None:
+        out["simulated_blocking"] = sim_blocking
+    return out

@@ -166,16 +166,56 @@ def cmd_ab(args: argparse.Namespace) -> int:
     engine = args.engine or host_validate.sim_engine()
     if args.out:
         results.check_writable(args.out, args.force)
-    runs = ab.run_ab(kernels, workload, args.runs, params, progress=_progress(args.quiet))
-    sim_runs = ab.simulate(kernels, workload, sorted({r.seed for r in runs}), params, engine,
-                           sim_params)
+    details: dict = {}
+    runs = ab.run_ab(kernels, workload, args.runs, params, progress=_progress(args.quiet),
+                     keep=lambda k, seed, g: details.__setitem__(
+                         (k.name, seed), ab.guest_details(workload, params, seed, g)))
+    seeds = sorted({r.seed for r in runs})
     label = f"{_machine.label(chosen)} ({why}), {engine} engine"
-    sys.stdout.write(ab.render(ab.ratios(runs, kernels), kernels, workload,
-                               ab.sim_ratios(sim_runs, kernels), label,
-                               ab.evidence(runs, sim_runs, kernels)))
-    if args.runs < 6:
-        print(f"  note: {args.runs} runs per kernel; under TCG runs spread by 6 to 16 %, so a "
-              "throughput ratio wants at least 6")
+    sims: dict = {}
+    sim_runs: list = []
+    if args.sim_timing in ("schedule", "both"):
+        sched = ab.simulate(kernels, workload, seeds, params, engine, sim_params)
+        sims["schedule"] = (label + ", the op array's schedule", ab.sim_ratios(sched, kernels))
+        sim_runs += sched
+    if args.sim_timing in ("measured", "both"):
+        meas = ab.simulate_measured(kernels, workload, details, params, engine, sim_params)
+        sims["measured"] = (label + ", each strategy on its kernel's measured row start times",
+                            ab.sim_ratios(meas, kernels))
+        sim_runs += meas
+    # the copies evidence of the first simulated set (the schedule's, unless only measured)
+    ev = ab.evidence(runs, sim_runs[:2 * len(seeds)], kernels)
+    summary = ab.details_summary(details, kernels)
+    stall = validate.stall_of(workload, 0, params)
+    sim_blocking = None
+    if stall is not None:
+        base_k, other_k = ab.order(kernels)
+        sim_blocking = {k.strategy: ab.blocking_summary(
+            [validate.pattern_sim(k.strategy, workload, seed, params, engine, sim_params)
+             for seed in seeds]) for k in (base_k, other_k)}
+    measured = ab.ratios(runs, kernels)
+    if args.json:
+        doc = ab.as_json(workload, kernels, measured, sims, ev, summary, sim_blocking)
+        doc.update(runs_per_kernel=args.runs, params=params, sim_params=sim_params)
+        json.dump(validate.no_nan(doc), sys.stdout, indent=1, allow_nan=False)
+        sys.stdout.write("\n")
+    else:
+        first = True
+        for timing, (lab, rs) in sims.items():
+            sys.stdout.write(ab.render(measured, kernels, workload, rs, lab,
+                                       ev if first else None))
+            first = False
+        if not sims:
+            sys.stdout.write(ab.render(measured, kernels, workload, None, "", None))
+        sys.stdout.write(ab.render_details(summary))
+        if stall is not None:
+            cols = [(f"{k.name} (guest)", summary[k.name]["blocking"])
+                    for k in ab.order(kernels) if "blocking" in summary[k.name]]
+            cols += [(f"{k} (simulated)", b) for k, b in sim_blocking.items()]
+            sys.stdout.write(ab.render_blocking(cols, stall[1]))
+        if args.runs < 6:
+            print(f"  note: {args.runs} runs per kernel; under TCG runs spread by 6 to 16 %, so a "
+                  "throughput ratio wants at least 6")
     if args.out:
         out = results.dump(_suite(runs + sim_runs, "kernels ab",
                                   {"runs_per_kernel": args.runs, "params": params,
@@ -227,6 +267,13 @@ def add_parsers(subparsers) -> None:
                    help="simulator engine (default c, python when the C engine is not built)")
     q.add_argument("--sim-param", action="append", metavar="KEY=VALUE",
                    help="a simulator parameter for the simulated ratios (repeatable): what-ifs")
+    q.add_argument("--sim-timing", choices=("schedule", "measured", "both"), default="schedule",
+                   help="when the simulator starts each row: at the op array's times (schedule, "
+                        "the default), or no earlier than the guest started it (measured: each "
+                        "strategy on its kernel's row start times; under TCG a guest runs late), "
+                        "or both tables")
+    q.add_argument("--json", action="store_true", help="the A/B table (ratios, simulated ratios "
+                                                       "and verdicts, evidence) as JSON")
     q.add_argument("--out", metavar="PATH", help="write all runs (guests' and simulated) to "
                                                  "this result file")
     q.add_argument("--force", action="store_true", help="replace --out if it exists")

@@ -87,6 +87,306 @@ def simulate(strategy: str, workload: Any, seed: int, params: dict, engine: str,
     return sim.run(strategy, wl, seed, engine, **{**sp, **(sim_params or {})})
 
 
+# ---- the schedule a guest kept, and the simulator on the guest's timing ----
+
+LATE_NS = 1_000_000     # a row that started this much after its time ran late
+
+
+def schedule(ops: Any, start: Any, lat: Any) -> dict[str, float]:
+    """How a run kept its op array's schedule (a row's time is its earliest start; the runner
+    starts it at max(time, end of the thread's previous row)): the share of rows that started
+    more than LATE_NS after their time, the median and largest lateness, when the last row ended
+    against the schedule's last time, and, for an op array with a sync(2) thread beside
+    O_DIRECT readers (dio-redirty), the share of the reads that started while that thread was
+    still calling sync(2): the writeback the workload relies on to meet a read in progress."""
+    import numpy as np
+    from bench.sim.ops import DIO_READ, SYNC
+    ops = np.asarray(ops)
+    start = np.asarray(start, np.int64)
+    lat = np.asarray(lat, np.int64)
+    done = (start >= 0) & (lat >= 0)
+    late = (start - ops["time"])[done]
+    out = {"rows": int(done.sum()),
+           "late_share": float((late > LATE_NS).mean()) if len(late) else float("nan"),
+           "late_median_s": float(np.median(late)) / 1e9 if len(late) else float("nan"),
+           "late_max_s": float(late.max()) / 1e9 if len(late) else float("nan"),
+           "end_s": float((start + lat)[done].max()) / 1e9 if done.any() else float("nan"),
+           "scheduled_end_s": float(ops["time"].max()) / 1e9,
+           "dio_reads_during_syncs": float("nan")}
+    syncs, reads = done & (ops["op"] == SYNC), done & (ops["op"] == DIO_READ)
+    if syncs.any() and reads.any():
+        sync_end = int((start + lat)[syncs].max())
+        out["dio_reads_during_syncs"] = float((start[reads] < sync_end).mean())
+    return out
+
+
+def measured_timing(wl: Any, start: Any) -> Any:
+    """`wl` with each row's time replaced by the time the guest started it (rows it never
+    started keep their own): the simulator then starts every row no earlier than the guest did,
+    which gives it the guest's interleaving of threads under TCG's slowness."""
+    import numpy as np
+    from bench.sim import workload as _wl
+    ops = wl.ops.copy()
+    start = np.asarray(start, np.int64)
+    ops["time"] = np.where(start >= 0, start, ops["time"])
+    for t in np.unique(ops["thread"]):   # each thread keeps its order (starts never go back)
+        m = ops["thread"] == t
+        ops["time"][m] = np.maximum.accumulate(ops["time"][m])
+    ops = ops[np.argsort(ops["time"], kind="stable")]
+    return _wl.from_arrays(ops, wl.file_sizes, wl.name, {**wl.params, "timing": "measured"})
+
+
+def simulate_measured(strategy: str, workload: Any, seed: int, params: dict, start: Any,
+                      engine: str, sim_params: dict | None = None) -> Run:
+    """The simulator's run of what a guest ran, on the guest's row start times (measured_timing)."""
+    from bench import sim
+    wl, sp = sim_side(workload, seed, params)
+    return sim.run(strategy, measured_timing(wl, start), seed, engine,
+                   **{**sp, **(sim_params or {})})
+
+
+def arrivals(log: Any) -> dict[str, int]:
+    """What a server without data versions can say about the order WRITEs arrived in: pages
+    covered by two WRITEs in flight at once (as bench.real.mount.copies_in_flight), and of those
+    the pages where the WRITE received later was answered first.  The server copies a WRITE's
+    data in just before its reply, after the service time, so on such a page the older data
+    landed last; whether that data was older than the page's final version cannot be told
+    (the server keeps no versions)."""
+    import numpy as np
+    from bench.real import mount
+    w = log[log["kind"] == mount.KIND_WRITE]
+    first = (w["offset"] // PAGE).astype(np.int64)
+    last = ((w["offset"] + np.maximum(w["size"].astype(np.int64), 1) - 1) // PAGE).astype(np.int64)
+    by_page: dict[tuple[int, int], list[int]] = {}
+    for i in range(len(w)):
+        for p in range(int(first[i]), int(last[i]) + 1):
+            by_page.setdefault((int(w["ino"][i]), p), []).append(i)
+    overlapped = reordered = 0
+    for idx in by_page.values():
+        if len(idx) < 2:
+            continue
+        idx.sort(key=lambda i: (int(w["t_recv_ns"][i]), i))
+        hit = turned = False
+        for a in range(len(idx)):
+            for b in range(a + 1, len(idx)):
+                i, j = idx[a], idx[b]
+                if w["t_recv_ns"][j] >= w["t_reply_ns"][i]:
+                    break                  # j arrived after i was answered: no overlap
+                hit = True
+                turned |= bool(w["t_reply_ns"][j] < w["t_reply_ns"][i])
+        overlapped += hit
+        reordered += turned
+    return {"pages_with_concurrent_copies": overlapped, "pages_answered_out_of_order": reordered}
+
+
+# ---- the blocking pattern with a stuck server, in a guest ----
+
+MS = 1_000_000
+BLOCK_STALL_START_NS = 600 * MS
+BLOCK_STALL_NS = 2000 * MS
+BLOCK_WRITE_MIB = 32        # well past a 4 GiB guest's FUSE dirty limit (about 7 MB)
+
+
+def blocking_workload(stall_start_ns: int = BLOCK_STALL_START_NS,
+                      write_mib: int = BLOCK_WRITE_MIB) -> Any:
+    """The op array of `validate`'s stuck-server part (bench.real.validate.blocking) for a guest
+    and the simulator alike: threads 1 and 2 dirty 1 MiB of files 1 and 2 at 10 ms; 0.2 s into
+    the stall, thread 1 calls fsync(2) of file 1, thread 2 sync(2), and thread 0 writes
+    write_mib 1 MiB blocks to file 0 back to back.  (close(2) and syncfs(2) have no row.)"""
+    import numpy as np
+    from bench.sim import workload as _wl
+    from bench.sim.ops import FSYNC, OP_DTYPE, SYNC, WRITE
+    t_call = stall_start_ns + 200 * MS
+    rows = [(10 * MS, 1, WRITE, 1, 0, 0, MiB), (10 * MS, 2, WRITE, 2, 0, 0, MiB),
+            (t_call, 1, FSYNC, 1, 0, 0, 0), (t_call, 2, SYNC, 0, 0, 0, 0)]
+    rows += [(t_call, 0, WRITE, 0, 0, i * MiB, MiB) for i in range(write_mib)]
+    rows.sort(key=lambda r: r[0])
+    return _wl.from_arrays(np.array(rows, dtype=OP_DTYPE), np.zeros(3, np.int64),
+                           name="blocking", params={"stall_start_ns": stall_start_ns,
+                                                    "write_mib": write_mib})
+
+
+def sim_row_times(ops: Any, latency: dict) -> tuple[Any, Any]:
+    """(start, latency) per row of a simulator run, from its per-kind latencies (each in the
+    order the calls ended) and the rule that a thread starts row k at max(time_k, end of row
+    k-1).  Exact when the calls of one kind end in row order, as in the blocking op array and
+    in stuck-server (one thread); ValueError otherwise."""
+    import numpy as np
+    from bench.sim.ops import FSYNC, MMAP_STORE, MSYNC, SYNC, WRITE
+    kind = {WRITE: "write", FSYNC: "fsync", MSYNC: "fsync", SYNC: "sync"}
+    ops = np.asarray(ops)
+    if (ops["op"] == MMAP_STORE).any() or not np.isin(ops["op"], list(kind)).all():
+        raise ValueError("sim_row_times: only write, fsync, msync and sync rows")
+    taken = {k: 0 for k in set(kind.values())}
+    start = np.full(len(ops), -1, np.int64)
+    lat = np.full(len(ops), -1, np.int64)
+    for i in range(len(ops)):       # rows in time order: a kind's calls in the order they end
+        k = kind[int(ops["op"][i])]
+        vals = latency[k]
+        if taken[k] < len(vals):
+            lat[i] = int(vals[taken[k]])
+            taken[k] += 1
+    free: dict[int, int] = {}
+    for i in range(len(ops)):
+        t = int(ops["thread"][i])
+        if lat[i] < 0:
+            continue
+        start[i] = max(int(ops["time"][i]), free.get(t, 0))
+        free[t] = int(start[i] + lat[i])
+    for k in taken:
+        rows = np.flatnonzero([kind[int(o)] == k for o in ops["op"]])
+        rows = rows[lat[rows] >= 0]
+        ends = start[rows] + lat[rows]
+        if (np.diff(ends) < 0).any():
+            raise ValueError(f"sim_row_times: the {k} calls did not end in row order")
+    return start, lat
+
+
+def blocking_pattern(ops: Any, start: Any, lat: Any, stall_start_ns: int, stall_ns: int
+                     ) -> dict[str, Any]:
+    """Classify the calls of a run with a stall window as bench.real.validate does: the writer
+    (thread of the most WRITE rows) "throttled (waited)" when one of its calls of more than
+    100 ms returned within 100 ms of the stall's end, else "returned"; each fsync/msync and
+    sync(2) that started in the stall "waited" when it returned within 100 ms of the stall's
+    end or later, else "returned" ("started after the stall" when it started within 100 ms of
+    the stall's end or later, e.g. behind a held write); "never returned" for a call without
+    an end.  Times in ns
+    from the stall's start.  A thread that was held in the writer's place shows as
+    held_end_ns (the held call's end, or the last write's when none was held) and
+    writes_before_held."""
+    import numpy as np
+    from bench.real import validate as host
+    from bench.sim.ops import FSYNC, MSYNC, SYNC, WRITE
+    ops = np.asarray(ops)
+    start = np.asarray(start, np.int64) - stall_start_ns
+    lat = np.asarray(lat, np.int64)
+    ended = lat >= 0
+    writes = ops["op"] == WRITE
+    out: dict[str, Any] = {"stall_ns": int(stall_ns)}
+    if writes.any():
+        writer = int(np.bincount(ops["thread"][writes]).argmax())
+        rows = np.flatnonzero(writes & (ops["thread"] == writer) & ended)
+        calls = [(int(start[i]), int(start[i] + lat[i])) for i in rows]
+        # only the writer's calls from the stall on can be held by it
+        calls_in = [c for c in calls if c[1] > 0]
+        cls, held = host._classify_writes(calls_in, stall_ns)
+        unfinished = bool((writes & (ops["thread"] == writer) & ~ended).any())
+        out["write"] = {"class": "never returned" if unfinished and held is None else cls,
+                        "held_end_ns": (calls_in[held][1] if held is not None else
+                                        (calls_in[-1][1] if calls_in else None)),
+                        "held_for_ns": (calls_in[held][1] - calls_in[held][0]
+                                        if held is not None else None),
+                        "writes_before_held": held,
+                        "max_ns": max((e - a for a, e in calls_in), default=None)}
+    for name, codes in (("fsync", (FSYNC, MSYNC)), ("sync", (SYNC,))):
+        rows = np.flatnonzero(np.isin(ops["op"], codes) & (start >= 0))
+        if not len(rows):
+            continue
+        res = []
+        for i in rows:
+            end = int(start[i] + lat[i]) if ended[i] else None
+            cls = ("started after the stall" if start[i] >= stall_ns - 100 * MS else
+                   host._classify(int(start[i]), end, stall_ns))
+            res.append({"class": cls, "start_ns": int(start[i]), "end_ns": end})
+        out[name] = res
+    return out
+
+
+def blocking_guest(kernel: catalog.Kernel, stall_start_ns: int = BLOCK_STALL_START_NS,
+                   stall_ns: int = BLOCK_STALL_NS, write_mib: int = BLOCK_WRITE_MIB,
+                   progress=None) -> dict[str, Any]:
+    """The blocking op array in a guest of `kernel` with its server stuck from stall_start_ns for
+    stall_ns: blocking_pattern of what the runner measured."""
+    from . import guest
+    wl = blocking_workload(stall_start_ns, write_mib)
+    g = guest.execute(kernel, wl, 0, stall_start_ns=stall_start_ns, stall_ns=stall_ns,
+                      hang_threshold_ns=stall_ns // 2, progress=progress)
+    out = blocking_pattern(wl.ops, g.mount.start_ns, g.mount.latency_ns, stall_start_ns,
+                           stall_ns)
+    out["temp_pages_peak"] = int(g.run.metrics["temp_pages_peak"])
+    out["pinned_pages_peak"] = int(g.run.metrics["pinned_pages_peak"])
+    out["hangs"] = int(g.run.metrics["hangs"])
+    out["run"] = g.run
+    return out
+
+
+def blocking_sim(strategy: str, engine: str, stall_start_ns: int = BLOCK_STALL_START_NS,
+                 stall_ns: int = BLOCK_STALL_NS, write_mib: int = BLOCK_WRITE_MIB,
+                 sim_params: dict | None = None) -> dict[str, Any]:
+    """The same op array and stall in the simulator (the active machine profile, the mount's
+    server: no artificial delay)."""
+    return pattern_sim(strategy, blocking_workload(stall_start_ns, write_mib), 0,
+                       {"stall_start_ns": stall_start_ns, "stall_ns": stall_ns}, engine,
+                       sim_params)
+
+
+def pattern_sim(strategy: str, workload: Any, seed: int, params: dict, engine: str,
+                sim_params: dict | None = None) -> dict[str, Any]:
+    """blocking_pattern of the simulator's run of `workload` with `params` (mount parameters
+    with a stall window: stall_start_ns, stall_ns), with the guest's server (sim_side)."""
+    from bench import sim
+    from bench.results import metrics
+    wl, sp = sim_side(workload, seed, params)
+    if "stall_ns" not in sp:
+        raise ValueError(f"{wl.name}: no stall window, so no blocking pattern")
+    p = {**sp, "hang_threshold_ns": sp["stall_ns"] // 2, **(sim_params or {})}
+    swl, cfg = sim.prepare(strategy, wl, seed, **p)
+    raw = sim.simulate_raw(cfg, swl, seed, engine)
+    start, lat = sim_row_times(swl.ops, raw["latency"])
+    out = blocking_pattern(swl.ops, start, lat, sp["stall_start_ns"], sp["stall_ns"])
+    sm = metrics.summarize(raw)
+    out["temp_pages_peak"] = int(sm["temp_pages_peak"])
+    out["pinned_pages_peak"] = int(sm["pinned_pages_peak"])
+    out["hangs"] = int(sm["hangs"])
+    return out
+
+
+def stall_of(workload: Any, seed: int, params: dict) -> tuple[int, int] | None:
+    """(stall_start_ns, stall_ns) of what a guest runs with `params`, or None without a stall."""
+    _, sp = sim_side(workload, seed, params)
+    return (sp["stall_start_ns"], sp["stall_ns"]) if "stall_ns" in sp else None
+
+
+def _pattern_cells(b: dict) -> dict[str, str]:
+    fs = lambda v: "-" if v is None else f"{v / 1e9:.2f} s"  # noqa: E731
+    cells = {}
+    w = b.get("write")
+    if w:
+        cells["write"] = (f"{w['class']}, held call ended {fs(w['held_end_ns'])}"
+                          + (f" after {w['writes_before_held']} calls"
+                             if w['writes_before_held'] is not None else ""))
+    for k in ("fsync", "sync"):
+        if b.get(k):
+            cells[k] = "; ".join(f"{c['class']} (started {fs(c['start_ns'])}, ended "
+                                 f"{fs(c['end_ns'])})" for c in b[k])
+    cells["pages"] = (f"temp {b['temp_pages_peak']}, under writeback {b['pinned_pages_peak']}, "
+                      f"hangs {b['hangs']}")
+    return cells
+
+
+def render_blocking(cols: list[tuple[str, dict]]) -> str:
+    """The blocking pattern side by side: [(label, blocking_guest or blocking_sim result)]."""
+    stall = cols[0][1]["stall_ns"]
+    lines = [f"stuck server: every WRITE held for {stall / 1e9:.1f} s; the calls start 0.2 s into "
+             "the stall (times from the stall's start; 'waited': returned within 0.1 s of the "
+             "stall's end or later)"]
+    cells = [(label, _pattern_cells(b)) for label, b in cols]
+    for k in ("write", "fsync", "sync", "pages"):
+        for label, c in cells:
+            if k in c:
+                lines.append(f"  {k:6s} {label:28s} {c[k]}")
+    return "\n".join(lines) + "\n"
+
+
+def same_pattern(a: dict, b: dict) -> bool:
+    """The classes of write, fsync and sync agree (first word: 'throttled (waited)' is
+    'throttled')."""
+    def classes(x):
+        out = [x["write"]["class"].split()[0]] if x.get("write") else []
+        return out + [c["class"].split()[0] for k in ("fsync", "sync") for c in x.get(k, [])]
+    return classes(a) == classes(b)
+
+
 # ---- pairing ----
 
 def mean_pages(m: dict) -> float:
@@ -212,10 +512,20 @@ def render(kernel: catalog.Kernel, blocks: list[dict], header: str) -> str:
                      + ("" if b["families"] == [kernel.family] else "  DIFFERS"))
         lines.append(f"{w:12s} {'guest under TCG':22s} boot to /init {_fmt(b['boot_s'])} s, "
                      f"run {_fmt(b['run_s'])} s, whole guest {_fmt(b['wall_s'])} s (medians)")
+        d = b.get("details")
+        if d:
+            sched, arr = describe_details(d)
+            lines.append(f"{w:12s} {'guest schedule':22s} {sched}")
+            lines.append(f"{w:12s} {'arrivals':22s} measured: {arr}")
+        t = b.get("on_measured_timing")
+        if t:
+            lines.append(f"{w:12s} {'on measured timing':22s} predicted with each row started "
+                         f"no earlier than the guest started it: WRITEs {_fmt(t['requests'])}, "
+                         f"pages per WRITE {_fmt(t['pages_per_write'])}, "
+                         f"{_fmt(t['bytes_written'] / MiB)} MiB written, "
+                         f"{_fmt(t['secondaries'])} secondaries")
     lines.append(f"medians over seeds; counts: ok within {TOLERANCE:.0%} (or both 0), else "
                  "differs; (TCG time): " + TCG_NOTE)
-    lines.append("not run on guests: the stuck-server blocking pattern (`validate` without "
-                 "--kernel runs it on this machine's mount)")
     return "\n".join(lines) + "\n"
 
 
@@ -225,9 +535,47 @@ def _meta_median(runs: list[Run], key: str) -> float:
     return stats.summarize(vals).median if vals else float("nan")
 
 
-def block(workload: str, measured: list[Run], predicted: list[Run]) -> dict[str, Any]:
+def details_medians(details: list[dict]) -> dict[str, float]:
+    """Medians over seeds of the schedule() and arrivals() figures."""
+    flat = [{**d["schedule"], **d["arrivals"]} for d in details]
+    return {k: _median_of_values([float(f[k]) for f in flat]) for k in flat[0]} if flat else {}
+
+
+def describe_details(d: dict[str, float]) -> tuple[str, str]:
+    """(schedule sentence, arrivals sentence) of details_medians."""
+    sched = (f"{_fmt(100 * d['late_share'])}% of rows started over 1 ms late (median "
+             f"{_fmt(d['late_median_s'])} s late); last row ended at {_fmt(d['end_s'])} s of a "
+             f"{_fmt(d['scheduled_end_s'])} s schedule")
+    if d["dio_reads_during_syncs"] == d["dio_reads_during_syncs"]:
+        sched += (f"; O_DIRECT reads started while the sync(2) thread ran: "
+                  f"{_fmt(100 * d['dio_reads_during_syncs'])}%")
+    arr = (f"{_fmt(d['pages_with_concurrent_copies'])} pages with two WRITEs in flight at once, "
+           f"{_fmt(d['pages_answered_out_of_order'])} of them answered in the other order than "
+           "received (the server copies the data in at the reply and keeps no versions: an "
+           "older version landing last is not measured)")
+    return sched, arr
+
+
+def _median_of_values(vals: list[float]) -> float:
+    vals = [v for v in vals if v == v]
+    return stats.summarize(vals).median if vals else float("nan")
+
+
+def timing_medians(runs: list[Run]) -> dict[str, float]:
+    """Medians over seeds of the simulator's counts on the guests' measured timing."""
+    return {"requests": _median(runs, lambda m: m["requests"]),
+            "pages_per_write": _median(runs, mean_pages),
+            "bytes_written": _median(runs, lambda m: m["bytes_written"]),
+            "secondaries": _median(runs, lambda m: m.get("secondaries"))}
+
+
+def block(workload: str, measured: list[Run], predicted: list[Run],
+          details: list[dict] | None = None, replayed: list[Run] | None = None
+          ) -> dict[str, Any]:
     from bench.real import validate as host
     return {"workload": workload, "rows": pair(workload, measured, predicted),
+            "details": details_medians(details) if details else None,
+            "on_measured_timing": timing_medians(replayed) if replayed else None,
             "hist_p": host._hist(predicted), "hist_m": host._hist(measured),
             "evidence": evidence(measured, predicted), "families": families_seen(measured),
             "boot_s": _meta_median(measured, "boot_to_init_s"),
@@ -288,23 +636,38 @@ def cmd_validate_kernel(args: argparse.Namespace) -> int:
         raise RuntimeError(f"validate --kernel needs a guest: {why}")
     blocks, runs = [], []
     for w in workloads:
-        measured, predicted = [], []
+        measured, predicted, details, replayed = [], [], [], []
         for seed in range(args.seeds):
             if not args.quiet:
                 print(f"validate: {kernel.name} {w} seed {seed}: guest", file=sys.stderr,
                       flush=True)
             g = guest.execute(kernel, w, seed)
             measured.append(g.run)
+            wl, _ = sim_side(w, seed, {})
+            details.append({"schedule": schedule(wl.ops, g.mount.start_ns, g.mount.latency_ns),
+                            "arrivals": arrivals(g.mount.log)})
+            replayed.append(simulate_measured(strategy, w, seed, {}, g.mount.start_ns, engine,
+                                              sim_params))
             if not args.quiet:
                 print(f"validate: {kernel.name} {w} seed {seed}: simulator ({strategy})",
                       file=sys.stderr, flush=True)
             predicted.append(simulate(strategy, w, seed, {}, engine, sim_params))
-        blocks.append(block(w, measured, predicted))
+        blocks.append(block(w, measured, predicted, details, replayed))
         runs += measured + predicted
+    stuck = None
+    if not args.no_blocking:
+        if not args.quiet:
+            print(f"validate: {kernel.name} stuck server: guest, then simulator ({strategy})",
+                  file=sys.stderr, flush=True)
+        g_b = blocking_guest(kernel)
+        runs.append(g_b.pop("run"))
+        s_b = blocking_sim(strategy, engine, sim_params=sim_params)
+        stuck = {"guest": g_b, "simulated": s_b, "same": same_pattern(g_b, s_b)}
     label = _machine.label(chosen)
     if args.json:
-        json.dump(no_nan(as_json(kernel, strategy, label, blocks)), sys.stdout, indent=1,
-                  allow_nan=False)
+        doc = as_json(kernel, strategy, label, blocks)
+        doc["blocking"] = stuck
+        json.dump(no_nan(doc), sys.stdout, indent=1, allow_nan=False)
         sys.stdout.write("\n")
     else:
         kname = runs[0].strategy if runs else kernel.name
@@ -315,6 +678,13 @@ def cmd_validate_kernel(args: argparse.Namespace) -> int:
                                                             sim_params.items())
                      if sim_params else ""))
         sys.stdout.write(render(kernel, blocks, header))
+        if stuck is not None:
+            sys.stdout.write("\n" + render_blocking(
+                [(f"{kernel.name} (guest)", stuck["guest"]),
+                 (f"{strategy} (simulated)", stuck["simulated"])]))
+            sys.stdout.write("blocking pattern: " + (
+                "the same for write, fsync, sync" if stuck["same"] else "DIFFERS (see above)")
+                + "\n")
     if args.out:
         meta = provenance.collect(engine=f"mount+{engine}", command="validate --kernel",
                                   kernel=kernel.name, strategy=strategy, seeds=args.seeds,
