@@ -361,6 +361,143 @@ def test_a_short_or_foreign_result_is_refused():
         guest.read_result(b"X" * 200, 1)
 
 
+@pytest.mark.skipif(not RUNNER_OK, reason="guest runner not built")
+def test_the_guest_runner_traces_the_files_it_is_told_to_at_every_sample(tmp_path):
+    ops = np.zeros(3, OP_DTYPE)
+    ops[0]["op"], ops[0]["length"] = WRITE, MiB
+    ops[1]["op"], ops[1]["offset"], ops[1]["length"] = WRITE, MiB, MiB
+    ops[2]["op"] = FSYNC
+    (tmp_path / "ops.bin").write_bytes(guest.op_file(ops, [0], np.zeros(1, np.int64), 1, 0,
+                                                     1_000_000))
+    (tmp_path / "mnt").mkdir()
+    (tmp_path / "stats").write_text("BdiWriteback:   12 kB\nBdiReclaimable:  0 kB\nnoise\n")
+    env = dict(os.environ, FWB_TRACE=f"/proc/vmstat:nr_dirtied|nr_written,{tmp_path}/stats",
+               FWB_TRACE_OUT=str(tmp_path / "trace.txt"))
+    p = subprocess.run([str(guest.GUEST_RUNNER), str(tmp_path / "ops.bin"),
+                        str(tmp_path / "res.bin"), str(tmp_path / "mnt")],
+                       capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stderr
+    head, *_, samples = guest.read_result((tmp_path / "res.bin").read_bytes(), 3)
+    t, v = guest.read_trace((tmp_path / "trace.txt").read_bytes())
+    assert len(t) == len(samples) and (t == samples["time_ns"]).all()
+    assert sorted(v) == ["BdiReclaimable", "BdiWriteback", "nr_dirtied", "nr_written"]
+    assert (v["BdiWriteback"] == 12).all() and (v["nr_dirtied"] > 0).all()
+    env["FWB_TRACE_OUT"] = str(tmp_path / "no-such-dir" / "t.txt")
+    bad = subprocess.run([str(guest.GUEST_RUNNER), str(tmp_path / "ops.bin"),
+                          str(tmp_path / "res2.bin"), str(tmp_path / "mnt")],
+                         capture_output=True, text=True, env=env)
+    assert bad.returncode == 1 and "FWB_TRACE" in bad.stderr
+
+
+def test_init_script_traces_and_takes_cpu_snapshots_around_the_run_only_when_asked():
+    plain = initramfs.init_script(initramfs.GuestJob((), False))
+    assert "debugfs" not in plain and "cpu_before" not in plain and "FWB_TRACE" not in plain
+    text = initramfs.init_script(initramfs.GuestJob((), False, trace=guest.TRACE_WRITEBACK,
+                                                    cpu_probe=True))
+    order = [text.index(x) for x in ("mount -t debugfs", "export FWB_TRACE=", "> /out/cpu_idle",
+                                     f"\nsleep {initramfs.IDLE_S}\n", "> /out/cpu_before",
+                                     "/fwb_guest_runner", "> /out/cpu_after", "umount /mnt")]
+    assert order == sorted(order)
+    assert "/proc/$server/task/*/schedstat" in text and "FWB_TRACE_OUT=/out/trace.txt" in text
+
+
+def _snap(up, tasks, cpu="cpu 10 0 20 300 0 0 1 0 0 0"):
+    lines = [f"/proc/uptime:{up} 1.0", f"/proc/stat:{cpu}", "/proc/stat:cpu0 1 2 3"]
+    for key, (comm, ut, st, ns) in tasks.items():
+        rest = " ".join(["S"] + ["0"] * 10 + [str(ut), str(st)] + ["0"] * 5)
+        lines += [f"{key}/stat:{key.rsplit('/', 1)[-1]} ({comm}) {rest}", f"{key}/schedstat:{ns} 0 0"]
+    return "\n".join(lines).encode()
+
+
+def _fake_guest(files, log, ops, start, t0):
+    from types import SimpleNamespace
+    return SimpleNamespace(files=files, ops=ops, run=SimpleNamespace(meta={}),
+                           mount=SimpleNamespace(log=log, start_ns=np.asarray(start), t0_ns=t0))
+
+
+def test_cpu_usage_takes_the_kworkers_over_the_run_less_their_idle_rate_and_the_flushers_writes():
+    snap = guest.cpu_snapshot(_snap(5.5, {"/proc/7": ("kworker/u4:1-flush-0:40", 3, 4, 900)}))
+    assert snap.uptime_s == 5.5 and snap.tasks["/proc/7"] == ("kworker/u4:1-flush-0:40", 7, 900)
+    assert snap.cpu_ticks["idle"] == 300 and snap.cpu_ticks["softirq"] == 1
+    kw, srv = "/proc/7", "/proc/50/task/51"
+    idle = _snap(10.0, {kw: ("kworker/u4:1", 0, 0, 1_000_000), srv: ("fwb_fuse_server", 0, 0, 0)})
+    before = _snap(11.0, {kw: ("kworker/u4:1", 0, 0, 3_000_000),            # 2 ms/s idle
+                          srv: ("fwb_fuse_server", 0, 0, 5_000_000)})
+    after = _snap(14.0, {kw: ("kworker/u4:1-flush-0:40", 5, 5, 103_000_000),
+                         "/proc/8": ("kworker/0:2", 0, 1, 10_000_000),      # new: from 0
+                         "/proc/9": ("sh", 9, 9, 10 ** 9),
+                         srv: ("fwb_fuse_server", 1, 1, 45_000_000)})
+    ops = np.zeros(3, OP_DTYPE)
+    ops["op"] = [WRITE, WRITE, FSYNC]
+    log = _log([(100, 200, 1, 0, 32 * 4096), (300, 400, 1, 32 * 4096, 4096),
+                (1100, 1200, 1, 33 * 4096, 2 * 4096)])        # the fsync started at 1000
+    g = _fake_guest({"cpu_idle": idle, "cpu_before": before, "cpu_after": after,
+                     "info": b"bdi=0:40\n"}, log, ops, [0, 10, 900], 100)
+    u = guest.cpu_usage(g)
+    assert u["span_s"] == 3.0 and u["idle_span_s"] == 1.0
+    assert u["kworker_raw_ns"] == 110_000_000 and u["kworker_ns"] == 110_000_000 - 3 * 2_000_000
+    # the server's 5 ms in the idle second (5 ms/s) is taken off its 40 ms as well
+    assert u["flush_kworker_raw_ns"] == 100_000_000 and u["server_ns"] == 40_000_000 - 15_000_000
+    assert (u["pages"], u["requests"], u["pages_after_fsync"], u["requests_after_fsync"]) == \
+        (33, 2, 2, 1)
+    with pytest.raises(ValueError, match="cpu_probe"):
+        guest.cpu_usage(_fake_guest({}, log, ops, [0, 10, 900], 100))
+
+
+def test_kernels_cost_solves_per_page_and_per_write_from_the_two_layouts_per_kernel():
+    from bench.real.kernels import cost
+    c = cost.layout_workload("contiguous", 1024)
+    e = cost.layout_workload("every-other", 1024)
+    assert c.ops["op"][-1] == FSYNC and e.ops["op"][-1] == FSYNC
+    assert c.ops["length"][:-1].sum() == e.ops["length"][:-1].sum() == 1024 * 4096
+    assert (e.ops["offset"][:-1] == 2 * 4096 * np.arange(1024)).all()
+    with pytest.raises(ValueError, match="layout"):
+        cost.layout_workload("diagonal")
+    # planted costs: 6.1 pays 3000 ns/page + 20000 ns/WRITE in its kworkers, 7.2 1000 + 5000
+    planted = {"6.1": (3000, 20000), "7.2": (1000, 5000)}
+    calls = []
+
+    def fake_execute(k, wl, seed, cpu_probe, progress, **params):
+        assert cpu_probe and seed == 0
+        calls.append((k.name, wl.name))
+        pages = int(wl.ops["length"][:-1].sum()) // 4096 - 128         # 128 left to the fsync
+        reqs = pages // 32 if wl.name.endswith("contiguous") else pages
+        per_page, per_req = planted[k.name]
+        ns = pages * per_page + reqs * per_req
+        files = {"cpu_idle": _snap(1.0, {"/proc/7": ("kworker/u4:1", 0, 0, 0)}),
+                 "cpu_before": _snap(2.0, {"/proc/7": ("kworker/u4:1", 0, 0, 0)}),
+                 "cpu_after": _snap(3.0, {"/proc/7": ("kworker/u4:1", 0, 0, ns),
+                                          "/proc/50/task/51": ("srv", 0, 0, 7 * ns)}),
+                 "info": b"bdi=0:40\n"}
+        rows = []
+        t, size = 0, (32 if reqs < pages else 1)
+        for i in range(reqs):
+            rows.append((t, t + 1, 1, i * size * 4096, size * 4096))
+            t += 2
+        rows.append((10 ** 9, 10 ** 9 + 1, 1, 0, 128 * 4096))           # after the fsync
+        start = np.zeros(len(wl.ops), np.int64)
+        start[-1] = 10 ** 9 - 50
+        g = _fake_guest(files, _log(rows), wl.ops, start, 0)
+        g.run.meta = {"kernel": k.name + ".0", "clocksource": "tsc", "run_s": 1.0}
+        return g
+
+    res = cost.measure([catalog.get("6.1"), catalog.get("7.2")], rounds=2, pages=3200,
+                       execute=fake_execute)
+    assert calls[:4] == [("6.1", "flush-contiguous"), ("6.1", "flush-every-other"),
+                         ("7.2", "flush-contiguous"), ("7.2", "flush-every-other")]
+    assert calls[4:] == [("7.2", "flush-every-other"), ("7.2", "flush-contiguous"),
+                         ("6.1", "flush-every-other"), ("6.1", "flush-contiguous")]
+    for name, (pp, pr) in planted.items():
+        d = res["kernels"][name]
+        assert d["kworker_page_ns"] == pytest.approx(pp) and d["kworker_request_ns"] == pytest.approx(pr)
+        assert d["server_page_ns"] == pytest.approx(7 * pp)
+    dif = res["difference"]
+    assert (dif["temp_page"], dif["no_temp_page"]) == ("6.1", "7.2")
+    assert dif["kworker_page_ns"]["median"] == pytest.approx(2000)
+    text = cost.render(res)
+    assert "6.1 - 7.2" in text and "TCG" in text and "2,000" in text
+
+
 # ---- copies in flight (bench.real.mount, shared by host and guests) ----
 
 def _log(rows):
@@ -473,7 +610,8 @@ def test_ab_simulates_both_strategies_on_the_guests_op_arrays():
 
 # ---- validate --kernel ----
 
-def test_ab_keeps_each_guests_details_and_prints_its_table_as_json(monkeypatch, capsys):
+def test_ab_keeps_each_guests_details_and_prints_its_table_as_json(monkeypatch, capsys,
+                                                                   tmp_path):
     import json
     from bench.__main__ import main
 
@@ -486,15 +624,23 @@ def test_ab_keeps_each_guests_details_and_prints_its_table_as_json(monkeypatch, 
             self.run, self.mount = run, M()
 
     def fake(k, w, seed, progress=None, **p):
+        from dataclasses import replace
         wl, _ = kvalidate.sim_side(w, seed, p)
-        return G(_full(f"kernel-{k.name}.1", seed, "mount", 10 + seed, 0 if k.name == "7.2"
-                       else 100, thr=2e7 if k.name == "7.2" else 1e7), wl)
+        r = kvalidate.simulate(k.strategy, w, seed, p, "c")     # a complete run, renamed
+        m = {**r.metrics, "app_throughput_bps": 2e7 if k.name == "7.2" else 1e7}
+        return G(replace(r, strategy=f"kernel-{k.name}.1", engine="mount", metrics=m,
+                         meta={"kernel_name": k.name, "family": k.family}), wl)
 
     monkeypatch.setattr(guest, "execute", fake)
     monkeypatch.setenv("FWB_MACHINE", "ci-2cpu-24g")     # main selects the guest's profile
+    out = tmp_path / "ab.json"
     assert main(["kernels", "ab", "seq-write", "--runs", "2", "--param", "file_size=1048576",
-                 "--sim-timing", "both", "--json", "--quiet"]) == 0
+                 "--sim-timing", "both", "--json", "--quiet", "--out", str(out)]) == 0
     doc = json.loads(capsys.readouterr().out)
+    from bench import results
+    suite = results.load(out)           # the runs on both timings are told apart
+    assert sum(r.params.get("timing") == "measured" for r in suite.runs) == 4
+    assert doc["simulated"]["measured"]["evidence"]["simulated"]["merge-in-queue"]
     assert doc["ratio"] == "7.2 / 6.1" and doc["runs_per_kernel"] == 2
     thr = next(r for r in doc["measured"] if r["metric"] == "app throughput")
     assert thr["median"] == 2.0 and thr["n"] == 2
@@ -707,8 +853,17 @@ def _qemu_pids(tag: str) -> list[int]:
 
 @pytest.mark.skipif(not GUEST_OK, reason=GUEST_WHY or "guest available")
 def test_smoke_6_1_boots_and_runs_a_seq_write_with_temp_pages(tmp_path):
-    g = guest.execute("6.1", "seq-write", 0, file_size=16 * MiB, block_size=MiB)
+    g = guest.execute("6.1", "seq-write", 0, file_size=16 * MiB, block_size=MiB, cpu_probe=True,
+                      trace=guest.TRACE_WRITEBACK)
     r, meta = g.run, dict(g.run.meta)
+    # the flusher's CPU: kworker time over the run, and the WRITEs it sent before the fsync
+    u = guest.cpu_usage(g)
+    assert u["kworker_ns"] > 0 and u["server_ns"] > 0 and u["span_s"] > 0
+    assert u["pages"] > 0 and u["pages"] + u["pages_after_fsync"] == 16 * MiB // 4096
+    # the trace: the bdi's debugfs stats and /proc/vmstat at every sample
+    t, v = guest.read_trace(g.files["trace.txt"])
+    assert len(t) >= 2 and (np.diff(t) >= 0).all()
+    assert (v["BdiDirtyThresh"] > 0).all() and v["nr_dirtied"][-1] > v["nr_dirtied"][0]
     assert r.strategy == g.kernel.run_name and r.strategy.startswith("kernel-6.1.")
     assert meta["kernel_name"] == "6.1" and meta["kernel"].startswith("6.1.")
     assert meta["kernel_package_version"].startswith("6.1.")

@@ -249,7 +249,8 @@ def _f(x: float) -> str:
 
 def render(rs: list[Ratio], kernels: list[catalog.Kernel], workload: str,
            sim: list[Ratio] | None = None, sim_label: str = "",
-           ev: dict | None = None) -> str:
+           ev: dict | None = None, guests: bool = True) -> str:
+    """The table; with `ev`, the copies evidence and (unless not `guests`) each guest's times."""
     base, other = order(kernels)
     lines = [f"{workload}: {other.name} ({other.family}) / {base.name} ({base.family}), "
              "per-pair ratios under qemu TCG"
@@ -285,7 +286,7 @@ def render(rs: list[Ratio], kernels: list[catalog.Kernel], workload: str,
                      f"{_f(sb['lost_updates'])} / {_f(so['lost_updates'])} "
                      f"({base.strategy} / {other.strategy}; the server keeps no data versions, "
                      "so out-of-order and lost updates are not measured in the guests)")
-        for k in (base, other):
+        for k in (base, other) if guests else ():
             m = ev["measured"][k.name]
             lines.append(f"  {k.name} under TCG (medians): boot to /init "
                          f"{_f(m['boot_to_init_s'])} s, "
@@ -333,22 +334,23 @@ def render_details(summary: dict) -> str:
 
 
 def as_json(workload: str, kernels: list[catalog.Kernel], measured: list[Ratio],
-            sims: dict[str, tuple[str, list[Ratio]]], ev: dict, summary: dict,
+            sims: dict[str, tuple[str, list[Ratio], dict]], summary: dict,
             sim_blocking: dict | None = None) -> dict[str, Any]:
     """The A/B as one JSON-ready document: the measured ratios, each simulated set (by timing:
-    "schedule", "measured") with its label and per-metric verdicts, the evidence, the guests'
-    schedule and arrival figures and, with a stall, the blocking patterns."""
+    "schedule", "measured": (label, ratios, evidence)) with its per-metric verdicts and the
+    copies evidence, the guests' schedule and arrival figures and, with a stall, the blocking
+    patterns."""
     base, other = order(kernels)
     out: dict[str, Any] = {
         "workload": workload, "base": {"kernel": base.name, "family": base.family,
                                        "strategy": base.strategy},
         "other": {"kernel": other.name, "family": other.family, "strategy": other.strategy},
         "ratio": f"{other.name} / {base.name}", "measured": as_dicts(measured),
-        "simulated": {}, "evidence": ev, "guests": summary}
+        "simulated": {}, "guests": summary}
     by = {r.metric: r for r in measured}
-    for timing, (label, rs) in sims.items():
+    for timing, (label, rs, ev) in sims.items():
         out["simulated"][timing] = {
-            "label": label, "ratios": as_dicts(rs),
+            "label": label, "ratios": as_dicts(rs), "evidence": ev,
             "verdicts": {r.metric: agreement(by[r.metric], r) for r in rs if r.metric in by}}
     if sim_blocking is not None:
         out["simulated_blocking"] = sim_blocking

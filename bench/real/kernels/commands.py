@@ -172,19 +172,18 @@ def cmd_ab(args: argparse.Namespace) -> int:
                          (k.name, seed), ab.guest_details(workload, params, seed, g)))
     seeds = sorted({r.seed for r in runs})
     label = f"{_machine.label(chosen)} ({why}), {engine} engine"
-    sims: dict = {}
+    sims: dict = {}          # timing -> (label, ratios, evidence)
     sim_runs: list = []
     if args.sim_timing in ("schedule", "both"):
         sched = ab.simulate(kernels, workload, seeds, params, engine, sim_params)
-        sims["schedule"] = (label + ", the op array's schedule", ab.sim_ratios(sched, kernels))
+        sims["schedule"] = (label + ", the op array's schedule", ab.sim_ratios(sched, kernels),
+                            ab.evidence(runs, sched, kernels))
         sim_runs += sched
     if args.sim_timing in ("measured", "both"):
         meas = ab.simulate_measured(kernels, workload, details, params, engine, sim_params)
         sims["measured"] = (label + ", each strategy on its kernel's measured row start times",
-                            ab.sim_ratios(meas, kernels))
+                            ab.sim_ratios(meas, kernels), ab.evidence(runs, meas, kernels))
         sim_runs += meas
-    # the copies evidence of the first simulated set (the schedule's, unless only measured)
-    ev = ab.evidence(runs, sim_runs[:2 * len(seeds)], kernels)
     summary = ab.details_summary(details, kernels)
     stall = validate.stall_of(workload, 0, params)
     sim_blocking = None
@@ -195,16 +194,13 @@ def cmd_ab(args: argparse.Namespace) -> int:
              for seed in seeds]) for k in (base_k, other_k)}
     measured = ab.ratios(runs, kernels)
     if args.json:
-        doc = ab.as_json(workload, kernels, measured, sims, ev, summary, sim_blocking)
+        doc = ab.as_json(workload, kernels, measured, sims, summary, sim_blocking)
         doc.update(runs_per_kernel=args.runs, params=params, sim_params=sim_params)
         json.dump(validate.no_nan(doc), sys.stdout, indent=1, allow_nan=False)
         sys.stdout.write("\n")
     else:
-        first = True
-        for timing, (lab, rs) in sims.items():
-            sys.stdout.write(ab.render(measured, kernels, workload, rs, lab,
-                                       ev if first else None))
-            first = False
+        for i, (lab, rs, ev) in enumerate(sims.values()):
+            sys.stdout.write(ab.render(measured, kernels, workload, rs, lab, ev, guests=i == 0))
         if not sims:
             sys.stdout.write(ab.render(measured, kernels, workload, None, "", None))
         sys.stdout.write(ab.render_details(summary))
@@ -228,8 +224,20 @@ def cmd_ab(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cost(args: argparse.Namespace) -> int:
+    from . import cost
+    kernels = catalog.parse_list(args.kernels)
+    res = cost.measure(kernels, args.rounds, args.pages, progress=_progress(args.quiet))
+    if args.json:
+        json.dump(res, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(cost.render(res))
+    return 0
+
+
 def add_parsers(subparsers) -> None:
-    """Add the `kernels` verb (list, fetch, run, ab) to the CLI's sub-parsers."""
+    """Add the `kernels` verb (list, fetch, run, ab, cost) to the CLI's sub-parsers."""
     p = subparsers.add_parser("kernels", help="other kernels (Debian's) under qemu: list, fetch, "
                                               "run a workload, A/B two families")
     sub = p.add_subparsers(dest="kernels_verb", required=True)
@@ -279,4 +287,14 @@ def add_parsers(subparsers) -> None:
     q.add_argument("--force", action="store_true", help="replace --out if it exists")
     q.add_argument("--quiet", action="store_true", help="no progress lines")
     q.set_defaults(func=cmd_ab)
+    q = sub.add_parser("cost", help="the flusher's and the server's CPU per page and per WRITE "
+                                    "in each guest (TCG time), and temp-page minus no-temp-page")
+    q.add_argument("kernels", nargs="?", default="6.1,7.2",
+                   help="comma-separated kernels (default 6.1,7.2)")
+    q.add_argument("--rounds", type=int, default=3,
+                   help="rounds; each boots every kernel once per layout (default 3)")
+    q.add_argument("--pages", type=int, default=16384, help="pages written per boot (default 16384)")
+    q.add_argument("--json", action="store_true", help="every run and term as JSON")
+    q.add_argument("--quiet", action="store_true", help="no progress lines")
+    q.set_defaults(func=cmd_cost)
 

@@ -139,10 +139,13 @@ def measured_timing(wl: Any, start: Any) -> Any:
 def simulate_measured(strategy: str, workload: Any, seed: int, params: dict, start: Any,
                       engine: str, sim_params: dict | None = None) -> Run:
     """The simulator's run of what a guest ran, on the guest's row start times (measured_timing)."""
+    from dataclasses import replace
     from bench import sim
     wl, sp = sim_side(workload, seed, params)
-    return sim.run(strategy, measured_timing(wl, start), seed, engine,
-                   **{**sp, **(sim_params or {})})
+    run = sim.run(strategy, measured_timing(wl, start), seed, engine,
+                  **{**sp, **(sim_params or {})})
+    # named apart from the run on the schedule, so both can go into one result file
+    return replace(run, params={**run.params, "timing": "measured"})
 
 
 def arrivals(log: Any) -> dict[str, int]:
