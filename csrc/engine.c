@@ -1415,8 +1415,10 @@ static int balance(sim *s, actor *a)
 	int64_t limit = dirty_limit(s);
 	int64_t freerun = (limit + bg_thresh(s)) / 2;
 	/* Background writeback starts once the bdi passes its freerun ceiling (or the
-	 * global dirty count its background threshold), not at its background threshold. */
-	if (dirty > freerun || s->dirty_total > global_bg_thresh(s))
+	 * global dirty count its background threshold), not at its background threshold;
+	 * with bg_start (0437906841d0, 2026) at its own background threshold. */
+	if (dirty > (c->bg_start ? bg_thresh(s) : freerun) ||
+	    s->dirty_total > global_bg_thresh(s))
 		kick_flusher(s);
 	if (dirty <= freerun) {
 		a->nr_dirtied = 0;
@@ -1940,7 +1942,7 @@ static int config_ok(const fwb_config *c)
 	      in_range(c->dirty_expire_ns, 0, NS) && in_range(c->reclaim_batch, 0, (int64_t)1 << 40) &&
 	      in_range(c->reclaim_retry_ns, 0, NS) && in_range(c->reclaim_retries, 0, NS) &&
 	      in_range(c->dirty_ratelimit_pps, 1, (int64_t)1 << 30) &&
-	      in_range(c->max_pause_ns, 0, NS) && in_range(c->hz, 100, 1000) && in_range(c->wb_chunk_pages, 1, (int64_t)1 << 40) &&
+	      in_range(c->max_pause_ns, 0, NS) && in_range(c->hz, 100, 1000) && in_range(c->wb_chunk_pages, 1, (int64_t)1 << 40) && in_range(c->bg_start, 0, 1) &&
 	      in_range(c->cpus, 0, 256) && in_range(c->cache_add_ns, 0, COST) &&
 	      in_range(c->wakeup_ns, 0, COST) && in_range(c->server_wakeup_ns, 0, COST) &&
 	      in_range(c->server_new_page_ns, 0, COST) && in_range(c->server_cpu_pct, 0, 100) &&

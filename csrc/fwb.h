@@ -42,6 +42,7 @@ typedef struct fwb_config {
 	int64_t max_pause_ns;
 	int64_t hz;
 	int64_t wb_chunk_pages;
+	int64_t bg_start;		/* 0: background writeback above freerun, 1: above bg_thresh */
 	int64_t sync_waits;
 	int64_t hang_threshold_ns;
 	int64_t sample_interval_ns;

@@ -26,7 +26,7 @@ INT_FIELDS = (
     "max_background", "mem_total_pages", "dirty_ratio", "dirty_background_ratio",
     "bdi_max_ratio", "wmark_min_pages", "wmark_low_pages", "wmark_high_pages",
     "dirty_writeback_interval_ns", "dirty_expire_ns", "reclaim_batch", "reclaim_retry_ns",
-    "reclaim_retries", "dirty_ratelimit_pps", "max_pause_ns", "hz", "wb_chunk_pages", "sync_waits", "hang_threshold_ns", "sample_interval_ns", "max_samples",
+    "reclaim_retries", "dirty_ratelimit_pps", "max_pause_ns", "hz", "wb_chunk_pages", "bg_start", "sync_waits", "hang_threshold_ns", "sample_interval_ns", "max_samples",
     "max_time_ns", "cpus", "wakeup_ns", "cache_add_ns", "write_syscall_ns", "write_page_ns", "store_page_ns", "fault_ns",
     "page_copy_ns", "wp_page_ns", "wp_request_ns", "temp_alloc_ns", "temp_free_ns",
     "wb_lookup_ns", "wb_tree_ns", "end_writeback_ns", "fsync_syscall_ns", "dio_base_ns",

@@ -58,6 +58,7 @@ PARAMS: tuple[Param, ...] = (
     Param("max_pause_ns", 200 * _MS, _MS, 10 * _S, "model", "longest dirty-throttle pause (MAX_PAUSE, HZ/5)"),
     Param("hz", 250, 100, 1000, "model", "CONFIG_HZ of the modelled kernel: dirty-throttle pauses are whole jiffies (Debian's 250)"),
     Param("wb_chunk_pages", 0, 0, 1 << 26, "model", "pages background writeback writes of one inode before it looks at the background threshold again; 0 = writeback_chunk_size of a new bdi"),
+    Param("bg_start", 0, 0, 1, "model", "where the strictlimit bdi starts background writeback: 0 = above its freerun ceiling (balance_dirty_pages before 2026), 1 = above its own background threshold (0437906841d0, 2026; measured in a 7.2 guest)"),
     Param("sync_waits", 0, 0, 1, "model", "sync(2) writes and waits itself (1, before 2026) or only wakes the flusher (0, SB_I_NO_DATA_INTEGRITY)"),
     Param("hang_threshold_ns", 2 * _S, 1, 3600 * _S, "model", "a wait on the server longer than this is a hang"),
     Param("sample_interval_ns", _MS, 1000, 3600 * _S, "model", "period of the memory time series"),

@@ -86,7 +86,9 @@ Choices where model.md is silent (kernel behaviour followed, or simplified):
     sqrt(limit - wb) pages (dirty_poll_interval);
   - above it, background writeback is started (not at the background
     threshold, as for a normal bdi: on the mount Dirty climbs to the freerun
-    ceiling before any WRITE) and the task owes a pause for the pages it
+    ceiling before any WRITE; bg_start=1 starts it above the bdi's own
+    background threshold instead, as 0437906841d0 (2026) does and a 7.2 guest
+    shows) and the task owes a pause for the pages it
     dirtied at dirty_ratelimit_pps * pos_ratio, pos_ratio being
     wb_position_ratio's cubic (1 at freerun, 0 at the limit), less the time
     it spent since its last pause (dirty_paused_when).  As the kernel, it
@@ -1015,8 +1017,10 @@ class Sim:
         limit = self.dirty_limit()
         freerun = (limit + self.bg_thresh()) // 2
         # Background writeback starts once the bdi passes its freerun ceiling (or the global
-        # dirty count its background threshold), not at the bdi's background threshold.
-        if dirty > freerun or self.dirty_total > self.global_bg_thresh():
+        # dirty count its background threshold), not at the bdi's background threshold;
+        # with bg_start (0437906841d0, 2026) at its own background threshold.
+        if (dirty > (self.bg_thresh() if c["bg_start"] else freerun)
+                or self.dirty_total > self.global_bg_thresh()):
             self.kick_flusher()
         if dirty <= freerun:
             a.nr_dirtied = 0

@@ -30,6 +30,14 @@
  *   bdi strict_limit; -1 where a source is missing.
  * Exit status: 0 when the result file was written (the driver's own error is in rc),
  * 1 otherwise, with one line on stderr.
+ *
+ * Tracing (optional, for measuring the kernel's writeback state over a run): when the
+ * environment holds FWB_TRACE and FWB_TRACE_OUT, every sample also reads the files FWB_TRACE
+ * names and appends one text line to FWB_TRACE_OUT: "<time_ns> key=value key=value ...".
+ * FWB_TRACE is a comma-separated list of "PATH" or "PATH:PREFIX|PREFIX...", where "{bdi}" in
+ * PATH becomes the mount's MAJ:MIN and only lines starting with a PREFIX are kept; of each
+ * line, the key is its first word (a trailing ':' dropped) and the value the integer after it
+ * (so /proc/vmstat's "nr_dirtied 5" and debugfs bdi stats' "BdiWriteback:  8 kB" both work).
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -51,6 +59,7 @@
 #define RES_MAGIC "FWBRES1"
 #define MAX_FILES 1024
 #define SAMPLE_FIELDS 9
+#define MAX_TRACE 8
 
 struct ops_header {
 	char magic[8];
@@ -89,6 +98,10 @@ struct sampler {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	int failed;
+	FILE *trace_out;		/* FWB_TRACE_OUT, or NULL */
+	int n_trace;
+	char trace_path[MAX_TRACE][256];
+	char trace_keep[MAX_TRACE][256];	/* "PREFIX|PREFIX", or "" for every line */
 };
 
 static int64_t now_ns(void)
@@ -193,6 +206,106 @@ static void read_meminfo(int64_t out[5])
 	}
 }
 
+static int trace_keeps(const char *keep, const char *line)
+{
+	const char *p = keep;
+
+	if (*keep == '\0')
+		return 1;
+	while (*p != '\0') {
+		const char *bar = strchr(p, '|');
+		size_t n = bar ? (size_t)(bar - p) : strlen(p);
+
+		if (n > 0 && strncmp(line, p, n) == 0)
+			return 1;
+		p += n + (bar != NULL);
+	}
+	return 0;
+}
+
+/* One line of FWB_TRACE_OUT: the time, then key=value of every kept line of every file. */
+static void trace_once(struct sampler *s, int64_t t)
+{
+	static char buf[65536];
+	int i;
+
+	fprintf(s->trace_out, "%lld", (long long)t);
+	for (i = 0; i < s->n_trace; i++) {
+		ssize_t r;
+		char *line, *next;
+		int fd = open(s->trace_path[i], O_RDONLY | O_CLOEXEC);
+
+		if (fd < 0)
+			continue;
+		r = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (r <= 0)
+			continue;
+		buf[r] = '\0';
+		for (line = buf; line != NULL && *line != '\0'; line = next) {
+			char *end, *colon;
+			long long v;
+			size_t k;
+
+			next = strchr(line, '\n');
+			if (next != NULL)
+				*next++ = '\0';
+			if (!trace_keeps(s->trace_keep[i], line))
+				continue;
+			k = strcspn(line, " \t");
+			if (k == 0 || line[k] == '\0')
+				continue;
+			line[k] = '\0';
+			colon = line + k - 1;
+			if (*colon == ':')
+				*colon = '\0';
+			v = strtoll(line + k + 1, &end, 10);
+			if (end != line + k + 1)
+				fprintf(s->trace_out, " %s=%lld", line, v);
+		}
+	}
+	fputc('\n', s->trace_out);
+}
+
+/* FWB_TRACE / FWB_TRACE_OUT (see the top of this file); 0 when absent or set up. */
+static int trace_setup(struct sampler *s, dev_t dev)
+{
+	const char *spec = getenv("FWB_TRACE"), *out = getenv("FWB_TRACE_OUT");
+	char devname[32];
+
+	if (spec == NULL || out == NULL || *spec == '\0')
+		return 0;
+	snprintf(devname, sizeof(devname), "%u:%u", major(dev), minor(dev));
+	while (*spec != '\0') {
+		size_t n = strcspn(spec, ","), j = 0, k;
+		const char *colon = memchr(spec, ':', n), *p;
+		size_t plen = colon ? (size_t)(colon - spec) : n;
+
+		if (s->n_trace == MAX_TRACE)
+			return -1;
+		for (p = spec; p < spec + plen && j + sizeof(devname) < sizeof(s->trace_path[0]); p++) {
+			if (strncmp(p, "{bdi}", 5) == 0 && p + 5 <= spec + plen) {
+				j += (size_t)snprintf(s->trace_path[s->n_trace] + j,
+						      sizeof(s->trace_path[0]) - j, "%s", devname);
+				p += 4;
+			} else {
+				s->trace_path[s->n_trace][j++] = *p;
+			}
+		}
+		s->trace_path[s->n_trace][j] = '\0';
+		k = colon ? n - plen - 1 : 0;
+		if (k >= sizeof(s->trace_keep[0]))
+			return -1;
+		if (colon)
+			memcpy(s->trace_keep[s->n_trace], colon + 1, k);
+		s->trace_keep[s->n_trace][k] = '\0';
+		s->n_trace++;
+		spec += n + (spec[n] == ',');
+	}
+	s->trace_out = fopen(out, "we");
+	return s->trace_out == NULL ? -1 : 0;
+}
+
 static void sample_once(struct sampler *s)
 {
 	int64_t row[SAMPLE_FIELDS];
@@ -205,6 +318,8 @@ static void sample_once(struct sampler *s)
 	row[7] = read_int(path);
 	snprintf(path, sizeof(path), "%s/strict_limit", s->bdi);
 	row[8] = read_int(path);
+	if (s->trace_out != NULL)
+		trace_once(s, row[0]);
 	if (s->n == s->cap) {
 		int64_t cap = s->cap ? s->cap * 2 : 4096;
 		int64_t *rows = realloc(s->rows, (size_t)cap * SAMPLE_FIELDS * sizeof(int64_t));
@@ -384,6 +499,11 @@ int main(int argc, char **argv)
 	}
 	snprintf(s.bdi, sizeof(s.bdi), "/sys/class/bdi/%u:%u", major(st.st_dev), minor(st.st_dev));
 	find_waiting(&s, st.st_dev);
+	errno = 0;
+	if (trace_setup(&s, st.st_dev) != 0) {
+		die("bad FWB_TRACE or cannot write FWB_TRACE_OUT", getenv("FWB_TRACE_OUT"));
+		goto out_free;
+	}
 	pthread_mutex_init(&s.lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);	/* the deadlines are monotonic */
@@ -391,6 +511,8 @@ int main(int argc, char **argv)
 	pthread_condattr_destroy(&ca);
 	if (pthread_create(&s.tid, NULL, sampler_main, &s) != 0) {
 		die("cannot start the sampler", NULL);
+		if (s.trace_out != NULL)
+			fclose(s.trace_out);
 		goto out_free;
 	}
 
@@ -445,6 +567,8 @@ int main(int argc, char **argv)
 	}
 	ret = close(out) == 0 ? 0 : die("cannot close", argv[2]);
 out_samples:
+	if (s.trace_out != NULL && fclose(s.trace_out) != 0 && ret == 0)
+		ret = die("cannot write", getenv("FWB_TRACE_OUT"));
 	free(s.rows);
 	pthread_cond_destroy(&s.cond);
 	pthread_mutex_destroy(&s.lock);

@@ -116,16 +116,25 @@ class GuestResult:
     boot: boot.BootResult
     kernel: fetch.Fetched
     files: dict[str, bytes]
+    ops: np.ndarray | None = None     # the op array the guest ran
 
 
 def execute(kernel: str | catalog.Kernel, workload: Any, seed: int = 0, *, retries: int = 2,
             mem_mb: int = boot.MEM_MB, smp: int = boot.SMP, update: bool = False,
-            progress=None, **params: Any) -> GuestResult:
+            progress=None, trace: str = "", cpu_probe: bool = False,
+            **params: Any) -> GuestResult:
     """Boot `kernel` (fetched first if it is not cached; `update` looks for a newer version)
-    and run `workload` in it.  RuntimeError when it cannot be run or fails."""
+    and run `workload` in it.  RuntimeError when it cannot be run or fails.
+
+    `trace`: files the runner reads at every sample (FWB_TRACE, csrc/guest/fwb_guest_runner.c;
+    e.g. TRACE_WRITEBACK), returned as ``files["trace.txt"]`` (``read_trace`` parses it).
+    `cpu_probe`: every task's CPU time before an idle second, before the run and after it
+    (``files["cpu_idle" | "cpu_before" | "cpu_after"]``; ``cpu_usage`` reads them)."""
     k = catalog.get(kernel) if isinstance(kernel, str) else kernel
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed: must be an integer >= 0, got {seed!r}")
+    if any(c in trace for c in "'\n"):
+        raise ValueError("trace: no quotes or newlines")
     mount._check_int("mem_mb", mem_mb, 256, 1 << 20)
     mount._check_int("smp", smp, 1, 64)
     ok, why = available()
@@ -154,7 +163,8 @@ def execute(kernel: str | catalog.Kernel, workload: Any, seed: int = 0, *, retri
     job = initramfs.GuestJob(server_args=tuple(opts.argv()),
                              has_fuse_module=fetched.fuse_module is not None,
                              epoch_lead_ns=EPOCH_LEAD_NS if opts.stalls else 0,
-                             dio_kb=dio_len // 1024, has_brd_module=brd is not None)
+                             dio_kb=dio_len // 1024, has_brd_module=brd is not None,
+                             trace=trace, cpu_probe=cpu_probe)
     with tempfile.TemporaryDirectory(prefix="fwb-guest-") as tmp:
         initrd = os.path.join(tmp, "initrd.cpio")
         initramfs.build(initrd, server=GUEST_SERVER, runner=GUEST_RUNNER,
@@ -232,7 +242,8 @@ def execute(kernel: str | catalog.Kernel, workload: Any, seed: int = 0, *, retri
     }
     res = mount.result_from(wl, seed, params, log, samples, start, lat, faults, t0, hang_ns, info,
                             name=fetched.run_name)
-    return GuestResult(run=res.run, mount=res, boot=b, kernel=fetched, files=files)
+    return GuestResult(run=res.run, mount=res, boot=b, kernel=fetched, files=files,
+                       ops=wl.ops)
 
 
 def run(kernel: str | catalog.Kernel, workload: Any, seed: int = 0, **params: Any) -> Run:
@@ -245,3 +256,144 @@ def family_evidence(run: Run) -> str:
     return str(dict(run.meta).get("family", "?"))
 
 
+
+
+# What the rand-write investigation samples (README "Other kernels under qemu"): the FUSE bdi's
+# debugfs stats (its dirty and background thresholds, its reclaimable and writeback pages) and
+# the global dirty counters of /proc/vmstat.
+TRACE_WRITEBACK = ("/sys/kernel/debug/bdi/{bdi}/stats,"
+                   "/proc/vmstat:nr_dirty|nr_writeback|nr_written|nr_dirtied|"
+                   "nr_dirty_threshold|nr_dirty_background_threshold")
+
+
+def read_trace(text: str | bytes) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(time_ns, {key: values}) of the runner's trace lines (absolute CLOCK_MONOTONIC times);
+    a key missing from a line is -1 there."""
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    times, rows = [], []
+    for line in text.splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        times.append(int(parts[0]))
+        rows.append(dict(p.split("=", 1) for p in parts[1:] if "=" in p))
+    keys = sorted({k for r in rows for k in r})
+    return (np.array(times, np.int64),
+            {k: np.array([int(r.get(k, -1)) for r in rows], np.int64) for k in keys})
+
+
+@dataclass(frozen=True, slots=True)
+class CpuSnapshot:
+    uptime_s: float
+    tasks: dict[str, tuple[str, int, int]]   # "/proc/PID[/task/TID]" -> (comm, utime + stime
+                                             # ticks, sum_exec_runtime ns from schedstat)
+    cpu_ticks: dict[str, int]                # /proc/stat's "cpu" line by field
+
+
+CPU_STAT_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")
+
+
+def cpu_snapshot(text: str | bytes) -> CpuSnapshot:
+    """Parse one of /init's CPU snapshots (initramfs.CPU_FILES through ``grep -H ''``)."""
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    comm: dict[str, tuple[str, int]] = {}
+    run_ns: dict[str, int] = {}
+    uptime, ticks = float("nan"), {}
+    for line in text.splitlines():
+        path, sep, body = line.partition(":")
+        if not sep:
+            continue
+        if path == "/proc/uptime":
+            uptime = _float(body)
+        elif path == "/proc/stat":
+            f = body.split()
+            if f and f[0] == "cpu":
+                ticks = {k: int(v) for k, v in zip(CPU_STAT_FIELDS, f[1:])}
+        elif path.endswith("/schedstat"):
+            run_ns[path[:-len("/schedstat")]] = _int(body)
+        elif path.endswith("/stat"):
+            lp, rp = body.find("("), body.rfind(")")
+            rest = body[rp + 2:].split()
+            if lp < 0 or rp < 0 or len(rest) < 13:
+                continue
+            # after the comm: state is field 3 of stat(5); utime, stime are 14 and 15
+            comm[path[:-len("/stat")]] = (body[lp + 1:rp], int(rest[11]) + int(rest[12]))
+    tasks = {k: (c, t, run_ns.get(k, -1)) for k, (c, t) in comm.items()}
+    return CpuSnapshot(uptime, tasks, ticks)
+
+
+def _delta(a: CpuSnapshot, b: CpuSnapshot, pick) -> tuple[int, int]:
+    """(ns, ticks) the tasks `pick(key, comm)` chose ran between a and b (new tasks from 0)."""
+    ns = ticks = 0
+    for key, (c, t, n) in b.tasks.items():
+        if not pick(key, c):
+            continue
+        _, t0, n0 = a.tasks.get(key, (c, 0, 0))
+        ns += max(0, n - max(n0, 0)) if n >= 0 else 0
+        ticks += max(0, t - t0)
+    return ns, ticks
+
+
+def _kworker(key: str, comm: str) -> bool:
+    return comm.startswith("kworker") and "/task/" not in key
+
+
+def cpu_usage(g: GuestResult) -> dict[str, Any]:
+    """The flusher's and the server's CPU time over a guest's run (``execute(cpu_probe=True)``),
+    in the guest's own clock (under TCG: emulated time).
+
+    kworker_ns: every kworker thread's sum_exec_runtime over the run, less their rate over the
+    idle second before it (as bench.real.calibrate does on the host); flush_kworker_ns: of those,
+    the ones whose name names the mount's bdi (``flush-MAJ:MIN``) at the end; server_ns: the
+    server's threads (which end writeback, or free the temp pages, at the reply).  pages /
+    requests: the WRITEs the server received before the run's last fsync started (the
+    flusher's; the fsync writes the rest in the writer's own context), and after it."""
+    files = g.files
+    if not all(f"cpu_{w}" in files for w in ("idle", "before", "after")):
+        raise ValueError("guest run without cpu_probe: no CPU snapshots")
+    idle, before, after = (cpu_snapshot(files[f"cpu_{w}"]) for w in ("idle", "before", "after"))
+    span_idle = before.uptime_s - idle.uptime_s
+    span = after.uptime_s - before.uptime_s
+    server = [k for k in after.tasks if "/task/" in k]
+    spid = server[0].split("/")[2] if server else None
+    bdi = parse_info(files.get("info", b"").decode(errors="replace")).get("bdi", "")
+
+    def flush(key, comm):
+        return _kworker(key, comm) and bool(bdi) and f"flush-{bdi}" in comm
+
+    def srv(key, comm):
+        return spid is not None and key.startswith(f"/proc/{spid}/task/")
+
+    out: dict[str, Any] = {"span_s": span, "idle_span_s": span_idle}
+    for name, pick in (("kworker", _kworker), ("flush_kworker", flush), ("server", srv)):
+        ns_i, _ = _delta(idle, before, pick)
+        ns, ticks = _delta(before, after, pick)
+        rate = ns_i / span_idle if span_idle > 0 else 0.0
+        out[f"{name}_raw_ns"] = ns
+        out[f"{name}_ticks"] = ticks
+        out[f"{name}_idle_ns_per_s"] = rate
+        out[f"{name}_ns"] = max(0.0, ns - rate * span)
+    tb, ta = before.cpu_ticks, after.cpu_ticks
+    out["cpu_stat_ticks"] = {k: ta.get(k, 0) - tb.get(k, 0) for k in CPU_STAT_FIELDS}
+    log = g.mount.log
+    writes = log[log["kind"] == mount.KIND_WRITE]
+    mark = fsync_start_ns(g)
+    early = writes[writes["t_recv_ns"] < mark] if mark is not None else writes
+    out["pages"] = int(early["size"].astype(np.int64).sum()) // mount.PAGE_SIZE
+    out["requests"] = int(len(early))
+    out["pages_after_fsync"] = (int(writes["size"].astype(np.int64).sum()) // mount.PAGE_SIZE
+                                - out["pages"])
+    out["requests_after_fsync"] = int(len(writes)) - out["requests"]
+    return out
+
+
+def fsync_start_ns(g: GuestResult) -> int | None:
+    """CLOCK_MONOTONIC time the run's last fsync row started (None: it has none)."""
+    if g.ops is None:
+        return None
+    rows = np.flatnonzero(g.ops["op"] == mount.FSYNC)
+    if not len(rows) or g.mount.start_ns[rows[-1]] < 0:
+        return None
+    return int(g.mount.start_ns[rows[-1]]) + int(g.mount.t0_ns)

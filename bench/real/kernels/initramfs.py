@@ -134,6 +134,18 @@ class GuestJob:
                                       # starts (stall windows are times of the run)
     dio_kb: int = 0                   # > 0: the workload reads this much with O_DIRECT
     has_brd_module: bool = False      # /brd.ko: a RAM disk when /tmp has no O_DIRECT
+    trace: str = ""                   # the runner's FWB_TRACE (files read at every sample,
+                                      # csrc/guest/fwb_guest_runner.c); debugfs is mounted for it
+    cpu_probe: bool = False           # snapshot every task's CPU time (CPU_FILES) before an
+                                      # idle second, before the run and after it
+
+
+# What a CPU snapshot reads (grep -H: each line prefixed with its file): every task's stat and
+# schedstat (kworkers are processes of their own; the server's threads are under task/), and the
+# machine's /proc/stat totals.
+CPU_FILES = "/proc/[0-9]*/stat /proc/[0-9]*/schedstat /proc/$server/task/*/stat " \
+            "/proc/$server/task/*/schedstat /proc/stat /proc/uptime"
+IDLE_S = 1
 
 
 def init_script(job: GuestJob) -> str:
@@ -156,6 +168,15 @@ if [ $direct -ne 0 ]; then
 fi
 info dio_source "$dio"
 """
+    trace = ""
+    if job.trace:
+        trace = ("mount -t debugfs none /sys/kernel/debug 2>/dev/null\n"
+                 f"export FWB_TRACE={shlex.quote(job.trace)} FWB_TRACE_OUT=/out/trace.txt")
+    cpu_idle = cpu_before = cpu_after = ":"
+    if job.cpu_probe:
+        snap = f"grep -H '' {CPU_FILES} 2>/dev/null > /out/cpu_"
+        cpu_idle = f"{snap}idle\nsleep {IDLE_S}"
+        cpu_before, cpu_after = snap + "before", snap + "after"
     # CLOCK_MONOTONIC from /proc/uptime (boot time: the same clock in a guest never suspended)
     epoch = (f"""epoch=$(awk '{{printf "%.0f", $1 * 1e9 + {int(job.epoch_lead_ns)}}}' /proc/uptime)"""
              if job.epoch_lead_ns > 0 else "epoch=")
@@ -214,11 +235,15 @@ info bdi "$dev"
 for f in /sys/class/bdi/$dev/*; do
     [ -f "$f" ] && [ -r "$f" ] && info "bdi_${{f##*/}}" "$(cat "$f" 2>/dev/null)"
 done
+{trace}
+{cpu_idle}
+{cpu_before}
 info uptime_run_start_s "$(cut -d' ' -f1 /proc/uptime)"
 /fwb_guest_runner /ops.bin /out/result.bin /mnt "$dio" $epoch 2> /out/runner.err
 rc=$?
 info runner_rc "$rc"
 info uptime_run_end_s "$(cut -d' ' -f1 /proc/uptime)"
+{cpu_after}
 grep -E '^(Dirty|Writeback|WritebackTmp|MemTotal|MemFree):' /proc/meminfo > /out/meminfo_end
 umount /mnt || fail "umount: $(tail -n1 /out/server.err)"
 wait $server
