@@ -7,8 +7,13 @@ another, simulated as it is) and, without --machine, the model parameters read f
 (``machine_params``: memory, vm.dirty_ratio, vm.dirty_background_ratio, the CPUs this process may
 use) and the mount's server (16 threads, max_background 12, max_pages 32,
 no artificial delay).  It prints, per workload, the median over seeds of: app throughput, WRITE
-count, pages-per-request histogram, fsync latency; the ratio predicted / measured; and "ok" where
-it is within ``TOLERANCE``.
+count, pages-per-request histogram, fsync latency; the ratio predicted / measured; and, for the
+metrics with a target (``TARGETS``: the counts within 15%, throughput and makespan within 25%),
+"ok" or "MISSED".  Latencies are shown, not judged: the model charges a sleep and wake-up after
+each wait on the server (``wakeup_ns``), so fsync latencies come out up to about 1.5 times the
+measured ones (README, "Calibration and validation"), and a write(2) of a few microseconds is
+within the measurement's own noise.  ``validate`` exits 1 when a target is missed or the blocking
+pattern differs; ``--json`` prints the same as JSON.
 
 Then the blocking pattern with a stuck server (``blocking``): during a stall window of the real
 server, one thread each calls write(2) in a loop, fsync(2), close(2), sync(2) and syncfs(2) on
@@ -43,9 +48,14 @@ from bench.results import Run
 
 __all__ = ["mount_runs", "machine_params", "sim_engine", "compare_workload", "render",
            "blocking", "render_blocking", "add_parsers", "cmd_validate", "VALIDATE_SET",
-           "TOLERANCE", "MOUNT_SERVER_PARAMS"]
+           "TOLERANCE", "TARGETS", "MOUNT_SERVER_PARAMS", "verdict", "blocking_same"]
 
 TOLERANCE = 0.15
+# The targets validate judges (metric -> largest |predicted / measured - 1|); the other metrics
+# are shown, not judged (see the module docstring).  The measured side moves by up to 20% between
+# runs minutes apart on a shared machine (README), hence 25% for the timed ones.
+TARGETS = {"app throughput": 0.25, "WRITE requests": TOLERANCE, "bytes written": TOLERANCE,
+           "makespan": 0.25}
 STRATEGY = "no-temp-page"
 # The mount's server as bench.real.mount runs it by default, in simulator parameters.
 MOUNT_SERVER_PARAMS = {"server_threads": 16, "server_dist": 0, "max_background": 12,
@@ -148,8 +158,18 @@ class Pair:
         return self.predicted / self.measured if self.measured else float("nan")
 
     @property
+    def tolerance(self) -> float | None:
+        """The target, or None for a metric that is shown and not judged."""
+        return TARGETS.get(self.metric)
+
+    @property
     def within(self) -> bool:
-        return self.measured != 0 and abs(self.ratio - 1) <= TOLERANCE
+        tol = TOLERANCE if self.tolerance is None else self.tolerance
+        return self.measured != 0 and abs(self.ratio - 1) <= tol
+
+    @property
+    def missed(self) -> bool:
+        return self.tolerance is not None and not self.within
 
 
 def _median(runs: list[Run], get: Callable[[dict], float]) -> float:
@@ -209,19 +229,45 @@ def _fmt_hist(h: dict[int, float], top: int = 6) -> str:
 
 def render(results: list[tuple[list[Pair], dict, dict]], header: str) -> str:
     lines = [header, f"{'workload':12s} {'metric':16s} {'predicted':>10s} {'measured':>10s} "
-                     f"{'pred/meas':>9s}"]
+                     f"{'pred/meas':>9s}  {'target':6s}"]
     for pairs, hp, hm in results:
         for p in pairs:
-            mark = "ok" if p.within else ""
+            target = "shown" if p.tolerance is None else f"±{p.tolerance:.0%}"
+            mark = "" if p.tolerance is None else "MISSED" if p.missed else "ok"
             unit = f" {p.unit}" if p.unit else ""
             lines.append(f"{p.workload:12s} {p.metric + unit:16s} {_fmt(p.predicted, p.scale):>10s} "
-                         f"{_fmt(p.measured, p.scale):>10s} {p.ratio:9.2f}  {mark}")
+                         f"{_fmt(p.measured, p.scale):>10s} {p.ratio:9.2f}  {target:6s} {mark}")
         w = pairs[0].workload
         lines.append(f"{w:12s} {'pages/request':16s} predicted {_fmt_hist(hp)}")
         lines.append(f"{w:12s} {'':16s} measured  {_fmt_hist(hm)}")
-    lines.append(f"medians over seeds; ok: within {TOLERANCE:.0%}; histogram: share of WRITEs "
-                 "by pages carried (the six most common sizes)")
+    lines.append("medians over seeds; target: the largest |predicted/measured - 1| judged "
+                 "('shown': not judged); histogram: share of WRITEs by pages carried (the six "
+                 "most common sizes)")
     return "\n".join(lines) + "\n"
+
+
+def verdict(pairs: list[Pair], blocking_same: bool | None = None) -> tuple[bool, str]:
+    """(passed, one line): every judged metric within its target and, when the stuck-server
+    part ran, the same blocking pattern on both sides."""
+    judged = [p for p in pairs if p.tolerance is not None]
+    missed = [p for p in judged if p.missed]
+    bad = [f"{p.workload} {p.metric} {p.ratio:.2f} (target ±{p.tolerance:.0%})" for p in missed]
+    if blocking_same is False:
+        bad.append("the stuck server's blocking pattern differs")
+    if not bad:
+        extra = "" if blocking_same is None else ", the same blocking pattern"
+        return True, f"validate: PASS: {len(judged)} of {len(judged)} judged metrics within their " \
+                     f"targets{extra}"
+    return False, f"validate: FAIL: {len(missed)} of {len(judged)} judged metrics missed their " \
+                  f"targets: " + "; ".join(bad)
+
+
+def pairs_json(p: Pair) -> dict:
+    nan = lambda v: None if v != v else v      # noqa: E731 (JSON has no NaN)
+    return {"workload": p.workload, "metric": p.metric, "unit": p.unit,
+            "predicted": nan(p.predicted * p.scale), "measured": nan(p.measured * p.scale),
+            "ratio": nan(p.ratio), "target": p.tolerance,
+            "within": None if p.tolerance is None else not p.missed}
 
 
 # ---- blocking with a stuck server ----
@@ -373,6 +419,21 @@ def blocking(stall_ns: int = 2000 * MS, write_mib: int = 256, sim_params: dict |
     return out
 
 
+def blocking_same(b: dict) -> bool:
+    """The mount and the simulator class write, fsync and sync alike."""
+    return all(b[k]["mount"][0].split()[0] == b[k]["sim"][0].split()[0]
+               for k in ("write", "fsync", "sync") if b[k].get("sim"))
+
+
+def blocking_json(b: dict) -> dict:
+    out = {"stall_ns": b["_"]["stall_ns"], "same": blocking_same(b), "calls": {}}
+    for k in ("write", "fsync", "close", "sync", "syncfs"):
+        m, s = b[k]["mount"], b[k].get("sim")
+        out["calls"][k] = {"mount": m[0], "mount_error": m[3] or None, "mount_end_ns": m[2],
+                           "sim": s[0] if s else None, "sim_end_ns": s[2] if s else None}
+    return out
+
+
 def render_blocking(b: dict) -> str:
     stall = b["_"]["stall_ns"]
     lines = [f"stuck server: every WRITE held for {stall / 1e9:.1f} s; calls start 0.2 s into the "
@@ -395,8 +456,7 @@ def render_blocking(b: dict) -> str:
                  f"{w.get('sim_mib_before_block')} in the simulator (its longest throttle pause "
                  f"{w.get('sim_throttle_max_ns', 0) / 1e9:.3f} s); 'held call' is when that call "
                  "returned (or the last call, if none was held)")
-    same = all(b[k]["mount"][0].split()[0] == b[k]["sim"][0].split()[0]
-               for k in ("write", "fsync", "sync") if b[k].get("sim"))
+    same = blocking_same(b)
     lines.append("blocking pattern: " + ("the same for write, fsync, sync" if same else
                                          "DIFFERS (see above)"))
     return "\n".join(lines) + "\n"
@@ -408,8 +468,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if getattr(args, "kernel", None):      # another kernel, in a guest under qemu
         from bench.real.kernels import validate as guest_validate
         return guest_validate.cmd_validate_kernel(args)
-    if args.json or args.out:
-        raise ValueError("--json and --out: only with --kernel")
+    if args.out:
+        raise ValueError("--out: only with --kernel")
     from bench.real import mount
     ok, why = mount.available()
     if not ok:
@@ -446,12 +506,28 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(f"validate: {name}", file=sys.stderr)
         pairs, hp, hm, _, _ = compare_workload(name, wp, list(range(args.seeds)), sim_params, engine)
         results.append((pairs, hp, hm))
-    sys.stdout.write(render(results, header))
+    b = None
     if not args.no_blocking:
         if not args.quiet:
             print("validate: stuck server", file=sys.stderr)
-        sys.stdout.write("\n" + render_blocking(blocking(sim_params=sim_params, engine=engine)))
-    return 0
+        b = blocking(sim_params=sim_params, engine=engine)
+    all_pairs = [p for pairs, _, _ in results for p in pairs]
+    passed, line = verdict(all_pairs, None if b is None else blocking_same(b))
+    if args.json:
+        import json
+        doc = {"header": header, "seeds": args.seeds, "pass": passed, "verdict": line,
+               "rows": [pairs_json(p) for p in all_pairs],
+               "pages_per_request": {pairs[0].workload: {"predicted": hp, "measured": hm}
+                                     for pairs, hp, hm in results},
+               "blocking": None if b is None else blocking_json(b)}
+        json.dump(doc, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(render(results, header))
+        if b is not None:
+            sys.stdout.write("\n" + render_blocking(b))
+        sys.stdout.write(line + "\n")
+    return 0 if passed else 1
 
 
 def add_parsers(subparsers) -> None:
@@ -473,7 +549,8 @@ def add_parsers(subparsers) -> None:
                    help="validate against kernel K of `kernels list` (6.1, 6.12, 7.2, 7.3) in a "
                         "qemu guest, simulated by its family's strategy on its machine profile "
                         "(default workloads then: seq-write, rand-write, dio-redirty)")
-    p.add_argument("--json", action="store_true", help="with --kernel: the table as JSON")
+    p.add_argument("--json", action="store_true",
+                   help="the table, the targets and the verdict as JSON on stdout")
     p.add_argument("--out", metavar="PATH", help="with --kernel: write the guest's and the "
                                                  "simulator's runs to this result file")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
