@@ -679,26 +679,28 @@ def test_a_guests_schedule_and_the_simulator_on_its_measured_timing():
     m_run = _full("kernel-6.1.1", 0, "mount", 10, 100)
     b = kvalidate.block("dio-redirty", [m_run], [_full("merge-in-queue", 0, "c", 12, 90)],
                         [{"schedule": s, "arrivals": {"pages_with_concurrent_copies": 4,
-                                                      "pages_answered_out_of_order": 1}}], [r])
+                                                      "later_one_page": 3,
+                                                      "overlap_median_ms": 1.5}}], [r])
     text = kvalidate.render(catalog.get("6.1"), [b], "header")
     assert "40% of rows started over 1 ms late" in text and "sync(2) thread ran: 33.3%" in text
-    assert "4 pages with two WRITEs in flight at once, 1 of them" in text
+    assert "4 pages with two WRITEs in the server at once, 3 of them" in text
     assert f"WRITEs {r.metrics['requests']}" in text
 
 
-def test_arrivals_count_pages_whose_later_write_was_answered_first():
+def test_arrivals_count_pages_two_writes_covered_at_once():
     def log(rows):
         a = np.zeros(len(rows), mount.LOG_DTYPE)
         for i, (recv, reply, off, size) in enumerate(rows):
             a[i] = (recv, reply, 1, off, size, mount.KIND_WRITE, 1, 0, 0)
         return a
-    # pages 0-1: two WRITEs overlap, the later one answered first (page 0 and 1 turned);
-    # page 4: overlap in order; page 8: one WRITE after the other (no overlap)
-    a = log([(0, 100, 0, 8192), (10, 50, 0, 8192), (0, 100, 16384, 4096), (10, 200, 16384, 4096),
+    # pages 0-1: a two-page WRITE overlaps another (30 ns); page 4: a one-page WRITE received
+    # 10 ns before the earlier one's reply record (a secondary's shape); page 8: one after the other
+    a = log([(0, 100, 0, 8192), (10, 40, 0, 8192), (0, 100, 16384, 4096), (90, 200, 16384, 4096),
              (0, 10, 32768, 4096), (10, 20, 32768, 4096)])
-    assert kvalidate.arrivals(a) == {"pages_with_concurrent_copies": 3,
-                                     "pages_answered_out_of_order": 2}
-    assert kvalidate.arrivals(a)["pages_with_concurrent_copies"] == mount.copies_in_flight(a)[1]
+    ar = kvalidate.arrivals(a)
+    assert (ar["pages_with_concurrent_copies"], ar["later_one_page"]) == (3, 1)
+    assert ar["overlap_median_ms"] == 30e-6
+    assert ar["pages_with_concurrent_copies"] == mount.copies_in_flight(a)[1]
 
 
 def test_the_blocking_pattern_in_the_simulator_and_from_a_guests_row_times(monkeypatch):
