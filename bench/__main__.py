@@ -117,7 +117,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = Parser(prog="python -m bench",
+    # the console script `bench` (pyproject's [project.scripts]) is the same program
+    prog = "bench" if os.path.basename(sys.argv[0] or "") == "bench" else "python -m bench"
+    parser = Parser(prog=prog,
                                      description="What each FUSE writeback strategy costs.")
     sub = parser.add_subparsers(dest="verb", required=True)
     p = sub.add_parser("compare", help="run strategies over workloads (or compare two result "

@@ -61,3 +61,29 @@ def test_the_wheel_and_the_checkout_give_byte_identical_numbers(wheel_dir, tmp_p
     assert md["name"] == "ci-2cpu-24g" and md["source"] == "package:ci-2cpu-24g"
     listing = _installed(wheel_dir, tmp_path, "list")
     assert "active machine: ci-2cpu-24g" in listing.stdout, listing.stderr
+
+
+def test_the_bench_console_script_is_python_m_bench(wheel_dir, tmp_path):
+    # pip writes a `bench` script for the wheel's console_scripts entry point; run that entry
+    # point as the script does (sys.argv[0] "bench", sys.exit of its return value).
+    (info,) = wheel_dir.glob("*.dist-info")
+    assert "bench = bench.__main__:main" in (info / "entry_points.txt").read_text()
+    code = ("import sys; site_dir = sys.argv[1]; sys.path[:0] = sys.argv[1:3]; "
+            "from importlib.metadata import entry_points; "
+            "(ep,) = [e for e in entry_points(group='console_scripts') if e.name == 'bench' "
+            "and str(e.dist.locate_file('')).startswith(site_dir)]; "
+            "sys.argv = ['bench'] + sys.argv[3:]; sys.exit(ep.load()())")
+    deps = site.getsitepackages()[0]
+    base = str(ROOT / "results" / "baseline.json")
+
+    def script(*args):
+        return subprocess.run([sys.executable, "-S", "-c", code, str(wheel_dir), deps, *args],
+                              capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    inst = script("gate", base, base)
+    here = subprocess.run([sys.executable, "-m", "bench", "gate", base, base],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert inst.returncode == here.returncode == 0, inst.stderr
+    assert inst.stdout == here.stdout and inst.stdout.startswith("OK: ")
+    bad = script("gate", base)
+    assert bad.returncode == 2
+    assert bad.stderr.startswith("ERROR: bench gate: ") and bad.stderr.count("\n") == 1
