@@ -130,8 +130,9 @@ def render_blocking(summaries: list[tuple[str, dict]], stall_ns: int) -> str:
     for label, s in summaries:
         parts = [f"{call}: " + ", ".join(f"{cls} {n}/{s['runs']}" for cls, n in sorted(c.items()))
                  for call, c in s["classes"].items()]
-        lines.append(f"    {label:24} " + "; ".join(parts)
-                     + f"; writer's held call ended {_f(s['write_held_end_s'])} s (median)")
+        lines.append(f"    {label:28} " + "; ".join(parts)
+                     + f"; writer's held call ended {_f(s['write_held_end_s'])} s after "
+                     f"{_f(s['writes_before_held'])} calls (medians)")
     return "\n".join(lines) + "\n"
 
 
