@@ -26,7 +26,9 @@
  *   header, 32 bytes: char magic[8] = "FWBWLOG\0", uint32 version = 2,
  *                     uint32 header_size = 32, uint32 record_size = 48,
  *                     uint32 reserved, int64 t_mount_ns
- *   records, 48 bytes: int64 t_recv_ns, int64 t_reply_ns, uint64 ino,
+ *   records, 48 bytes: int64 t_recv_ns, int64 t_reply_ns (a WRITE's: taken just
+ *                     before its reply is sent, so that a WRITE the kernel sends on
+ *                     receiving that reply never seems to overlap it), uint64 ino,
  *                     int64 offset, uint32 size, uint16 kind (0 WRITE, 1 READ,
  *                     2 FSYNC, 3 FLUSH), uint16 flags (bit 0: FUSE_WRITE_CACHE),
  *                     uint32 pid, uint32 reserved
@@ -235,11 +237,11 @@ static void log_write_out(struct fwb *fs, const struct log_record *buf, size_t n
 	}
 }
 
-static void log_request(struct fwb *fs, int kind, fuse_ino_t ino, off_t off, size_t size,
-			int cache, pid_t pid, int64_t t_recv)
+static void log_request_at(struct fwb *fs, int kind, fuse_ino_t ino, off_t off, size_t size,
+			   int cache, pid_t pid, int64_t t_recv, int64_t t_reply)
 {
 	struct log_record r = {
-		.t_recv_ns = t_recv, .t_reply_ns = now_ns(), .ino = ino, .offset = off,
+		.t_recv_ns = t_recv, .t_reply_ns = t_reply, .ino = ino, .offset = off,
 		.size = (uint32_t)size, .kind = (uint16_t)kind, .flags = cache ? 1 : 0,
 		.pid = (uint32_t)pid,
 	};
@@ -265,6 +267,12 @@ static void log_request(struct fwb *fs, int kind, fuse_ino_t ino, off_t off, siz
 	pthread_mutex_unlock(&fs->log_lock);
 	log_write_out(fs, full, n);
 	pthread_mutex_unlock(&fs->write_lock);
+}
+
+static void log_request(struct fwb *fs, int kind, fuse_ino_t ino, off_t off, size_t size,
+			int cache, pid_t pid, int64_t t_recv)
+{
+	log_request_at(fs, kind, ino, off, size, cache, pid, t_recv, now_ns());
 }
 
 static int log_open(struct fwb *fs)
@@ -973,7 +981,7 @@ static void fwb_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in
 	struct fwb *fs = fwb_of(req);
 	struct node *n = node_get(fs, ino);
 	size_t size = fuse_buf_size(in);
-	int64_t t = now_ns(), svc;
+	int64_t t = now_ns(), svc, t_done;
 	int cache = fi->writepage;	/* FUSE_WRITE_CACHE: sent by page-cache writeback */
 	pid_t pid = fuse_req_ctx(req)->pid;
 	struct range r = { .start = (size_t)off, .end = (size_t)off + size };
@@ -1008,11 +1016,13 @@ static void fwb_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in
 		range_release(n, &r);
 		pthread_mutex_unlock(&n->lock);
 	}
+	t_done = now_ns();	/* before the reply: the kernel may send the next WRITE of
+				 * these pages as soon as it has the reply */
 	if (err)
 		fuse_reply_err(req, err);
 	else
 		fuse_reply_write(req, size);
-	log_request(fs, LOG_WRITE, ino, off, size, cache, pid, t);
+	log_request_at(fs, LOG_WRITE, ino, off, size, cache, pid, t, t_done);
 }
 
 static void fwb_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
