@@ -142,6 +142,8 @@ def render(res: dict[str, Any]) -> str:
     for name, d in res["kernels"].items():
         lines.append(f"  {name:8} {cell(d, 'kworker_page_ns'):>22} {cell(d, 'kworker_request_ns'):>24} "
                      f"{cell(d, 'server_page_ns'):>22} {cell(d, 'server_request_ns'):>24}")
+    lines.append("  the 32-page boots alone (no solve), flusher ns/page: " + "; ".join(
+        f"{name} {cell(d, 'contiguous_kworker_ns_per_page')}" for name, d in res["kernels"].items()))
     for name, d in res["kernels"].items():
         c = [u for u in d["runs"] if u["layout"] == "contiguous"]
         e = [u for u in d["runs"] if u["layout"] == "every-other"]
