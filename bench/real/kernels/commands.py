@@ -73,6 +73,15 @@ def render_run(run) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_passes(p: dict) -> str:
+    """The flusher's passes of a traced guest run (guest.writeback_passes)."""
+    return (f"  writeback: {p['passes']} passes in the write phase, started at a median "
+            f"{_fmt(p['dirty_wb_before_start'])} dirty + writeback pages of the bdi (limit "
+            f"{_fmt(p['limit_pages'])}: background threshold {_fmt(p['background_pages'])}, freerun "
+            f"ceiling {_fmt(p['freerun_pages'])}); medians {_fmt(p['dirty_median'])} dirty, "
+            f"{_fmt(p['writeback_median'])} under writeback; {p['dirtied_pages']} pages dirtied\n")
+
+
 def _suite(runs, command: str, extra: dict):
     from bench import results
     from bench.results import provenance
@@ -102,7 +111,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 bar.set_description(f"{k.name} {w} seed {seed}")
             try:
                 g = guest.execute(k, w, seed, update=args.update,
-                                  progress=_progress(args.quiet or bar is not None), **params)
+                                  progress=_progress(args.quiet or bar is not None),
+                                  trace=guest.TRACE_WRITEBACK if args.trace else "", **params)
             except RuntimeError as exc:
                 if len(tasks) == 1:
                     raise
@@ -122,6 +132,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 sys.stdout.write("\n")
             else:
                 sys.stdout.write(render_run(g.run))
+                if args.trace:
+                    sys.stdout.write(render_passes(guest.writeback_passes(g)))
             sys.stdout.flush()
     finally:
         if bar is not None:
@@ -259,6 +271,9 @@ def add_parsers(subparsers) -> None:
     q.add_argument("--out", metavar="PATH", help="write the runs to this result file")
     q.add_argument("--force", action="store_true", help="replace --out if it exists")
     q.add_argument("--json", action="store_true", help="the run as JSON on stdout")
+    q.add_argument("--trace", action="store_true",
+                   help="sample the bdi's debugfs stats and /proc/vmstat too, and print the "
+                        "flusher's passes (when they started, how many pages were dirty)")
     q.add_argument("--quiet", action="store_true", help="no progress lines")
     q.set_defaults(func=cmd_run)
     q = sub.add_parser("ab", help="interleaved runs of two kernels; measured ratios with spread, "

@@ -397,3 +397,37 @@ def fsync_start_ns(g: GuestResult) -> int | None:
     if not len(rows) or g.mount.start_ns[rows[-1]] < 0:
         return None
     return int(g.mount.start_ns[rows[-1]]) + int(g.mount.t0_ns)
+
+
+WB_WRITEBACK_RUNNING = 1 << 1      # enum wb_state (include/linux/backing-dev-defs.h): bit 1
+
+
+def writeback_passes(g: GuestResult) -> dict[str, Any]:
+    """The flusher's passes over the write phase (time 0 to the run's last fsync) of a run made
+    with ``trace=TRACE_WRITEBACK``: a pass starts at a sample whose debugfs ``state`` has
+    WB_writeback_running set after one without.  Pages are the bdi's (BdiReclaimable is its
+    dirty pages, BdiWriteback those under writeback, BdiDirtyThresh its limit: all in kB in the
+    stats); "before" is the last sample before a pass started."""
+    if "trace.txt" not in g.files:
+        raise ValueError("guest run without trace: no writeback samples")
+    t, v = read_trace(g.files["trace.txt"])
+    need = ("state", "BdiReclaimable", "BdiWriteback", "BdiDirtyThresh")
+    if not len(t) or any(k not in v for k in need):
+        raise ValueError("guest trace: no bdi stats (debugfs) in it")
+    end = fsync_start_ns(g)
+    phase = (t >= g.mount.t0_ns) & (t < (end if end is not None else t.max() + 1))
+    run = (v["state"] & WB_WRITEBACK_RUNNING) > 0
+    dirty, wb, limit = v["BdiReclaimable"] // 4, v["BdiWriteback"] // 4, v["BdiDirtyThresh"] // 4
+    idx = np.flatnonzero(phase)
+    starts = [i for i in idx[1:] if run[i] and not run[i - 1]]
+
+    def med(x):
+        return float(np.median(x)) if len(x) else float("nan")
+    lim = med(limit[phase & (limit > 0)])   # 0 until the bdi's first writeback completes
+    return {"samples": int(phase.sum()), "passes": len(starts),
+            "running_share": float(run[phase].mean()) if phase.any() else float("nan"),
+            "limit_pages": lim, "background_pages": lim / 2, "freerun_pages": lim * 3 / 4,
+            "dirty_wb_before_start": med([dirty[i - 1] + wb[i - 1] for i in starts]),
+            "dirty_median": med(dirty[phase]), "writeback_median": med(wb[phase]),
+            "dirtied_pages": int(v["BdiDirtied"][-1] - v["BdiDirtied"][0]) // 4
+            if "BdiDirtied" in v else -1}
