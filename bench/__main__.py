@@ -6,7 +6,12 @@ one ``ERROR: ...`` line and exit status 2.
 """
 from __future__ import annotations
 
+if __name__ == "__main__":      # before any other import: a Ctrl-C at start-up is one line
+    from bench import interrupt as _interrupt
+    _interrupt.install()
+
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -21,6 +26,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.files:
         if len(args.files) != 2:
             raise ValueError("compare: give two result files (OLD.json NEW.json) or none")
+        if args.out is not None:
+            raise ValueError("--out: compare OLD.json NEW.json writes no result file (it reads "
+                             "two); --out is for a sweep")
         old, new = (results.load(f) for f in args.files)
         rows = compare.rows_between(old, new)
         title = lambda w: f"{w}: {args.files[1]} against {args.files[0]}"  # noqa: E731
@@ -39,16 +47,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
         max_jobs = 4 * (os.cpu_count() or 1)
         if args.jobs is not None and not 1 <= args.jobs <= max_jobs:
             raise ValueError(f"--jobs: must be in 1..{max_jobs} (4 per CPU), got {args.jobs}")
-        results.check_writable(args.out, args.force or args.out == compare.LATEST)
-        with results.output_lock(args.out):     # a second run on the same --out: one error line
+        out_path = args.out or compare.LATEST
+        results.check_writable(out_path, args.force or out_path == compare.LATEST)
+        with results.output_lock(out_path):     # a second run on the same --out: one error line
             params = parse_pairs(args.param)
+            failed_runs: list[dict] = []        # a partial file lists the runs it lacks
             runs = sweep.sweep(strategies, workloads, range(args.seeds), args.engine, params,
                                  jobs=args.jobs, progress=not args.quiet)
             if not args.no_mount:       # after the pool is done, so the mount runs on a quiet machine
                 from bench.real import validate
                 mounted = [w for w in workloads if w in validate.MOUNT_SUITE]
                 mruns, why = validate.mount_runs(mounted, range(args.seeds), params,
-                                                 progress=not args.quiet)
+                                                 progress=not args.quiet, failed=failed_runs)
                 runs = runs + mruns
                 if why.startswith("real mount failed"):
                     failed = why        # a dead or stuck server: said again last, and exit 1
@@ -56,8 +66,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
                     print(why, file=sys.stderr)
             suite = results.Suite(provenance.collect(engine=args.engine, seeds=args.seeds,
                                                      params=params, command="compare",
-                                                     machine=sim_params.machine_provenance()), runs)
-            out = results.dump(suite, args.out, overwrite=args.force or args.out == compare.LATEST)
+                                                     machine=sim_params.machine_provenance(),
+                                                     **({"failed_runs": failed_runs}
+                                                        if failed_runs else {})), runs)
+            out = results.dump(suite, out_path, overwrite=args.force or out_path == compare.LATEST)
             if not args.quiet:
                 print(f"results: {out}", file=sys.stderr)
         rows = compare.rows(suite, args.baseline)
@@ -75,7 +87,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if failed:
         # The simulated rows are written and shown; the kernel's are missing, and that is an error.
         sys.stdout.flush()
-        print(f"ERROR: {failed} (the result file has the simulated runs only)", file=sys.stderr)
+        print(f"ERROR: {failed} (the result file lists the missing runs in "
+              f"metadata.failed_runs)", file=sys.stderr)
         return 1
     return 0
 
@@ -117,6 +130,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bench import interrupt
+    if argv is None and not interrupt.installed():
+        interrupt.install()         # the console script: a program too (see the top)
     # the console script `bench` (pyproject's [project.scripts]) is the same program
     prog = "bench" if os.path.basename(sys.argv[0] or "") == "bench" else "python -m bench"
     parser = Parser(prog=prog,
@@ -133,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--param", action="append", metavar="KEY=VALUE",
                    help="a model, server, strategy or workload parameter (repeatable)")
     p.add_argument("--jobs", type=int, help="worker processes (default: all cores)")
-    p.add_argument("--out", default="results/latest.json",
+    p.add_argument("--out", default=None,
                    help="where to write the result file (default results/latest.json, replaced each run)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--no-mount", action="store_true",
@@ -184,7 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=cmd_list)
     args = parser.parse_args(argv)
     try:
-        rc = args.func(args)
+        with contextlib.ExitStack() as stack:
+            if interrupt.installed():
+                interrupt.arm()     # SIGINT, SIGTERM, SIGHUP raise Interrupted: cleanup runs
+            else:
+                stack.enter_context(interrupt.handling())   # called in-process
+            rc = args.func(args)
         sys.stdout.flush()          # a closed pipe shows here, inside the handlers below
         return rc
     except (ValueError, RuntimeError) as exc:
@@ -199,8 +220,12 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{exc.filename}: " if exc.filename else ""
         print(f"ERROR: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
+    except interrupt.Interrupted as exc:
+        interrupt.ending()
+        print(f"ERROR: {exc.line()}", file=sys.stderr)
+        return exc.exit_status
     except KeyboardInterrupt:
-        print("ERROR: interrupted", file=sys.stderr)
+        print("ERROR: interrupted by SIGINT", file=sys.stderr)
         return 130
 
 

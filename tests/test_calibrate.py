@@ -103,10 +103,14 @@ def test_measure_on_a_real_mount():
     assert 1 <= v["server_cpus"] <= v["cpus"] == len(os.sched_getaffinity(0))
     base = doc["measurements"]["server_base_ns"]
     assert set(base["round_trip"]["by_pages_fsync"]) == {str(n) for n in calibrate.FSYNC_SIZES}
-    # Every drained WRITE reached the server whole: the drain measured what it says.
+    # Every page the drain dirtied reached the server, once: the drain measured what it says.
+    # (How many WRITEs arrive whole depends on other writeback on a loaded machine: once
+    # 337 of 384 32-page WRITEs; so only the pages are counted, and no more WRITEs than sent.)
     drain = base["drain"]
-    for k, n in calibrate.DRAIN.items():
-        assert drain["writes_seen"][str(k)] >= 2 * drain["rounds"] * n
+    assert drain["pages_seen"] == drain["pages_dirtied"] == 2 * drain["rounds"] * sum(
+        k * n for k, n in calibrate.DRAIN.items())
+    assert drain["writes_seen"]["1"] == 2 * drain["rounds"] * calibrate.DRAIN[1]  # cannot split
+    assert drain["writes_seen"]["32"] <= 2 * drain["rounds"] * calibrate.DRAIN[32]
     assert drain["server_cpu_ns"] > 0 and drain["drain_ns"] > 0
     text = calibrate.render(doc)
     assert "fault_ns" in text and "appended" in text and "drain" in text

@@ -3,6 +3,7 @@ errors with a non-zero exit, no traceback."""
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -242,9 +243,16 @@ def test_gate_with_nothing_to_compare_is_an_error(tmp_path, doc, needle):
     (["--param", "stall_ns=-5"], "stall_ns: must be in"),              # silently ignored
 ])
 def test_record_bad_parameters_fail_before_the_mount(tmp_path, args, needle):
-    _one_error(bench("record", "seq-write", "-o", str(tmp_path / "t.trace"), *args), needle)
+    from bench.real import mount
+    p = subprocess.Popen([sys.executable, "-m", "bench", "record", "seq-write", "-o",
+                          str(tmp_path / "t.trace"), *args], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    out, err = p.communicate(timeout=120)
+    _one_error(subprocess.CompletedProcess(p.args, p.returncode, out, err), needle)
     assert not (tmp_path / "t.trace").exists()
-    assert "fwb" not in Path("/proc/self/mountinfo").read_text()
+    # Only this run's mounts and directories: other runs on the machine may hold their own.
+    assert mount.mounted_fwb(owner=p.pid) == []
+    assert not list(Path(tempfile.gettempdir()).glob(f"{mount.DIR_PREFIX}{p.pid}-*"))
 
 
 @pytest.mark.parametrize("args, needle", [

@@ -390,7 +390,7 @@ def _flush_run(pages: int, layout: str, perf: bool) -> dict[str, Any]:
     close would write back the rest itself: fuse_flush), let the flusher write them back, and
     take the kworker threads' CPU time over that; then fsync, close and unmount.  The server's
     log tells which WRITEs came before the fsync: the flusher's.  With perf, the server's time
-    in folio_end_writeback is sampled too."""
+    in folio_end_writeback is sampled too.  A server that dies is named (Mount.death)."""
     import time
     from bench.real import mount
     m = mount.Mount(mount.ServerOptions())
@@ -413,6 +413,8 @@ def _flush_run(pages: int, layout: str, perf: bool) -> dict[str, Any]:
                 quiet, deadline = 0, time.monotonic() + 20
                 while quiet < 10 and time.monotonic() < deadline:
                     time.sleep(0.02)
+                    if not m.server_alive():
+                        raise RuntimeError(m.death("a flusher run"))
                     quiet = quiet + 1 if m.waiting() == 0 else 0
             k1 = _kworker_cpu()
             span = time.monotonic() - t0
@@ -421,8 +423,14 @@ def _flush_run(pages: int, layout: str, perf: bool) -> dict[str, Any]:
         finally:
             os.close(fd)
         server_pid = m.proc.pid
+    except OSError:
+        if not m.server_alive():        # the mount's errors come from a dead server: name it
+            raise RuntimeError(m.death("a flusher run")) from None
+        raise
     finally:
         m.stop()
+    if m.proc.returncode not in (0, None):
+        raise RuntimeError(m.death("a flusher run"))
     log = m.log[m.log["kind"] == mount.KIND_WRITE]
     by_flusher = log[log["t_recv_ns"] < mark]
     ns, ticks = _kworker_delta(k0, k1)
@@ -866,6 +874,10 @@ def measure(rounds: int = 200, copy_reps: int = 200,
     drain = {"cpus": cpus, "server_cpus": server_cpus, "server_cpu_ns": server_cpu,
              "drain_ns": drain_ns, "server_busy_cpus": busy, "rounds": drain_rounds, "writes_per_drain": {str(k): n for k, n in DRAIN.items()},
              "writes_seen": {str(k): int((seen == k).sum()) for k in DRAIN},
+             # Every page the drain dirtied, written back once: a WRITE split by other writeback
+             # on a loaded machine (fewer whole WRITEs above) still carries its pages.
+             "pages_seen": int(seen.sum()),
+             "pages_dirtied": 2 * drain_rounds * sum(k * n for k, n in DRAIN.items()),
              "per_write_ns": {f"{kind} {k}": _summary(v, "ns", f"cpus * (fsync - FUSE_FSYNC) / "
                                                        f"{DRAIN[k]} WRITEs of {k} page(s)")
                               for (kind, k), v in sorted(per.items())}}
@@ -1139,14 +1151,15 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
                          f"another name")
     if not 3 <= args.rounds <= MAX_ROUNDS:
         raise ValueError(f"--rounds: must be in 3..{MAX_ROUNDS}, got {args.rounds}")
-    from bench.results.fileio import check_writable
+    from bench.results.fileio import check_writable, output_lock
     name = args.name or default_name(this_machine()[0])
     out = Path(args.out) if args.out else machine.user_dir() / f"{name}.toml"
     check_writable(_outside_package(out), args.force, _EXISTS)   # before minutes of measuring
     say = (lambda s: None) if args.quiet else (lambda s: print(f"calibrate: {s}", file=sys.stderr))
-    doc = build_profile(measure(args.rounds, progress=say), name=name, rounds=args.rounds)
     out.parent.mkdir(parents=True, exist_ok=True)
-    path = save(doc, out, force=args.force)
+    with output_lock(out):          # a second calibrate writing the same profile: one error line
+        doc = build_profile(measure(args.rounds, progress=say), name=name, rounds=args.rounds)
+        path = save(doc, out, force=args.force)
     sys.stdout.write(render(doc))
     use = name if not args.out else str(path)
     print(f"machine profile {name}: {path}  (simulate it: --machine {use}, or FWB_MACHINE={use})")

@@ -43,9 +43,12 @@ and the writeback cache off (``ServerOptions(writeback_cache=False)``, the serve
 it returns the server's log (bench.real.trace turns it into an operation stream).  The log's ``pid``
 is the calling thread's (fuse_req_ctx), the flusher's for writeback.
 
-Every exit path unmounts (``Mount.stop``): a normal end, an exception, SIGINT/SIGTERM (handlers
-are installed for the duration when running in the main thread), a dead server, a stuck one
-(the connection is aborted through fusectl, then the mount is detached).
+Every exit path unmounts (``Mount.stop``): a normal end, an exception, SIGINT/SIGTERM/SIGHUP
+(bench.interrupt: they raise ``Interrupted`` in the main thread, and a signal that lands during a
+mount's start or unmount waits for it to finish), a dead server (named with its pid within a
+second: ``Mount.death``), a stuck one (the connection is aborted through fusectl, then the mount
+is detached).  A recorded command runs under a keeper (bench/real/_keeper.py) that ends its
+whole process group with the run, even when the run is killed with SIGKILL.
 """
 from __future__ import annotations
 
@@ -69,6 +72,7 @@ from typing import Any
 
 import numpy as np
 
+from bench import interrupt
 from bench.results import metrics
 from bench.sim import params as _params, workload as _workloads
 from bench.sim.ops import (DIO_READ, FSYNC, MMAP_STORE, MSYNC, OP_DTYPE, OP_NAMES, PAGE_SIZE, SYNC,
@@ -301,6 +305,15 @@ class Mount:
 
     def start(self) -> None:
         _require()
+        try:
+            with interrupt.deferred():      # a Ctrl-C now is raised once the server is known
+                self._spawn()
+            self._wait_mounted()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _spawn(self) -> None:
         reap_stale()
         # The owner's pid in the name: a later run can tell a dead run's leftovers from a live one's.
         self.dir = tempfile.mkdtemp(prefix=f"{DIR_PREFIX}{os.getpid()}-")
@@ -319,11 +332,6 @@ class Mount:
             self._remove_dir()
             raise RuntimeError(f"server failed to start: {exc}") from None
         err.close()
-        try:
-            self._wait_mounted()
-        except BaseException:
-            self.stop()
-            raise
 
     def _server_error(self) -> str:
         try:
@@ -363,6 +371,12 @@ class Mount:
     def server_alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def death(self, during: str = "the run") -> str:
+        """The line that names a dead server: its pid, how it ended, and what that did."""
+        pid = self.proc.pid if self.proc is not None else "?"
+        return (f"the FUSE server (pid {pid}) died during {during}: {_exit_text(self.proc)}; "
+                "the mount was removed")
+
     # -- teardown --
 
     def abort(self) -> None:
@@ -382,9 +396,14 @@ class Mount:
         return box[0] if box else None
 
     def stop(self, timeout_s: float = 10.0) -> None:
-        """Unmount and end the server, whatever state they are in; read the log.  Idempotent."""
+        """Unmount and end the server, whatever state they are in; read the log.  Idempotent.
+        A signal arriving meanwhile is raised once everything is cleaned up."""
         if self.path is None:
             return
+        with interrupt.deferred():
+            self._stop(timeout_s)
+
+    def _stop(self, timeout_s: float) -> None:
         try:
             if _mount_entry(self.path) is not None:
                 if not self.server_alive():
@@ -446,6 +465,8 @@ class Mount:
 # ---- what dead runs left behind ----
 
 DIR_PREFIX = "fwb-mount-"
+# The files a run makes in its directory besides the mount point (reap_stale removes only these).
+_RUN_FILES = ("server.err", "server.log", "command.out", "command.status", "command.status.tmp")
 
 
 def _alive(pid: int) -> bool:
@@ -479,7 +500,7 @@ def reap_stale(tmp: str | None = None) -> list[str]:
             _umount2(mnt, MNT_DETACH)
             if _mount_entry(mnt) is not None:
                 continue
-        for name in ("server.err", "server.log"):
+        for name in _RUN_FILES:
             with contextlib.suppress(FileNotFoundError):
                 (d / name).unlink()
         with contextlib.suppress(OSError):
@@ -541,28 +562,7 @@ class MountResult:
     info: dict = field(default_factory=dict)
 
 
-class _Interrupted(BaseException):
-    def __init__(self, signum: int):
-        super().__init__(signum)
-        self.signum = signum
-
-
-@contextlib.contextmanager
-def _signals_raise():
-    """While active (main thread only), SIGINT and SIGTERM raise _Interrupted."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise _Interrupted(signum)
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
+_Interrupted = interrupt.Interrupted          # the name older callers used
 
 
 def _split_params(workload: Any, seed: int, params: dict) -> tuple[_workloads.Workload, dict]:
@@ -677,7 +677,7 @@ def execute(workload: Any, seed: int = 0, **params: Any) -> MountResult:
                 f.write(np.random.default_rng(seed).integers(0, 256, size, np.uint8).tobytes())
                 f.flush()
                 os.fsync(f.fileno())
-        with _signals_raise():
+        with interrupt.handling():
             mount = Mount(opts)
             sampler = None
             try:
@@ -724,8 +724,7 @@ def execute(workload: Any, seed: int = 0, **params: Any) -> MountResult:
                 while driver.is_alive() or not mount.server_alive():
                     driver.join(0.05)
                     if not mount.server_alive():   # the driver's own error says less
-                        failure = (f"FUSE server died during the run ({_exit_text(mount.proc)}); "
-                                   "the mount was removed")
+                        failure = mount.death()
                         break
                     if time.monotonic() - t_begin > deadline:
                         failure = (f"run timed out: still running {timeout_s:g} s after its last "
@@ -736,17 +735,18 @@ def execute(workload: Any, seed: int = 0, **params: Any) -> MountResult:
                     with contextlib.suppress(subprocess.TimeoutExpired):
                         mount.proc.wait(0.2)
                     if not mount.server_alive():
-                        failure = (f"FUSE server died during the run ({_exit_text(mount.proc)}); "
-                                   f"the mount was removed; {_driver_error(ffi, lib, outcome['rc'], crun, wl)}")
+                        failure = (f"{mount.death()}; "
+                                   f"{_driver_error(ffi, lib, outcome['rc'], crun, wl)}")
                 if failure:
                     stop[0] = 1
                     mount.abort()
                     driver.join(10)
                     raise RuntimeError(failure)
-            except _Interrupted as exc:
+            except interrupt.Interrupted as exc:
                 stop[0] = 1
                 mount.abort()
-                outcome["signal"] = exc.signum
+                exc.notes.append("the mount was removed")
+                raise
             finally:
                 stop[0] = 1
                 if sampler is not None:
@@ -754,11 +754,6 @@ def execute(workload: Any, seed: int = 0, **params: Any) -> MountResult:
                     sampler.join(5)
                 mount.stop()
                 info["stop_notes"] = list(mount.stop_notes)
-        if "signal" in outcome:
-            name = signal.Signals(outcome["signal"]).name
-            if outcome["signal"] == signal.SIGINT:
-                raise KeyboardInterrupt(f"{name}: run interrupted; the mount was removed")
-            raise SystemExit(f"{name}: run interrupted; the mount was removed")
     if "exc" in outcome:
         raise RuntimeError(f"driver: {outcome['exc']}") from outcome["exc"]
     if mount.proc is not None and mount.proc.returncode != 0:
@@ -774,7 +769,9 @@ def execute(workload: Any, seed: int = 0, **params: Any) -> MountResult:
     return result_from(wl, seed, params, mount.log, samples, start, lat, faults, t0, hang_ns, info)
 
 
-def _exit_text(proc: subprocess.Popen) -> str:
+def _exit_text(proc: subprocess.Popen | None) -> str:
+    if proc is None:
+        return "not started"
     rc = proc.returncode
     if rc is not None and rc < 0:
         return f"killed by {signal.Signals(-rc).name}"
@@ -917,10 +914,24 @@ def _tail(path: str, lines: int = 5) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    """SIGKILL the command's session (it was started in its own): stragglers hold the mount."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
+KEEPER = Path(__file__).resolve().parent / "_keeper.py"
+
+
+def _end_keeper(keeper: subprocess.Popen, status_path: str) -> None:
+    """End a recorded command's keeper and with it the command's process group; if the keeper
+    does not go within 5 s, kill it and the group it reported."""
+    if keeper.poll() is None:
+        keeper.terminate()              # the keeper kills the command's group, then exits
+        try:
+            keeper.wait(5)
+        except subprocess.TimeoutExpired:
+            keeper.kill()
+            keeper.wait()
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        import json
+        pid = int(json.loads(Path(status_path).read_text())["pid"])
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
 
 
 def run_command(argv: list[str], timeout_s: float = 60.0, env: dict | None = None,
@@ -929,56 +940,78 @@ def run_command(argv: list[str], timeout_s: float = 60.0, env: dict | None = Non
 
     The default options turn the writeback cache off (write-through), so every write(2), fsync
     and close reaches the server when the program makes it, from the calling thread.  The
-    command runs in its own session; whatever is left of it when it exits or times out is
-    killed before the unmount.  Raises RuntimeError when it cannot start, times out, exits
-    non-zero or the server dies; the mount is removed on every path."""
+    command runs in a process group of its own under a keeper (bench/real/_keeper.py) that ends
+    the whole group when the command exits, when the run ends it (time-out, dead server,
+    SIGINT/SIGTERM/SIGHUP) and when this process dies, even by SIGKILL.  Raises RuntimeError
+    when it cannot start, times out, exits non-zero or the server dies (named within a second,
+    ``Mount.death``); the mount is removed on every path."""
+    import json
     _require()
     if not argv:
         raise ValueError("command: empty")
     if timeout_s <= 0:
         raise ValueError(f"timeout_s: must be > 0, got {timeout_s}")
     outcome: dict[str, Any] = {}
-    with _signals_raise():
+    with interrupt.handling():
         mount = Mount(options)
-        proc = None
+        keeper = None
+        status_path = ""
         try:
             mount.start()
             out_path = os.path.join(mount.dir, "command.out")
-            with open(out_path, "wb") as out:
-                t0 = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+            status_path = os.path.join(mount.dir, "command.status")
+            with open(out_path, "wb") as out, interrupt.deferred():
                 try:
-                    proc = subprocess.Popen(argv, cwd=mount.path, env=env, stdin=subprocess.DEVNULL,
-                                            stdout=out, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
+                    keeper = subprocess.Popen(
+                        [sys.executable, "-I", "-S", str(KEEPER), str(os.getpid()), status_path,
+                         "--", *argv], cwd=mount.path, env=env, stdin=subprocess.DEVNULL,
+                        stdout=out, stderr=subprocess.STDOUT)
                 except OSError as exc:
                     raise RuntimeError(f"command {argv[0]!r} cannot start: "
                                        f"{exc.strerror or exc}") from None
+            deadline = time.monotonic() + timeout_s
+            failure = None
+            while True:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    keeper.wait(0.05)
+                if keeper.returncode is not None:
+                    break
+                if not mount.server_alive():
+                    failure = mount.death("the command") + "; the command was killed"
+                    break
+                if time.monotonic() > deadline:
+                    failure = (f"command {argv[0]!r} timed out after {timeout_s:g} s (killed); "
+                               "the mount was removed")
+                    break
+            if failure:
+                mount.abort()
+                _end_keeper(keeper, status_path)
+                raise RuntimeError(failure)
             try:
-                rc = proc.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                _kill_group(proc)
-                proc.wait()
-                raise RuntimeError(f"command {argv[0]!r} timed out after {timeout_s:g} s "
-                                   "(killed); the mount was removed") from None
-            finally:
-                _kill_group(proc)
-            t_end = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+                status = json.loads(Path(status_path).read_text())
+            except (OSError, ValueError):
+                status = {}
+            if "error" in status:
+                raise RuntimeError(f"command {argv[0]!r} cannot start: {status['error']}")
+            if "returncode" not in status:
+                raise RuntimeError(f"command {argv[0]!r}: its keeper ended without a status "
+                                   f"({_exit_text(keeper)}); the mount was removed")
+            rc, t0, t_end = status["returncode"], status["t0_ns"], status["t_end_ns"]
             outcome["tail"] = _tail(out_path)
             if not mount.server_alive():
-                raise RuntimeError(f"FUSE server died during the command "
-                                   f"({_exit_text(mount.proc)}); the mount was removed")
-        except _Interrupted as exc:
-            if proc is not None:
-                _kill_group(proc)
-                proc.wait()
-            outcome["signal"] = exc.signum
+                raise RuntimeError(mount.death("the command"))
+        except interrupt.Interrupted as exc:
+            if keeper is not None:
+                _end_keeper(keeper, status_path)
+                exc.notes.append("the command was ended")
+            exc.notes.append("the mount was removed")
+            raise
+        except BaseException:
+            if keeper is not None:
+                _end_keeper(keeper, status_path)
+            raise
         finally:
             mount.stop()
-    if "signal" in outcome:
-        name = signal.Signals(outcome["signal"]).name
-        if outcome["signal"] == signal.SIGINT:
-            raise KeyboardInterrupt(f"{name}: command interrupted; the mount was removed")
-        raise SystemExit(f"{name}: command interrupted; the mount was removed")
     if rc != 0:
         last = outcome["tail"].splitlines()[-1] if outcome["tail"] else "no output"
         why = f"killed by {signal.Signals(-rc).name}" if rc < 0 else f"exit status {rc}"

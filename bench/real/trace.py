@@ -68,7 +68,7 @@ from typing import Any
 import numpy as np
 
 from bench.cli import add_machine_option
-from bench.results.fileio import check_writable, jsonable
+from bench.results.fileio import check_writable, jsonable, output_lock
 from bench.sim.ops import FSYNC, MAX_FILES, MAX_THREADS, MMAP_STORE, OP_DTYPE, WRITE, validate_ops
 
 __all__ = ["Trace", "MAGIC", "VERSION", "TIMING_DTYPE", "LOG_DTYPE", "save", "load", "loads",
@@ -93,6 +93,9 @@ _REQUIRED = {"format": str, "version": int, "kind": str, "name": str, "params": 
              "seed": int, "n_ops": int, "n_log": int, "file_sizes": list, "source": dict,
              "provenance": dict}
 MAX_ROWS = 1 << 26
+# No recorded run lasts this long (2**50 ns: 13 days); a time beyond it is a broken file, and
+# would otherwise replay as a run of 0 MB/s.
+MAX_TIME_NS = 1 << 50
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -187,6 +190,12 @@ def _check(h: dict, ops: np.ndarray, timing: np.ndarray, log: np.ndarray) -> Non
         validate_ops(ops, np.array(h["file_sizes"], dtype=np.int64))
     except ValueError as exc:
         _fail(f"ops: {exc}")
+    for name, t in (("ops", ops["time"]), ("timing", timing["end_ns"]),
+                    ("log", np.abs(log["t_reply_ns"])), ("log", np.abs(log["t_recv_ns"]))):
+        far = np.nonzero(t > MAX_TIME_NS)[0]
+        if far.size:
+            _fail(f"{name}: row {int(far[0])} at {int(t[far[0]])} ns, more than 2**50 ns (13 "
+                  "days) from the run's start: not a recorded run")
     st, en = timing["start_ns"], timing["end_ns"]
     ran = st >= 0
     if ((~ran) & ((st != -1) | (en != -1))).any():
@@ -539,6 +548,11 @@ def cmd_record(args: argparse.Namespace) -> int:
     if not args.out:
         raise ValueError("record: -o TRACE is required")
     check_writable(args.out, args.force, "pass --force to replace it")   # before the mount
+    with output_lock(args.out):       # a second run writing the same trace: one error line
+        return _record(args)
+
+
+def _record(args: argparse.Namespace) -> int:
     if not 0 <= args.seed < 1 << 63:
         raise ValueError(f"--seed: must be in 0..2**63-1, got {args.seed}")
     if not 0 < args.timeout < 1e9:          # also rejects nan
@@ -562,8 +576,7 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from bench.results import compare
-    from bench import results, sim
+    from bench import sim
     from bench.cli import check_seeds
     from bench.sim import machine
     check_seeds(args.seeds)
@@ -573,6 +586,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
                          f"({', '.join(sim.strategies())})")
     if args.out:
         check_writable(args.out, args.force, inputs=(args.trace,))   # before the runs
+        with output_lock(args.out):   # a second run writing the same file: one error line
+            return _replay(args, active)
+    return _replay(args, active)
+
+
+def _replay(args: argparse.Namespace, active) -> int:
+    from bench.results import compare
+    from bench import results
+    from bench.sim import machine
     t = load(args.trace)
     suite = replay(t, seeds=args.seeds, engine=args.engine, timing=args.timing,
                    **_params(args.param))

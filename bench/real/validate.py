@@ -111,21 +111,23 @@ MOUNT_SUITE = ("seq-write", "rand-write", "mmap-rewrite", "dio-redirty", "fsync-
 
 
 def mount_runs(workloads: Iterable[str], seeds: Iterable[int], params: dict | None = None,
-               progress: bool = False) -> tuple[tuple[Run, ...], str]:
+               progress: bool = False, failed: list | None = None) -> tuple[tuple[Run, ...], str]:
     """Every (workload, seed) on a real mount -> (runs, "") or ((), why not, in one line).
 
     Runs are named like simulator runs with strategy = the kernel (``kernel-6.18.44``) and engine
     "mount", so bench.results.compare.rows puts them beside the strategies.  Of `params`, a mount takes
     each workload's own parameters and the server parameters bench.real.mount knows; simulator-only
     ones (memory, costs) are left out, as a kernel cannot be given them.  A workload that fails on
-    the mount is left out and named in the returned note."""
+    the mount is left out and named in the returned note; with `failed`, a list, each run left
+    out is appended to it ({strategy, workload, seed, engine, error}: the result file's
+    ``metadata.failed_runs``, which marks it as partial)."""
     from bench.real import mount
     from bench.sim import workload as _wl
     ok, why = mount.available()
     if not ok:
         return (), f"no real-mount rows: {why}"
     params = dict(params or {})
-    runs, failed = [], []
+    runs, notes = [], []
     seeds = list(seeds)
     for w in workloads:
         own = _wl.workload_params(w)
@@ -136,9 +138,14 @@ def mount_runs(workloads: Iterable[str], seeds: Iterable[int], params: dict | No
             try:
                 runs.append(mount.run(w, seed, **p))
             except RuntimeError as exc:
-                failed.append(f"{w}/{seed}: {exc}")
+                notes.append(f"{w}/{seed}: {exc}")
+                if failed is not None:    # this seed and the ones not tried after it
+                    failed.extend({"strategy": mount.kernel_name(), "workload": w, "seed": s,
+                                   "engine": "mount", "error": str(exc) if s == seed else
+                                   f"not run: seed {seed} failed"}
+                                  for s in seeds[seeds.index(seed):])
                 break
-    note = "" if not failed else "real mount failed on " + "; ".join(failed)
+    note = "" if not notes else "real mount failed on " + "; ".join(notes)
     return tuple(runs), note
 
 
@@ -324,6 +331,18 @@ def blocking(stall_ns: int = 2000 * MS, write_mib: int = 256, sim_params: dict |
     box: dict[str, tuple] = {}
     writes: list[tuple[int, int]] = []      # (start, end) of each write(2), from the stall's start
     m = _mount.Mount(opts)
+
+    def watch(until: float) -> None:
+        """Sleep until the monotonic time `until`, naming a dead server within 50 ms."""
+        while True:
+            if not m.server_alive():
+                m.abort()
+                raise RuntimeError(m.death("the stuck-server part"))
+            left = until - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, 0.05))
+
     try:
         m.start()
         fds = {k: os.open(os.path.join(m.path, k), os.O_RDWR | os.O_CREAT, 0o644) for k in "wfcs"}
@@ -333,18 +352,22 @@ def blocking(stall_ns: int = 2000 * MS, write_mib: int = 256, sim_params: dict |
         now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
         if now >= stall0:
             raise RuntimeError("blocking: the mount took longer to start than the stall's lead")
-        time.sleep((stall0 + 200 * MS - now) / 1e9)
+        watch(time.monotonic() + (stall0 + 200 * MS - now) / 1e9)
 
         def writer():
             t = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-            for i in range(write_mib):
-                a = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-                os.pwrite(fds["w"], block, i * MiB)
-                e = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
-                writes.append((a - stall0, e - stall0))
-                if e > stall1:
-                    break
-            box["write"] = (t - stall0, time.clock_gettime_ns(time.CLOCK_MONOTONIC) - stall0, "")
+            err = ""
+            try:
+                for i in range(write_mib):
+                    a = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+                    os.pwrite(fds["w"], block, i * MiB)
+                    e = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+                    writes.append((a - stall0, e - stall0))
+                    if e > stall1:
+                        break
+            except OSError as exc:      # a dead server: named by watch() in the main thread
+                err = exc.strerror or str(exc)
+            box["write"] = (t - stall0, time.clock_gettime_ns(time.CLOCK_MONOTONIC) - stall0, err)
 
         def syncfs():
             if _libc.syncfs(fds["s"]) != 0:
@@ -359,8 +382,9 @@ def blocking(stall_ns: int = 2000 * MS, write_mib: int = 256, sim_params: dict |
         for t in threads:
             t.start()
         deadline = time.monotonic() + (stall1 - time.clock_gettime_ns(time.CLOCK_MONOTONIC)) / 1e9 + 5
-        for t in threads:
-            t.join(max(0.0, deadline - time.monotonic()))
+        while any(t.is_alive() for t in threads) and time.monotonic() < deadline:
+            watch(min(deadline, time.monotonic() + 0.05))
+        watch(0)            # the calls may have ended because the server did
         for k, fd in list(fds.items()):
             if k != "c":
                 with contextlib.suppress(OSError):
@@ -368,6 +392,8 @@ def blocking(stall_ns: int = 2000 * MS, write_mib: int = 256, sim_params: dict |
                 fds.pop(k)
     finally:
         m.stop()
+    if m.proc is not None and m.proc.returncode not in (0, None):
+        raise RuntimeError(m.death("the stuck-server part"))     # it died at the unmount
     out: dict[str, dict[str, Any]] = {}
     wcls, held = _classify_writes(writes, stall_ns)
     for k in ("write", "fsync", "close", "sync", "syncfs"):

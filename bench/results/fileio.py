@@ -20,19 +20,24 @@ def write_atomic(path: str | os.PathLike, data: bytes) -> Path:
 
     A failure at any point leaves the old file (if any) as it was and no temp file."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    except OSError as exc:          # ENOSPC, EROFS, EACCES...: name the file we were writing
+        raise OSError(exc.errno, exc.strerror, str(p)) from None
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)     # mkstemp makes 0600; these files are for sharing
     try:
+        os.chmod(tmp, 0o666 & ~umask)     # mkstemp makes 0600; these files are for sharing
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, p)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror, str(p)) from None
         raise
     return p
 

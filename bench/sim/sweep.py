@@ -20,6 +20,8 @@ def _die_with_parent(parent: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
     if os.getppid() != parent:       # the parent died before the prctl: nothing to serve
         os._exit(1)
+    from bench import interrupt
+    interrupt.ignore_in_worker()     # a Ctrl-C is the sweep's to handle, not a traceback here
 
 
 def _one(task: tuple) -> Run:
@@ -51,14 +53,32 @@ def sweep(strategies: list[str], workloads: list[str], seeds: Iterable[int], eng
             out.append(_one(t))
             bar.update(1)
     else:
-        with ProcessPoolExecutor(max_workers=jobs, initializer=_die_with_parent,
-                                 initargs=(os.getpid(),)) as pool:
+        pool = ProcessPoolExecutor(max_workers=jobs, initializer=_die_with_parent,
+                                   initargs=(os.getpid(),))
+        try:
             out = []
             for r in pool.map(_one, tasks, chunksize=1):
                 out.append(r)
                 bar.update(1)
+        except BaseException:
+            # Interrupted or failed: the queued runs are dropped and the running ones killed,
+            # rather than waited for (shutdown would finish every queued run first).
+            _kill_workers(pool)
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
     bar.close()
     return tuple(out)
+
+
+def _kill_workers(pool: ProcessPoolExecutor) -> None:
+    kill = getattr(pool, "kill_workers", None)       # Python 3.14
+    if kill is not None:
+        kill()
+        return
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            proc.kill()
 
 
 def _progress(total: int, enabled: bool):
