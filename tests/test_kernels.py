@@ -459,7 +459,8 @@ def test_writeback_passes_start_where_the_state_shows_the_flusher_running():
     assert p["limit_pages"] == 1870 and p["background_pages"] == 935
     assert p["dirty_wb_before_start"] == (900 + 950) / 2      # (3600 + 0) / 4, (3000 + 800) / 4
     assert p["running_share"] == 0.5 and p["dirtied_pages"] == 7500 // 4
-    assert "2 passes" in commands.render_passes(p)
+    assert p["start_shares"] == [3600 / 7480, 3800 / 7480]
+    assert "2 passes" in commands.render_passes(p) and "49% of its limit" in commands.render_passes(p)
     with pytest.raises(ValueError, match="without trace"):
         guest.writeback_passes(_fake_guest({}, _log([]), ops, [0, 600], 100))
 

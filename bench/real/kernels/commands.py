@@ -75,10 +75,11 @@ def render_run(run) -> str:
 
 def render_passes(p: dict) -> str:
     """The flusher's passes of a traced guest run (guest.writeback_passes)."""
-    return (f"  writeback: {p['passes']} passes in the write phase, started at a median "
-            f"{_fmt(p['dirty_wb_before_start'])} dirty + writeback pages of the bdi (limit "
-            f"{_fmt(p['limit_pages'])}: background threshold {_fmt(p['background_pages'])}, freerun "
-            f"ceiling {_fmt(p['freerun_pages'])}); medians {_fmt(p['dirty_median'])} dirty, "
+    return (f"  writeback: {p['passes']} passes in the write phase, started when the bdi's dirty + "
+            f"writeback pages were {p['start_share_median']:.0%} of its limit at the time (median; "
+            f"quartiles {p['start_share_q1']:.0%}..{p['start_share_q3']:.0%}; background threshold "
+            f"50%, freerun ceiling 75%), {_fmt(p['dirty_wb_before_start'])} pages (median; limit "
+            f"{_fmt(p['limit_pages'])}); medians {_fmt(p['dirty_median'])} dirty, "
             f"{_fmt(p['writeback_median'])} under writeback; {p['dirtied_pages']} pages dirtied\n")
 
 

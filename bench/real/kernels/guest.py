@@ -424,7 +424,13 @@ def writeback_passes(g: GuestResult) -> dict[str, Any]:
     def med(x):
         return float(np.median(x)) if len(x) else float("nan")
     lim = med(limit[phase & (limit > 0)])   # 0 until the bdi's first writeback completes
-    return {"samples": int(phase.sum()), "passes": len(starts),
+    # where each pass started, as a share of the bdi's limit at that moment (the limit grows from
+    # 0 as the bdi's writeback completes, so early passes start at few pages)
+    shares = [float((dirty[i - 1] + wb[i - 1]) / limit[i - 1]) for i in starts if limit[i - 1] > 0]
+    return {"start_shares": shares, "start_share_median": med(shares),
+            "start_share_q1": float(np.percentile(shares, 25)) if shares else float("nan"),
+            "start_share_q3": float(np.percentile(shares, 75)) if shares else float("nan"),
+"samples": int(phase.sum()), "passes": len(starts),
             "running_share": float(run[phase].mean()) if phase.any() else float("nan"),
             "limit_pages": lim, "background_pages": lim / 2, "freerun_pages": lim * 3 / 4,
             "dirty_wb_before_start": med([dirty[i - 1] + wb[i - 1] for i in starts]),
