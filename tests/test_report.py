@@ -13,6 +13,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bench.results import provenance
@@ -112,8 +113,8 @@ def test_every_img_exists_as_a_png_with_alt_text(site):
             assert f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
             assert len(img.get("alt", "")) > 40, f"{page.name}: {img['src']} lacks alt text"
             seen += 1
-    # 4 figures per workload page, the trend figure on the pages and on the index
-    assert seen == 2 * 5 + 2
+    # 4 figures per workload page, the trend figure on the pages and on the index, the heatmap
+    assert seen == 2 * 5 + 2 + 1
 
 
 def test_the_site_is_self_contained(site):
@@ -155,7 +156,7 @@ def test_text_from_result_files_is_escaped(files, tmp_path):
 def test_a_single_file_has_no_trend_section(single):
     assert "Trends" not in (single / "index.html").read_text()
     assert not list((single / "img").glob("*trend*"))
-    assert len(list((single / "img").glob("*.png"))) == 2 * 4
+    assert len(list((single / "img").glob("*.png"))) == 2 * 4 + 1      # and the heatmap
 
 
 @pytest.mark.parametrize("content, message", [
@@ -285,4 +286,141 @@ def test_pages_render_in_headless_chromium(served, tmp_path_factory):
             driver.set_window_size(1280, 1000)
     finally:
         driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ what the pages say
+def test_no_page_shows_a_local_absolute_path(files, site):
+    for page in site.glob("*.html"):
+        text = page.read_text()
+        for f in files:
+            assert os.path.dirname(f) not in text, page.name
+        assert "/tmp/" not in text and "/home/" not in text and "/root/" not in text, page.name
+    assert "old.json" in (site / "index.html").read_text()       # named, by its file name
+
+
+def test_best_is_bold_only_where_the_difference_is_significant(tmp_path):
+    from bench.results import compare
+    two = results.dump(_suite(range(2), "c" * 40, "2026-01-03T10:00:00+00:00"), tmp_path / "2.json")
+    four = results.dump(_suite(range(4), "d" * 40, "2026-01-04T10:00:00+00:00"), tmp_path / "4.json")
+    report.build([str(two)], str(tmp_path / "s2"))
+    assert 'class="num best"' not in (tmp_path / "s2" / "index.html").read_text()  # 2 seeds: no test
+    report.build([str(four)], str(tmp_path / "s4"))
+    index = (tmp_path / "s4" / "index.html").read_text()
+    suite = results.load(four)
+    wins = [v for v in compare.verdicts(suite, ("app_throughput_bps", "write_latency_ns",
+                                                "temp_pages_peak")) if v.significant]
+    assert wins, "the 4-seed fixture should have a significant winner somewhere"
+    assert index.count('class="num best"') == sum(len(v.winners) for v in wins)
+
+
+def test_the_overview_has_a_ratio_heatmap_with_significance_marks(tmp_path, site):
+    index = _parse(site / "index.html")
+    (heat,) = [i for i in index.imgs if i["src"] == "img/overview-ratios.png"]
+    assert heat["alt"].startswith("Heatmaps of the ratio of each strategy's median to "
+                                  "merge-in-queue's")
+    text = " ".join(index.text)
+    assert "Ratios to the base strategy" in text and "no cell is marked: fewer than 4 seeds" in text
+    four = results.dump(_suite(range(4), "d" * 40, "2026-01-04T10:00:00+00:00"), tmp_path / "4.json")
+    report.build([str(four)], str(tmp_path / "s4"))
+    index = _parse(tmp_path / "s4" / "index.html")
+    (heat,) = [i for i in index.imgs if i["src"] == "img/overview-ratios.png"]
+    from bench.results import compare
+    rows = [r for r in compare.rows(results.load(four)) if r.significant
+            and r.metric == "app_throughput_bps"]
+    marked = heat["alt"].split("app throughput: ")[1].split(". ")[0]
+    assert rows, "the 4-seed fixture should have a significant ratio somewhere"
+    for r in rows:
+        assert f"{r.workload} {r.strategy} {r.ratio:.2f}" in marked
+    assert "*: significant" in " ".join(index.text)
+
+
+def test_strategies_that_coincide_are_drawn_once_and_named_together():
+    from bench.results.report import _figures as F
+    a = np.array([[0, 1, 2, 3, 0, 0], [10, 4, 5, 6, 0, 0]])
+    series = {"x": a, "y": a.copy(), "z": a + 1}
+    assert F.coinciding(series) == [["x", "y"], ["z"]]
+    with F.theme():
+        fig, alt = F.memory("w", series, 0, F.palette(list(series)), {"x": 99, "z": 0})
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["x = y", "z"]
+    assert len(fig.axes[0].get_lines()) == 2 + 1           # two lines and x's dashed peak
+    assert "x = y 99" in alt and "drawn once" in alt
+
+
+def test_a_single_request_size_is_a_narrow_bar():
+    from bench.results.report import _figures as F
+    with F.theme():
+        fig, _ = F.pages_per_request("w", {"a": {32: 10}, "b": {1: 5}}, F.palette(["a", "b"]))
+    for ax in fig.axes[:2]:
+        lo, hi = ax.get_xlim()
+        (bar,) = ax.patches
+        assert bar.get_width() / (hi - lo) < 0.15, (lo, hi)
+
+
+@pytest.mark.parametrize("panels", [1, 2, 4])
+def test_legends_sit_above_the_axes_inside_the_figure(panels):
+    from bench.results.report import _figures as F
+    names = ["temp-naive", "wait-in-writepages", "redirty-and-skip", "merge-in-queue",
+             "no-temp-page"]
+    kinds = ["write", "fsync", "sync", "throttle"][:panels]
+    data = {k: {s: {"p50": 1.0, "p99": 2.0, "p999": 3.0, "max": 4.0} for s in names} for k in kinds}
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    with F.theme():
+        fig, _ = F.latency("w", data, F.palette(names))
+        FigureCanvasAgg(fig).draw()
+    r = fig.canvas.get_renderer()
+    box, whole = fig.legends[0].get_window_extent(r), fig.bbox
+    assert whole.x0 - 1 <= box.x0 and box.x1 <= whole.x1 + 1, (box, whole)   # not cut off
+    for ax in fig.axes:
+        if ax.get_visible():
+            assert box.y0 >= ax.get_window_extent(r).y1 - 1                   # outside the axes
+
+
+# ------------------------------------------------------------------ layout in a browser
+@pytest.fixture(scope="module")
+def wide_site(files, tmp_path_factory):
+    """The widest pages compare makes: five strategies and a kernel column."""
+    s = results.load(files[1])
+    kernel = tuple(replace(r, strategy="kernel-6.18.44", engine="mount") for r in s.runs
+                   if r.strategy == "no-temp-page")
+    d = tmp_path_factory.mktemp("wide")
+    f = results.dump(results.Suite(s.metadata, s.runs + kernel), d / "wide.json")
+    report.build([str(f)], str(d / "site"))
+    return d / "site"
+
+
+OVERFLOW_JS = """
+const se = document.scrollingElement, bad = [];
+if (se.scrollWidth > se.clientWidth) bad.push(['page', se.scrollWidth, se.clientWidth]);
+document.querySelectorAll('.scroll, table, figure, img').forEach((e, i) => {
+  if (e.scrollWidth > e.clientWidth + 1) bad.push([e.tagName, i, e.scrollWidth, e.clientWidth]);
+  const r = e.getBoundingClientRect();
+  if (r.right > se.clientWidth + 1) bad.push([e.tagName, i, 'right', r.right, se.clientWidth]);
+});
+return bad;"""
+
+
+@pytest.mark.parametrize("width", [1280, 800])
+def test_no_page_overflows_its_window(wide_site, width):
+    driver, profile = _browser_or_skip()
+    handler = functools.partial(_Quiet, directory=str(wide_site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        driver.set_window_size(width, 1000)
+        pages = sorted(p.name for p in wide_site.glob("*.html"))
+        assert len(pages) == 3
+        for page in pages:
+            driver.get(f"http://127.0.0.1:{server.server_address[1]}/{page}")
+            _images_loaded(driver)
+            assert driver.execute_script("return document.querySelectorAll('table').length") > 0
+            bad = driver.execute_script(OVERFLOW_JS)
+            assert bad == [], f"{page} at {width} px: {bad}"
+    finally:
+        driver.quit()
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
         shutil.rmtree(profile, ignore_errors=True)

@@ -63,7 +63,11 @@ def _legend(fig: Figure, colors: Mapping[str, tuple], names: Sequence[str], line
         handles = [Line2D([], [], color=colors[n], lw=2) for n in names]
     else:
         handles = [Patch(color=colors[n]) for n in names]
-    fig.legend(handles, names, loc="outside upper center", ncols=min(len(names), 5),
+    # as many columns as the figure's width holds (about 1.9 in per entry, more for a long
+    # label), so a legend above a narrow figure wraps into rows instead of being cut off
+    per = max(1.9, 0.075 * max(len(n) for n in names))
+    fits = max(1, int(fig.get_figwidth() // per))
+    fig.legend(handles, names, loc="outside upper center", ncols=min(len(names), 5, fits),
                title=None, fontsize="small")
 
 
@@ -138,9 +142,29 @@ def latency(workload: str, data: Mapping[str, Mapping[str, Mapping[str, float]]]
     return fig, " ".join(alt)
 
 
-def memory(workload: str, series: Mapping[str, np.ndarray], seed: int, colors) -> tuple[Figure, str]:
-    """series: {strategy: rows of (time_ns, dirty, writeback, temp, cache, anon)}."""
+def coinciding(series: Mapping[str, np.ndarray]) -> list[list[str]]:
+    """Strategies whose series are the same, grouped, in the order given: each group is drawn
+    once, so a line hidden under another's is not taken for missing."""
+    groups: list[list[str]] = []
+    for s, rows in series.items():
+        for g in groups:
+            if np.array_equal(series[g[0]], rows):
+                g.append(s)
+                break
+        else:
+            groups.append([s])
+    return groups
+
+
+def memory(workload: str, series: Mapping[str, np.ndarray], seed: int, colors,
+           temp_peaks: Mapping[str, float] | None = None) -> tuple[Figure, str]:
+    """series: {strategy: rows of (time_ns, dirty, writeback, temp, cache, anon)}; temp_peaks:
+    {strategy: the engine's own temp_pages_peak of the same run}, drawn as a dashed line, since
+    a peak shorter than the sample spacing is not in the thinned series."""
     cols = ((3, "temp pages"), (2, "pages under writeback"), (1, "dirty pages"))
+    groups = coinciding(series)
+    label = {g[0]: " = ".join(g) for g in groups}
+    temp_peaks = dict(temp_peaks or {})
     # Runs are sampled long after the application finished; show the part where pages move.
     # (up to the sample after the last busy one, so a step plot shows how long it lasted).
     busy = [float(r[min(np.flatnonzero(r[:, 1:4].any(axis=1))[-1] + 1, len(r) - 1), 0])
@@ -157,21 +181,35 @@ def memory(workload: str, series: Mapping[str, np.ndarray], seed: int, colors) -
     alt = [f"Line charts over simulated time ({unit}) on workload {workload}, seed {seed}, one line "
            f"per strategy: " + ", ".join(t for _, t in cols) + "."]
     for ax, (col, title) in zip(axes, cols):
-        for s, rows in series.items():
+        top = max(float(r[:, col].max()) for r in series.values())
+        for g in groups:
+            s, rows = g[0], series[g[0]]
             shown = rows[rows[:, 0] <= t_end * 1.001]
             few = len(shown) < 40
             ax.plot(shown[:, 0] * scale, shown[:, col], drawstyle="steps-post", lw=1.3,
-                    color=colors[s], label=s, alpha=0.9, marker="o" if few else None, ms=2.5)
+                    color=colors[s], label=label[s], alpha=0.9, marker="o" if few else None,
+                    ms=2.5)
+            peak = temp_peaks.get(s)
+            if col == 3 and peak and peak > float(rows[:, col].max()):
+                ax.axhline(peak, color=colors[s], lw=1.1, ls="--", alpha=0.9)
+                top = max(top, float(peak))
         ax.set_title(title)
         ax.set_xlabel(f"simulated time ({unit})")
         ax.set_ylabel("pages")
-        ax.set_ylim(bottom=0, top=max(1.0, max(float(r[:, col].max()) for r in series.values()) * 1.08))
+        ax.set_ylim(bottom=0, top=max(1.0, top * 1.08))
         ax.set_xlim(0, t_end * scale * 1.04)
-        alt.append(f"Largest sampled {title}: " + ", ".join(f"{s} {int(r[:, col].max())}"
-                                                           for s, r in series.items()) + ".")
+        alt.append(f"Largest sampled {title}: " + ", ".join(
+            f"{label[g[0]]} {int(series[g[0]][:, col].max())}" for g in groups) + ".")
+    dashed = [g[0] for g in groups if temp_peaks.get(g[0], 0) > series[g[0]][:, 3].max()]
+    if dashed:
+        alt.append("Dashed: the run's temp pages peak as the engine counted it, above every "
+                   "sample: " + ", ".join(f"{label[s]} {int(temp_peaks[s])}" for s in dashed) + ".")
+    if any(len(g) > 1 for g in groups):
+        alt.append("Strategies joined by '=' have the same series and are drawn once.")
     if step:
         alt.append(f"One sample every {step * 1e-6:g} ms.")
-    _legend(fig, colors, list(series), lines=True)
+    _legend(fig, {label[g[0]]: colors[g[0]] for g in groups}, [label[g[0]] for g in groups],
+            lines=True)
     return fig, " ".join(alt)
 
 
@@ -191,6 +229,8 @@ def pages_per_request(workload: str, hists: Mapping[str, Mapping[int, int]],
         keys = np.array(sorted(h), dtype=float)
         frac = np.array([h[int(k)] / total for k in keys]) if total else np.zeros(0)
         ax.bar(keys, frac, width=0.9 if len(keys) and keys.max() <= 64 else 1.0, color=colors[s])
+        if len(keys):       # a single size is a narrow bar on a pages axis, not a full-width block
+            ax.set_xlim(min(0.0, keys.min() - 1), max(keys.max() + 1, 8.0))
         mean = float((keys * frac).sum()) if total else 0.0
         ax.set_title(f"{s}\n{total} requests, mean {mean:.1f}", fontsize="medium")
         ax.set_xlabel("pages per request")
@@ -230,4 +270,54 @@ def trend(workload: str, labels: Sequence[str],
             alt.append(f"{panel} in the last file: " + ", ".join(f"{s} {_fmt(v)}"
                                                                  for s, v in last.items()) + ".")
     _legend(fig, colors, names, lines=True)
+    return fig, " ".join(alt)
+
+
+# ------------------------------------------------------------------ overview
+def ratio_heatmap(panels: Mapping[str, tuple[np.ndarray, np.ndarray, bool]],
+                  workloads: Sequence[str], strategies: Sequence[str],
+                  base: str) -> tuple[Figure, str]:
+    """panels: {title: (ratios [workload x strategy] to `base`, nan where there is no value;
+    significant [same shape]; higher is better)}.  Colour: how much better (blue) or worse (red)
+    than the base, on a log scale clipped at 4x either way; each cell its ratio, `*` where the
+    difference is significant."""
+    n = len(panels)
+    fig = Figure(figsize=(1.0 + n * (0.75 * len(strategies) + 0.9), 0.8 + 0.36 * len(workloads)),
+                 layout="constrained")
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    cmap = sns.color_palette("vlag_r", as_cmap=True)
+    lim = math.log2(4)
+    alt = [f"Heatmaps of the ratio of each strategy's median to {base}'s, per workload (rows) and "
+           f"strategy (columns), for {', '.join(panels)}; blue better, red worse, an asterisk "
+           f"where a Mann-Whitney U test over the seeds finds the difference significant."]
+    for i, (ax, (title, (ratio, sig, hib))) in enumerate(zip(axes, panels.items())):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            good = np.log2(ratio) * (1 if hib else -1)
+        good = np.clip(np.where(np.isfinite(good), good, np.nan), -lim, lim)
+        labels = np.empty(ratio.shape, dtype=object)
+        for (r, c), v in np.ndenumerate(ratio):
+            if strategies[c] == base:
+                labels[r, c] = "base" if math.isfinite(v) else ""
+            elif not math.isfinite(v):
+                labels[r, c] = "–" if math.isnan(v) else "new"
+            else:
+                labels[r, c] = f"{v:.2f}" + ("*" if sig[r, c] else "")
+        sns.heatmap(good, ax=ax, cmap=cmap, vmin=-lim, vmax=lim, center=0, cbar=i == n - 1,
+                    annot=labels, fmt="", annot_kws={"fontsize": "small"}, linewidths=0.5,
+                    linecolor="white", xticklabels=list(strategies),
+                    yticklabels=list(workloads) if i == 0 else False,
+                    cbar_kws={"label": "better / worse than the base (log scale)",
+                              "ticks": [-lim, -1, 0, 1, lim]} if i == n - 1 else None)
+        if i == n - 1:
+            cb = ax.collections[0].colorbar
+            cb.set_ticklabels(["4x worse", "2x", "same", "2x", "4x better"])
+        ax.set_facecolor("#eceff2")        # a cell without a value (no such calls)
+        ax.grid(False)
+        ax.set_title(title)
+        ax.set_xticklabels(list(strategies), rotation=35, ha="right")
+        ax.tick_params(axis="y", rotation=0)
+        ax.set_xlabel("")
+        best = [(workloads[r], strategies[c], ratio[r, c]) for r, c in zip(*np.nonzero(sig))]
+        alt.append(f"{title}: " + (", ".join(f"{w} {s} {v:.2f}" for w, s, v in best)
+                                   if best else "no significant difference") + ".")
     return fig, " ".join(alt)

@@ -20,8 +20,9 @@ body { margin: 0; color: var(--fg); background: #fff; line-height: 1.45;
 header { background: #17324d; color: #fff; padding: 0.8rem 1.5rem; }
 header a { color: #cfe3ff; }
 header .title { font-size: 1.35rem; font-weight: 650; margin: 0; }
-header nav { margin-top: 0.35rem; font-size: 0.9rem; }
-header nav a { margin-right: 0.9rem; white-space: nowrap; }
+header nav { margin-top: 0.35rem; font-size: 0.9rem; display: flex; flex-wrap: wrap;
+             gap: 0.1rem 0.9rem; }
+header nav a { white-space: nowrap; }
 header nav a.here { color: #fff; font-weight: 650; text-decoration: none; }
 main { max-width: 1180px; margin: 0 auto; padding: 0.5rem 1.5rem 3rem; }
 h1 { font-size: 1.6rem; margin: 1.2rem 0 0.3rem; }
@@ -34,16 +35,19 @@ code { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 0.86
 .scroll { overflow-x: auto; margin: 0.4rem 0 0.8rem; }
 table { border-collapse: collapse; font-size: 0.86rem; }
 th, td { border: 1px solid var(--line); padding: 0.22rem 0.55rem; vertical-align: top; }
+td { overflow-wrap: anywhere; }      /* a long path or hash wraps instead of widening the page */
 thead th { background: var(--head); text-align: left; position: sticky; top: 0; }
 th[scope=row] { background: #f7f9fb; text-align: left; font-weight: 600; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap;
+         overflow-wrap: normal; }
+td.num .sub { display: block; font-size: 0.84em; white-space: normal; }
 tbody tr:nth-child(even) td { background: #fafbfc; }
 td.best { font-weight: 700; }
 td.better { background: var(--good) !important; }
 td.worse { background: var(--bad) !important; }
 td.bad { color: var(--badfg); font-weight: 700; }
 td.group { background: #fff !important; font-weight: 600; }
-.ci { color: var(--muted); font-size: 0.92em; }
+.ci { color: var(--muted); }
 .ratio { color: var(--muted); }
 figure { margin: 0.6rem 0 1.2rem; }
 figure img { max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: 4px; }

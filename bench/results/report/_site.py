@@ -90,6 +90,13 @@ def file_labels(suites: Sequence[Suite]) -> list[str]:
     return [f"{i + 1}: {commit(m) or date(m, 16) or 'file'}" for i, m in enumerate(mds)]
 
 
+def shown_path(p: str) -> str:
+    """A result file's path as a page shows it: relative to the working directory when it lies
+    below it, else its name alone, so no page carries a local absolute path."""
+    rel = os.path.relpath(os.path.abspath(p))
+    return rel if not rel.startswith("..") else os.path.basename(p)
+
+
 def _slugs(names: Sequence[str]) -> dict[str, str]:
     """Workload name -> page file name: only [A-Za-z0-9._-], unique, never hidden or 'index'."""
     out, used = {}, {"index"}
@@ -178,7 +185,9 @@ def _write_site(root: Path, sources: list[Source]) -> None:
                 page(f"{w} · fuse-writeback-bench", "fuse-writeback-bench dashboard", body, nav,
                      here=f"{slugs[w]}.html"), encoding="utf-8")
     (root / MARKER).write_text("written by `python -m bench report`; replaced by the next build\n")
-    index = _index_body(sources, workloads, strategies, slugs, home, trends)
+    with F.theme():
+        heat = _heatmap(root, workloads, home, comparisons)
+    index = _index_body(sources, workloads, strategies, slugs, home, trends, heat)
     (root / "index.html").write_text(page("fuse-writeback-bench dashboard",
                                           "fuse-writeback-bench dashboard", index, nav,
                                           here="index.html"), encoding="utf-8")
@@ -215,14 +224,57 @@ def _meta_value(src: Source, key: str) -> str:
     return str(v)
 
 
-def _index_body(sources, workloads, strategies, slugs, home, trends) -> str:
+HEATMAP = (("app_throughput_bps", "app throughput"), ("write_latency_ns", "write p99"),
+           ("fsync_latency_ns", "fsync p99"))
+
+
+def _heatmap(root: Path, workloads: list[str], home: dict, comparisons: dict) -> str:
+    """The overview's figure: each simulated strategy's ratio to the base, workload by workload
+    (the comparison rows of each workload's page), significant ones marked."""
+    rows = {w: [r for r in comparisons[id(home[w])] if r.workload == w] for w in workloads}
+    bases = {r.base for rs in rows.values() for r in rs}
+    strategies = list(dict.fromkeys(r.strategy for rs in rows.values() for r in rs
+                                    if not r.strategy.startswith("kernel-")))
+    if len(bases) != 1 or len(strategies) < 2:
+        return ""
+    base = bases.pop()
+    panels, tested = {}, False
+    for metric, title in HEATMAP:
+        ratio = np.full((len(workloads), len(strategies)), np.nan)
+        sig = np.zeros(ratio.shape, bool)
+        for i, w in enumerate(workloads):
+            for r in rows[w]:
+                if r.metric == metric and r.strategy in strategies:
+                    j = strategies.index(r.strategy)
+                    ratio[i, j] = math.inf if math.isnan(r.ratio) and r.median else r.ratio
+                    sig[i, j] = r.significant and r.strategy != base
+                    tested |= r.n >= compare.MIN_SEEDS_FOR_TEST
+        if np.isfinite(ratio).any():
+            panels[title] = (ratio, sig, bool(METRIC_BY_NAME[metric].higher_is_better))
+    if not panels:
+        return ""
+    fig, alt = F.ratio_heatmap(panels, workloads, strategies, base)
+    marks = (f"*: significant, a Mann-Whitney U test over the seeds gives p &lt; {compare.ALPHA}"
+             if tested else f"no cell is marked: fewer than {compare.MIN_SEEDS_FOR_TEST} seeds "
+                            f"cannot make a difference significant")
+    return _save(root, fig, "overview-ratios.png", alt,
+                 f"Median of each strategy over its median of {base} (the base), per workload; "
+                 f"blue better, red worse (log colour scale, clipped at 4x), – no value (no such "
+                 f"calls).") + _note(marks)
+
+
+def _note(html_text: str) -> str:
+    return f'<p class="note">{html_text}.</p>'
+
+
+def _index_body(sources, workloads, strategies, slugs, home, trends, heat: str = "") -> str:
     parts = ["<h1>Overview</h1>",
              f'<p class="note">{len(sources)} result file(s), {len(workloads)} workload(s), '
              f'{len(strategies)} strateg{"y" if len(strategies) == 1 else "ies"}. Values are medians '
              f'over seeds; the workload pages show spreads, confidence intervals and figures.</p>',
              "<h2>Result files</h2>"]
     head = [""] + [f"{i + 1}. {src.label}" for i, src in enumerate(sources)]
-    rows = [[th_row("file")] + [td(src.path) for src in sources]]
+    rows = [[th_row("file")] + [td(shown_path(src.path)) for src in sources]]
     known = {k for k, _ in META}
     for key, title in META:
         rows.append([th_row(title)] + [td(_meta_value(src, key)) for src in sources])
@@ -232,14 +284,23 @@ def _index_body(sources, workloads, strategies, slugs, home, trends) -> str:
     rows.append([th_row("runs")] + [td(str(len(src.suite.runs))) for src in sources])
     parts.append(table(head, rows))
 
+    if heat:
+        parts.append("<h2>Ratios to the base strategy</h2>")
+        parts.append(heat)
     parts.append("<h2>Summary</h2>")
     if len(sources) > 1:
         parts.append('<p class="note">Each workload from the last file that holds it '
                      '(the file number is in the first column).</p>')
-    parts.append('<p class="note">Medians over seeds; bold: the best strategy of the workload. '
-                 'Lost updates in red when any seed lost one (the largest is shown).</p>')
+    parts.append(f'<p class="note">Medians over seeds; bold: the best strategy of the workload '
+                 f'(with those within {100 * compare.TIE:.1f}% of it), only where a Mann-Whitney U '
+                 f'test over the seeds against the next best gives p &lt; {compare.ALPHA} (it needs '
+                 f'{compare.MIN_SEEDS_FOR_TEST} seeds or more). Lost updates in red when any seed '
+                 f'lost one (the largest is shown).</p>')
     head = ["workload", "strategy"] + [t for _, t, _, _ in SUMMARY]
     rows = []
+    ranked = [m for m, _, _, _ in SUMMARY if m != "lost_updates"]
+    wins = {id(src): {(v.workload, v.metric): v for v in compare.verdicts(src.suite, ranked)}
+            for src in {id(src): src for src in home.values()}.values()}
     for w in workloads:
         src = home[w]
         names = [s for s in src.suite.strategies() if src.suite.select(w, s)]
@@ -256,7 +317,9 @@ def _index_body(sources, workloads, strategies, slugs, home, trends) -> str:
             row.append(td(s))
             for metric, _, _, _ in SUMMARY:
                 vs = cols[metric][s]
-                row.append(_summary_cell(metric, vs, cols[metric]))
+                v = wins[id(src)].get((w, metric))
+                row.append(_summary_cell(metric, vs, best=bool(v and v.significant and
+                                                             s in v.winners)))
             rows.append(row)
     parts.append(table(head, rows))
 
@@ -274,7 +337,8 @@ def _index_body(sources, workloads, strategies, slugs, home, trends) -> str:
     return "\n".join(parts)
 
 
-def _summary_cell(metric: str, vs: list[float], per_strategy: dict[str, list[float]]) -> str:
+def _summary_cell(metric: str, vs: list[float], best: bool) -> str:
+    """best: this strategy wins the workload on the metric, significantly (compare.verdicts)."""
     if not vs:
         return td("—", "num")
     m = median(vs)
@@ -282,11 +346,7 @@ def _summary_cell(metric: str, vs: list[float], per_strategy: dict[str, list[flo
         worst = max(vs)
         return td(fmt(worst) if worst else "0", "num bad" if worst else "num",
                   title=f"median {fmt(m)}, max {fmt(worst)} over {len(vs)} seeds")
-    meds = [median(v) for v in per_strategy.values() if v]
-    hib = METRIC_BY_NAME[metric].higher_is_better
-    best = max(meds) if hib else min(meds)
-    cls = "num best" if len(meds) > 1 and len(set(meds)) > 1 and m == best else "num"
-    return td(fmt(m), cls)
+    return td(fmt(m), "num best" if best else "num")
 
 
 # ------------------------------------------------------------------ workload pages
@@ -298,7 +358,7 @@ def _workload_body(root: Path, w: str, slug: str, src: Source, colors, comp_rows
     seeds = sorted({r.seed for r in suite.select(w)})
     params = suite.select(w)[0].params
     parts = [f"<h1>{esc(w)}</h1>",
-             f'<p class="note">From <code>{esc(src.path)}</code>'
+             f'<p class="note">From <code>{esc(shown_path(src.path))}</code>'
              + (f" (file {esc(src.label)})" if multi else "")
              + f"; {len(seeds)} seed(s) ({esc(', '.join(map(str, seeds)))}), engine "
              f"{esc(', '.join(dict.fromkeys(r.engine for r in suite.select(w))))}; run parameters: "
@@ -343,19 +403,23 @@ def _workload_body(root: Path, w: str, slug: str, src: Source, colors, comp_rows
     parts.append("<h2>Memory over simulated time</h2>")
     series = {}
     seed_shown = None
+    peaks = {}
     for s in names:
         with_series = [r for r in runs[s] if len(r.series)]
         if with_series:
             first = min(with_series, key=lambda r: r.seed)
             series[s] = first.series
+            peaks[s] = float(first.metrics.get("temp_pages_peak") or 0)
             seed_shown = first.seed if seed_shown is None else min(seed_shown, first.seed)
     if series:
-        fig, alt = F.memory(w, series, seed_shown, colors)
+        fig, alt = F.memory(w, series, seed_shown, colors, peaks)
         parts.append(_save(root, fig, f"{slug}-memory.png", alt,
                            "The first seed of each strategy, as sampled by the engine (a result "
                            "file keeps at most a few hundred samples per run, so peaks shorter than "
-                           "the sample spacing are missed: the correctness and comparison tables "
-                           "hold the exact peaks); the time axis stops after the last busy sample."))
+                           "the sample spacing are missed; a dashed line is the run's temp pages "
+                           "peak as the engine counted it, where it is above every sample); "
+                           "strategies joined by '=' have the same series and are drawn once; the "
+                           "time axis stops after the last busy sample."))
     else:
         parts.append('<p class="note">The result file holds no time series for this workload.</p>')
 
@@ -417,11 +481,14 @@ def _comparison_table(w: str, rows: list) -> str:
                 cells.append(td("—", "num"))
                 continue
             text = esc(fmt(r.median * scale))
+            sub = []        # a second, smaller line, so the table fits a narrow window
             if r.hi != r.lo:
-                text += f' <span class="ci">[{esc(fmt(r.lo * scale))}–{esc(fmt(r.hi * scale))}]</span>'
+                sub.append(f'<span class="ci">[{esc(fmt(r.lo * scale))}–{esc(fmt(r.hi * scale))}]</span>')
             if s != base:
-                text += (' <span class="ratio">new</span>' if math.isnan(r.ratio) and r.median
-                         else "" if math.isnan(r.ratio) else f' <span class="ratio">{r.ratio:.2f}×</span>')
+                sub.append('<span class="ratio">new</span>' if math.isnan(r.ratio) and r.median
+                           else "" if math.isnan(r.ratio) else f'<span class="ratio">{r.ratio:.2f}×</span>')
+            if any(sub):
+                text += '<span class="sub">' + " ".join(x for x in sub if x) + "</span>"
             cls = "num" + (f" {r.verdict}" if r.verdict in ("better", "worse") else "")
             p = "n/a" if math.isnan(r.p_value) else f"{r.p_value:.3g}"
             cells.append(td(text, cls, title=f"{r.verdict}; p={p}; n={r.n}", raw=True))
