@@ -232,7 +232,7 @@ def pages_per_request(workload: str, hists: Mapping[str, Mapping[int, int]],
         if len(keys):       # a single size is a narrow bar on a pages axis, not a full-width block
             ax.set_xlim(min(0.0, keys.min() - 1), max(keys.max() + 1, 8.0))
         mean = float((keys * frac).sum()) if total else 0.0
-        ax.set_title(f"{s}\n{total} requests, mean {mean:.1f}", fontsize="medium")
+        ax.set_title(f"{s}\n{total:,} WRITEs, mean {mean:.1f}", fontsize="small")
         ax.set_xlabel("pages per request")
         alt.append(f"{s}: {total} requests, mean {mean:.1f} pages"
                    + (f", most often {int(keys[frac.argmax()])}" if total else "") + ".")
