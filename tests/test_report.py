@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.results import provenance
+from bench.results import compare, provenance
 from bench.sim import sweep
 from bench import results, sim
 
@@ -300,7 +300,6 @@ def test_no_page_shows_a_local_absolute_path(files, site):
 
 
 def test_best_is_bold_only_where_the_difference_is_significant(tmp_path):
-    from bench.results import compare
     two = results.dump(_suite(range(2), "c" * 40, "2026-01-03T10:00:00+00:00"), tmp_path / "2.json")
     four = results.dump(_suite(range(4), "d" * 40, "2026-01-04T10:00:00+00:00"), tmp_path / "4.json")
     report.build([str(two)], str(tmp_path / "s2"))
@@ -325,7 +324,6 @@ def test_the_overview_has_a_ratio_heatmap_with_significance_marks(tmp_path, site
     report.build([str(four)], str(tmp_path / "s4"))
     index = _parse(tmp_path / "s4" / "index.html")
     (heat,) = [i for i in index.imgs if i["src"] == "img/overview-ratios.png"]
-    from bench.results import compare
     rows = [r for r in compare.rows(results.load(four)) if r.significant
             and r.metric == "app_throughput_bps"]
     marked = heat["alt"].split("app throughput: ")[1].split(". ")[0]
@@ -401,17 +399,23 @@ document.querySelectorAll('.scroll, table, figure, img').forEach((e, i) => {
 return bad;"""
 
 
+COMMITTED = Path(__file__).resolve().parent.parent / "results" / "dashboard"
+
+
+@pytest.mark.parametrize("which", ["wide", "committed"])
 @pytest.mark.parametrize("width", [1280, 800])
-def test_no_page_overflows_its_window(wide_site, width):
+def test_no_page_overflows_its_window(wide_site, width, which):
+    # the widest site the tests make, and the committed dashboard of results/baseline.json
+    site = wide_site if which == "wide" else COMMITTED
     driver, profile = _browser_or_skip()
-    handler = functools.partial(_Quiet, directory=str(wide_site))
+    handler = functools.partial(_Quiet, directory=str(site))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         driver.set_window_size(width, 1000)
-        pages = sorted(p.name for p in wide_site.glob("*.html"))
-        assert len(pages) == 3
+        pages = sorted(p.name for p in site.glob("*.html"))
+        assert len(pages) == (3 if which == "wide" else 1 + len(compare.DEFAULT_SUITE))
         for page in pages:
             driver.get(f"http://127.0.0.1:{server.server_address[1]}/{page}")
             _images_loaded(driver)
