@@ -112,7 +112,12 @@ def cmd_gate(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from bench.results import report  # loads seaborn: only this verb pays for it
-    index = report.build(args.files, args.output)
+    if args.history and args.files:
+        raise ValueError("report: give result files or --history DIR, not both")
+    files = report.history_files(args.history) if args.history else args.files
+    if not files:
+        raise ValueError("report: give at least one result file, or --history DIR")
+    index = report.build(files, args.output)
     print(f"dashboard: {index}")
     return 0
 
@@ -180,8 +185,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="the verdict, every gated metric and the runs not gated, as JSON")
     p.set_defaults(func=cmd_gate)
     p = sub.add_parser("report", help="write a static dashboard site from result files")
-    p.add_argument("files", nargs="+", metavar="RESULT.json")
+    p.add_argument("files", nargs="*", metavar="RESULT.json")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="directory for the site")
+    p.add_argument("--history", metavar="DIR",
+                   help="the result files (*.json) of successive commits in DIR, oldest first by "
+                        "their date: trend pages, and each regression named by the commit that "
+                        "brought it")
     p.set_defaults(func=cmd_report)
     p = sub.add_parser("speed", help="measure the simulator's own speed with pyperf (exit 1 "
                                      "when a target is missed)")

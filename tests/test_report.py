@@ -428,3 +428,57 @@ def test_no_page_overflows_its_window(wide_site, width, which):
         server.server_close()
         thread.join(5)
         shutil.rmtree(profile, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ report --history DIR
+def _commit_file(d: Path, name: str, base: results.Suite, commit: str, date: str,
+                 factor: float = 1.0) -> None:
+    runs = tuple(replace(r, metrics={**r.metrics, "app_throughput_bps":
+                                     r.metrics["app_throughput_bps"] * factor})
+                 if (r.workload, r.strategy) == ("seq-write", "no-temp-page") else r
+                 for r in base.runs)
+    results.dump(results.Suite(dict(base.metadata, git_commit=commit, date=date), runs), d / name)
+
+
+def test_history_orders_files_by_date_and_names_the_regressing_commit(files, tmp_path, capsys):
+    from bench.__main__ import main
+    base = results.load(files[0])
+    d = tmp_path / "history"
+    d.mkdir()
+    # the names sort otherwise than the dates: the dates decide
+    _commit_file(d, "c.json", base, "1" * 40, "2026-12-01T10:00:00+00:00")
+    _commit_file(d, "a.json", base, "2" * 40, "2026-12-02T10:00:00+00:00")
+    _commit_file(d, "b.json", base, "3" * 40, "2026-12-03T10:00:00+00:00", factor=0.8)
+    assert [Path(f).name for f in report.history_files(str(d))] == ["c.json", "a.json", "b.json"]
+    assert main(["report", "--history", str(d), "-o", str(tmp_path / "site")]) == 0
+    index = tmp_path / "site" / "index.html"
+    text = " ".join(_parse(index).text)
+    assert "Regressions between successive result files" in text
+    rows = [r for r in index.read_text().split("<tr>") if r.startswith('<td title="')]
+    assert len(rows) == 1 and "app_throughput_bps" in rows[0]
+    cells = [c.split(">", 1)[1].split("<", 1)[0] for c in rows[0].split("<td")[1:]]
+    assert cells[0] == "3333333" and cells[1] == "2222222" and cells[3] == "no-temp-page"
+    assert cells[6] == "-20.0%"
+    trend = [i for i in _parse(tmp_path / "site" / "seq-write.html").imgs if "trend" in i["src"]]
+    assert "(1111111, 2222222, 3333333)" in trend[0]["alt"]
+    page = " ".join(_parse(tmp_path / "site" / "seq-write.html").text)
+    assert "app_throughput_bps -20.0% at 3333333 (since 2222222)" in page
+    # without the drop, nothing is named
+    (d / "b.json").unlink()
+    _commit_file(d, "b.json", base, "3" * 40, "2026-12-03T10:00:00+00:00")
+    assert main(["report", "--history", str(d), "-o", str(tmp_path / "site")]) == 0
+    assert "None: no file regressed" in (tmp_path / "site" / "index.html").read_text()
+
+
+def test_history_errors_are_one_line(files, tmp_path, capsys):
+    from bench.__main__ import main
+    (tmp_path / "empty").mkdir()
+    assert main(["report", "--history", str(tmp_path / "empty"), "-o", str(tmp_path / "s")]) == 2
+    assert main(["report", "--history", str(tmp_path / "nope"), "-o", str(tmp_path / "s")]) == 2
+    assert main(["report", files[0], "--history", str(tmp_path / "empty"), "-o",
+                 str(tmp_path / "s")]) == 2
+    assert main(["report", "-o", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 4 and all(e.startswith("ERROR: ") for e in err), err
+    assert "holds no result file" in err[0] and "not a directory" in err[1]
+    assert not (tmp_path / "s").exists()

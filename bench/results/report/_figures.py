@@ -253,12 +253,21 @@ def trend(workload: str, labels: Sequence[str],
     axes = fig.subplots(1, len(data))
     x = np.arange(len(labels))
     names = list(dict.fromkeys(s for per in data.values() for s in per))
+    # strategies with the same values in every panel are one line, named together
+    groups: dict[str, list[str]] = {}
+    for s in names:
+        key = repr([list(per.get(s, [])) for per in data.values()])
+        groups.setdefault(key, []).append(s)
+    label = {g[0]: " = ".join(g) for g in groups.values()}
     alt = [f"Line charts across {len(labels)} result files ({', '.join(labels)}) on workload "
            f"{workload}, one line per strategy: " + ", ".join(data) + " (medians over seeds)."]
+    if len(label) < len(names):
+        alt.append("Strategies joined by '=' have the same values and are drawn once.")
     for ax, (panel, per) in zip(axes, data.items()):
         unit = dict(TREND_PANELS).get(panel, "")
         for s, ys in per.items():
-            ax.plot(x, ys, marker="o", ms=4, lw=1.4, color=colors[s])
+            if s in label:
+                ax.plot(x, ys, marker="o", ms=4, lw=1.4, color=colors[s])
         ax.set_title(panel)
         ax.set_ylabel(unit)
         ax.set_xticks(x)
@@ -267,9 +276,10 @@ def trend(workload: str, labels: Sequence[str],
         ax.set_ylim(bottom=0)
         last = {s: ys[-1] for s, ys in per.items() if not math.isnan(ys[-1])}
         if last:
-            alt.append(f"{panel} in the last file: " + ", ".join(f"{s} {_fmt(v)}"
-                                                                 for s, v in last.items()) + ".")
-    _legend(fig, colors, names, lines=True)
+            alt.append(f"{panel} in the last file: " + ", ".join(f"{label[s]} {_fmt(v)}"
+                                                                 for s, v in last.items()
+                                                                 if s in label) + ".")
+    _legend(fig, {label[s]: colors[s] for s in label}, list(label.values()), lines=True)
     return fig, " ".join(alt)
 
 

@@ -110,6 +110,45 @@ def _slugs(names: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def history_files(directory: str) -> list[str]:
+    """The result files (*.json) of a directory, oldest first by metadata.date (then by the
+    file's name): the files of successive commits, as `report --history DIR` takes them."""
+    d = Path(directory)
+    if not d.is_dir():
+        raise ValueError(f"--history: {directory}: not a directory")
+    files = sorted(str(f) for f in d.glob("*.json") if f.is_file())
+    if not files:
+        raise ValueError(f"--history: {directory}: holds no result file (*.json)")
+    dated = [(str(load(f).metadata.get("date") or ""), Path(f).name, f) for f in files]
+    return [f for _, _, f in sorted(dated)]
+
+
+@dataclass(frozen=True)
+class Step:
+    """A regression between two successive result files: `at` introduced it (asv's naming)."""
+    at: Source
+    since: Source
+    change: Any          # bench.results.gate.Change
+
+
+def regressions(sources: Sequence[Source]) -> tuple[list[Step], list[str]]:
+    """The gate between each file and the one before it: every regression, named by the file
+    (commit) that brought it, and a note for each pair that could not be gated."""
+    from .. import gate
+    steps, notes = [], []
+    for before, after in zip(sources, sources[1:]):
+        try:
+            changes = gate.compare(before.suite, after.suite, allow_profile_change=True)
+        except ValueError as exc:
+            notes.append(f"{after.label} against {before.label}: not gated ({exc})")
+            continue
+        steps += [Step(after, before, c) for c in changes if c.verdict == "regression"]
+        if gate.machine_of(before.suite) != gate.machine_of(after.suite):
+            notes.append(f"{after.label}: simulated on another machine profile than "
+                         f"{before.label}, so its changes may come from the profile")
+    return steps, notes
+
+
 # ------------------------------------------------------------------ the site
 def build(paths: Sequence[str], out_dir: str) -> Path:
     """Write the dashboard of the result files `paths` (in that order) into out_dir.
@@ -174,10 +213,13 @@ def _write_site(root: Path, sources: list[Source]) -> None:
     comparisons = {k: _comparison_rows(src.suite) for k, src in shown.items()}
 
     trends: dict[str, str] = {}
+    multi = len(sources) > 1
+    steps, notes = regressions(sources) if multi else ([], [])
     with F.theme():
-        if len(sources) > 1:
+        if multi:
             for w in workloads:
-                trends[w] = _trend_figure(root, w, slugs[w], sources, colors)
+                trends[w] = _trend_figure(root, w, slugs[w], sources, colors) + \
+                    _regressions_note([st for st in steps if st.change.name.startswith(w + "/")])
         for w in workloads:
             body = _workload_body(root, w, slugs[w], home[w], colors, comparisons[id(home[w])],
                                   trends.get(w, ""), multi=len(sources) > 1)
@@ -187,10 +229,49 @@ def _write_site(root: Path, sources: list[Source]) -> None:
     (root / MARKER).write_text("written by `python -m bench report`; replaced by the next build\n")
     with F.theme():
         heat = _heatmap(root, workloads, home, comparisons)
-    index = _index_body(sources, workloads, strategies, slugs, home, trends, heat)
+    index = _index_body(sources, workloads, strategies, slugs, home, trends, heat,
+                        history=_regressions_section(steps, notes, slugs) if multi else "")
     (root / "index.html").write_text(page("fuse-writeback-bench dashboard",
                                           "fuse-writeback-bench dashboard", index, nav,
                                           here="index.html"), encoding="utf-8")
+
+
+def _regressions_note(steps: list[Step]) -> str:
+    if not steps:
+        return '<p class="note">No regression of this workload between successive files.</p>'
+    return ('<p class="note">Regressed: ' + esc("; ".join(
+        f"{st.change.name.split('/', 1)[1]} {st.change.pct:+.1f}% at {st.at.label} "
+        f"(since {st.since.label})" for st in steps)) + ".</p>")
+
+
+def _regressions_section(steps: list[Step], notes: list[str], slugs: dict[str, str]) -> str:
+    from .. import gate
+    parts = ["<h2>Regressions between successive result files</h2>",
+             '<p class="note">Each file gated against the one before it, as <code>bench gate'
+             '</code> does (simulated metrics beyond 5%, correctness counters on any increase, '
+             'measured ones also by a Mann-Whitney U test); a regression is named by the file '
+             '(commit) that brought it.</p>']
+    for n in notes:
+        parts.append(f'<p class="note">{esc(n)}.</p>')
+    if not steps:
+        parts.append('<p class="note">None: no file regressed against the one before it.</p>')
+        return "\n".join(parts)
+    rows = []
+    for st in sorted(steps, key=lambda st: (st.at.label, -abs(st.change.pct)
+                                            if math.isfinite(st.change.pct) else -math.inf)):
+        w, s, m = st.change.name.split("/", 2)
+        scale, unit = gate.shown(m)
+        val = lambda v: fmt(v * scale) + (f" {unit}" if unit else "")  # noqa: E731
+        pct = "new" if math.isinf(st.change.pct) else f"{st.change.pct:+.1f}%"
+        commit = st.at.suite.metadata.get("git_commit") or st.at.label
+        rows.append([td(f"{st.at.label}", title=str(commit)), td(st.since.label),
+                     td(link(f"{slugs[w]}.html", w), raw=True) if w in slugs else td(w), td(s),
+                     td(m + (" p99" if isinstance(st.at.suite.select(w, s)[0].metrics.get(m), dict)
+                             else "")),
+                     td(val(st.change.base), "num"), td(pct, "num bad"), td(val(st.change.head), "num")])
+    parts.append(table(["regressed at", "since", "workload", "strategy", "metric", "before",
+                        "change", "after"], rows))
+    return "\n".join(parts)
 
 
 def _comparison_rows(suite: Suite) -> list:
@@ -267,7 +348,8 @@ def _note(html_text: str) -> str:
     return f'<p class="note">{html_text}.</p>'
 
 
-def _index_body(sources, workloads, strategies, slugs, home, trends, heat: str = "") -> str:
+def _index_body(sources, workloads, strategies, slugs, home, trends, heat: str = "",
+                history: str = "") -> str:
     parts = ["<h1>Overview</h1>",
              f'<p class="note">{len(sources)} result file(s), {len(workloads)} workload(s), '
              f'{len(strategies)} strateg{"y" if len(strategies) == 1 else "ies"}. Values are medians '
@@ -284,6 +366,8 @@ def _index_body(sources, workloads, strategies, slugs, home, trends, heat: str =
     rows.append([th_row("runs")] + [td(str(len(src.suite.runs))) for src in sources])
     parts.append(table(head, rows))
 
+    if history:
+        parts.append(history)
     if heat:
         parts.append("<h2>Ratios to the base strategy</h2>")
         parts.append(heat)
@@ -325,8 +409,9 @@ def _index_body(sources, workloads, strategies, slugs, home, trends, heat: str =
 
     if trends:
         parts.append("<h2>Trends across the result files</h2>")
-        parts.append('<p class="note">x: the result files in the order given, labelled by short '
-                     'commit (or date); y: medians over seeds. A gap: the file lacks that workload '
+        parts.append('<p class="note">x: the result files in the order given (with --history, '
+                     'oldest first by date), labelled by short commit (or date); y: medians over '
+                     'seeds. A gap: the file lacks that workload '
                      'or the value (no fsync, say).</p>')
         for w in workloads:
             parts.append(f"<h3>{link(f'{slugs[w]}.html', w)}</h3>")
@@ -511,4 +596,5 @@ def _trend_figure(root: Path, w: str, slug: str, sources: list[Source], colors) 
                            for src in sources] for s in strategies}
     fig, alt = F.trend(w, [src.label for src in sources], data, colors)
     return _save(root, fig, f"{slug}-trend.png", alt,
-                 "Medians over seeds per result file, in the order the files were given.")
+                 "Medians over seeds per result file, in the order the files were given "
+                 "(with --history: oldest first by the files' dates).")
