@@ -47,8 +47,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         max_jobs = 4 * (os.cpu_count() or 1)
         if args.jobs is not None and not 1 <= args.jobs <= max_jobs:
             raise ValueError(f"--jobs: must be in 1..{max_jobs} (4 per CPU), got {args.jobs}")
-        out_path = args.out or compare.LATEST
-        results.check_writable(out_path, args.force or out_path == compare.LATEST)
+        out_path = args.out or compare.latest_path()   # the checkout's results/, else the user's
+        results.check_writable(out_path, args.force or not args.out)
         with results.output_lock(out_path):     # a second run on the same --out: one error line
             params = parse_pairs(args.param)
             failed_runs: list[dict] = []        # a partial file lists the runs it lacks
@@ -69,7 +69,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                                                      machine=sim_params.machine_provenance(),
                                                      **({"failed_runs": failed_runs}
                                                         if failed_runs else {})), runs)
-            out = results.dump(suite, out_path, overwrite=args.force or out_path == compare.LATEST)
+            out = results.dump(suite, out_path, overwrite=args.force or not args.out)
             if not args.quiet:
                 print(f"results: {out}", file=sys.stderr)
         rows = compare.rows(suite, args.baseline)
@@ -155,7 +155,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="a model, server, strategy or workload parameter (repeatable)")
     p.add_argument("--jobs", type=int, help="worker processes (default: all cores)")
     p.add_argument("--out", default=None,
-                   help="where to write the result file (default results/latest.json, replaced each run)")
+                   help="where to write the result file (default: results/latest.json of the "
+                        "checkout you are in, else of the user's data directory; replaced each "
+                        "run; the path is printed)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--no-mount", action="store_true",
                    help="no real-mount rows (by default they are added when a mount is possible)")

@@ -5,6 +5,7 @@ own, and run by an interpreter started with -S, whose path is that directory and
 system's site-packages for numpy and the other dependencies, without their .pth files: so
 neither the checkout nor the editable install's import hook can stand in for the wheel."""
 import json
+import os
 import site
 import subprocess
 import sys
@@ -87,3 +88,30 @@ def test_the_bench_console_script_is_python_m_bench(wheel_dir, tmp_path):
     bad = script("gate", base)
     assert bad.returncode == 2
     assert bad.stderr.startswith("ERROR: bench gate: ") and bad.stderr.count("\n") == 1
+
+
+def test_a_sweep_without_out_writes_to_the_checkout_or_the_user_data_dir(tmp_path):
+    args = ["compare", "--no-mount", "--workloads", "seq-write", "--seeds", "1", "--brief"]
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data")}
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    run = subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True,
+                         cwd=outside, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr
+    where = tmp_path / "data" / "fuse-writeback-bench" / "results" / "latest.json"
+    assert json.loads(where.read_text())["runs"]
+    assert list(outside.iterdir()) == []                 # nothing left where it was started
+    assert f"results: {where}" in run.stderr              # the location is printed
+    # inside a checkout (a pyproject.toml naming the project), below its top: its results/
+    co = tmp_path / "checkout"
+    (co / "sub").mkdir(parents=True)
+    (co / "pyproject.toml").write_text('[project]\nname = "fuse-writeback-bench"\n')
+    run = subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True,
+                         cwd=co / "sub", env={**env, "PYTHONPATH": str(ROOT)}, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert json.loads((co / "results" / "latest.json").read_text())["runs"]
+    assert "results: ../results/latest.json" in run.stderr
+    # the scratch file is replaced by the next run without --force
+    again = subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True,
+                           cwd=co / "sub", env={**env, "PYTHONPATH": str(ROOT)}, timeout=600)
+    assert again.returncode == 0, again.stderr

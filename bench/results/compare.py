@@ -8,7 +8,9 @@ functions that make rows are pure: they read Suites, never an engine.
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Callable, Iterable
 
 from bench.results import stats
@@ -19,6 +21,33 @@ DEFAULT_SUITE = ["seq-write", "rand-write", "rewrite-hot", "mmap-rewrite", "dio-
                  "fsync-heavy", "mem-pressure", "stuck-server", "multi-writer"]
 DEFAULT_BASELINE = "merge-in-queue"
 LATEST = "results/latest.json"      # scratch output of the last sweep, replaced each time
+PROJECT = "fuse-writeback-bench"
+
+
+def checkout_root(start: str | None = None) -> Path | None:
+    """The checkout of this project that the working directory (or `start`) lies in: the
+    nearest directory upwards whose pyproject.toml names the project; None outside one."""
+    here = Path(start or os.getcwd()).resolve()
+    for d in (here, *here.parents):
+        f = d / "pyproject.toml"
+        try:
+            if f.is_file() and f'name = "{PROJECT}"' in f.read_text(errors="replace"):
+                return d
+        except OSError:
+            continue
+    return None
+
+
+def latest_path() -> str:
+    """Where a sweep without --out writes: results/latest.json of the checkout the working
+    directory lies in (relative to the working directory), else the user's data directory
+    (platformdirs: ~/.local/share/fuse-writeback-bench/results/latest.json on Linux), so a run
+    outside a checkout leaves no results/ directory behind wherever it was started."""
+    root = checkout_root()
+    if root is not None:
+        return os.path.relpath(root / LATEST)
+    import platformdirs
+    return str(Path(platformdirs.user_data_dir(PROJECT)) / LATEST)
 ALPHA = 0.05
 
 # (metric, label, how to get a number out of it, display scale, unit shown)
