@@ -159,6 +159,8 @@ def test_json_output(tmp_path, base, capsys):
     assert {(c["workload"], c["metric"], round(c["pct"], 6)) for c in bad} == {
         ("seq-write", "app_throughput_bps", -20.0)}
     assert bad[0]["unit"] == "B/s" and bad[0]["head"] == pytest.approx(0.8 * bad[0]["base"])
+    assert bad[0]["statistic"] == "value"
+    assert {c["statistic"] for c in doc["changes"] if c["metric"] == "fsync_latency_ns"} == {"p99"}
     last = base.runs[-1]
     assert doc["only_in_baseline"] == [{"strategy": last.strategy, "workload": last.workload,
                                         "params": dict(last.params), "seed": last.seed,

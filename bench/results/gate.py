@@ -354,7 +354,7 @@ def as_json(changes: list[Change], default_pct: float = DEFAULT_THRESHOLD_PCT,
         w, s, m = c.name.split("/", 2) if c.name.count("/") >= 2 else ("", "", c.name)
         out["changes"].append({"workload": w, "strategy": s, "metric": m,
                                "unit": METRIC_BY_NAME[m].unit if m in METRIC_BY_NAME else "",
-                               "value": "p99" if m in LATENCY_METRICS else "value",
+                               "statistic": "p99" if m in LATENCY_METRICS else "value",
                                "base": c.base, "head": c.head,
                                "pct": c.pct if math.isfinite(c.pct) else None,
                                "verdict": c.verdict})
