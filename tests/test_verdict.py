@@ -66,3 +66,17 @@ def test_a_latency_without_calls_has_no_verdict():
     assert compare.verdicts(s, ("fsync_latency_ns",)) == []
     line = compare.render_verdicts(s).splitlines()[2]
     assert line.split()[-1] == "-"
+
+
+def test_the_kernel_column_names_its_machine_and_stays_out_of_the_verdict():
+    s = _suite({"a": [100, 101, 102, 103], "b": [200, 201, 202, 203]})
+    k = Run("kernel-6.18.44", "w", {}, 0, "mount", dict(s.runs[0].metrics,
+                                                        app_throughput_bps=999.0),
+            meta={"kernel": "6.18.44-x", "bdi": {"max_bytes": 48 << 20, "strict_limit": 1}})
+    md = {"cpu_count": 2, "cpu_model": "Some CPU", "machine": {"name": "ci-2cpu-24g"}}
+    text = compare.render_verdicts(Suite(md, s.runs + (k,)))
+    assert "kernel-6.18.44: measured on a real mount of the machine that ran this sweep (Linux " \
+           "6.18.44-x, 2 CPUs (Some CPU), its FUSE bdi's dirty limit 48 MiB (strict)), not the " \
+           "simulated machine profile ci-2cpu-24g; not in the verdict." in text
+    assert "b 1.99x" in text                                   # the kernel's 999 does not win
+    assert "kernel-" not in compare.render_verdicts(s)

@@ -248,6 +248,31 @@ def failures(suite: Suite, workload: str) -> list[str]:
     return out
 
 
+def kernel_notes(suite: Suite) -> list[str]:
+    """One line per kernel column: which machine it ran on, since it is not the simulated
+    machine profile (and takes no part in the verdict)."""
+    md = suite.metadata
+    prof = md.get("machine")
+    prof = prof.get("name") if isinstance(prof, dict) else None
+    out = []
+    for k in suite.strategies():
+        if not k.startswith("kernel-"):
+            continue
+        runs = suite.select(strategy=k)
+        meta = next((r.meta for r in runs if r.meta), {})
+        bdi = meta.get("bdi") if isinstance(meta.get("bdi"), dict) else {}
+        what = [f"Linux {meta.get('kernel') or k.removeprefix('kernel-')}"]
+        if md.get("cpu_count"):
+            what.append(f"{md['cpu_count']} CPUs ({md.get('cpu_model', 'unknown model')})")
+        if bdi.get("max_bytes"):
+            what.append(f"its FUSE bdi's dirty limit {bdi['max_bytes'] / (1 << 20):.0f} MiB"
+                        + (" (strict)" if bdi.get("strict_limit") else ""))
+        out.append(f"{k}: measured on a real mount of the machine that ran this sweep ("
+                   + ", ".join(what) + ")" + (f", not the simulated machine profile {prof}"
+                                              if prof else "") + "; not in the verdict.")
+    return out
+
+
 def _cell_verdict(v: Verdict | None, tested: bool) -> str:
     if v is None:
         return "-"
@@ -283,6 +308,7 @@ def render_verdicts(suite: Suite, color: bool = False) -> str:
     lines.append(f"X+N: X and N others within {100 * TIE:.1f}% of it; tie: all within "
                  f"{100 * TIE:.1f}%; -: no value (no such calls); FAILS: a correctness counter "
                  f"above 0 (median over seeds).")
+    lines += kernel_notes(suite)
     if tested:
         lines.append(f"* significant, n.s. not: Mann-Whitney U of the best against the next best "
                      f"over {seeds} seeds, p < {ALPHA}.")
