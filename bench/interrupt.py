@@ -120,7 +120,11 @@ def handling():
 @contextlib.contextmanager
 def deferred():
     """A section that a signal must not break off (an unmount, a server's start): a signal
-    arriving inside it is raised when it ends, once."""
+    arriving inside it is raised when it ends, once.  Signals reach the main thread only, so in
+    another thread this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     _S.defer += 1
     try:
         yield

@@ -375,18 +375,32 @@ def _dirs_of(pid: int) -> list[str]:
     return glob.glob(os.path.join(tempfile.gettempdir(), f"{_mount.DIR_PREFIX}{pid}-*"))
 
 
-def _nth_server(p, n: int, timeout_s: float = 120) -> int:
-    """The pid of the n-th FUSE server (1-based) the run of p starts, once it is up."""
-    seen: list[int] = []
+def _servers_with(owner: int, marker: bytes) -> list[int]:
+    out = []
+    for pid in _servers_of(owner):
+        try:
+            if marker in Path(f"/proc/{pid}/cmdline").read_bytes():
+                out.append(pid)
+        except OSError:
+            pass
+    return out
+
+
+def _server(p, stuck: bool = False, timeout_s: float = 120) -> int:
+    """The pid of a FUSE server of the run of p, once one is up; with `stuck`, one started with
+    a stall window (validate's stuck-server part), known by its argv and not by its order, since
+    a short run's server can come and go between two looks."""
+    marker = b"--stall=" if stuck else b"--parent="
+    found: list[int] = []
 
     def up():
-        for s in _servers_of(p.pid):
-            if s not in seen:
-                seen.append(s)
-        return len(seen) >= n or p.poll() is not None
-    assert _wait(up, timeout_s), f"no server {n} within {timeout_s} s"
-    assert len(seen) >= n and p.poll() is None, f"the run ended before its server {n}"
-    return seen[n - 1]
+        found[:] = _servers_with(p.pid, marker)
+        return bool(found) or p.poll() is not None
+    assert _wait(up, timeout_s), f"no server within {timeout_s} s"
+    if not found or p.poll() is not None:
+        _, err = p.communicate()
+        raise AssertionError(f"the run ended (exit {p.returncode}) before its server: {err}")
+    return found[0]
 
 
 def _assert_nothing_left(pid: int, watched: set[int], reap: bool):
@@ -408,8 +422,9 @@ def _no_partial_output(path: Path):
 
 
 def _kill_at(p, moment):
-    """Wait for `moment` (("server", n, delay): n-th server up, then delay), SIGKILL the run."""
-    _nth_server(p, moment[1])
+    """Wait for `moment` (("server", stuck, delay): a server, or the stuck-server part's, is up;
+    then delay), SIGKILL the run."""
+    _server(p, moment[1])
     time.sleep(moment[2])
     watched = _tree(p.pid)
     assert p.poll() is None, "the run ended before it could be killed"
@@ -420,12 +435,12 @@ def _kill_at(p, moment):
 
 @needs_mount
 @pytest.mark.parametrize("verb, moment", [
-    ("compare", ("server", 1, 0.0)),        # the mount phase, as its server comes up
-    ("compare", ("server", 1, 0.5)),        # ... and while the workload runs
-    ("record", ("server", 1, 0.0)),         # record -- CMD: the command is starting
-    ("record", ("server", 1, 0.5)),         # ... and running (dd, then sleep 60)
-    ("validate", ("server", 1, 0.0)),       # its first workload
-    ("validate", ("server", 2, 0.5)),       # the stuck-server part
+    ("compare", ("server", False, 0.0)),    # the mount phase, as its server comes up
+    ("compare", ("server", False, 0.5)),    # ... and while the workload runs
+    ("record", ("server", False, 0.0)),     # record -- CMD: the command is starting
+    ("record", ("server", False, 0.5)),     # ... and running (dd, then sleep 60)
+    ("validate", ("server", False, 0.0)),   # its first workload (or later, if that was quick)
+    ("validate", ("server", True, 0.5)),    # the stuck-server part
 ])
 def test_kill_9_of_a_verb_leaves_nothing_behind(tmp_path, verb, moment):
     out = tmp_path / "out"
@@ -478,12 +493,12 @@ def _one_line(err: str, needle: str):
 ])
 def test_a_signal_ends_a_verb_cleanly_with_one_line(tmp_path, verb, sig, twice):
     out = tmp_path / "out"
-    args, n = {"compare": ([*SLOW_COMPARE, "--out", str(out)], 1),
-               "record": (["record", "-o", str(out), *LONG_CMD], 1),
-               "validate": (VALIDATE, 2)}[verb]       # validate: in the stuck-server part
+    args, stuck = {"compare": ([*SLOW_COMPARE, "--out", str(out)], False),
+                   "record": (["record", "-o", str(out), *LONG_CMD], False),
+                   "validate": (VALIDATE, True)}[verb]       # validate: in the stuck-server part
     p = launch(*args, cwd=tmp_path)
     try:
-        _nth_server(p, n)
+        _server(p, stuck)
         time.sleep(0.3)
         watched = _tree(p.pid)
         os.killpg(p.pid, sig)                  # as a terminal does: the whole process group
@@ -533,15 +548,15 @@ def test_ctrl_c_at_start_up_is_one_line(tmp_path):
 @pytest.mark.parametrize("verb", ["validate-stuck", "record-command", "record-workload"])
 def test_a_killed_server_is_named_and_the_run_fails(tmp_path, verb):
     out = tmp_path / "out"
-    args, n, part = {
-        "validate-stuck": (VALIDATE, 2, "the stuck-server part"),
-        "record-command": (["record", "-o", str(out), *LONG_CMD], 1, "the command"),
+    args, stuck, part = {
+        "validate-stuck": (VALIDATE, True, "the stuck-server part"),
+        "record-command": (["record", "-o", str(out), *LONG_CMD], False, "the command"),
         "record-workload": (["record", "seq-write", "-o", str(out), "--param",
-                             "server_page_ns=2000000"], 1, "the run"),
+                             "server_page_ns=2000000"], False, "the run"),
     }[verb]
     p = launch(*args, cwd=tmp_path)
     try:
-        server = _nth_server(p, n)
+        server = _server(p, stuck)
         time.sleep(0.3)
         watched = _tree(p.pid)
         os.kill(server, signal.SIGKILL)

@@ -757,8 +757,7 @@ def execute(workload: Any, seed: int = 0, **params: Any) -> MountResult:
     if "exc" in outcome:
         raise RuntimeError(f"driver: {outcome['exc']}") from outcome["exc"]
     if mount.proc is not None and mount.proc.returncode != 0:
-        raise RuntimeError(f"FUSE server failed at unmount ({_exit_text(mount.proc)}): its request "
-                           "log is incomplete")
+        raise RuntimeError(f"{mount.death('the unmount')}; its request log is incomplete")
     rc = outcome.get("rc", -1)
     if rc != 0:
         raise RuntimeError(_driver_error(ffi, lib, rc, crun, wl))
@@ -1017,8 +1016,7 @@ def run_command(argv: list[str], timeout_s: float = 60.0, env: dict | None = Non
         why = f"killed by {signal.Signals(-rc).name}" if rc < 0 else f"exit status {rc}"
         raise RuntimeError(f"command {argv[0]!r} failed ({why}): {last}")
     if mount.proc is not None and mount.proc.returncode != 0:
-        raise RuntimeError(f"FUSE server failed at unmount ({_exit_text(mount.proc)}): its request "
-                           "log is incomplete")
+        raise RuntimeError(f"{mount.death('the unmount')}; its request log is incomplete")
     info = {"kernel": platform.release(), "server": options.argv(),
             "stop_notes": list(mount.stop_notes)}
     return CommandResult(log=mount.log, t0_ns=t0, t_end_ns=t_end, returncode=rc,
