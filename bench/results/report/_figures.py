@@ -9,6 +9,7 @@ depend only on the numbers and the installed matplotlib.
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -312,12 +313,14 @@ def ratio_heatmap(panels: Mapping[str, tuple[np.ndarray, np.ndarray, bool]],
                 labels[r, c] = "–" if math.isnan(v) else "new"
             else:
                 labels[r, c] = f"{v:.2f}" + ("*" if sig[r, c] else "")
-        sns.heatmap(good, ax=ax, cmap=cmap, vmin=-lim, vmax=lim, center=0, cbar=i == n - 1,
-                    annot=labels, fmt="", annot_kws={"fontsize": "small"}, linewidths=0.5,
-                    linecolor="white", xticklabels=list(strategies),
-                    yticklabels=list(workloads) if i == 0 else False,
-                    cbar_kws={"label": "better / worse than the base (log scale)",
-                              "ticks": [-lim, -1, 0, 1, lim]} if i == n - 1 else None)
+        with warnings.catch_warnings():     # seaborn's own cmap.set_bad call, deprecated
+            warnings.simplefilter("ignore", PendingDeprecationWarning)
+            sns.heatmap(good, ax=ax, cmap=cmap, vmin=-lim, vmax=lim, center=0,
+                        cbar=i == n - 1, annot=labels, fmt="", annot_kws={"fontsize": "small"},
+                        linewidths=0.5, linecolor="white", xticklabels=list(strategies),
+                        yticklabels=list(workloads) if i == 0 else False,
+                        cbar_kws={"label": "better / worse than the base (log scale)",
+                                  "ticks": [-lim, -1, 0, 1, lim]} if i == n - 1 else None)
         if i == n - 1:
             cb = ax.collections[0].colorbar
             cb.set_ticklabels(["4x worse", "2x", "same", "2x", "4x better"])
@@ -331,3 +334,4 @@ def ratio_heatmap(panels: Mapping[str, tuple[np.ndarray, np.ndarray, bool]],
         alt.append(f"{title}: " + (", ".join(f"{w} {s} {v:.2f}" for w, s, v in best)
                                    if best else "no significant difference") + ".")
     return fig, " ".join(alt)
+
