@@ -334,4 +334,3 @@ def ratio_heatmap(panels: Mapping[str, tuple[np.ndarray, np.ndarray, bool]],
         alt.append(f"{title}: " + (", ".join(f"{w} {s} {v:.2f}" for w, s, v in best)
                                    if best else "no significant difference") + ".")
     return fig, " ".join(alt)
-
