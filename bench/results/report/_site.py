@@ -340,7 +340,7 @@ def _heatmap(root: Path, workloads: list[str], home: dict, comparisons: dict) ->
                             f"cannot make a difference significant")
     return _save(root, fig, "overview-ratios.png", alt,
                  f"Median of each strategy over its median of {base} (the base), per workload; "
-                 f"blue better, red worse (log colour scale, clipped at 4x), – no value (no such "
+                 f"blue better, red worse (log colour scale, clipped at 4x), grey: no value (no such "
                  f"calls).") + _note(marks)
 
 
