@@ -5,11 +5,12 @@ both files, files made with different machine profiles or engines: metadata["mac
 names the profile by name and hash; allow_profile_change gates them anyway).  The runs
 present in both files are gated (a run is its strategy, workload, params, seed and engine;
 match_params="ignore" leaves the params out, so a candidate made with --param meets a
-baseline made without); what only one file has is listed in one short block (`unmatched`,
-`render_unmatched`), or with strict=True it is an error as before.  The table follows the Linux kernel test robot's
-compare output (intel/lkp-tests lib/compare.rb): the verdict first, then
-base, %change and head per metric with the metric's name last, regressions
-first and improvements listed apart; a spread is shown only when there is one.
+baseline made without); what only one file has is listed in one short block (`match`,
+`render_unmatched`), or with strict=True it is an error as before.  The table follows the
+Linux kernel test robot's compare output (intel/lkp-tests lib/compare.rb): the verdict first,
+then base, %change and head per metric (in MB/s, us, pages, as compare prints them) with the
+metric's name last, regressions first and improvements listed apart; a spread is shown only
+when there is one.
 
 Simulated metrics are deterministic, so base and head are compared directly
 against the threshold.  Repeated noisy measurements (a real mount, speed) must
