@@ -158,7 +158,8 @@ def time_page_copy(reps: int = 200) -> np.ndarray:
 # ---- the temp-page path's costs, and the flusher's (model.md "Who pays what") ----
 
 COLD_COPY_PAGES = 256                         # pages per timed round of the cold copy
-COLD_COPY_LLC_TIMES = 32                      # each buffer is at least this many LLCs
+COLD_COPY_LLC_TIMES = 32                      # each buffer is this many LLCs, up to the cap
+COLD_COPY_MAX_BYTES = 1 << 30                 # the cap per buffer (2 of them), unless 2 LLCs exceed it
 FLUSH_PAGES = 65536                           # pages each flusher run writes (256 MiB)
 FAULT_PAGES = 16384                           # pages each allocation round faults in (64 MiB)
 PERF_PERIOD_NS = 100_000                      # cpu-clock sampling period of `perf record`
@@ -181,11 +182,16 @@ def llc_bytes() -> int:
 
 def time_page_copy_cold(reps: int = 400) -> tuple[np.ndarray, dict[str, Any]]:
     """(ns per page copied, one value per round of COLD_COPY_PAGES pages; how): the temp-page
-    copy from a cold page into a fresh one, over buffers of at least COLD_COPY_LLC_TIMES times
-    the last-level cache (fwb_drv_time_page_copy_cold)."""
+    copy from a cold page into a fresh one, over buffers of COLD_COPY_LLC_TIMES times the
+    last-level cache, capped at COLD_COPY_MAX_BYTES but never under twice the cache
+    (fwb_drv_time_page_copy_cold).  The cap matters where a VM reports a whole socket's L3
+    (260 MiB on some machines of the CI kind): 32 of those would be two 8 GiB buffers.  The
+    walk comes back to a page only after a whole buffer of other copies, at least four caches'
+    worth of traffic counting both buffers, so the page has left the cache by then."""
     from bench.real import _driver
     llc = llc_bytes() or (32 << 20)
-    ws = 1 << max(12, (COLD_COPY_LLC_TIMES * llc // PAGE_SIZE - 1).bit_length())
+    want = max(min(COLD_COPY_LLC_TIMES * llc, COLD_COPY_MAX_BYTES), 2 * llc)
+    ws = 1 << max(12, (want // PAGE_SIZE - 1).bit_length())
     out = np.zeros(reps, np.int64)
     rc = _driver.lib.fwb_drv_time_page_copy_cold(
         ws, COLD_COPY_PAGES, reps, _driver.ffi.cast("int64_t *", _driver.ffi.from_buffer(out)))
@@ -538,7 +544,7 @@ def measure_writeback_path(rounds: int = 3, copy_reps: int = 400, pages: int = F
     meas["page_copy_ns"] = _summary(
         cold, "ns/page", f"fwb_drv_time_page_copy_cold: the copy of the kernel's copy_page (rep "
         f"movsq on x86-64) of {COLD_COPY_PAGES} pages per round from one "
-        f"{how['buffer_bytes'] >> 20} MiB buffer into another ({COLD_COPY_LLC_TIMES} x the "
+        f"{how['buffer_bytes'] >> 20} MiB buffer into another ({how['buffer_bytes'] / how['llc_bytes']:.1f} x the "
         f"{how['llc_bytes'] >> 20} MiB last-level cache, huge pages like the kernel's direct map), on a pseudo-random walk: "
         f"each page cold in the caches, {copy_reps} rounds; round time / {COLD_COPY_PAGES}",
         **how, hot=_summary(hot, "ns/page", "the same copy cache-warm (1 MiB, memcpy): "
