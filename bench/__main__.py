@@ -30,6 +30,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
             raise ValueError("--out: compare OLD.json NEW.json writes no result file (it reads "
                              "two); --out is for a sweep")
         old, new = (results.load(f) for f in args.files)
+        results.warn_partial(zip(args.files, (old, new)))
         rows = compare.rows_between(old, new)
         title = lambda w: f"{w}: {args.files[1]} against {args.files[0]}"  # noqa: E731
     else:
@@ -97,6 +98,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
     from bench.results import gate
     from bench import results
     base, head = results.load(args.baseline), results.load(args.candidate)
+    results.warn_partial([(args.baseline, base), (args.candidate, head)])
     thresholds = gate.parse_thresholds(args.threshold)
     changes = gate.compare(base, head, thresholds, args.default_threshold,
                            allow_profile_change=args.allow_profile_change, strict=args.strict,

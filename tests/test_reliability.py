@@ -776,3 +776,21 @@ def test_each_schema_violation_is_one_line_with_file_and_path(tmp_path, doc, whe
     msg = str(e.value)
     assert msg.startswith(f"{f}: {where}: ") and what in msg and "\n" not in msg, msg
     one_error(bench("gate", str(f), str(f)), f"{where}: ")
+
+
+def test_a_partial_file_is_named_by_every_verb_that_reads_it(tmp_path):
+    doc = json.loads((FIX / "new.json").read_text())
+    doc["metadata"]["failed_runs"] = [{"strategy": "kernel-6.18", "workload": "seq-write",
+                                       "seed": 0, "engine": "mount",
+                                       "error": "the FUSE server (pid 7) died"}]
+    part = tmp_path / "part.json"
+    part.write_text(json.dumps(doc))
+    want = f"WARNING: {part} is partial: 1 run(s) asked for are missing, first kernel-6.18/seq-write seed 0"
+    for argv in (["gate", str(FIX / "old.json"), str(part)], ["compare", str(FIX / "old.json"), str(part)],
+                 ["report", str(part), "-o", str(tmp_path / "site")]):
+        r = subprocess.run([sys.executable, "-m", "bench", *argv], capture_output=True, text=True,
+                           timeout=300)
+        assert want in r.stderr, (argv, r.stderr)
+    whole = subprocess.run([sys.executable, "-m", "bench", "gate", str(FIX / "old.json"),
+                            str(FIX / "new.json")], capture_output=True, text=True, timeout=300)
+    assert "partial" not in whole.stderr

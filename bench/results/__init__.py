@@ -19,6 +19,7 @@ import importlib.resources
 import json
 import math
 import os
+import sys
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +75,16 @@ class Suite:
     def select(self, workload: str | None = None, strategy: str | None = None) -> list[Run]:
         return [r for r in self.runs if (workload is None or r.workload == workload)
                 and (strategy is None or r.strategy == strategy)]
+
+    def partial_note(self, path: str | os.PathLike) -> str | None:
+        """One line saying that the file at `path` lacks runs it was asked for
+        (metadata.failed_runs), or None for a whole file."""
+        failed = self.metadata.get("failed_runs") or []
+        if not failed:
+            return None
+        f = failed[0]
+        return (f"WARNING: {path} is partial: {len(failed)} run(s) asked for are missing, first "
+                f"{f['strategy']}/{f['workload']} seed {f['seed']}: {f['error']}")
 
 
 # ------------------------------------------------------------------ writing
@@ -293,6 +304,14 @@ def _run(d: dict) -> Run:
     series = _series(d.get("series", []))
     return Run(d["strategy"], d["workload"], d["params"], d["seed"], d["engine"], metrics,
                series, d.get("meta", {}))
+
+
+def warn_partial(loaded) -> None:
+    """Say on stderr, one line each, which of the (path, Suite) pairs are partial files."""
+    for path, suite in loaded:
+        note = suite.partial_note(path)
+        if note:
+            print(note, file=sys.stderr)
 
 
 def load(path: str | os.PathLike) -> Suite:

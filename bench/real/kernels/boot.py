@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ... import interrupt
 from .initramfs import END_MARK, FILE_HEADER, MARK_DONE, MARK_FAIL, MARK_INIT
 
 QEMU = "qemu-system-x86_64"
@@ -184,7 +185,9 @@ def boot(vmlinuz: str, initrd: str, workdir: str | os.PathLike, *, timeout_s: fl
     if not ok:
         raise RuntimeError(why)
     retried: list[str] = []
-    with _sigterm_raises():
+    # SIGINT, SIGTERM and SIGHUP raise Interrupted here (bench.interrupt), so qemu, in its own
+    # session, is killed by the finally clauses and the verb exits 130/143/129 in one line.
+    with interrupt.handling():
         while True:
             try:
                 r = _boot_once(vmlinuz, initrd, Path(workdir), timeout_s, mem_mb, smp, append,
@@ -196,21 +199,3 @@ def boot(vmlinuz: str, initrd: str, workdir: str | os.PathLike, *, timeout_s: fl
                 continue
             return BootResult(r.files, r.console, r.wall_to_init_s, r.wall_total_s,
                               len(retried) + 1, r.command, retried)
-
-
-@contextlib.contextmanager
-def _sigterm_raises():
-    """While active (main thread only), SIGTERM raises SystemExit, so qemu (in its own session)
-    is killed by the finally clauses instead of outliving us."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum, frame):
-        raise SystemExit(f"{signal.Signals(signum).name}: guest run interrupted; qemu was killed")
-
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)

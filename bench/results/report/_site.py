@@ -20,7 +20,7 @@ import numpy as np
 
 from .. import compare, stats
 from ..metrics import METRIC_BY_NAME
-from .. import Run, Suite, load
+from .. import Run, Suite, load, warn_partial
 from . import _figures as F
 from ._html import esc, figure, fmt, link, page, table, td, th_row
 
@@ -160,6 +160,7 @@ def build(paths: Sequence[str], out_dir: str) -> Path:
     if not paths:
         raise ValueError("report: give at least one result file")
     suites = [load(p) for p in paths]          # every file is checked before anything is written
+    warn_partial(zip(paths, suites))
     for p, s in zip(paths, suites):
         if not s.runs:
             raise ValueError(f"{p}: holds no runs")
