@@ -903,3 +903,16 @@ def test_smoke_6_1_boots_and_runs_a_seq_write_with_temp_pages(tmp_path):
     # so another run's guest (a shared machine) is never mistaken for a leak.
     own_dir = re.search(r"/[^\s,:]*?/fwb-guest-[^/\s,]+", " ".join(meta["qemu_command"])).group()
     assert _qemu_pids(own_dir) == [], "this run's qemu was left running"
+
+
+def test_validate_kernel_passes_only_when_every_count_and_the_blocking_pattern_agree():
+    measured = [_full("kernel-6.1.1", s, "mount", 100, 2000, thr=3e7, p50=90_000) for s in range(2)]
+    close = [_full("merge-in-queue", s, "c", 110, 1900, thr=6e8, p50=900) for s in range(2)]
+    far = [_full("merge-in-queue", s, "c", 110, 1000, thr=6e8, p50=900) for s in range(2)]
+    ok, line = kvalidate.verdict([kvalidate.block("seq-write", measured, close)])
+    assert ok and line.startswith("validate --kernel: PASS: ")        # times are not judged
+    ok, line = kvalidate.verdict([kvalidate.block("seq-write", measured, close)], False)
+    assert not ok and "blocking pattern differs" in line
+    ok, line = kvalidate.verdict([kvalidate.block("seq-write", measured, far)], True)
+    assert not ok and line.startswith("validate --kernel: FAIL: 1 of ")
+    assert "seq-write temp pages peak 0.50" in line

@@ -619,6 +619,22 @@ def no_nan(v: Any) -> Any:
     return None if isinstance(v, float) and v != v else v
 
 
+def verdict(blocks: list[dict], blocking_same: bool | None = None) -> tuple[bool, str]:
+    """(passed, one line): every judged count within TOLERANCE and, when the stuck-server part
+    ran, the same blocking pattern in the guest and the simulator.  Times are not judged."""
+    judged = [r for b in blocks for r in b["rows"] if r.verdict]
+    missed = [r for r in judged if r.verdict == "differs"]
+    bad = [f"{r.workload} {r.metric} {r.ratio:.2f}" for r in missed]
+    if blocking_same is False:
+        bad.append("the stuck server's blocking pattern differs")
+    if not bad:
+        extra = "" if blocking_same is None else ", the same blocking pattern"
+        return True, (f"validate --kernel: PASS: {len(judged)} of {len(judged)} counts within "
+                      f"{TOLERANCE:.0%}{extra}")
+    return False, (f"validate --kernel: FAIL: {len(missed)} of {len(judged)} counts outside "
+                   f"{TOLERANCE:.0%}: " + "; ".join(bad))
+
+
 # ---- the command ----
 
 def cmd_validate_kernel(args: argparse.Namespace) -> int:
@@ -677,9 +693,11 @@ def cmd_validate_kernel(args: argparse.Namespace) -> int:
         s_b = blocking_sim(strategy, engine, sim_params=sim_params)
         stuck = {"guest": g_b, "simulated": s_b, "same": same_pattern(g_b, s_b)}
     label = _machine.label(chosen)
+    passed, line = verdict(blocks, None if stuck is None else stuck["same"])
     if args.json:
         doc = as_json(kernel, strategy, label, blocks)
         doc["blocking"] = stuck
+        doc["passed"], doc["verdict"] = passed, line
         json.dump(no_nan(doc), sys.stdout, indent=1, allow_nan=False)
         sys.stdout.write("\n")
     else:
@@ -698,6 +716,7 @@ def cmd_validate_kernel(args: argparse.Namespace) -> int:
             sys.stdout.write("blocking pattern: " + (
                 "the same for write, fsync, sync" if stuck["same"] else "DIFFERS (see above)")
                 + "\n")
+        sys.stdout.write(line + "\n")
     if args.out:
         meta = provenance.collect(engine=f"mount+{engine}", command="validate --kernel",
                                   kernel=kernel.name, strategy=strategy, seeds=args.seeds,
@@ -705,4 +724,4 @@ def cmd_validate_kernel(args: argparse.Namespace) -> int:
                                   machine=_params.machine_provenance(), note=TCG_NOTE)
         out = results.dump(results.Suite(meta, tuple(runs)), args.out, overwrite=args.force)
         print(f"results: {out}", file=sys.stderr)
-    return 0
+    return 0 if passed else 1
