@@ -16,7 +16,8 @@ import json
 import os
 import sys
 
-from bench.cli import Parser, add_machine_option, check_seeds, parse_pairs, pick_names
+from bench.cli import (Parser, add_machine_option, add_sweep_arguments, check_seeds,
+                       parse_pairs, pick_names)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -124,6 +125,30 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from pathlib import Path
+    from bench import results
+    from bench.results import compare, store
+    from bench.sim import sweeprun, sweepspec
+    spec = sweepspec.load(args.spec)
+    executor = args.executor or ("dask" if args.scheduler else "local")
+    if args.scheduler and executor != "dask":
+        raise ValueError("--scheduler: a Dask scheduler's address goes with --executor dask")
+    if args.scheduler and args.jobs is not None:
+        raise ValueError("--jobs: with --scheduler the cluster's workers run the sweep")
+    max_jobs = 4 * (os.cpu_count() or 1)
+    if args.jobs is not None and not 1 <= args.jobs <= max_jobs:
+        raise ValueError(f"--jobs: must be in 1..{max_jobs} (4 per CPU), got {args.jobs}")
+    out = args.out or str(Path(compare.latest_path()).parent / "sweeps" / Path(args.spec).stem)
+    store.check_store(out)
+    with results.output_lock(out):     # a second sweep into the same store: one error line
+        got = sweeprun.run(spec, out, executor, jobs=args.jobs, scheduler=args.scheduler,
+                           progress=not args.quiet)
+    print(f"sweep: {got.total} runs in {args.spec}: {got.stored} already in the store, "
+          f"{got.computed} computed ({executor}, {got.parts} part file(s)); store: {out}")
+    return 0
+
+
 def cmd_speed(args: argparse.Namespace) -> int:
     from bench.sim import speed
     return speed.cmd_speed(args)
@@ -196,6 +221,10 @@ def main(argv: list[str] | None = None) -> int:
                         "their date: trend pages, and each regression named by the commit that "
                         "brought it")
     p.set_defaults(func=cmd_report)
+    p = sub.add_parser("sweep", help="run a declarative grid of runs (SPEC.toml) into a "
+                                     "Parquet result store, resuming where it stopped")
+    add_sweep_arguments(p)
+    p.set_defaults(func=cmd_sweep)
     p = sub.add_parser("speed", help="measure the simulator's own speed with pyperf (exit 1 "
                                      "when a target is missed)")
     from bench.sim.speed import add_arguments as speed_arguments   # light: no pyperf import

@@ -57,3 +57,25 @@ def add_machine_option(parser: argparse.ArgumentParser) -> None:
                              "them), a TOML/JSON file, or 'none' for the parameter table "
                              "(default: $FWB_MACHINE, else ci-2cpu-24g, the machine the costs "
                              "were measured on)")
+
+
+def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    """The arguments of ``sweep SPEC.toml`` (bench.sim.sweepspec has the spec's format)."""
+    parser.add_argument("spec", metavar="SPEC.toml",
+                        help="the sweep: product, zipped and random axes over strategies, "
+                             "workloads, parameters, machine profiles and seeds "
+                             "(examples/sweep.toml)")
+    parser.add_argument("--out", metavar="DIR",
+                        help="the result store, a directory of Parquet files; runs it holds "
+                             "are not run again (default: results/sweeps/SPEC beside "
+                             "compare's results/latest.json)")
+    parser.add_argument("--executor", choices=("local", "dask"),
+                        help="local: a process pool on this machine (the default); dask: a "
+                             "Dask LocalCluster, or the cluster of --scheduler")
+    parser.add_argument("--scheduler", metavar="tcp://HOST:PORT",
+                        help="the scheduler of an existing Dask cluster (implies --executor "
+                             "dask)")
+    parser.add_argument("--jobs", type=int,
+                        help="worker processes, local or in the LocalCluster (default: all "
+                             "cores)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -1,0 +1,194 @@
+"""The result store of a sweep: a directory of Parquet files (pyarrow), one row per run.
+
+JSON result files stay for small suites; a sweep of 10^4 runs and more goes here.  The store is
+a directory of part files, ``part-NNNNNN.parquet``, one per batch of runs, each written to a
+temp file and renamed into place, so a crash loses at most the batches not yet written and
+never leaves half a file.  Each part carries, in its Arrow schema metadata (key ``fwb``), the
+result format's ``schema_version`` (bench.results.SCHEMA_VERSION) and the metadata of the sweep
+that wrote it (provenance, spec, machine profiles).
+
+One row per run: ``key`` (the run's whole configuration, bench.sim.sweepspec.Config.key),
+``strategy``, ``workload``, ``machine``, ``machine_sha256``, ``seed``, ``engine``, ``params``
+(JSON), every scalar metric as a column, each latency object flattened into
+``NAME.p50``, ``NAME.p99``, ``NAME.p999``, ``NAME.max``, ``NAME.count``, the pages-per-request
+histogram and ``meta`` as JSON, and ``series`` (the thinned memory series, rows of
+bench.results.SERIES_FIELDS).  ``load`` reads a store back as a Suite, checked like a JSON file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from bench import results
+from bench.results.metrics import LATENCY_METRICS, METRIC_BY_NAME
+
+FORMAT = "fwb-sweep-store"
+META_KEY = b"fwb"
+PART_RE = re.compile(r"part-(\d{6,})\.parquet")
+KEY_COLUMNS = ("key", "strategy", "workload", "machine", "machine_sha256", "seed", "engine")
+LATENCY_KEYS = ("p50", "p99", "p999", "max", "count")
+
+
+def is_store(path: str | os.PathLike) -> bool:
+    """A directory (an existing store), or a path named *.parquet."""
+    p = Path(path)
+    return p.is_dir() or p.suffix == ".parquet"
+
+
+def parts(path: str | os.PathLike) -> list[Path]:
+    p = Path(path)
+    if not p.is_dir():
+        return []
+    return sorted((q for q in p.iterdir() if PART_RE.fullmatch(q.name)),
+                  key=lambda q: int(PART_RE.fullmatch(q.name).group(1)))
+
+
+def check_store(path: str | os.PathLike) -> Path:
+    """ValueError (one line) unless `path` is an existing store or can become one."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise ValueError(f"{p}: exists and is not a directory; a sweep's store is a directory "
+                         f"of Parquet files")
+    if p.is_dir() and any(True for _ in p.iterdir()) and not parts(p):
+        raise ValueError(f"{p}: a directory that is not a sweep store (no part-*.parquet)")
+    results.check_writable(p / "part-000000.parquet", overwrite=True)
+    return p
+
+
+# ---------------------------------------------------------------- rows
+def run_row(key: str, machine: str, machine_sha256: str, run: results.Run) -> dict[str, Any]:
+    """A run as one flat row."""
+    d = results.run_to_dict(run)
+    row: dict[str, Any] = {"key": key, "strategy": d["strategy"], "workload": d["workload"],
+                           "machine": machine, "machine_sha256": machine_sha256,
+                           "seed": d["seed"], "engine": d["engine"],
+                           "params": json.dumps(d["params"], sort_keys=True)}
+    for name, v in d["metrics"].items():
+        if name in LATENCY_METRICS:
+            for k in LATENCY_KEYS:
+                row[f"{name}.{k}"] = v[k]
+        elif isinstance(v, (dict, list)):
+            row[name] = json.dumps(v, sort_keys=True)
+        else:
+            row[name] = v
+    row["series"] = d.get("series", [])
+    row["meta"] = json.dumps(d.get("meta", {}), sort_keys=True)
+    return row
+
+
+def row_run(row: Mapping[str, Any]) -> dict:
+    """A row back as a run of a JSON result file (bench.results.run_to_dict's form)."""
+    metrics: dict[str, Any] = {}
+    for col, v in row.items():
+        if col in KEY_COLUMNS or col in ("params", "series", "meta") or v is None:
+            continue
+        name, dot, sub = col.partition(".")
+        if dot and name in LATENCY_METRICS:
+            metrics.setdefault(name, {})[sub] = v
+        elif METRIC_BY_NAME.get(col) is not None and METRIC_BY_NAME[col].unit == "hist":
+            metrics[col] = json.loads(v)
+        else:
+            metrics[col] = v
+    d = {"strategy": row["strategy"], "workload": row["workload"],
+         "params": json.loads(row["params"]), "seed": row["seed"], "engine": row["engine"],
+         "metrics": metrics}
+    if row.get("series"):
+        d["series"] = row["series"]
+    meta = json.loads(row.get("meta") or "{}")
+    if meta:
+        d["meta"] = meta
+    return d
+
+
+# ---------------------------------------------------------------- writing
+def append(path: str | os.PathLike, rows: list[dict], metadata: Mapping[str, Any]) -> Path:
+    """Write `rows` as the store's next part file, atomically (temp file, fsync, rename)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    p = Path(path)
+    p.mkdir(parents=True, exist_ok=True)
+    have = parts(p)
+    n = int(PART_RE.fullmatch(have[-1].name).group(1)) + 1 if have else 0
+    out = p / f"part-{n:06d}.parquet"
+    table = pa.Table.from_pylist(rows)
+    head = {"format": FORMAT, "schema_version": results.SCHEMA_VERSION,
+            "metadata": results.jsonable(dict(metadata))}
+    table = table.replace_schema_metadata({META_KEY: json.dumps(head, sort_keys=True).encode()})
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=p)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            pq.write_table(table, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return out
+
+
+# ---------------------------------------------------------------- reading
+def _head(part: Path, schema) -> dict:
+    raw = (schema.metadata or {}).get(META_KEY)
+    try:
+        head = json.loads(raw) if raw else None
+    except ValueError:
+        head = None
+    if not isinstance(head, dict) or head.get("format") != FORMAT:
+        raise ValueError(f"{part}: not a part of a sweep store (no {META_KEY.decode()} metadata)")
+    if head.get("schema_version") != results.SCHEMA_VERSION:
+        raise ValueError(f"{part}: schema_version {head.get('schema_version')!r} is not "
+                         f"supported (this version reads {results.SCHEMA_VERSION})")
+    return head
+
+
+def keys(path: str | os.PathLike) -> set[str]:
+    """The keys of the runs a store holds (only the key column is read)."""
+    import pyarrow.parquet as pq
+    out: set[str] = set()
+    for part in parts(path):
+        try:
+            out.update(pq.read_table(part, columns=["key"]).column("key").to_pylist())
+        except Exception as e:          # pyarrow's errors have no common base of ours
+            raise ValueError(f"{part}: not a Parquet part file ({type(e).__name__})") from None
+    return out
+
+
+def rows(path: str | os.PathLike) -> Iterable[tuple[dict, dict]]:
+    """(row, part metadata) of every run in the store, part after part."""
+    import pyarrow.parquet as pq
+    for part in parts(path):
+        try:
+            table = pq.read_table(part)
+        except Exception as e:
+            raise ValueError(f"{part}: not a Parquet part file ({type(e).__name__})") from None
+        head = _head(part, table.schema)
+        for row in table.to_pylist():
+            yield row, head["metadata"]
+
+
+def load(path: str | os.PathLike) -> results.Suite:
+    """A store as a Suite: its runs sorted by key, checked as a JSON result file is
+    (bench.results.check), the metadata of its last part with ``parts`` and ``machines`` added.
+    A store of runs on more than one machine profile is refused (a Suite's runs share one)."""
+    p = Path(path)
+    if not p.is_dir():
+        raise ValueError(f"{p}: no such sweep store (a directory of part-*.parquet)")
+    got = list(rows(p))
+    if not got:
+        raise ValueError(f"{p}: an empty sweep store")
+    metadata = dict(got[-1][1])         # the last part written
+    got.sort(key=lambda rm: rm[0]["key"])
+    machines = sorted({(r["machine"], r["machine_sha256"]) for r, _ in got})
+    if len(machines) > 1:
+        raise ValueError(f"{p}: runs on {len(machines)} machine profiles "
+                         f"({', '.join(m for m, _ in machines)}); a comparison takes one")
+    metadata["parts"] = len(parts(p))
+    doc = {"schema_version": results.SCHEMA_VERSION, "metadata": metadata,
+           "runs": [row_run(r) for r, _ in got]}
+    results.check(doc, str(p))
+    return results.Suite(metadata, tuple(results._run(d) for d in doc["runs"]))
