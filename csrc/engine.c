@@ -167,6 +167,10 @@ typedef struct sim {
 	int64_t *cpu_free;
 	int64_t *srv_until;	/* end of the server work on each CPU */
 	int32_t ncpu, srv_cap;
+	/* #{i: srv_until[i] > now}, kept incrementally: valid while now < srv_next_end, the
+	 * earliest srv_until[i] > now (INT64_MAX if none) */
+	int32_t srv_busy;
+	int64_t srv_next_end;
 	int32_t *runq_w;	/* ring of nthr entries: a thread is queued at most once */
 	int64_t *runq_svc;
 	int64_t *runq_on;	/* the share of runq_svc on a CPU */
@@ -682,25 +686,46 @@ static void work(sim *s, actor *a, int64_t ns)
 	a->clk = cpu_run(s, a->clk, ns);
 }
 
-/* Whether server work already runs on server_cpus CPUs. */
-static int server_capped(const sim *s)
+/* Bring srv_busy and srv_next_end up to now: recounted only once some server work
+ * has ended since they were (now never decreases, and srv_until only changes in
+ * book_server, which keeps both up to date). */
+static void srv_refresh(sim *s)
 {
 	int32_t i, busy = 0;
+	int64_t next = INT64_MAX;
+	if (s->now < s->srv_next_end)
+		return;
 	for (i = 0; i < s->ncpu; i++)
-		busy += s->srv_until[i] > s->now;
-	return busy >= s->srv_cap;
+		if (s->srv_until[i] > s->now) {
+			busy++;
+			next = min64(next, s->srv_until[i]);
+		}
+	s->srv_busy = busy;
+	s->srv_next_end = next;
+}
+
+/* Whether server work already runs on server_cpus CPUs. */
+static int server_capped(sim *s)
+{
+	srv_refresh(s);
+	return s->srv_busy >= s->srv_cap;
 }
 
 /* The CPU a server thread may take now: an idle one, unless server work already
  * runs on server_cpus CPUs; -1 if none. */
-static int32_t server_cpu(const sim *s)
+static int32_t server_cpu(sim *s)
 {
 	return server_capped(s) ? -1 : idle_cpu(s, s->now);
 }
 
 static void book_server(sim *s, int32_t i, int32_t w, int64_t svc, int64_t on_cpu)
 {
+	/* CPU i is idle (cpu_free[i] <= now) and srv_until[i] <= cpu_free[i] always, so
+	 * it was not counted busy; on_cpu > 0 makes it busy past now */
+	srv_refresh(s);
 	s->cpu_free[i] = s->srv_until[i] = sadd(s->now, on_cpu);
+	s->srv_busy++;
+	s->srv_next_end = min64(s->srv_next_end, s->srv_until[i]);
 	push(s, defer(s, sadd(s->now, svc)), EV_DONE, w);
 }
 
@@ -711,9 +736,7 @@ static void cpu_wake(sim *s)
 	int32_t i;
 	int64_t t = INT64_MAX;
 	if (server_capped(s)) {
-		for (i = 0; i < s->ncpu; i++)
-			if (s->srv_until[i] > s->now)
-				t = min64(t, s->srv_until[i]);
+		t = s->srv_next_end;	/* the first server work to end */
 	} else {
 		for (i = 0; i < s->ncpu; i++)
 			t = min64(t, s->cpu_free[i]);
