@@ -151,21 +151,23 @@ def keys(path: str | os.PathLike) -> set[str]:
     import pyarrow.parquet as pq
     out: set[str] = set()
     for part in parts(path):
-        try:
-            out.update(pq.read_table(part, columns=["key"]).column("key").to_pylist())
-        except Exception as e:          # pyarrow's errors have no common base of ours
-            raise ValueError(f"{part}: not a Parquet part file ({type(e).__name__})") from None
+        _head(part, _read(part, pq.read_schema))
+        out.update(_read(part, pq.read_table, columns=["key"]).column("key").to_pylist())
     return out
+
+
+def _read(part: Path, how, **kw):
+    try:
+        return how(part, **kw)
+    except Exception as e:          # pyarrow's errors have no common base of ours
+        raise ValueError(f"{part}: not a Parquet part file ({type(e).__name__})") from None
 
 
 def rows(path: str | os.PathLike) -> Iterable[tuple[dict, dict]]:
     """(row, part metadata) of every run in the store, part after part."""
     import pyarrow.parquet as pq
     for part in parts(path):
-        try:
-            table = pq.read_table(part)
-        except Exception as e:
-            raise ValueError(f"{part}: not a Parquet part file ({type(e).__name__})") from None
+        table = _read(part, pq.read_table)
         head = _head(part, table.schema)
         for row in table.to_pylist():
             yield row, head["metadata"]

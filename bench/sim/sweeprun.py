@@ -20,6 +20,7 @@ every executor writes the same rows.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import time
@@ -114,7 +115,7 @@ def _dask(jobs: int | None, scheduler: str | None) -> Callable:
             else:
                 cluster = stack.enter_context(distributed.LocalCluster(
                     n_workers=jobs or os.cpu_count() or 1, threads_per_worker=1,
-                    processes=True, dashboard_address=None, silence_logs="error"))
+                    processes=True, dashboard_address=None, silence_logs=logging.ERROR))
                 client = stack.enter_context(distributed.Client(cluster))
 
             def run(bs):

@@ -1,0 +1,229 @@
+"""python -m bench sweep: the spec's grid, its errors, the Parquet store, resuming, executors."""
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from bench import results, sim
+from bench.results import store
+from bench.sim import sweeprun, sweepspec
+
+SMALL = """
+engine = "c"
+seeds = 2
+[product]
+strategy = ["merge-in-queue", "no-temp-page"]
+workload = ["rand-write", "fsync-heavy"]
+file_size = 1048576
+writes = 64
+[[zip]]
+max_pages = [16, 64]
+max_background = [6, 24]
+[random]
+seed = 3
+samples = 2
+server_threads = {uniform = [1, 8]}
+"""
+
+
+def spec_file(tmp_path, text=SMALL, name="s.toml"):
+    p = tmp_path / name
+    p.write_text(textwrap.dedent(text))
+    return p
+
+
+def bench(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "bench", *args], capture_output=True, text=True,
+                          **kw)
+
+
+def canonical(path):
+    """Every row of a store, sorted by key, as one JSON text."""
+    return json.dumps(sorted((r for r, _ in store.rows(path)), key=lambda r: r["key"]),
+                      sort_keys=True)
+
+
+def test_the_grid_is_product_times_zip_times_random_times_seeds(tmp_path):
+    spec = sweepspec.load(spec_file(tmp_path))
+    configs = sweepspec.expand(spec)
+    assert sweepspec.count(spec) == len(configs) == 2 * 2 * 2 * 2 * 2
+    assert len({c.key() for c in configs}) == len(configs)
+    # zipped axes vary together
+    assert {(c.params["max_pages"], c.params["max_background"]) for c in configs} == \
+        {(16, 6), (64, 24)}
+    # a workload parameter goes only to the workloads that have it; a model parameter that a
+    # workload also carries (server_threads) goes to every run
+    fsync = [c for c in configs if c.workload == "fsync-heavy"]
+    assert all("file_size" not in c.params and "server_threads" in c.params for c in fsync)
+    assert all(c.params["file_size"] == 1048576 for c in configs if c.workload == "rand-write")
+    # the random points come from the spec's seed: the same twice, others with another seed
+    drawn = sorted({c.params["server_threads"] for c in configs})
+    assert drawn == sorted({c.params["server_threads"] for c in sweepspec.expand(spec)})
+    assert all(1 <= t <= 8 for t in drawn)
+    other = [sorted({c.params["server_threads"] for c in sweepspec.expand(sweepspec.load(
+        spec_file(tmp_path, SMALL.replace("seed = 3", f"seed = {s}"), f"{s}.toml")))})
+        for s in range(4, 10)]
+    assert any(o != drawn for o in other)
+
+
+def test_a_workload_parameter_on_a_workload_without_it_merges_repeats(tmp_path):
+    spec = sweepspec.load(spec_file(tmp_path, """
+        seeds = [5]
+        [product]
+        strategy = "no-temp-page"
+        workload = ["fsync-heavy", "rand-write"]
+        file_size = [1048576, 2097152]
+        writes = 32
+    """))
+    assert sweepspec.count(spec) == 4
+    configs = sweepspec.expand(spec)
+    assert len(configs) == 3        # fsync-heavy has no file_size: its two configurations are one
+    assert [c.seed for c in configs] == [5, 5, 5]
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("[product\n", "not TOML"),
+    ("[product]\nstrategy = 'nope'\nworkload = 'seq-write'", "strategy: unknown 'nope'"),
+    ("[product]\nstrategy = 'no-temp-page'\nworkload = 'nope'", "workload: unknown 'nope'"),
+    ("[product]\nstrategy = 'no-temp-page'\nworkload = 'seq-write'\nmax_pagez = 3",
+     "product.max_pagez: unknown parameter"),
+    ("[product]\nstrategy = 'no-temp-page'\nworkload = 'seq-write'\nmax_pages = 0",
+     "max_pages: must be in 1..256"),
+    ("[product]\nstrategy = 'no-temp-page'\nworkload = 'seq-write'\n[[zip]]\n"
+     "max_pages = [1, 2]\nhz = [250]", "zipped lists differ in length"),
+    ("[product]\nstrategy = 'no-temp-page'\nworkload = 'seq-write'\nhz = 250\n[[zip]]\n"
+     "hz = [100]", "zip[0].hz: the axis is already in product"),
+    ("[product]\nstrategy = 'no-temp-page'\nworkload = 'seq-write'\n[random]\nseed = 1\n"
+     "samples = 2\nhz = {uniform = [300, 100]}", "random.hz.uniform: expected [low, high]"),
+    ("[product]\nstrategy = 'no-temp-page'\nworkload = 'seq-write'\nmachine = 'no-such-box'",
+     "no-such-box"),
+    ("seeds = 0\n[product]\nstrategy = 'no-temp-page'\nworkload = 'seq-write'", "seeds"),
+    ("[product]\nworkload = 'seq-write'", "strategy: missing"),
+    ("oops = 1", "oops: unknown key"),
+])
+def test_a_bad_spec_is_one_error_line_and_exit_2(tmp_path, text, needle):
+    p = bench("sweep", str(spec_file(tmp_path, text)), "--out", str(tmp_path / "st"), "--quiet")
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.startswith("ERROR: ") and p.stderr.count("\n") == 1, p.stderr
+    assert needle in p.stderr
+    assert not (tmp_path / "st").exists()
+
+
+def test_the_store_holds_what_the_engine_returned(tmp_path):
+    spec = sweepspec.load(spec_file(tmp_path))
+    out = tmp_path / "st"
+    got = sweeprun.run(spec, out, "local", jobs=1, progress=False)
+    assert (got.total, got.stored, got.computed) == (32, 0, 32)
+    suite = store.load(out)
+    assert suite.metadata["command"] == "sweep" and suite.metadata["parts"] == got.parts
+    assert suite.metadata["machine"]["name"] == "ci-2cpu-24g"
+    c = sweepspec.expand(spec)[7]
+    direct = sim.run(c.strategy, c.workload, seed=c.seed, engine=c.engine, **c.params)
+    stored = next(r for r in suite.runs if r.key() == direct.key())
+    assert results.run_to_dict(stored) == results.run_to_dict(direct)
+    row = next(r for r, _ in store.rows(out) if r["key"] == c.key())
+    assert row["write_latency_ns.p99"] == direct.metrics["write_latency_ns"]["p99"]
+
+
+def test_an_interrupted_sweep_resumes_and_never_redoes_a_run(tmp_path):
+    spec = sweepspec.load(spec_file(tmp_path))
+    out = tmp_path / "st"
+    written = []
+
+    def stop_after_two(n):
+        written.append(n)
+        if len(written) == 2:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        sweeprun.run(spec, out, "local", jobs=1, progress=False, target_s=1e-9,
+                     on_part=stop_after_two)
+    kept = len(store.keys(out))
+    assert kept == sum(written) and 0 < kept < 32
+    computed = []
+    got = sweeprun.run(spec, out, "local", jobs=2, progress=False, on_part=computed.append)
+    assert (got.stored, got.computed, sum(computed)) == (kept, 32 - kept, 32 - kept)
+    again = sweeprun.run(spec, out, "local", jobs=2, progress=False)
+    assert (again.stored, again.computed, again.parts) == (32, 0, 0)
+    whole = tmp_path / "whole"
+    sweeprun.run(spec, whole, "local", jobs=1, progress=False)
+    assert canonical(out) == canonical(whole)
+
+
+def test_a_store_prepopulated_by_a_smaller_spec_runs_only_the_rest(tmp_path):
+    out = tmp_path / "st"
+    small = bench("sweep", str(spec_file(tmp_path, SMALL.replace(
+        '"merge-in-queue", "no-temp-page"', '"no-temp-page"'), "a.toml")),
+        "--out", str(out), "--quiet", "--jobs", "1")
+    assert small.returncode == 0, small.stderr
+    assert "16 runs" in small.stdout and "16 computed" in small.stdout
+    full = bench("sweep", str(spec_file(tmp_path)), "--out", str(out), "--quiet")
+    assert full.returncode == 0, full.stderr
+    assert "32 runs" in full.stdout and "16 already in the store, 16 computed" in full.stdout
+    assert len(store.load(out).runs) == 32
+
+
+def test_a_store_path_that_is_a_file_or_another_directory_is_refused(tmp_path):
+    f = tmp_path / "f"
+    f.write_text("x")
+    p = bench("sweep", str(spec_file(tmp_path)), "--out", str(f), "--quiet")
+    assert p.returncode == 2 and "not a directory" in p.stderr
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "notes.txt").write_text("x")
+    p = bench("sweep", str(spec_file(tmp_path)), "--out", str(d), "--quiet")
+    assert p.returncode == 2 and "not a sweep store" in p.stderr
+
+
+def test_a_part_of_another_schema_version_is_refused(tmp_path, monkeypatch):
+    spec = sweepspec.load(spec_file(tmp_path))
+    out = tmp_path / "st"
+    monkeypatch.setattr(results, "SCHEMA_VERSION", results.SCHEMA_VERSION + 1)
+    sweeprun.run(spec, out, "local", jobs=1, progress=False)
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="schema_version .* is not supported"):
+        store.load(out)
+
+
+def test_a_dask_cluster_of_two_workers_writes_what_the_local_pool_writes(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    spec = sweepspec.load(spec_file(tmp_path))
+    local = tmp_path / "local"
+    sweeprun.run(spec, local, "local", jobs=2, progress=False)
+    # Worker processes (processes=True), as a real cluster has; reached by its address.
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        viadask = tmp_path / "dask"
+        got = sweeprun.run(spec, viadask, "dask", scheduler=cluster.scheduler_address,
+                           progress=False)
+    assert got.computed == 32 and got.batches > 1
+    assert canonical(viadask) == canonical(local)
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    results.dump(results.Suite({}, store.load(local).runs), a)
+    results.dump(results.Suite({}, store.load(viadask).runs), b)
+    assert a.read_bytes() == b.read_bytes()
+
+
+def test_scheduler_without_dask_or_with_jobs_is_refused(tmp_path):
+    s = str(spec_file(tmp_path))
+    p = bench("sweep", s, "--executor", "local", "--scheduler", "tcp://127.0.0.1:1", "--quiet")
+    assert p.returncode == 2 and "--scheduler" in p.stderr
+    p = bench("sweep", s, "--scheduler", "tcp://127.0.0.1:1", "--jobs", "2", "--quiet")
+    assert p.returncode == 2 and "--jobs" in p.stderr
+
+
+def test_the_example_spec_is_about_200_runs():
+    from pathlib import Path
+    spec = sweepspec.load(Path(__file__).parents[1] / "examples" / "sweep.toml")
+    assert 150 <= len(sweepspec.expand(spec)) <= 250
+
+
+def test_a_damaged_part_is_one_error_line(tmp_path):
+    out = tmp_path / "st"
+    assert bench("sweep", str(spec_file(tmp_path)), "--out", str(out), "--quiet").returncode == 0
+    first = store.parts(out)[0]
+    first.write_bytes(first.read_bytes()[:100])
+    p = bench("sweep", str(spec_file(tmp_path)), "--out", str(out), "--quiet")
+    assert p.returncode == 2 and p.stderr.count("\n") == 1
+    assert f"{first}: not a Parquet part file" in p.stderr
