@@ -161,6 +161,7 @@ typedef struct sim {
 	/* server */
 	int32_t *thr;		/* request on each server thread, 0 if idle */
 	int32_t nthr, nidle;
+	uint64_t idle[4];	/* a bit per idle server thread (server_threads <= 256) */
 	uint64_t rng;
 
 	/* CPUs (cfg->cpus > 0): when each is next free, and server threads waiting for one */
@@ -853,20 +854,24 @@ static void start(sim *s, int32_t w, int32_t r)
 	}
 	s->thr[w] = r;
 	s->nidle--;
+	s->idle[w >> 6] &= ~((uint64_t)1 << (w & 63));
 	svc = service(s, mean);
 	if (!s->in_done)	/* it arrived at idle threads: one is woken to read it */
 		svc = sadd(svc, c->server_wakeup_ns);
 	start_service(s, w, svc, kern);
 }
 
+/* Pending requests go to the idle threads, lowest thread first. */
 static void dispatch(sim *s)
 {
-	int32_t w;
+	int32_t j = 0;
 	if (!s->pending.head || !s->nidle || stalled(s, s->now))
 		return;
-	for (w = 0; w < s->nthr && s->pending.head && s->nidle; w++)
-		if (!s->thr[w])
-			start(s, w, fifo_popleft(s, &s->pending));
+	while (s->pending.head && s->nidle) {	/* nidle > 0: an idle bit is set */
+		while (!s->idle[j])
+			j++;
+		start(s, (j << 6) + __builtin_ctzll(s->idle[j]), fifo_popleft(s, &s->pending));
+	}
 }
 
 static void complete(sim *s, int32_t r)
@@ -1886,6 +1891,7 @@ static void run(sim *s)
 			int32_t r = s->thr[e.arg];
 			s->thr[e.arg] = 0;
 			s->nidle++;
+			s->idle[e.arg >> 6] |= (uint64_t)1 << (e.arg & 63);
 			s->in_done = 1;	/* requests read now are read without sleeping */
 			complete(s, r);
 			dispatch(s);
@@ -2085,6 +2091,8 @@ static void sim_init(sim *s, const fwb_config *cfg, const fwb_op *ops, int64_t n
 	s->req_pages = min64(cfg->max_pages, cfg->max_write / FWB_PAGE);
 	s->nthr = s->nidle = (int32_t)cfg->server_threads;
 	s->thr = xcalloc(s, (size_t)s->nthr, sizeof *s->thr);
+	for (i = 0; i < s->nthr; i++)
+		s->idle[i >> 6] |= (uint64_t)1 << (i & 63);
 	s->rng = seed * 0x2545F4914F6CDD1DULL + 0x5DEECE66DULL;
 	s->ncpu = (int32_t)cfg->cpus;
 	s->cpu_free = xcalloc(s, (size_t)s->ncpu + 1, sizeof(int64_t));
