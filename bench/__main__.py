@@ -30,7 +30,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         if args.out is not None:
             raise ValueError("--out: compare OLD.json NEW.json writes no result file (it reads "
                              "two); --out is for a sweep")
-        old, new = (results.load(f) for f in args.files)
+        from bench.results import store
+        old, new = (store.load_any(f) for f in args.files)     # JSON files or sweep stores
         results.warn_partial(zip(args.files, (old, new)))
         rows = compare.rows_between(old, new)
         title = lambda w: f"{w}: {args.files[1]} against {args.files[0]}"  # noqa: E731
@@ -96,9 +97,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_gate(args: argparse.Namespace) -> int:
-    from bench.results import gate
+    from bench.results import gate, store
     from bench import results
-    base, head = results.load(args.baseline), results.load(args.candidate)
+    base, head = store.load_any(args.baseline), store.load_any(args.candidate)
     results.warn_partial([(args.baseline, base), (args.candidate, head)])
     thresholds = gate.parse_thresholds(args.threshold)
     changes = gate.compare(base, head, thresholds, args.default_threshold,

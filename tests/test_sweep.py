@@ -227,3 +227,31 @@ def test_a_damaged_part_is_one_error_line(tmp_path):
     p = bench("sweep", str(spec_file(tmp_path)), "--out", str(out), "--quiet")
     assert p.returncode == 2 and p.stderr.count("\n") == 1
     assert f"{first}: not a Parquet part file" in p.stderr
+
+
+def test_compare_and_gate_read_stores(tmp_path):
+    spec = sweepspec.load(spec_file(tmp_path))
+    a, b = tmp_path / "a", tmp_path / "b"
+    sweeprun.run(spec, a, "local", jobs=1, progress=False)
+    sweeprun.run(spec, b, "local", jobs=2, progress=False)
+    p = bench("compare", str(a), str(b))
+    assert p.returncode == 0, p.stderr
+    assert f"rand-write: {b} against {a}" in p.stdout
+    g = bench("gate", str(a), str(b), "--json")
+    assert g.returncode == 0, g.stderr
+    assert json.loads(g.stdout)["verdict"] == "ok"
+    # A store whose runs went slower on every request: the gate says so, exit 1.
+    plain = """seeds = 3
+        [product]
+        strategy = ["merge-in-queue", "no-temp-page"]
+        workload = "rand-write"
+        writes = 256
+    """
+    base, slow = tmp_path / "base", tmp_path / "slow"
+    sweeprun.run(sweepspec.load(spec_file(tmp_path, plain, "p.toml")), base, "local", jobs=1,
+                 progress=False)
+    sweeprun.run(sweepspec.load(spec_file(tmp_path, plain + "        server_page_ns = 40000\n",
+                                          "q.toml")), slow, "local", jobs=1, progress=False)
+    g = bench("gate", str(base), str(slow), "--match-params", "ignore")
+    assert g.returncode == 1, g.stdout + g.stderr
+    assert "REGRESSION" in g.stdout.upper()

@@ -194,3 +194,9 @@ def load(path: str | os.PathLike) -> results.Suite:
            "runs": [row_run(r) for r, _ in got]}
     results.check(doc, str(p))
     return results.Suite(metadata, tuple(results._run(d) for d in doc["runs"]))
+
+
+def load_any(path: str | os.PathLike) -> results.Suite:
+    """A sweep store (a directory) or a JSON result file, as a Suite: what compare, gate and
+    report read."""
+    return load(path) if Path(path).is_dir() else results.load(path)

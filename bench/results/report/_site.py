@@ -20,7 +20,8 @@ import numpy as np
 
 from .. import compare, stats
 from ..metrics import METRIC_BY_NAME
-from .. import Run, Suite, load, warn_partial
+from .. import Run, Suite, warn_partial
+from ..store import load_any as load        # JSON result files and sweep stores
 from . import _figures as F
 from ._html import esc, figure, fmt, link, page, table, td, th_row
 
