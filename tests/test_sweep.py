@@ -255,3 +255,34 @@ def test_compare_and_gate_read_stores(tmp_path):
     g = bench("gate", str(base), str(slow), "--match-params", "ignore")
     assert g.returncode == 1, g.stdout + g.stderr
     assert "REGRESSION" in g.stdout.upper()
+
+
+def test_a_sweep_killed_with_sigkill_resumes_from_its_whole_parts(tmp_path):
+    import os
+    import signal
+    import time
+    many = """seeds = 250
+        [product]
+        strategy = ["merge-in-queue", "no-temp-page", "temp-naive", "redirty-and-skip"]
+        workload = "rand-write"
+        file_size = 1048576
+        writes = 32
+    """
+    spec = spec_file(tmp_path, many)
+    out = tmp_path / "st"
+    p = subprocess.Popen([sys.executable, "-m", "bench", "sweep", str(spec), "--out", str(out),
+                          "--quiet", "--jobs", "1"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while len(store.parts(out)) < 2 and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(p.pid, signal.SIGKILL)
+    p.communicate()
+    assert p.returncode == -signal.SIGKILL, "the sweep ended before it could be killed"
+    kept = store.keys(out)                       # every part left is whole and readable
+    assert 0 < len(kept) < 1000
+    again = bench("sweep", str(spec), "--out", str(out), "--quiet", "--jobs", "2")
+    assert again.returncode == 0, again.stderr
+    assert f"1000 runs in {spec}: {len(kept)} already in the store, {1000 - len(kept)} " \
+           "computed" in again.stdout
+    assert len(store.load(out).runs) == 1000
