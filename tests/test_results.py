@@ -34,6 +34,16 @@ def test_round_trip_keeps_every_metric(tmp_path, suite):
     assert doc["metadata"]["machine"]["name"] and len(doc["metadata"]["machine"]["sha256"]) == 16
 
 
+def test_a_loaded_file_is_written_again_byte_for_byte(tmp_path):
+    """The writer encodes run by run: the committed baseline (its series rows one a line) comes
+    out of load and dump exactly as it went in."""
+    base = os.path.join(os.path.dirname(__file__), os.pardir, "results", "baseline.json")
+    with open(base, "rb") as f:
+        want = f.read()
+    again = results.dump(results.load(base), tmp_path / "again.json")
+    assert again.read_bytes() == want
+
+
 def test_refuses_to_overwrite_unless_asked(tmp_path, suite):
     p = results.dump(suite, tmp_path / "r.json")
     before = p.read_text()
