@@ -16,7 +16,9 @@
  *   - requests live in a pool with a free list (ids from 1; 0 is "none") and
  *     their page versions in a parallel arena of max_pages slots each; the
  *     queues and the secondary chains are intrusive lists through the pool;
- *   - events are a binary heap ordered by (time, sequence), like heapq.
+ *   - events are a binary heap ordered by (time, sequence), like heapq, with a slot
+ *     in front of it for the earliest event (push, pop): the order is total, so any
+ *     exact priority queue pops the same sequence.
  *
  * Arithmetic: everything is int64 and refsim's // is only used on non-negative
  * values, where C's / agrees.  Python ints do not overflow; where a value could
@@ -209,7 +211,9 @@ typedef struct sim {
 	int64_t alive;
 
 	ev *heap;
-	int64_t nev, cap_ev;
+	int64_t nev, cap_ev;	/* nev: events in the heap, not counting the slot */
+	ev first;		/* the earliest event, kept out of the heap if has_first */
+	int has_first;
 	int64_t seq, now, temp_t;
 
 	int64_t c[FWB_N_COUNTERS];
@@ -396,9 +400,8 @@ static int ev_less(const ev *a, const ev *b)
 	return a->t < b->t || (a->t == b->t && a->seq < b->seq);
 }
 
-static void push(sim *s, int64_t t, int kind, int32_t arg)
+static void heap_insert(sim *s, ev e)
 {
-	ev e;
 	int64_t i;
 	if (s->nev == s->cap_ev) {
 		void *p = s->heap;
@@ -406,10 +409,6 @@ static void push(sim *s, int64_t t, int kind, int32_t arg)
 		s->heap = p;
 		s->cap_ev *= 2;
 	}
-	e.t = t;
-	e.seq = s->seq++;
-	e.kind = kind;
-	e.arg = arg;
 	i = s->nev++;
 	while (i > 0) {
 		int64_t up = (i - 1) / 2;
@@ -421,7 +420,32 @@ static void push(sim *s, int64_t t, int kind, int32_t arg)
 	s->heap[i] = e;
 }
 
-static ev pop(sim *s)
+/* Events come out in (time, sequence) order, a total order: the slot holds an event
+ * earlier than all in the heap, so that the common case, an event pushed for before
+ * anything pending and popped next, never enters the heap. */
+static void push(sim *s, int64_t t, int kind, int32_t arg)
+{
+	ev e;
+	e.t = t;
+	e.seq = s->seq++;
+	e.kind = kind;
+	e.arg = arg;
+	if (!s->has_first) {
+		if (s->nev && !ev_less(&e, &s->heap[0])) {
+			heap_insert(s, e);
+			return;
+		}
+		s->has_first = 1;
+	} else if (ev_less(&e, &s->first)) {
+		heap_insert(s, s->first);
+	} else {
+		heap_insert(s, e);
+		return;
+	}
+	s->first = e;
+}
+
+static ev heap_pop(sim *s)
 {
 	ev top = s->heap[0], last = s->heap[--s->nev];
 	int64_t i = 0, n = s->nev;
@@ -439,6 +463,15 @@ static ev pop(sim *s)
 	if (n > 0)
 		s->heap[i] = last;
 	return top;
+}
+
+static ev pop(sim *s)
+{
+	if (s->has_first) {
+		s->has_first = 0;
+		return s->first;
+	}
+	return heap_pop(s);
 }
 
 static int64_t free_pages(const sim *s)
@@ -1874,7 +1907,7 @@ static void run(sim *s)
 	push(s, sadd(t0, c->dirty_writeback_interval_ns), EV_TIMER, 0);
 	for (i = 0; i < c->n_stall; i++)
 		push(s, c->stall_end[i], EV_STALL, 0);
-	while (s->nev) {
+	while (s->has_first || s->nev) {
 		ev e = pop(s);
 		if (e.kind == EV_TIMER && !s->alive)
 			continue;	/* the flusher's tick after the last thread ended */
