@@ -286,3 +286,30 @@ def test_a_sweep_killed_with_sigkill_resumes_from_its_whole_parts(tmp_path):
     assert f"1000 runs in {spec}: {len(kept)} already in the store, {1000 - len(kept)} " \
            "computed" in again.stdout
     assert len(store.load(out).runs) == 1000
+
+
+def test_a_machine_axis_keys_runs_by_profile_and_a_comparison_takes_one(tmp_path, monkeypatch):
+    import os
+    from bench.sim import machine
+    monkeypatch.setenv(machine.ENV, "ci-2cpu-24g")
+    spec = sweepspec.load(spec_file(tmp_path, """
+        [product]
+        strategy = "no-temp-page"
+        workload = "rand-write"
+        machine = ["ci-2cpu-24g", "qemu-6.12-2cpu-4g"]
+        writes = 4096
+    """))
+    out = tmp_path / "st"
+    got = sweeprun.run(spec, out, "local", jobs=1, progress=False)
+    assert got.computed == 2
+    assert os.environ[machine.ENV] == "ci-2cpu-24g"        # the caller's profile is restored
+    rows = {r["machine"]: r for r, _ in store.rows(out)}
+    assert rows["qemu-6.12-2cpu-4g"]["machine_sha256"] == machine.load("qemu-6.12-2cpu-4g").sha256
+    monkeypatch.setenv(machine.ENV, "qemu-6.12-2cpu-4g")
+    direct = sim.run("no-temp-page", "rand-write", seed=0, writes=4096)
+    metrics = lambda r: {k: v for k, v in r.items()                   # noqa: E731
+                         if k not in store.KEY_COLUMNS}
+    assert metrics(rows["qemu-6.12-2cpu-4g"]) == metrics(store.run_row("", "", "", direct))
+    assert metrics(rows["ci-2cpu-24g"]) != metrics(store.run_row("", "", "", direct))
+    with pytest.raises(ValueError, match="2 machine profiles"):
+        store.load(out)

@@ -145,7 +145,20 @@ def run(spec: Spec, out: str | os.PathLike, executor_name: str = "local",
         target_s: float = TARGET_BATCH_S,
         on_part: Callable[[int], Any] | None = None) -> Outcome:
     """Run the spec's runs that the store at `out` lacks, writing each batch as it ends.
-    `on_part(n_runs)` is called after each part file is written (tests interrupt there)."""
+    `on_part(n_runs)` is called after each part file is written (tests interrupt there).
+    The runs made in this process select their machine profile; the caller's is restored."""
+    from bench.sim import machine
+    before = os.environ.get(machine.ENV)
+    try:
+        return _run(spec, out, executor_name, jobs, scheduler, progress, target_s, on_part)
+    finally:
+        if before is None:
+            os.environ.pop(machine.ENV, None)
+        else:
+            os.environ[machine.ENV] = before
+
+
+def _run(spec, out, executor_name, jobs, scheduler, progress, target_s, on_part) -> Outcome:
     from bench.results import store
     from bench.sim import sweep, sweepspec
     configs = sweepspec.expand(spec)
