@@ -150,6 +150,7 @@ typedef struct actor {
 	int64_t dirtied_pause;	/* current->nr_dirtied_pause */
 	int bal_state;		/* BAL_* */
 	int finished;
+	int32_t cpu;		/* a CPU its work last ran on (a hint for work()), -1 none */
 } actor;
 
 typedef struct sim {
@@ -697,7 +698,7 @@ static int32_t idle_cpu(const sim *s, int64_t t)
 
 /* An actor runs ns of CPU work that can start at t; returns when it ends.  It takes
  * an idle CPU, else waits for the one free soonest, and is not preempted. */
-static int64_t cpu_run(sim *s, int64_t t, int64_t ns)
+static int64_t cpu_run(sim *s, int64_t t, int64_t ns, int32_t *on)
 {
 	int32_t i, best;
 	int64_t end;
@@ -712,12 +713,25 @@ static int64_t cpu_run(sim *s, int64_t t, int64_t ns)
 	}
 	end = sadd(max64(t, s->cpu_free[best]), ns);
 	s->cpu_free[best] = end;
+	*on = best;
 	return end;
 }
 
+/* cpu_run for an actor.  Back-to-back work: when the CPU its last work ran on is free
+ * exactly at its clock, no CPU free at or before then is free later, so idle_cpu's
+ * answer is the first CPU free exactly then, found without the scan. */
 static void work(sim *s, actor *a, int64_t ns)
 {
-	a->clk = cpu_run(s, a->clk, ns);
+	int32_t b = a->cpu, i;
+	const int64_t *cf = s->cpu_free;
+	if (ns > 0 && b >= 0 && cf[b] == a->clk) {
+		for (i = 0; i < b && cf[i] != a->clk; i++)
+			;
+		a->clk = s->cpu_free[i] = sadd(a->clk, ns);
+		a->cpu = i;
+		return;
+	}
+	a->clk = cpu_run(s, a->clk, ns, &a->cpu);
 }
 
 /* Bring srv_busy and srv_next_end up to now: recounted only once some server work
@@ -2195,6 +2209,7 @@ static void sim_init(sim *s, const fwb_config *cfg, const fwb_op *ops, int64_t n
 		a->fault_start = -1;
 		a->wait_kind = W_NONE;
 		a->dirtied_pause = NR_DIRTIED_PAUSE;
+		a->cpu = -1;
 		a->finished = a->nops == 0;
 		if (!a->finished)
 			s->alive++;
