@@ -313,3 +313,14 @@ def test_a_machine_axis_keys_runs_by_profile_and_a_comparison_takes_one(tmp_path
     assert metrics(rows["ci-2cpu-24g"]) != metrics(store.run_row("", "", "", direct))
     with pytest.raises(ValueError, match="2 machine profiles"):
         store.load(out)
+
+
+def test_dask_missing_is_one_error_line_before_any_run(tmp_path, monkeypatch, capsys):
+    from bench import __main__ as cli
+    monkeypatch.setitem(sys.modules, "distributed", None)      # import distributed fails
+    out = tmp_path / "st"
+    assert cli.main(["sweep", str(spec_file(tmp_path)), "--out", str(out), "--quiet",
+                     "--executor", "dask"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pip install 'fuse-writeback-bench[dask]'" in err
+    assert store.keys(out) == set()
