@@ -869,25 +869,21 @@ static void start(sim *s, int32_t w, int32_t r)
 	int64_t mean, svc, kern = 0;	/* kern: kernel work of the thread that writes the reply */
 	q->state = ST_SENT;
 	if (q->kind == RQ_WRITE) {
-		int64_t base = s->base[q->file] + q->first;
+		const page *g = &s->pg[s->base[q->file] + q->first];
+		int64_t left = s->isize[q->file] - q->first * FWB_PAGE, fresh = 0;
+		int32_t i;
 		if (!s->temp) {		/* the server reads the page as it is now */
 			uint32_t *v = versions(s, r);
-			int32_t i;
 			for (i = 0; i < q->n; i++)
-				v[i] = s->pg[base + i].version;
+				v[i] = g[i].version;
 		}
-		int64_t left = s->isize[q->file] - q->first * FWB_PAGE;
 		q->crop = max64(0, min64((int64_t)q->n * FWB_PAGE, left));
 		s->c[FWB_C_REQUESTS]++;
 		s->hist[q->n]++;
-		{	/* pages the server has never been sent cost it more: its copy starts sparse */
-			int64_t fresh = 0;
-			int32_t i;
-			for (i = 0; i < q->n; i++)
-				fresh += s->pg[base + i].srv_max == 0;
-			mean = c->server_base_ns + c->server_page_ns * q->n +
-			       c->server_new_page_ns * fresh;
-		}
+		/* pages the server has never been sent cost it more: its copy starts sparse */
+		for (i = 0; i < q->n; i++)
+			fresh += g[i].srv_max == 0;
+		mean = c->server_base_ns + c->server_page_ns * q->n + c->server_new_page_ns * fresh;
 		if (s->temp)	/* fuse_writepage_end: rb_erase, free the temp pages */
 			kern = c->wb_tree_ns * (1 + q->promoted) + c->temp_free_ns * q->n;
 		else		/* fuse_writepage_free: end PG_writeback of each page */
@@ -939,22 +935,23 @@ static void complete(sim *s, int32_t r)
 	base = s->base[q->file] + q->first;
 	v = versions(s, r);
 	for (i = 0; i < q->n; i++) {
-		int64_t p = base + i;
-		if (v[i] < s->pg[p].srv_max)
+		page *g = &s->pg[base + i];
+		if (v[i] < g->srv_max)
 			s->c[FWB_C_OUT_OF_ORDER]++;
-		if (v[i] == s->pg[p].version)	/* srv_ver = v */
-			s->pg[p].flags &= (uint8_t)~PF_STALE;
-		else
-			s->pg[p].flags |= PF_STALE;
-		if (v[i] > s->pg[p].srv_max)
-			s->pg[p].srv_max = v[i];
-		s->pg[p].inflight--;
-		if (s->lk && s->lk[p].wb_req == r)
-			s->lk[p].wb_req = 0;
-		if (!s->temp) {
-			s->pg[p].flags &= (uint8_t)~PF_PGWB;
-			s->pinned--;
-		}
+		else		/* the newest the server has had */
+			g->srv_max = v[i];
+		/* srv_ver = v */
+		g->flags = (uint8_t)((g->flags & ~PF_STALE) | (v[i] == g->version ? 0 : PF_STALE));
+		g->inflight--;
+	}
+	if (s->lk)
+		for (i = 0; i < q->n; i++)
+			if (s->lk[base + i].wb_req == r)
+				s->lk[base + i].wb_req = 0;
+	if (!s->temp) {
+		for (i = 0; i < q->n; i++)
+			s->pg[base + i].flags &= (uint8_t)~PF_PGWB;
+		s->pinned -= q->n;
 	}
 	if (s->temp)
 		temp_add(s, -(int64_t)q->n);
