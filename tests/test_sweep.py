@@ -324,3 +324,18 @@ def test_dask_missing_is_one_error_line_before_any_run(tmp_path, monkeypatch, ca
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "pip install 'fuse-writeback-bench[dask]'" in err
     assert store.keys(out) == set()
+
+
+def test_compare_gives_a_model_parameter_a_workload_also_carries_to_every_workload():
+    # dio-redirty carries its own server (server_threads among its parameters); a
+    # --param server_threads=8 must still reach seq-write, as the model's parameter.
+    from bench import sim
+    from bench.sim import sweep
+    runs = sweep.sweep(["no-temp-page"], ["seq-write", "dio-redirty"], [0], "c",
+                       {"server_threads": 8, "file_size": 8 << 20}, jobs=1, progress=False)
+    by = {r.workload: r for r in runs}
+    assert by["seq-write"].params.get("server_threads") == 8
+    assert by["dio-redirty"].params.get("server_threads") == 8
+    alone = sim.run("no-temp-page", "seq-write", 0, server_threads=8, file_size=8 << 20)
+    assert by["seq-write"].metrics == alone.metrics
+    assert "server_threads" not in sweep.workload_only_params()

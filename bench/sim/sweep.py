@@ -30,16 +30,26 @@ def _one(task: tuple) -> Run:
     return sim.run(strategy, workload, seed=seed, engine=engine, **params)
 
 
+def workload_only_params() -> set[str]:
+    """The parameters that only workloads take: given for a sweep, each goes to the workloads
+    that have it.  Every other parameter goes to every run, including a model parameter that
+    some workload also carries (dio-redirty's server_threads, its own server): that workload
+    takes it as its own, the others as the model's."""
+    from bench import sim
+    from bench.sim import params as model, workload as wl
+    every = set().union(*(wl.workload_params(w) for w in sim.workloads()))
+    return every - set(model.PARAM_BY_NAME) - set(model.FLOAT_PARAMS) - set(model.STRATEGY_PARAMS)
+
+
 def sweep(strategies: list[str], workloads: list[str], seeds: Iterable[int], engine: str,
           params: dict, jobs: int | None = None, progress: bool = True) -> tuple[Run, ...]:
     """Run every (workload, strategy, seed) on a process pool; runs come back in that order."""
     from bench import sim
     from bench.sim import workload as wl
     seeds = list(seeds)
-    # A workload parameter goes to the workloads that have it; the rest go to every run.
     own = {w: set(wl.workload_params(w)) for w in workloads}
-    any_workload = set().union(*own.values())
-    per = {w: {k: v for k, v in params.items() if k not in any_workload or k in own[w]}
+    only = workload_only_params()
+    per = {w: {k: v for k, v in params.items() if k not in only or k in own[w]}
            for w in workloads}
     tasks = [(s, w, seed, engine, per[w]) for w in workloads for s in strategies for seed in seeds]
     # Check the parameters here, so a typo is one error line and not one per worker.

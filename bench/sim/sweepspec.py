@@ -303,12 +303,9 @@ def expand(spec: Spec) -> list[Config]:
             resolved[name] = (name, m.sha256 if m else machines.values_hash({}))
         return resolved[name]
 
-    from bench.sim import params as model
+    from bench.sim import sweep
     own = {w: set(wl.workload_params(w)) for w in sim.workloads()}
-    # A workload's own parameter goes to the workloads that have it; a model parameter some
-    # workload also carries (dio-redirty's server_threads) goes to every run.
-    any_workload = set().union(*own.values()) - set(model.PARAM_BY_NAME) - set(
-        model.FLOAT_PARAMS) - set(model.STRATEGY_PARAMS)
+    any_workload = sweep.workload_only_params()    # the rest goes to every run
     out: list[Config] = []
     keys: set[str] = set()
     checked: set[str] = set()
