@@ -118,10 +118,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     from bench.results import report  # loads seaborn: only this verb pays for it
     if args.history and args.files:
         raise ValueError("report: give result files or --history DIR, not both")
-    files = report.history_files(args.history) if args.history else args.files
+    loaded = report.history(args.history) if args.history else None
+    files = [p for p, _ in loaded] if loaded else args.files
     if not files:
         raise ValueError("report: give at least one result file, or --history DIR")
-    index = report.build(files, args.output)
+    index = report.build(files, args.output, [s for _, s in loaded] if loaded else None)
     print(f"dashboard: {index}")
     return 0
 

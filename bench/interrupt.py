@@ -92,11 +92,6 @@ def installed() -> bool:
     return _S.pid == os.getpid() and any(signal.getsignal(s) is _handler for s in SIGNALS)
 
 
-def received() -> int | None:
-    """The signal that is ending this run, if any."""
-    return _S.received if _S.pid == os.getpid() else None
-
-
 @contextlib.contextmanager
 def handling():
     """For the duration, SIGINT, SIGTERM and SIGHUP raise Interrupted in the main thread, as under

@@ -40,6 +40,7 @@
 #define LN2 0.6931471805599453
 #define MAX_FILE_BYTES ((int64_t)1 << 40)
 #define MAX_THREADS 64
+#define MAX_SERVER_THREADS 256	/* params.py server_threads range; the idle bitmap is sized by it */
 #define RATELIMIT_SHIFT 10	/* mm/page-writeback.c RATELIMIT_CALC_SHIFT: pos_ratio's fixed point */
 #define NR_DIRTIED_PAUSE 32	/* a task's nr_dirtied_pause at start; DIRTY_POLL_THRESH */
 #define PREFETCH_AHEAD 4	/* calls ahead of the current one */
@@ -164,7 +165,7 @@ typedef struct sim {
 	/* server */
 	int32_t *thr;		/* request on each server thread, 0 if idle */
 	int32_t nthr, nidle;
-	uint64_t idle[4];	/* a bit per idle server thread (server_threads <= 256) */
+	uint64_t idle[(MAX_SERVER_THREADS + 63) / 64];	/* a bit per idle server thread */
 	uint64_t rng;
 
 	/* CPUs (cfg->cpus > 0): when each is next free, and server threads waiting for one */
@@ -2031,7 +2032,7 @@ static int config_ok(const fwb_config *c)
 	      in_range(c->end_writeback_ns, 0, COST) &&
 	      in_range(c->fsync_syscall_ns, 0, COST) && in_range(c->dio_base_ns, 0, COST) &&
 	      in_range(c->dio_page_ns, 0, COST) && in_range(c->reclaim_scan_ns, 0, COST) &&
-	      in_range(c->compact_page_ns, 0, COST) && in_range(c->server_threads, 1, 256) &&
+	      in_range(c->compact_page_ns, 0, COST) && in_range(c->server_threads, 1, MAX_SERVER_THREADS) &&
 	      in_range(c->server_dist, 0, 2) && in_range(c->server_base_ns, 0, (int64_t)1 << 40) &&
 	      in_range(c->server_page_ns, 0, COST) && in_range(c->server_fsync_ns, 0, (int64_t)1 << 40) &&
 	      c->server_sigma >= 0.0 && c->server_sigma <= 4.0 && in_range(c->n_stall, 0, 16)))

@@ -41,13 +41,14 @@ def op_arrays(draw):
 @st.composite
 def configs(draw):
     p = {
-        "server_threads": draw(st.integers(1, 4)),
+        # 65 and 256: server threads beyond the first 64-bit word of the C idle-thread bitmap
+        "server_threads": draw(st.sampled_from([1, 2, 3, 4, 65, 256])),
         "server_dist": draw(st.integers(0, 2)),
         "server_sigma": draw(st.sampled_from([0.0, 0.5, 1.5])),
         "server_base_ns": draw(st.integers(1, 2 * MS)),
         "server_page_ns": draw(st.integers(0, 100_000)),
         "max_pages": draw(st.integers(1, 8)),
-        "max_background": draw(st.integers(1, 4)),
+        "max_background": draw(st.sampled_from([1, 2, 3, 4, 100])),
         "mem_total_pages": draw(st.integers(8192, 14000)),
         "dirty_ratio": draw(st.integers(2, 40)),
         "bdi_max_ratio": draw(st.sampled_from([1, 2, 5, 20, 100])),

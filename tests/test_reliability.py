@@ -217,6 +217,9 @@ def test_fuzzed_result_files_load_or_fail_with_one_line(tmp_path, mutations):
     except ValueError as e:
         assert "\n" not in str(e) and str(f) in str(e)
         return
+    # What loads passed jsonschema itself, not only the loader's quick check of the same schema.
+    from bench.results import _first_error
+    assert _first_error(doc) is None
     # What loads is safe to use: compare, the verdict and the gate take it without a traceback.
     try:
         compare.rows_between(s, s)
@@ -336,6 +339,8 @@ SLOW_COMPARE = ["compare", "--workloads", "seq-write", "--strategies", "no-temp-
                 "--param", "server_page_ns=2000000"]      # seconds on the mount: time to act
 VALIDATE = ["validate", "--workloads", "seq-write", "--seeds", "1", "--quiet"]
 LONG_CMD = ["--", "sh", "-c", "dd if=/dev/zero of=big bs=1M count=20 2>/dev/null; sleep 60"]
+# A command that outlasts any test's timeout: a run that ends within the timeout did not wait for it.
+ENDLESS_CMD = ["--", "sh", "-c", "dd if=/dev/zero of=big bs=1M count=20 2>/dev/null; sleep 3600"]
 
 
 def _default_signals():
@@ -550,7 +555,7 @@ def test_a_killed_server_is_named_and_the_run_fails(tmp_path, verb):
     out = tmp_path / "out"
     args, stuck, part = {
         "validate-stuck": (VALIDATE, True, "the stuck-server part"),
-        "record-command": (["record", "-o", str(out), *LONG_CMD], False, "the command"),
+        "record-command": (["record", "-o", str(out), *ENDLESS_CMD], False, "the command"),
         "record-workload": (["record", "seq-write", "-o", str(out), "--param",
                              "server_page_ns=2000000"], False, "the run"),
     }[verb]
@@ -560,17 +565,14 @@ def test_a_killed_server_is_named_and_the_run_fails(tmp_path, verb):
         time.sleep(0.3)
         watched = _tree(p.pid)
         os.kill(server, signal.SIGKILL)
-        t_kill = time.monotonic()
+        # record -- CMD must not wait for its command (sleep 3600) to notice: within the timeout
         _, err = p.communicate(timeout=90)
-        took = time.monotonic() - t_kill
     finally:
         if p.poll() is None:
             p.kill()
             p.wait()
     assert p.returncode == 2, err
     _one_line(err, f"the FUSE server (pid {server}) died during {part}: killed by SIGKILL")
-    if verb == "record-command":        # not when the command ends (sleep 60): at once
-        assert took < 30, took
     _assert_nothing_left(p.pid, watched, reap=False)
     assert not out.exists()
 

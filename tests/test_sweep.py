@@ -258,9 +258,7 @@ def test_compare_and_gate_read_stores(tmp_path):
 
 
 def test_a_sweep_killed_with_sigkill_resumes_from_its_whole_parts(tmp_path):
-    import os
     import signal
-    import time
     many = """seeds = 250
         [product]
         strategy = ["merge-in-queue", "no-temp-page", "temp-naive", "redirty-and-skip"]
@@ -270,14 +268,20 @@ def test_a_sweep_killed_with_sigkill_resumes_from_its_whole_parts(tmp_path):
     """
     spec = spec_file(tmp_path, many)
     out = tmp_path / "st"
-    p = subprocess.Popen([sys.executable, "-m", "bench", "sweep", str(spec), "--out", str(out),
-                          "--quiet", "--jobs", "1"], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while len(store.parts(out)) < 2 and p.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    os.kill(p.pid, signal.SIGKILL)
-    p.communicate()
+    # The sweep kills itself with SIGKILL once its second part is written (small batches, so
+    # that runs are left to do): no polling, so no speed of the machine decides where it stops.
+    child = ("import os, signal, sys\n"
+             "from bench.sim import sweepspec, sweeprun\n"
+             "parts = []\n"
+             "def on_part(n):\n"
+             "    parts.append(n)\n"
+             "    if len(parts) == 2:\n"
+             "        os.kill(os.getpid(), signal.SIGKILL)\n"
+             "sweeprun.run(sweepspec.load(sys.argv[1]), sys.argv[2], 'local', jobs=1,\n"
+             "             progress=False, target_s=0.01, on_part=on_part)\n")
+    p = subprocess.Popen([sys.executable, "-c", child, str(spec), str(out)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p.communicate(timeout=600)
     assert p.returncode == -signal.SIGKILL, "the sweep ended before it could be killed"
     kept = store.keys(out)                       # every part left is whole and readable
     assert 0 < len(kept) < 1000

@@ -562,8 +562,6 @@ class MountResult:
     info: dict = field(default_factory=dict)
 
 
-_Interrupted = interrupt.Interrupted          # the name older callers used
-
 
 def _split_params(workload: Any, seed: int, params: dict) -> tuple[_workloads.Workload, dict]:
     rest = dict(params)

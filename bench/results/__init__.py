@@ -31,12 +31,11 @@ import numpy as np
 
 from bench.results.fileio import (check_writable, jsonable, output_lock,  # noqa: F401 (re-exported)
                                   read_input, write_checked)
-from bench.results.metrics import LATENCY_METRICS, METRIC_BY_NAME, REQUIRED_METRICS
+from bench.results.metrics import LATENCY_METRICS, METRIC_BY_NAME
 
 SCHEMA_VERSION = 1
 SERIES_FIELDS = ("time_ns", "dirty", "writeback", "temp", "cache", "anon")
 MAX_SERIES_ROWS = 200          # series are thinned to this many rows in files
-_LATENCY_KEYS = ("p50", "p99", "p999", "max", "count")
 
 
 @dataclass(frozen=True, slots=True)

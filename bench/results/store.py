@@ -30,13 +30,7 @@ FORMAT = "fwb-sweep-store"
 META_KEY = b"fwb"
 PART_RE = re.compile(r"part-(\d{6,})\.parquet")
 KEY_COLUMNS = ("key", "strategy", "workload", "machine", "machine_sha256", "seed", "engine")
-LATENCY_KEYS = ("p50", "p99", "p999", "max", "count")
-
-
-def is_store(path: str | os.PathLike) -> bool:
-    """A directory (an existing store), or a path named *.parquet."""
-    p = Path(path)
-    return p.is_dir() or p.suffix == ".parquet"
+LATENCY_KEYS = ("p50", "p99", "p999", "max", "count")     # a latency object's, flattened in this order
 
 
 def parts(path: str | os.PathLike) -> list[Path]:

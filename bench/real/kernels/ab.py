@@ -25,7 +25,7 @@ from typing import Any, Callable
 from bench.results import Run, stats
 
 from . import catalog
-from .validate import mean_pages     # one definition, shared with validate --kernel
+from .validate import mean_pages, median_finite     # shared with validate --kernel
 
 
 # (label, value of a run's metrics)
@@ -117,10 +117,10 @@ def blocking_summary(patterns: list[dict]) -> dict[str, Any]:
     out["classes"] = classes
     ends = [b["write"]["held_end_ns"] for b in patterns
             if b.get("write") and b["write"]["held_end_ns"] is not None]
-    out["write_held_end_s"] = _median_of([e / 1e9 for e in ends])
+    out["write_held_end_s"] = median_finite([e / 1e9 for e in ends])
     before = [b["write"]["writes_before_held"] for b in patterns
               if b.get("write") and b["write"]["writes_before_held"] is not None]
-    out["writes_before_held"] = _median_of([float(v) for v in before])
+    out["writes_before_held"] = median_finite([float(v) for v in before])
     return out
 
 
@@ -212,11 +212,6 @@ def agreement(measured: Ratio, simulated: Ratio) -> str:
     return "agrees" if measured.ci_lo <= simulated.median <= measured.ci_hi else "differs"
 
 
-def _median_of(vals: list[float]) -> float:
-    vals = [v for v in vals if v == v]
-    return stats.summarize(vals).median if vals else float("nan")
-
-
 def evidence(runs: list[Run], sim_runs: list[Run], kernels: list[catalog.Kernel]) -> dict:
     """Medians per kernel (guests) and per strategy (simulator) of the copies-in-flight
     evidence and of the guests' times under TCG."""
@@ -227,17 +222,17 @@ def evidence(runs: list[Run], sim_runs: list[Run], kernels: list[catalog.Kernel]
         rs = list(by.get(k.name, {}).values())
         meta = [dict(r.meta) for r in rs]
         out["measured"][k.name] = {
-            key: _median_of([float(m.get(key, float("nan"))) for m in meta])
+            key: median_finite([float(m.get(key, float("nan"))) for m in meta])
             for key in ("pages_with_concurrent_copies", "boot_to_init_s", "run_s",
                         "guest_wall_s")}
-        out["measured"][k.name]["app_throughput_bps"] = _median_of(
+        out["measured"][k.name]["app_throughput_bps"] = median_finite(
             [float(r.metrics["app_throughput_bps"]) for r in rs])
         out["measured"][k.name]["clocksource"] = sorted({str(m.get("clocksource", "?"))
                                                          for m in meta})
     for k in (base, other):
         rs = [r for r in sim_runs if r.strategy == k.strategy]
         out["simulated"][k.strategy] = {
-            key: _median_of([float(r.metrics.get(key, float("nan"))) for r in rs])
+            key: median_finite([float(r.metrics.get(key, float("nan"))) for r in rs])
             for key in ("secondaries", "out_of_order", "lost_updates", "max_copies_in_flight")}
     return out
 

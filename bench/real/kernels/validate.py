@@ -25,6 +25,8 @@ import sys
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
+import numpy as np
+
 from bench.results import Run, stats
 
 from . import catalog
@@ -451,11 +453,15 @@ class Row:
         return "ok" if self.measured and abs(self.ratio - 1) <= TOLERANCE else "differs"
 
 
+def median_finite(vals: list[float]) -> float:
+    """The median of the values that are not NaN; NaN when there are none."""
+    v = np.asarray(vals, dtype=float)
+    v = v[~np.isnan(v)]
+    return float(np.median(v)) if v.size else float("nan")
+
+
 def _median(runs: list[Run], get: Callable[[dict], Any]) -> float:
-    vals = [get(r.metrics) for r in runs]
-    vals = [float(v) for v in vals
-            if v is not None and not (isinstance(v, float) and math.isnan(v))]
-    return stats.summarize(vals).median if vals else float("nan")
+    return median_finite([float(v) for v in (get(r.metrics) for r in runs) if v is not None])
 
 
 def pair(workload: str, measured: list[Run], predicted: list[Run]) -> list[Row]:
@@ -543,15 +549,13 @@ def render(kernel: catalog.Kernel, blocks: list[dict], header: str) -> str:
 
 
 def _meta_median(runs: list[Run], key: str) -> float:
-    vals = [float(dict(r.meta).get(key, float("nan"))) for r in runs]
-    vals = [v for v in vals if v == v]
-    return stats.summarize(vals).median if vals else float("nan")
+    return median_finite([float(dict(r.meta).get(key, float("nan"))) for r in runs])
 
 
 def details_medians(details: list[dict]) -> dict[str, float]:
     """Medians over seeds of the schedule() and arrivals() figures."""
     flat = [{**d["schedule"], **d["arrivals"]} for d in details]
-    return {k: _median_of_values([float(f[k]) for f in flat]) for k in flat[0]} if flat else {}
+    return {k: median_finite([float(f[k]) for f in flat]) for k in flat[0]} if flat else {}
 
 
 def describe_details(d: dict[str, float]) -> tuple[str, str]:
@@ -567,11 +571,6 @@ def describe_details(d: dict[str, float]) -> tuple[str, str]:
            f"by {_fmt(d['overlap_median_ms'])} ms (median); the server keeps no versions: "
            "out-of-order arrivals are not measured")
     return sched, arr
-
-
-def _median_of_values(vals: list[float]) -> float:
-    vals = [v for v in vals if v == v]
-    return stats.summarize(vals).median if vals else float("nan")
 
 
 def timing_medians(runs: list[Run]) -> dict[str, float]:

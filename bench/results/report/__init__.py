@@ -3,6 +3,6 @@
 Importing this package loads seaborn and matplotlib (Agg); only the ``report``
 verb does, so ``import bench`` stays light.
 """
-from ._site import build, history_files, regressions
+from ._site import build, history, history_files, regressions
 
-__all__ = ["build", "history_files", "regressions"]
+__all__ = ["build", "history", "history_files", "regressions"]

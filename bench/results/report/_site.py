@@ -114,14 +114,19 @@ def _slugs(names: Sequence[str]) -> dict[str, str]:
 def history_files(directory: str) -> list[str]:
     """The result files (*.json) of a directory, oldest first by metadata.date (then by the
     file's name): the files of successive commits, as `report --history DIR` takes them."""
+    return [p for p, _ in history(directory)]
+
+
+def history(directory: str) -> list[tuple[str, Suite]]:
+    """history_files with each file's loaded Suite, so that build need not load it again."""
     d = Path(directory)
     if not d.is_dir():
         raise ValueError(f"--history: {directory}: not a directory")
     files = sorted(str(f) for f in d.glob("*.json") if f.is_file())
     if not files:
         raise ValueError(f"--history: {directory}: holds no result file (*.json)")
-    dated = [(str(load(f).metadata.get("date") or ""), Path(f).name, f) for f in files]
-    return [f for _, _, f in sorted(dated)]
+    loaded = [(f, load(f)) for f in files]
+    return sorted(loaded, key=lambda fs: (str(fs[1].metadata.get("date") or ""), Path(fs[0]).name))
 
 
 @dataclass(frozen=True)
@@ -151,8 +156,9 @@ def regressions(sources: Sequence[Source]) -> tuple[list[Step], list[str]]:
 
 
 # ------------------------------------------------------------------ the site
-def build(paths: Sequence[str], out_dir: str) -> Path:
-    """Write the dashboard of the result files `paths` (in that order) into out_dir.
+def build(paths: Sequence[str], out_dir: str, suites: Sequence[Suite] | None = None) -> Path:
+    """Write the dashboard of the result files `paths` (in that order) into out_dir; `suites`,
+    when given, are those files already loaded.
 
     Returns the path of index.html.  ValueError (one line) for a bad result file,
     an out_dir that is not a directory, or a non-empty directory that this
@@ -160,7 +166,8 @@ def build(paths: Sequence[str], out_dir: str) -> Path:
     """
     if not paths:
         raise ValueError("report: give at least one result file")
-    suites = [load(p) for p in paths]          # every file is checked before anything is written
+    if suites is None:          # every file is checked before anything is written
+        suites = [load(p) for p in paths]
     warn_partial(zip(paths, suites))
     for p, s in zip(paths, suites):
         if not s.runs:
