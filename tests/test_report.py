@@ -93,8 +93,11 @@ def test_site_has_an_index_and_one_page_per_workload(site):
     for what in ("package version", "git commit", "kernel", "CPU model", "Python", "date",
                  "cost profile", "engine", "seeds", "aaaaaaa", "bbbbbbb-dirty",
                  "app throughput (MB/s)", "write p99 (µs)", "temp pages peak", "lost updates",
-                 "Trends across the result files"):
+                 "Trends across the result files", "Strategies", "kernels and commits"):
         assert what in text, what
+    from strategies import STRATEGIES       # each strategy named with its kernels and commits
+    for s in ("merge-in-queue", "no-temp-page"):
+        assert STRATEGIES[s].kernels in text, s
     page = " ".join(_parse(site / "dio-redirty.html").text)
     for what in ("Throughput", "Latency", "Memory over simulated time", "Pages per WRITE request",
                  "Correctness", "lost updates", "out of order", "max copies in flight", "hangs",

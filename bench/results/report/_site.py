@@ -357,6 +357,23 @@ def _note(html_text: str) -> str:
     return f'<p class="note">{html_text}.</p>'
 
 
+def _strategies_table(names) -> str:
+    """What each strategy of the results stands for, with the kernels and commits it follows
+    (strategies/<name>.py); a measured row (kernel-*) is the kernel it ran on."""
+    from strategies import STRATEGIES
+    rows = []
+    for name in names:
+        s = STRATEGIES.get(name)
+        if s is not None:
+            rows.append([td(name), td(s.summary), td(s.kernels)])
+        elif name.startswith("kernel-"):
+            rows.append([td(name), td("measured on a real mount of this kernel"),
+                         td(name[len("kernel-"):])])
+        else:
+            rows.append([td(name), td("not a strategy of this version"), td("")])
+    return "<h2>Strategies</h2>" + table(["strategy", "what it does", "kernels and commits"], rows)
+
+
 def _index_body(sources, workloads, strategies, slugs, home, trends, heat: str = "",
                 history: str = "") -> str:
     parts = ["<h1>Overview</h1>",
@@ -375,6 +392,7 @@ def _index_body(sources, workloads, strategies, slugs, home, trends, heat: str =
     rows.append([th_row("runs")] + [td(str(len(src.suite.runs))) for src in sources])
     parts.append(table(head, rows))
 
+    parts.append(_strategies_table(strategies))
     if history:
         parts.append(history)
     if heat:
