@@ -3,7 +3,8 @@
 A workload is a name, an ``OP_DTYPE`` array (bench.sim.ops) sorted by time, the initial size of every
 file (the server holds those bytes at the start) and the parameters that made it.  ``make`` runs a
 registered generator; ``from_arrays`` wraps arrays from elsewhere; ``make(w.name, **w.params)``
-rebuilds ``w``.
+rebuilds ``w``.  A named preset (``_preset``: seq-write-128k, ...) is a generator with some
+parameters held by its name and other defaults.
 
 Determinism: the same name, parameters and seed give byte-identical arrays on any machine and numpy
 version.  numpy keeps the output of its bit generators stable (PCG64 seeded via SeedSequence, read
@@ -136,8 +137,8 @@ def _check(field: str, p: Param, value):
     """The validated value of one parameter, or a one-line ValueError naming the field."""
     if p.fixed:
         if isinstance(value, (bool, np.bool_)) or value != p.default:
-            raise ValueError(f"{field}: this workload's name fixes it at {p.default}, got {value!r} "
-                             f"(vary it on the workload the name is built on)")
+            raise ValueError(f"{field}: this workload's name fixes it at {p.default}, "
+                             f"got {value!r} (vary it on the workload the name is built on)")
         return p.default
     if p.kind is str:
         if value not in p.choices:
@@ -648,10 +649,9 @@ def _partial_rewrite(s, file_size, layout_block, rounds, writes, write_min, writ
 # max_request_timeout, in seconds; Joanne Koong's "fuse: add kernel-enforced timeout option for
 # requests", linux-fsdevel 2024-25: a connection whose oldest request is older than the timeout
 # is aborted; the versions read check every FUSE_TIMEOUT_TIMER_FREQ = 15 s, so an abort may
-# come up to 15 s late; the merged commit was not checked).  A 40 s stall
-# outlasts a timeout of up to 25 s even when the check comes late; the short duration keeps the
-# run cheap (a few hundred rows; the simulated 41 s cost events only at the stall's ends and the
-# flusher's wake-ups).
+# come up to 15 s late; the merged commit was not checked).  A 40 s stall outlasts a timeout of
+# up to 25 s even when the check comes late; the short duration keeps the run cheap (102 rows on
+# the default machine; nothing happens in the simulated stall but the flusher's wake-ups).
 _preset("stuck-server-long", "stuck-server",
         "stuck-server with a 40 s stall from 1 s and writes for 2 s (fsync at 1 s): a stall "
         "long enough that a request timeout (up to 25 s, checked every 15 s) fires inside it; "
