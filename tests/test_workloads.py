@@ -7,10 +7,18 @@ import pytest
 from bench.sim import ops as O
 from bench.sim import workload as W
 
+# Block-size presets: (name, pattern, block size, overwrite).
+PRESETS = [(f"{pat}-{'overwrite' if over else 'write'}-{label}", pat, kib << 10, over)
+           for over in (0, 1) for pat in ("seq", "rand") for kib, label in ((128, "128k"),
+                                                                            (1024, "1m"))]
 NAMES = ["seq-write", "rand-write", "rewrite-hot", "mmap-rewrite", "dio-redirty", "fsync-heavy",
-         "mem-pressure", "stuck-server", "multi-writer"]
+         "mem-pressure", "stuck-server", "multi-writer"] + [p[0] for p in PRESETS] + [
+         "partial-rewrite", "stuck-server-long"]
 # Generators whose rows depend on the seed (the others are fixed patterns).
-RANDOM = ["rand-write", "rewrite-hot", "mmap-rewrite", "dio-redirty", "multi-writer"]
+RANDOM = ["rand-write", "rewrite-hot", "mmap-rewrite", "dio-redirty", "multi-writer",
+          "rand-write-128k", "rand-write-1m", "rand-overwrite-128k", "rand-overwrite-1m",
+          "partial-rewrite"]
+STUCK = ("stuck-server", "stuck-server-long")   # appends that follow the memory
 # sha256 of make("rand-write", seed=1, writes=64).ops.tobytes(): catches any change of the stream.
 GOLDEN_RAND_WRITE = "2035d5933ec32702d05d19016fc64967682af6e357e81d13e82745b48a8fe1fa"
 
@@ -28,7 +36,7 @@ def test_defaults_build_valid_workloads(name):
     assert (np.diff(w.ops["time"]) >= 0).all()
     # Small enough for a fast default suite (stuck-server's appends follow the memory: 882 MiB
     # on the default machine's 24 GiB, most of them after the stall).
-    assert 1 << 20 <= w.bytes_dirtied() <= (1 << 30 if name == "stuck-server" else 128 << 20)
+    assert 1 << 20 <= w.bytes_dirtied() <= (1 << 30 if name in STUCK else 128 << 20)
     assert W.WORKLOADS[name].doc
 
 
@@ -182,6 +190,19 @@ def test_from_arrays_round_trip_and_errors():
     ("mem-pressure", {"chunk_bytes": 0}, "chunk_bytes"),
     ("stuck-server", {"interval_ns": 0}, "interval_ns"),
     ("seq-write", {"file_size": 1 << 30, "block_size": 1}, "block_size"),
+    ("seq-write", {"overwrite": 2}, "overwrite"),
+    ("rand-write", {"overwrite": -1}, "overwrite"),
+    ("rand-write", {"overwrite": 1, "threads": 2}, "threads"),
+    ("seq-write-128k", {"block_size": 4096}, "block_size"),
+    ("seq-overwrite-1m", {"overwrite": 0}, "overwrite"),
+    ("rand-write-1m", {"overwrite": True}, "overwrite"),
+    ("partial-rewrite", {"write_min": 700}, "write_min"),
+    ("partial-rewrite", {"write_max": 4000, "align": 1000}, "write_min"),
+    ("partial-rewrite", {"write_min": 4096}, "write_min"),
+    ("partial-rewrite", {"write_max": 2 << 20, "file_size": 1 << 20}, "write_max"),
+    ("partial-rewrite", {"align": 0}, "align"),
+    ("partial-rewrite", {"rounds": 0}, "rounds"),
+    ("stuck-server-long", {"stall_ns": 1 << 40}, "stall_ns"),
 ])
 def test_bad_values_name_the_field(name, params, field):
     with pytest.raises(ValueError, match=f"^{field}: ") as e:
@@ -194,13 +215,13 @@ def test_error_messages():
         W.make("seq-write", block_size=0)
     with pytest.raises(ValueError, match=r"^threads: must be in 1\.\.64, got 65$"):
         W.make("seq-write", threads=65)
-    known = "seq-write, rand-write, .*, multi-writer"
+    known = "seq-write, rand-write, .*, stuck-server-long"
     with pytest.raises(ValueError, match=rf"^unknown workload 'foo'; known: {known}$"):
         W.make("foo")
     with pytest.raises(ValueError, match=r"^unknown workload 'foo'"):
         W.workload_params("foo")
     message = ("rand-write: unknown parameter 'blk'; allowed: threads, file_size, block_size, "
-               "align, writes, distribution, zipf_s, hot_pages, think_ns")
+               "align, writes, distribution, zipf_s, hot_pages, think_ns, overwrite")
     with pytest.raises(ValueError, match=f"^{message}$"):
         W.make("rand-write", blk=4096)
     with pytest.raises(ValueError, match=r"^seed: "):
@@ -264,3 +285,135 @@ def test_randmap_passes_and_threads():
 def test_randmap_bad_input(params, msg):
     with pytest.raises(ValueError, match=msg):
         W.make("rand-write", **params)
+
+
+# ------------------------------------------------------------------ block sizes, lay-out, overwrite
+def _phases(w):
+    """(lay-out rows, measured rows) of a one-thread workload: split at the first fsync when it
+    comes before the last row, else no lay-out."""
+    sync = np.nonzero(w.ops["op"] == O.FSYNC)[0]
+    if len(sync) > 1:
+        return w.ops[:sync[0]], w.ops[sync[0] + 1:-1]
+    return w.ops[:0], w.ops[:-1]
+
+
+@pytest.mark.parametrize("name, pattern, block, overwrite", PRESETS)
+def test_block_presets_shapes(name, pattern, block, overwrite):
+    w = W.make(name, seed=4)
+    size = 64 << 20
+    assert w.params["block_size"] == block and w.params["overwrite"] == overwrite
+    assert w.ops["op"][-1] == O.FSYNC and (w.ops["op"] == O.FSYNC).sum() == 1 + overwrite
+    layout, measured = _phases(w)
+    assert (measured["op"] == O.WRITE).all() and (measured["length"] == block).all()
+    assert (measured["offset"] % block == 0).all()
+    assert (measured["offset"] + measured["length"] <= size).all()
+    every_block = np.arange(size // block, dtype=np.int64) * block
+    if pattern == "seq":
+        assert np.array_equal(measured["offset"], every_block)
+    else:   # fio's random map: each block once, not in order
+        assert np.array_equal(np.sort(measured["offset"]), every_block)
+        assert not np.array_equal(measured["offset"], every_block)
+    if overwrite:
+        # A new file laid out by sequential writes of the same block size, then fsynced.
+        assert w.file_sizes.tolist() == [0]
+        assert (layout["op"] == O.WRITE).all() and (layout["length"] == block).all()
+        assert np.array_equal(layout["offset"], every_block)
+        assert (layout["time"] == 0).all()
+    else:
+        assert len(layout) == 0
+        assert w.file_sizes.tolist() == [0 if pattern == "seq" else size]
+
+
+def test_overwrite_adds_only_the_layout():
+    # The measured rows are those of the same generator without overwrite, seed for seed.
+    for base, params in (("seq-write", {"block_size": 8192, "file_size": 40960 + 5}),
+                         ("rand-write", {"block_size": 8192, "writes": 50, "file_size": 1 << 20}),
+                         ("rand-write", {"block_size": 1000, "align": 1, "writes": 50})):
+        new = W.make(base, seed=9, **params)
+        over = W.make(base, seed=9, overwrite=1, **params)
+        layout, measured = _phases(over)
+        assert measured.tobytes() == new.ops[:-1].tobytes()
+        assert layout["length"].sum() == params.get("file_size", 64 << 20)
+        assert over.file_sizes.tolist() == [0]
+    # seq-write: every thread lays out its own file before overwriting it.
+    w = W.make("seq-write", threads=2, file_size=3 * 4096, block_size=4096, overwrite=1)
+    for t in range(2):
+        rows = w.ops[w.ops["thread"] == t]
+        assert rows["op"].tolist() == [O.WRITE] * 3 + [O.FSYNC] + [O.WRITE] * 3 + [O.FSYNC]
+        assert (rows["file"] == t).all() and rows["offset"][:3].tolist() == [0, 4096, 8192]
+
+
+def test_preset_fixed_parameters():
+    w = W.make("rand-overwrite-128k", seed=2, writes=10)
+    assert w.params["block_size"] == 128 << 10 and w.params["distribution"] == "randmap"
+    # The recorded values rebuild it (a fixed value may be passed back as it is).
+    assert W.make(w.name, **w.params).ops.tobytes() == w.ops.tobytes()
+    # The preset is its base generator with those values.
+    base = W.make("rand-write", seed=2, writes=10, block_size=128 << 10, overwrite=1,
+                  distribution="randmap")
+    assert base.ops.tobytes() == w.ops.tobytes()
+    with pytest.raises(ValueError, match=r"^block_size: this workload's name fixes it at 131072, "
+                                         r"got 4096 \(vary it on the workload"):
+        W.make("seq-write-128k", block_size=4096)
+    assert W.workload_params("seq-write")["block_size"][0] == 1 << 20   # the base is untouched
+
+
+# ------------------------------------------------------------------ partial-block rewrites
+def test_partial_rewrite_shape():
+    w = W.make("partial-rewrite", seed=3)
+    p = w.params
+    size, lay = p["file_size"], p["layout_block"]
+    assert w.file_sizes.tolist() == [0] and w.threads == 1
+    ops = w.ops
+    n_lay = size // lay
+    # Lay-out: sequential layout_block writes over the whole file, then fsync.
+    assert (ops["op"][:n_lay] == O.WRITE).all() and (ops["length"][:n_lay] == lay).all()
+    assert ops["offset"][:n_lay].tolist() == [i * lay for i in range(n_lay)]
+    assert ops["op"][n_lay] == O.FSYNC
+    # Then rounds of `writes` rewrites, each round ending in an fsync.
+    rest = ops[n_lay + 1:]
+    per = p["writes"] + 1
+    assert len(rest) == p["rounds"] * per
+    assert (rest["op"][per - 1::per] == O.FSYNC).all()
+    rw = rest[rest["op"] == O.WRITE]
+    assert len(rw) == p["rounds"] * p["writes"]
+    assert (rw["length"] >= 512).all() and (rw["length"] <= 2048).all()
+    assert (rw["length"] % 512 == 0).all() and (rw["offset"] % 512 == 0).all()
+    assert (rw["length"] < O.PAGE_SIZE).all()                 # smaller than a block
+    assert (rw["offset"] + rw["length"] <= size).all()
+    assert set(rw["length"].tolist()) == {512, 1024, 1536, 2048}
+    # Byte-granular rewrites when align=1.
+    odd = W.make("partial-rewrite", seed=3, align=1, write_min=100, write_max=300, writes=500)
+    odd_rw = odd.ops[odd.ops["length"] < 1000]
+    assert (odd_rw["offset"] % 512 != 0).any() and (odd_rw["length"] % 100 != 0).any()
+
+
+def test_partial_rewrite_whole_folios_send_far_more():
+    # What the workload is for, counted on its rows: per round, the bytes of the touched pages
+    # (dirty-block tracking) against the bytes of the touched layout_block folios (whole folios).
+    w = W.make("partial-rewrite", seed=1)
+    lay, writes = w.params["layout_block"], w.params["writes"]
+    rest = w.ops[w.params["file_size"] // lay + 1:]
+    rounds = np.split(rest[rest["op"] == O.WRITE], w.params["rounds"])
+    for r in rounds:
+        assert len(r) == writes
+        first, last = r["offset"] // O.PAGE_SIZE, (r["offset"] + r["length"] - 1) // O.PAGE_SIZE
+        pages = set(first.tolist()) | set(last.tolist())
+        folios = set((r["offset"] // lay).tolist()) | set(((r["offset"] + r["length"] - 1)
+                                                            // lay).tolist())
+        assert len(folios) * lay >= 20 * len(pages) * O.PAGE_SIZE
+
+
+# ------------------------------------------------------------------ a stall that outlasts a timeout
+def test_long_stall_is_accepted_and_cheap():
+    from bench import sim
+    w = W.make("stuck-server-long")
+    assert w.params["stall_ns"] == 40 * 10**9 and w.params["duration_ns"] == 2 * 10**9
+    assert len(w.ops) < 200
+    assert W.make("stuck-server", stall_ns=40 * 10**9, duration_ns=2 * 10**9).ops.tobytes() \
+        == w.ops.tobytes()
+    # The engine keeps the fsync waiting the whole stall out: longer than any request timeout
+    # of up to 25 s plus the 15 s between the kernel's checks.
+    m = sim.run("no-temp-page", "stuck-server-long").metrics
+    assert m["fsync_latency_ns"]["max"] >= 40 * 10**9 - 10**9
+    assert m["makespan_ns"] > 41 * 10**9 and m["hangs"] >= 1

@@ -3,7 +3,8 @@
 A workload is a name, an ``OP_DTYPE`` array (bench.sim.ops) sorted by time, the initial size of every
 file (the server holds those bytes at the start) and the parameters that made it.  ``make`` runs a
 registered generator; ``from_arrays`` wraps arrays from elsewhere; ``make(w.name, **w.params)``
-rebuilds ``w``.
+rebuilds ``w``.  A named preset (``_preset``: seq-write-128k, ...) is a generator with some
+parameters held by its name and other defaults.
 
 Determinism: the same name, parameters and seed give byte-identical arrays on any machine and numpy
 version.  numpy keeps the output of its bit generators stable (PCG64 seeded via SeedSequence, read
@@ -22,7 +23,7 @@ from __future__ import annotations
 import inspect
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Callable
 
@@ -80,6 +81,7 @@ class Param:
     choices: tuple[str, ...] = ()
     same_as: str | None = None  # default None: take this (earlier) parameter's value
     per_memory: Callable[[int], int] | None = None  # default None: this of the memory, in bytes
+    fixed: bool = False        # a named preset holds it at its default (seq-write-128k's block)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +135,11 @@ def _register(name, **params):
 
 def _check(field: str, p: Param, value):
     """The validated value of one parameter, or a one-line ValueError naming the field."""
+    if p.fixed:
+        if isinstance(value, (bool, np.bool_)) or value != p.default:
+            raise ValueError(f"{field}: this workload's name fixes it at {p.default}, "
+                             f"got {value!r} (vary it on the workload the name is built on)")
+        return p.default
     if p.kind is str:
         if value not in p.choices:
             raise ValueError(f"{field}: must be one of {', '.join(p.choices)}; got {value!r}")
@@ -219,20 +226,58 @@ def _blocks(size: int, block: int, extra_rows: int = 1):
 
 # ---- generators: fn(stream, **params) -> (rows of each thread in program order, file sizes) ----
 
+def _layout(thread: int, file: int, size: int, block: int) -> np.ndarray:
+    """fio's lay-out before the job (overwrite=1): sequential writes of `block` bytes over
+    [0, size) of a new file at time 0, then fsync, so the measured writes find every page cached
+    and clean."""
+    off, ln = _blocks(size, block)
+    return np.concatenate([_rows(0, thread, WRITE, file, off, ln), _rows(0, thread, FSYNC, file)])
+
+
+# What the block size means on a mainline kernel, said once for the generators that take one.
+FOLIO_NOTE = """\
+On a kernel with large folios in the page cache of a FUSE file (Joanne Koong's series "fuse:
+enable large folios", posted to linux-fsdevel in 2024: fuse_init_file_inode sets the mapping's
+folio orders 0..ilog2(min(max_write / PAGE_SIZE, max_pages))), a buffered write asks for a folio
+of the order of its own length (fs/iomap/buffered-io.c: iomap_get_folio passes
+fgf_set_order(len) to __filemap_get_folio), so the write size decides the folio size, up to
+that cap: 128 KiB writes make 128 KiB folios, 1 MiB writes 1 MiB folios when max_pages allows
+256 pages (128 KiB with the default 32).  With iomap's per-block dirty state (struct
+iomap_folio_state: a dirty bit per block) writeback sends only the dirty blocks of a folio;
+without it the whole folio.  Which release merged each piece was not checked here."""
+
+
 @_register(
     "seq-write",
     threads=_threads(1),
     file_size=_size(64 * MiB, "bytes written to each thread's own file, which starts empty"),
     block_size=_size(1 * MiB, "bytes per write(2); the last write may be shorter"),
-    think_ns=_ns(0, "spacing of successive write start times (0: back to back)"))
-def _seq_write(s, threads, file_size, block_size, think_ns):
+    think_ns=_ns(0, "spacing of successive write start times (0: back to back)"),
+    overwrite=Param(int, 0, "1: lay the file out first (sequential block_size writes, fsync), "
+                    "as fio's overwrite=1, so the writes overwrite cached clean pages", 0, 1))
+def _seq_write(s, threads, file_size, block_size, think_ns, overwrite):
     """Sequential write(2) from offset 0 of a new file (one per thread), then fsync.
 
-    The baseline: whole-page appends never need a READ and fill max_pages requests."""
+    The baseline: whole-page appends never need a READ and fill max_pages requests.
+
+    overwrite=1 is fio's overwrite=1: before the job, fio lays the file out with sequential
+    writes of the job's largest block size and fsyncs it (filesetup.c, extend_file, with
+    create_fsync on by default); the measured writes then overwrite pages that are in the page
+    cache and clean.  The model has no read op, so the lay-out is how a file gets cached.  (fio
+    itself drops the file's pages before the job with fadvise DONTNEED unless invalidate=0; the
+    cached case is fio with invalidate=0.)  The lay-out rows are part of the run: its metrics
+    cover both phases, and think_ns paces start times from time 0, so with a lay-out the first
+    measured writes start late and run back to back until they meet the schedule."""
+    per = (-(-file_size // block_size) + 1) * (1 + overwrite)    # rows of one thread
+    _limit("block_size", threads * per)
     off, ln = _blocks(file_size, block_size)
-    _limit("block_size", threads * (len(off) + 1))
-    return [_final_fsync(_rows(np.arange(len(off)) * think_ns, t, WRITE, t, off, ln), [t])
-            for t in range(threads)], [0] * threads
+    parts = []
+    for t in range(threads):
+        rows = _rows(np.arange(len(off)) * think_ns, t, WRITE, t, off, ln)
+        if overwrite:
+            rows = np.concatenate([_layout(t, t, file_size, block_size), rows])
+        parts.append(_final_fsync(rows, [t]))
+    return parts, [0] * threads
 
 
 @_register(
@@ -249,9 +294,12 @@ def _seq_write(s, threads, file_size, block_size, think_ns):
     zipf_s=Param(float, 1.1, "zipf exponent: weight of the k-th hottest page is k**-s", 0.0, 10.0),
     hot_pages=Param(int, 4096, "zipf hot set size in pages, spread over the file", 1,
                     MAX_HOT_PAGES),
-    think_ns=_ns(0, "spacing of successive write start times (0: back to back)"))
+    think_ns=_ns(0, "spacing of successive write start times (0: back to back)"),
+    overwrite=Param(int, 0, "1: the file starts empty and thread 0 lays it out first "
+                    "(sequential block_size writes, fsync), as fio's overwrite=1, so the writes "
+                    "find every page cached and clean (no READ); threads must be 1", 0, 1))
 def _rand_write(s, threads, file_size, block_size, align, writes, distribution, zipf_s, hot_pages,
-                think_ns):
+                think_ns, overwrite):
     """Random write(2)s over a pre-existing file, then fsync.
 
     Offsets are drawn uniformly with replacement (a block may be written twice and another never),
@@ -259,9 +307,18 @@ def _rand_write(s, threads, file_size, block_size, align, writes, distribution, 
     norandommap off): the file's file_size // block_size blocks each once in a random order, a new
     order for each further pass when the threads write more blocks than the file has; the threads
     take turns in one shared order.  The file exists at the start, so a write that covers part of
-    an uncached page needs a READ."""
+    an uncached page needs a READ.
+
+    overwrite=1 is fio's overwrite=1 (see seq-write): the file is new and laid out before the
+    random writes, which then meet cached clean pages and never need a READ.  The op model has no
+    barrier between threads, so only one thread may lay out and write (threads=1).  The offsets
+    drawn are the same as without the lay-out."""
     _at_most("block_size", block_size, file_size, "file_size")
-    _limit("writes", threads * (writes + 1))
+    if overwrite and threads != 1:
+        raise ValueError(f"threads: overwrite=1 lays the shared file out in one thread and "
+                         f"threads cannot wait for each other; must be 1, got {threads}")
+    lay = overwrite * (-(-file_size // block_size) + 1)
+    _limit("writes", threads * (writes + 1) + lay)
     n_slots = (file_size - block_size) // align + 1
     if distribution == "uniform":
         off = s.below(n_slots, threads * writes) * align
@@ -271,8 +328,11 @@ def _rand_write(s, threads, file_size, block_size, align, writes, distribution, 
         pages = _zipf_pages(s, threads * writes, file_size, hot_pages, zipf_s)
         off = np.minimum(pages * PAGE_SIZE // align, n_slots - 1) * align
     times = np.arange(writes) * think_ns
-    return [_final_fsync(_rows(times, t, WRITE, 0, off[t * writes:(t + 1) * writes], block_size),
-                         [0]) for t in range(threads)], [file_size]
+    parts = [_rows(times, t, WRITE, 0, off[t * writes:(t + 1) * writes], block_size)
+             for t in range(threads)]
+    if overwrite:
+        parts[0] = np.concatenate([_layout(0, 0, file_size, block_size), parts[0]])
+    return [_final_fsync(rows, [0]) for rows in parts], [0 if overwrite else file_size]
 
 
 def _random_map(s, n, n_blocks, block_size, align):
@@ -509,6 +569,94 @@ def _multi_writer(s, threads, file_size, block_size, think_ns):
         parts.append(_final_fsync(_rows(np.arange(len(mine)) * think_ns, t, WRITE, 0,
                                         off[mine], ln[mine]), [0]))
     return parts, [file_size]
+
+
+def _preset(name: str, base: str, doc: str, fixed: dict, **defaults) -> None:
+    """Register `name`: the generator of `base` with the `fixed` parameters held at the values
+    the name states (a value other than that one is an error) and other defaults changed."""
+    spec = WORKLOADS[base]
+    params = dict(spec.params)
+    for key, value in fixed.items():
+        params[key] = replace(params[key], default=value, fixed=True,
+                              doc=f"{params[key].doc} [fixed by the name]")
+    for key, value in defaults.items():
+        params[key] = replace(params[key], default=value)
+    WORKLOADS[name] = GeneratorSpec(name, spec.fn, params, doc)
+
+
+# Sequential and random writes at the two block sizes that pick the folio size on a large-folio
+# kernel (FOLIO_NOTE), to a new file and over a laid-out, cached one (overwrite=1).  The files
+# are seq-write's 64 MiB: past the strict bdi dirty limit of most machines, so writeback and the
+# dirty throttle run while the writer does.  The random ones use fio's random map, each block
+# once (one pass over the file).
+_HOW = {("seq", 0): "to a new file",
+        ("seq", 1): "over a file first laid out and fsynced (fio's overwrite=1: cached, clean "
+                    "pages)",
+        ("rand", 0): "over an existing, uncached file (fio's randwrite, which only sizes the "
+                     "file)",
+        ("rand", 1): "over a file first laid out and fsynced (fio's overwrite=1: cached, clean "
+                     "pages, so no READ)"}
+for _over, _pattern, (_kib, _label) in itertools.product((0, 1), ("seq", "rand"),
+                                                        ((128, "128k"), (1024, "1m"))):
+    _rand = {"distribution": "randmap", "writes": 64 * MiB // (_kib * KiB)} if _pattern == "rand" \
+        else {}
+    _preset(f"{_pattern}-{'overwrite' if _over else 'write'}-{_label}", f"{_pattern}-write",
+            f"{'Sequential' if _pattern == 'seq' else 'Random'} {_label} write(2)s "
+            f"{_HOW[_pattern, _over]}"
+            + (", each block once in a random order" if _rand else "")
+            + f", then fsync ({_pattern}-write with block_size={_kib * KiB}, overwrite={_over}"
+            + (", distribution=randmap" if _rand else "") + ").\n\n" + FOLIO_NOTE,
+            {"block_size": _kib * KiB, "overwrite": _over}, **_rand)
+
+
+@_register(
+    "partial-rewrite",
+    file_size=_size(32 * MiB, "bytes of the new file, laid out first and fsynced"),
+    layout_block=_size(1 * MiB, "bytes per lay-out write(2): the folio size a large-folio kernel "
+                       "gives the file"),
+    rounds=_count(4, "rewrite rounds, each ending in an fsync"),
+    writes=_count(256, "rewrites per round, at offsets drawn uniformly over the file"),
+    write_min=_size(512, "shortest rewrite in bytes (a multiple of align)"),
+    write_max=_size(2048, "longest rewrite in bytes (a multiple of align)"),
+    align=_size(512, "rewrite offsets and lengths are multiples of this"))
+def _partial_rewrite(s, file_size, layout_block, rounds, writes, write_min, write_max, align):
+    """Rewrites much smaller than a folio into a cached file laid out in large writes.
+
+    The file is new; it is laid out with sequential layout_block writes and fsynced (fio's
+    overwrite=1, see seq-write), so its pages are cached and clean and, on a large-folio kernel,
+    held in folios of layout_block bytes.  Then each round makes `writes` rewrites of
+    write_min..write_max bytes (multiples of align, uniform) at offsets drawn uniformly over the
+    file, and fsyncs.  A rewrite dirties one or two pages; a kernel that tracks dirty state per
+    folio sends every touched folio whole (up to layout_block bytes for each rewrite), one with
+    iomap's per-block dirty bits only the dirty blocks, so the bytes sent per round differ by up
+    to layout_block / PAGE_SIZE (256 with the defaults).  The lay-out rows are part of the run
+    and its metrics.  Why the lay-out's write size is the folio size: FOLIO_NOTE above."""
+    for field, value in (("write_min", write_min), ("write_max", write_max)):
+        if value % align:
+            raise ValueError(f"{field}: must be a multiple of align ({align}), got {value}")
+    _at_most("write_min", write_min, write_max, "write_max")
+    _at_most("write_max", write_max, file_size, "file_size")
+    n_lay = -(-file_size // layout_block)
+    _limit("writes", n_lay + 1 + rounds * (writes + 1))
+    n = rounds * writes
+    ln = (write_min // align + s.below(write_max // align - write_min // align + 1, n)) * align
+    off = s.below((file_size - write_max) // align + 1, n) * align
+    rows = _sync_every(_rows(0, 0, WRITE, 0, off, ln), writes, FSYNC, 0)
+    return [_final_fsync(np.concatenate([_layout(0, 0, file_size, layout_block), rows]), [0])], [0]
+
+
+# The stuck server for a kernel with FUSE request timeouts (fs.fuse.default_request_timeout and
+# max_request_timeout, in seconds; Joanne Koong's "fuse: add kernel-enforced timeout option for
+# requests", linux-fsdevel 2024-25: a connection whose oldest request is older than the timeout
+# is aborted; the versions read check every FUSE_TIMEOUT_TIMER_FREQ = 15 s, so an abort may
+# come up to 15 s late; the merged commit was not checked).  A 40 s stall outlasts a timeout of
+# up to 25 s even when the check comes late; the short duration keeps the run cheap (102 rows on
+# the default machine; nothing happens in the simulated stall but the flusher's wake-ups).
+_preset("stuck-server-long", "stuck-server",
+        "stuck-server with a 40 s stall from 1 s and writes for 2 s (fsync at 1 s): a stall "
+        "long enough that a request timeout (up to 25 s, checked every 15 s) fires inside it; "
+        "without a timeout the fsync waits the 40 s out.", {},
+        duration_ns=2 * S, stall_ns=40 * S)
 
 
 # ---- public functions ----
