@@ -67,6 +67,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
                     failed = why        # a dead or stuck server: said again last, and exit 1
                 elif why:
                     print(why, file=sys.stderr)
+                skipped = [w for w in workloads if w not in validate.MOUNT_SUITE]
+                if skipped and not why and not args.quiet:
+                    print(f"real mount: not run for {', '.join(skipped)} (too slow or too large "
+                          f"to run beside the simulator)", file=sys.stderr)
             suite = results.Suite(provenance.collect(engine=args.engine, seeds=args.seeds,
                                                      params=params, command="compare",
                                                      machine=sim_params.machine_provenance(),

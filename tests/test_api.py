@@ -14,7 +14,10 @@ def test_lists_name_every_strategy_and_workload():
                                 "merge-in-queue", "no-temp-page"]
     assert set(sim.workloads()) == {"seq-write", "rand-write", "rewrite-hot", "mmap-rewrite",
                                     "dio-redirty", "fsync-heavy", "mem-pressure", "stuck-server",
-                                    "multi-writer"}
+                                    "multi-writer", "seq-write-128k", "seq-write-1m",
+                                    "rand-write-128k", "rand-write-1m", "seq-overwrite-128k",
+                                    "seq-overwrite-1m", "rand-overwrite-128k", "rand-overwrite-1m",
+                                    "partial-rewrite", "stuck-server-long"}
     for s in strategies.STRATEGIES.values():
         assert s.summary and s.kernels and "writer_waits" in s.params
 

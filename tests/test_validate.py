@@ -81,3 +81,16 @@ def test_stuck_server_blocking_pattern():
     text = validate.render_blocking(b)
     assert "syncfs" in text and "the same for write, fsync, sync" in text
     assert set(mount.mounted_fwb(owner=os.getpid())) <= before, "blocking left a mount behind"
+
+
+@needs_mount
+def test_compare_names_the_workloads_its_mount_column_leaves_out(tmp_path, capsys):
+    from bench.__main__ import main
+    rc = main(["compare", "--workloads", "stuck-server,seq-write-128k", "--strategies",
+               "no-temp-page", "--baseline", "no-temp-page", "--seeds", "1", "--param",
+               "file_size=4194304", "--out", str(tmp_path / "r.json")])
+    err = capsys.readouterr().err
+    assert rc == 0
+    assert "real mount: not run for stuck-server (too slow" in err
+    suite = results.load(tmp_path / "r.json")
+    assert {r.workload for r in suite.runs if r.engine == "mount"} == {"seq-write-128k"}

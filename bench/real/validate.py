@@ -107,7 +107,9 @@ def machine_params() -> dict[str, int]:
 # (rewrite-hot takes a minute of real time, stuck-server several seconds, mem-pressure
 # allocates 2 GB of real memory).
 MOUNT_SUITE = ("seq-write", "rand-write", "mmap-rewrite", "dio-redirty", "fsync-heavy",
-               "multi-writer")
+               "multi-writer", "seq-write-128k", "seq-write-1m", "rand-write-128k",
+               "rand-write-1m", "seq-overwrite-128k", "seq-overwrite-1m", "rand-overwrite-128k",
+               "rand-overwrite-1m", "partial-rewrite")
 
 
 def mount_runs(workloads: Iterable[str], seeds: Iterable[int], params: dict | None = None,
