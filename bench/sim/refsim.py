@@ -168,7 +168,7 @@ M64 = (1 << 64) - 1
 LN2 = 0.6931471805599453
 
 # events
-EV_ACTOR, EV_DONE, EV_TIMER, EV_STALL, EV_CPU = 0, 1, 2, 3, 4
+EV_ACTOR, EV_DONE, EV_TIMER, EV_STALL, EV_CPU, EV_TIMEOUT = 0, 1, 2, 3, 4, 5
 # request kinds and states
 RQ_WRITE, RQ_READ, RQ_FSYNC = 0, 1, 2
 ST_FILLING, ST_QUEUED, ST_BACKGROUND, ST_PENDING, ST_SENT, ST_DONE, ST_HELD = range(7)
@@ -188,8 +188,9 @@ COUNTERS = (
     "temp_bytes_copied", "temp_page_ns", "pinned_pages_peak", "lost_updates", "out_of_order",
     "max_copies_in_flight", "hangs", "deadlocks", "reclaim_gaveup", "compaction_unmovable",
     "bytes_dirtied", "bytes_written", "t_first", "t_app_end", "t_wb_end", "t_end", "stuck",
-    "events",
+    "events", "aborted_calls",
 )
+TIMEOUT_PERIOD_NS = 15 * 1_000_000_000   # fs/fuse/dev.c FUSE_TIMEOUT_TIMER_FREQ (15 s)
 LATENCIES = ("write", "fault", "fsync", "sync", "throttle", "reclaim", "compaction")
 SERIES_FIELDS = ("time_ns", "dirty", "writeback", "temp", "cache", "anon")
 
@@ -270,7 +271,7 @@ class Server:
 
 class Request:
     __slots__ = ("id", "kind", "file", "first", "n", "versions", "state", "bg", "secs",
-                 "crop", "done", "promoted")
+                 "crop", "done", "promoted", "created")
 
     def __init__(self, rid: int, kind: int, f: int, first: int):
         self.id = rid
@@ -285,6 +286,7 @@ class Request:
         self.crop = 0                  # bytes delivered, fixed when a server thread reads it
         self.done = False
         self.promoted = False          # a secondary re-inserted at its primary's reply
+        self.created = 0               # when it was allocated (fuse_request_init: create_time)
 
 
 class Actor:
@@ -297,7 +299,7 @@ class Actor:
                  "wp_ready", "wp_looked", "wp_sent", "req", "sync_f", "fl_pass", "fl_file",
                  "fl_kupdate", "fl_due",
                  "fl_sync", "fl_all", "nr_dirtied", "paused_when", "dirtied_pause", "bal_state",
-                 "finished")
+                 "finished", "failed")
 
     def __init__(self, aid: int, ops: np.ndarray | None):
         self.id = aid
@@ -341,6 +343,7 @@ class Actor:
         self.dirtied_pause = NR_DIRTIED_PAUSE   # current->nr_dirtied_pause
         self.bal_state = BAL_NONE
         self.finished = ops is None or len(ops) == 0
+        self.failed = False            # its call failed at once (the connection was aborted)
 
 
 class Sim:
@@ -375,6 +378,7 @@ class Sim:
         self.pgwb = [0] * n            # PG_writeback held until the reply (no-temp-page)
         self.cached = [0] * n
         self.locked = [0] * n          # being read from the server
+        self.badread = [0] * n         # cached, but its READ failed (the connection was aborted)
         self.mapw = [0] * n            # mapped writable: the next store does not fault
         self.gup = [0] * n             # pinned by direct I/O in progress
         self.inflight = [0] * n        # copies of the page in requests not yet done
@@ -415,7 +419,8 @@ class Sim:
         self.temp_t = 0                # last time temp_pages changed (for its integral)
 
         self.c = dict.fromkeys(COUNTERS, 0)
-        self.hist = [0] * 257
+        self.hist = [0] * (cfg["max_pages"] + 1)
+        self.aborted = False           # fuse_abort_conn ran (request_timeout_ns)
         self.lat: dict[str, list[int]] = {k: [] for k in LATENCIES}
         self.series: list[tuple[int, ...]] = []
         self.next_sample = 0
@@ -521,11 +526,33 @@ class Sim:
 
     def dirty_limit(self) -> int:
         c = self.cfg
+        if c["bdi_writeout_ppm"] < 1_000_000:
+            return max(1, self.wb_thresh())
         return max(1, self._dirtyable() * c["dirty_ratio"] * c["bdi_max_ratio"] // 10000)
 
     def bg_thresh(self) -> int:
         c = self.cfg
+        if c["bdi_writeout_ppm"] < 1_000_000:   # wb_dirty_limits: bg_thresh * wb_thresh / thresh
+            thresh = self._dirtyable() * c["dirty_ratio"] // 100
+            bg = self._dirtyable() * c["dirty_background_ratio"] // 100
+            return self.wb_thresh() * bg // thresh if thresh else 0
         return self._dirtyable() * c["dirty_background_ratio"] * c["bdi_max_ratio"] // 10000
+
+    def wb_thresh(self) -> int:
+        """__wb_calc_thresh for a bdi with a writeout share below 1: the global threshold times
+        the share, at most the max_ratio share; with wb_thresh_floor (39ac99852fca) at least
+        min((thresh - dirty) / 100, the max_ratio share / 4), dirty being the global
+        NR_FILE_DIRTY + NR_WRITEBACK (temp pages are not in it) and hard_dirty_limit taken as
+        thresh (its value in a steady state)."""
+        c = self.cfg
+        thresh = self._dirtyable() * c["dirty_ratio"] // 100
+        cap = self._dirtyable() * c["dirty_ratio"] * c["bdi_max_ratio"] // 10000
+        wb = min(thresh * c["bdi_writeout_ppm"] // 1_000_000, cap)
+        if c["wb_thresh_floor"]:
+            dirty = self.dirty_total + self.pinned
+            scale = (thresh - dirty) // 100 if thresh > dirty else 0
+            wb = max(wb, min(scale, cap // 4))
+        return wb
 
     def global_bg_thresh(self) -> int:
         return self._dirtyable() * self.cfg["dirty_background_ratio"] // 100
@@ -576,9 +603,15 @@ class Sim:
     def new_req(self, kind: int, f: int, first: int) -> Request:
         r = Request(self.next_rid, kind, f, first)
         self.next_rid += 1
+        r.created = self.now
         return r
 
     def submit_bg(self, r: Request) -> None:
+        r.created = self.now           # fuse_simple_background allocates the fuse_req now
+        if self.aborted:               # fuse_get_req: -ENOTCONN, the write ends with it
+            self.fail(r)
+            self.wake_waiters()
+            return
         r.state = ST_QUEUED
         if self.active_bg < self.cfg["max_background"]:
             self.active_bg += 1
@@ -589,6 +622,10 @@ class Sim:
             self.bg_queue.append(r)
 
     def to_pending(self, r: Request) -> None:
+        if self.aborted:               # fuse_get_req: -ENOTCONN at once
+            self.fail(r)
+            self.wake_waiters()
+            return
         r.state = ST_PENDING
         self.pending.append(r)
         self.dispatch()
@@ -674,6 +711,92 @@ class Sim:
             self.active_bg += 1
             q.bg = True
             self.to_pending(q)
+
+    # --------------------------------------------------- request timeout
+    def fail(self, r: Request) -> None:
+        """End r with the abort's error (fuse_abort_conn, or -ENOTCONN for a request made after
+        it): its pages end writeback with nothing delivered, its secondaries fail with it, and
+        no queued request moves up (the queues are being emptied)."""
+        self.c["aborted_calls"] += 1
+        r.state = ST_DONE
+        r.done = True
+        if r.kind == RQ_READ:          # the page stays cached but not up to date
+            p = self.base[r.file] + r.first
+            self.locked[p] = 0
+            self.badread[p] = 1
+            return
+        if r.kind == RQ_FSYNC:
+            return
+        base = self.base[r.file] + r.first
+        for i in range(r.n):
+            p = base + i
+            self.inflight[p] -= 1
+            if self.wb_req[p] is r:
+                self.wb_req[p] = None
+            if not self.temp:
+                self.pgwb[p] = 0
+                self.pinned -= 1
+        if self.temp:
+            self.temp_add(-r.n)
+        self.f_inflight[r.file] -= 1
+        if r.bg:
+            self.active_bg -= 1
+            r.bg = False
+        for s in r.secs:               # fuse_writepage_end sends them; they fail at once
+            self.sec_req[self.base[s.file] + s.first] = None
+            self.fail(s)
+        r.secs = []
+
+    def expired(self, r: Request) -> bool:
+        """fuse_request_expired: jiffies past create_time + req_timeout (whole jiffies)."""
+        jiffy = 1_000_000_000 // self.cfg["hz"]
+        limit = self.cfg["request_timeout_ns"] // 1_000_000_000 * self.cfg["hz"]
+        return self.now // jiffy > r.created // jiffy + limit
+
+    def check_timeout(self) -> None:
+        """fuse_check_timeout (fs/fuse/dev.c, 9b17cb59a7db): the head of the pending queue, the
+        head of the background queue and every request a server thread holds (the processing
+        lists' heads); one expired aborts the connection, else it looks again in 15 s (while
+        a thread runs or a request is out)."""
+        held = [r for r in self.server.threads if r is not None]
+        if ((self.pending and self.expired(self.pending[0]))
+                or (self.bg_queue and self.expired(self.bg_queue[0]))
+                or any(self.expired(r) for r in held)):
+            self.abort()
+            return
+        if self.alive or self.pending or self.bg_queue or held:
+            self.push(self.now + TIMEOUT_PERIOD_NS, EV_TIMEOUT, 0)
+
+    def abort(self) -> None:
+        """fuse_abort_conn: the requests the server holds, then the pending and background
+        queues, end with an error; waiters wake.  The server's threads go on with what they
+        hold, and their replies are dropped."""
+        self.aborted = True
+        ended = [r for r in self.server.threads if r is not None]
+        ended += list(self.pending) + list(self.bg_queue)
+        self.pending.clear()
+        self.bg_queue.clear()
+        for r in ended:
+            self.fail(r)
+        self.wake_waiters()
+        if self.dirty_total > self.bg_thresh():
+            self.kick_flusher()
+
+    def refuse_call(self, a: Actor) -> bool:
+        """a's call needs a READ after the abort: it fails at once (-ENOTCONN)."""
+        self.c["aborted_calls"] += 1
+        a.failed = True
+        return False
+
+    def drop_call(self, a: Actor) -> None:
+        """Undo what a failed call holds: a direct-I/O read's pins, a fault in progress."""
+        a.failed = False
+        op = a.ops[a.k]
+        if int(op["op"]) == O.DIO_READ and a.phase == PH_PAGES:
+            first, _ = self.op_pages(op)
+            for idx in range(first, a.pg):
+                self.gup[self.base[int(op["file"])] + idx] -= 1
+        a.fault_start = -1
 
     # -------------------------------------------------------------- waiting
     def cond(self, a: Actor) -> bool:
@@ -934,6 +1057,7 @@ class Sim:
             self.lru_del(p)
             self.cached[p] = 0
             self.mapw[p] = 0
+            self.badread[p] = 0
             self.cache_pages -= 1
             freed += 1
         if freed == 0:
@@ -979,7 +1103,14 @@ class Sim:
             self.block(a, W_LOCK, p)
             return False
         if self.cached[p]:
-            return True
+            if not self.badread[p]:
+                return True
+            if not need_read:          # written whole: up to date again
+                self.badread[p] = 0
+                return True
+            return self.refuse_call(a)
+        if need_read and self.aborted:
+            return self.refuse_call(a)
         if not self.reserve(a, 1):
             return False
         self.cached[p] = 1
@@ -1297,7 +1428,9 @@ class Sim:
             if a.phase == PH_START:
                 a.op_start = a.clk
             if not self.run_op(a):
-                return
+                if not a.failed:
+                    return
+                self.drop_call(a)      # the call returned its error: the next one
             a.phase = PH_START
             a.k += 1
             if a.k == len(a.ops):
@@ -1383,6 +1516,8 @@ class Sim:
         self.push(t0 + c["dirty_writeback_interval_ns"], EV_TIMER, 0)
         for _, end in c["stall_windows"]:
             self.push(end, EV_STALL, 0)
+        if c["request_timeout_ns"]:    # set_request_timeout at FUSE_INIT: the first check in 15 s
+            self.push(t0 + TIMEOUT_PERIOD_NS, EV_TIMEOUT, 0)
         while self.heap:
             t, _, kind, arg = heapq.heappop(self.heap)
             if kind == EV_TIMER and not self.alive:
@@ -1399,7 +1534,8 @@ class Sim:
                 r = self.server.threads[arg]
                 self.server.threads[arg] = None
                 self.in_done = True            # requests read now are read without sleeping
-                self.complete(r)
+                if not self.aborted:           # else its reply is dropped: it ended already
+                    self.complete(r)
                 self.dispatch()
                 self.in_done = False
                 self.wake_waiters()
@@ -1412,6 +1548,8 @@ class Sim:
                     self.push(t + c["dirty_writeback_interval_ns"], EV_TIMER, 0)
             elif kind == EV_STALL:
                 self.dispatch()
+            elif kind == EV_TIMEOUT:
+                self.check_timeout()
             else:
                 self.run_cpu_queue()
         return self.finish()
