@@ -1103,23 +1103,26 @@ static void abort_conn(sim *s)
 
 /* fuse_check_timeout (fs/fuse/dev.c, 9b17cb59a7db): the head of the pending queue, the head
  * of the background queue and every request a server thread holds; one expired aborts the
- * connection, else it looks again in 15 s (while a thread runs or a request is out). */
+ * connection, else it looks again in 15 s.  Once no thread runs and no request is out, the
+ * run loop drops the check (the run is over). */
 static void check_timeout(sim *s)
 {
-	int32_t w, held = 0;
+	int32_t w;
 	int hit = (s->pending.head && expired(s, s->pending.head)) ||
 		  (s->bg_queue.head && expired(s, s->bg_queue.head));
-	for (w = 0; w < s->nthr; w++)
-		if (s->thr[w]) {
-			held = 1;
-			hit = hit || expired(s, s->thr[w]);
-		}
+	for (w = 0; w < s->nthr && !hit; w++)
+		hit = s->thr[w] && expired(s, s->thr[w]);
 	if (hit) {
 		abort_conn(s);
 		return;
 	}
-	if (s->alive || s->pending.head || s->bg_queue.head || held)
-		push(s, sadd(s->now, TIMEOUT_PERIOD_NS), EV_TIMEOUT, 0);
+	push(s, sadd(s->now, TIMEOUT_PERIOD_NS), EV_TIMEOUT, 0);
+}
+
+/* Whether a request is queued or held by a server thread (fc->num_waiting). */
+static int requests_out(const sim *s)
+{
+	return s->pending.head || s->bg_queue.head || s->nidle < s->nthr;
 }
 
 /* a's call needs a READ after the abort: it fails at once (-ENOTCONN). */
@@ -2101,6 +2104,8 @@ static void run(sim *s)
 		ev e = pop(s);
 		if (e.kind == EV_TIMER && !s->alive)
 			continue;	/* the flusher's tick after the last thread ended */
+		if (e.kind == EV_TIMEOUT && !s->alive && !requests_out(s))
+			continue;	/* nothing left to time out: the run is over */
 		if (e.t > c->max_time_ns) {
 			s->c[FWB_C_STUCK] = 1;
 			break;

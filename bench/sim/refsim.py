@@ -756,16 +756,19 @@ class Sim:
     def check_timeout(self) -> None:
         """fuse_check_timeout (fs/fuse/dev.c, 9b17cb59a7db): the head of the pending queue, the
         head of the background queue and every request a server thread holds (the processing
-        lists' heads); one expired aborts the connection, else it looks again in 15 s (while
-        a thread runs or a request is out)."""
-        held = [r for r in self.server.threads if r is not None]
+        lists' heads); one expired aborts the connection, else it looks again in 15 s.  Once
+        no thread runs and no request is out, the run loop drops the check (the run is over)."""
         if ((self.pending and self.expired(self.pending[0]))
                 or (self.bg_queue and self.expired(self.bg_queue[0]))
-                or any(self.expired(r) for r in held)):
+                or any(r is not None and self.expired(r) for r in self.server.threads)):
             self.abort()
             return
-        if self.alive or self.pending or self.bg_queue or held:
-            self.push(self.now + TIMEOUT_PERIOD_NS, EV_TIMEOUT, 0)
+        self.push(self.now + TIMEOUT_PERIOD_NS, EV_TIMEOUT, 0)
+
+    def requests_out(self) -> bool:
+        """Whether a request is queued or held by a server thread (fc->num_waiting)."""
+        return bool(self.pending or self.bg_queue
+                    or any(r is not None for r in self.server.threads))
 
     def abort(self) -> None:
         """fuse_abort_conn: the requests the server holds, then the pending and background
@@ -1522,6 +1525,8 @@ class Sim:
             t, _, kind, arg = heapq.heappop(self.heap)
             if kind == EV_TIMER and not self.alive:
                 continue               # the flusher's tick after the last thread ended
+            if kind == EV_TIMEOUT and not self.alive and not self.requests_out():
+                continue               # nothing left to time out: the run is over
             if t > c["max_time_ns"]:
                 self.c["stuck"] = 1
                 break
