@@ -499,9 +499,10 @@ static int64_t dirtyable(const sim *s)
 }
 
 /* __wb_calc_thresh for a bdi with a writeout share below 1 (refsim.wb_thresh): the global
- * threshold times the share, at most the max_ratio share; with wb_thresh_floor
- * (39ac99852fca) at least min((thresh - dirty) / 100, the max_ratio share / 4), dirty the
- * global NR_FILE_DIRTY + NR_WRITEBACK. */
+ * threshold times the share, at most the max_ratio share; with wb_thresh_floor 1
+ * (39ac99852fca) at least min((thresh - dirty) / 100, the max_ratio share / 4), with 2 (its
+ * consolidation) at least (thresh - dirty) / 100, at most the share; dirty the global
+ * NR_FILE_DIRTY + NR_WRITEBACK. */
 static int64_t wb_thresh(const sim *s)
 {
 	const fwb_config *c = s->cfg;
@@ -509,11 +510,12 @@ static int64_t wb_thresh(const sim *s)
 	int64_t cap = dirtyable(s) * c->dirty_ratio * c->bdi_max_ratio / 10000;
 	/* thresh < 2**38 and ppm <= 10**6 < 2**20: the product fits */
 	int64_t wb = min64(thresh * c->bdi_writeout_ppm / 1000000, cap);
-	if (c->wb_thresh_floor) {
-		int64_t dirty = s->dirty_total + s->pinned;
-		int64_t scale = thresh > dirty ? (thresh - dirty) / 100 : 0;
+	int64_t dirty = s->dirty_total + s->pinned;
+	int64_t scale = thresh > dirty ? (thresh - dirty) / 100 : 0;
+	if (c->wb_thresh_floor == 1)	/* 39ac99852fca: after the cap, at most a quarter of it */
 		wb = max64(wb, min64(scale, cap / 4));
-	}
+	else if (c->wb_thresh_floor == 2)	/* the consolidation: before the cap */
+		wb = min64(max64(wb, scale), cap);
 	return wb;
 }
 
@@ -2194,7 +2196,7 @@ static int config_ok(const fwb_config *c)
 	      in_range(c->merge_queued_primary, 0, 1) && in_range(c->max_pages, 1, FUSE_MAX_PAGES_LIMIT) &&
 	      in_range(c->max_write, 0, (int64_t)1 << 30) &&
 	      in_range(c->request_timeout_ns, 0, (int64_t)65535 * 1000000000) &&
-	      in_range(c->wb_thresh_floor, 0, 1) && in_range(c->bdi_writeout_ppm, 0, 1000000) &&
+	      in_range(c->wb_thresh_floor, 0, 2) && in_range(c->bdi_writeout_ppm, 0, 1000000) &&
 	      in_range(c->max_background, 0, INT32_MAX) &&
 	      in_range(c->mem_total_pages, 1, (int64_t)1 << 31) &&
 	      in_range(c->dirty_ratio, 0, 100) && in_range(c->dirty_background_ratio, 0, 100) &&

@@ -82,7 +82,7 @@ typedef struct fwb_config {
 	int64_t stall_start[16];
 	int64_t stall_end[16];
 	int64_t request_timeout_ns;	/* 0: off; whole seconds (fuse_check_timeout) */
-	int64_t wb_thresh_floor;	/* 1: 39ac99852fca's floor on the bdi's threshold */
+	int64_t wb_thresh_floor;	/* 1: 39ac99852fca's floor on the bdi's threshold, 2: its consolidation */
 	int64_t bdi_writeout_ppm;	/* the bdi's writeout share; 1000000: the only writer */
 } fwb_config;
 

@@ -135,6 +135,12 @@ def test_the_floor_lets_an_idle_bdi_write():
     assert span[1] < span[0]               # a threshold of 1 page throttles every write
 
 
+@needs_c
+def test_the_consolidated_floor_in_both_engines():
+    p = dict(file_size=16 * 1024 * 1024, bdi_writeout_ppm=0, wb_thresh_floor=2)
+    _same(_raw("temp-naive", "seq-write", "c", **p), _raw("temp-naive", "seq-write", "python", **p))
+
+
 def test_the_floor_changes_nothing_for_the_only_writer():
     on = run("no-temp-page", "seq-write", engine="python", file_size=4 * 1024 * 1024,
              wb_thresh_floor=1).metrics
@@ -142,14 +148,16 @@ def test_the_floor_changes_nothing_for_the_only_writer():
     assert on == off
 
 
-def test_the_floor_is_min_of_a_hundredth_of_the_room_and_a_quarter_of_the_share():
-    wl, cfg = prepare("no-temp-page", "seq-write", 0, bdi_writeout_ppm=0, wb_thresh_floor=1,
+@pytest.mark.parametrize("floor", [1, 2])
+def test_the_floor_is_a_hundredth_of_the_room_bounded_by_the_share(floor):
+    wl, cfg = prepare("no-temp-page", "seq-write", 0, bdi_writeout_ppm=0, wb_thresh_floor=floor,
                       file_size=1024 * 1024)
     sim = refsim.Sim(cfg, wl.ops, wl.file_sizes, 0)
     dirtyable = cfg["mem_total_pages"]
     thresh = dirtyable * cfg["dirty_ratio"] // 100
     cap = dirtyable * cfg["dirty_ratio"] * cfg["bdi_max_ratio"] // 10000
-    assert sim.dirty_limit() == min(thresh // 100, cap // 4)
+    # 39ac99852fca: at most a quarter of the max_ratio share; its consolidation: the share
+    assert sim.dirty_limit() == min(thresh // 100, cap // 4 if floor == 1 else cap)
     sim.dirty_total = thresh - 50          # little room left: the floor shrinks with it
     assert sim.dirty_limit() == 1
 

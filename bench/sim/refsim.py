@@ -540,18 +540,21 @@ class Sim:
 
     def wb_thresh(self) -> int:
         """__wb_calc_thresh for a bdi with a writeout share below 1: the global threshold times
-        the share, at most the max_ratio share; with wb_thresh_floor (39ac99852fca) at least
-        min((thresh - dirty) / 100, the max_ratio share / 4), dirty being the global
+        the share, at most the max_ratio share; with wb_thresh_floor 1 (39ac99852fca) at least
+        min((thresh - dirty) / 100, the max_ratio share / 4), with 2 (its consolidation into
+        __wb_calc_thresh) at least (thresh - dirty) / 100 and at most the share; dirty being the global
         NR_FILE_DIRTY + NR_WRITEBACK (temp pages are not in it) and hard_dirty_limit taken as
         thresh (its value in a steady state)."""
         c = self.cfg
         thresh = self._dirtyable() * c["dirty_ratio"] // 100
         cap = self._dirtyable() * c["dirty_ratio"] * c["bdi_max_ratio"] // 10000
         wb = min(thresh * c["bdi_writeout_ppm"] // 1_000_000, cap)
-        if c["wb_thresh_floor"]:
-            dirty = self.dirty_total + self.pinned
-            scale = (thresh - dirty) // 100 if thresh > dirty else 0
+        dirty = self.dirty_total + self.pinned
+        scale = (thresh - dirty) // 100 if thresh > dirty else 0
+        if c["wb_thresh_floor"] == 1:     # 39ac99852fca: after the cap, at most a quarter of it
             wb = max(wb, min(scale, cap // 4))
+        elif c["wb_thresh_floor"] == 2:   # the consolidation: before the cap
+            wb = min(max(wb, scale), cap)
         return wb
 
     def global_bg_thresh(self) -> int:
