@@ -115,10 +115,22 @@ Choices where model.md is silent (kernel behaviour followed, or simplified):
   the server server_new_page_ns more for each page it has never been sent: its
   copy of a file starts sparse (bench.real.mount's server creates files with
   ftruncate and touches memory on first write).
-- sync(2) with sync_waits=0 (2026 kernels) wakes the flusher to write every
-  dirty page (WB_SYNC_NONE) and returns; with sync_waits=1 it runs WB_SYNC_ALL
-  writepages on every file and then waits for pages under PG_writeback
-  (wait_sb_inodes), which temp-page strategies end at once.
+- sync(2) with sync_waits=0 (f9a49aa302a0, 76f9377cd2ab) wakes the flusher to
+  write every dirty page (WB_SYNC_NONE) and returns; with sync_waits=1 (every
+  earlier kernel) it runs WB_SYNC_ALL writepages on every file and then waits for
+  pages under PG_writeback (wait_sb_inodes), which temp-page strategies end at once.
+- The request timeout (request_timeout_ns, 9b17cb59a7db): a check every 15 s from
+  the first call (EV_TIMEOUT) looks at the oldest request of the pending and
+  background queues and at every request a server thread holds (for the processing
+  lists' heads: with at most server_threads of them, looking at all differs only in
+  which one is looked at first); one created more than the timeout ago, in whole
+  jiffies, aborts the connection (abort): those requests end with an error, their
+  pages end writeback undelivered, held secondaries fail with their primary, and
+  every later request fails at once (a READ: the call returns its error, the page
+  stays cached but not up to date; an fsync returns at once).  Calls that need no
+  request go on (write(2) into the cache, as writeback_cache allows), and what the
+  flusher then writes fails at once.  A failed call records no latency and no
+  bytes dirtied.  The check stops once no thread runs and no request is out.
 - Compaction of n pages: the share of memory that is unmovable (temp pages and
   pages pinned under writeback) is found unmovable in the range; every other
   page costs compact_page_ns to migrate.  It never waits on writeback.
