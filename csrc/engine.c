@@ -46,9 +46,11 @@
 #define PREFETCH_AHEAD 4	/* calls ahead of the current one */
 #define MAX_OPS ((int64_t)1 << 30)	/* page versions and copy counts fit 32 bits */
 #define MAX_TOTAL_PAGES (((int64_t)1 << 31) - 64)	/* page ids fit int32 (LRU ring) */
+#define FUSE_MAX_PAGES_LIMIT 65535	/* fs/fuse/fuse_sysctl.c: max_pages_limit's bound */
+#define TIMEOUT_PERIOD_NS ((int64_t)15 * 1000000000)	/* fs/fuse/dev.c FUSE_TIMEOUT_TIMER_FREQ */
 
 /* events */
-enum { EV_ACTOR, EV_DONE, EV_TIMER, EV_STALL, EV_CPU };
+enum { EV_ACTOR, EV_DONE, EV_TIMER, EV_STALL, EV_CPU, EV_TIMEOUT };
 /* request kinds and states */
 enum { RQ_WRITE, RQ_READ, RQ_FSYNC };
 enum { ST_FILLING, ST_QUEUED, ST_BACKGROUND, ST_PENDING, ST_SENT, ST_DONE, ST_HELD };
@@ -60,7 +62,8 @@ enum { PH_START, PH_PAGES, PH_WP, PH_WAITIO, PH_FSYNCWAIT, PH_DIODONE };
  * ends) or a sleep at the limit (balance_dirty_pages looks again when it ends) */
 enum { BAL_NONE, BAL_PAUSE, BAL_LIMIT };
 /* per-page flag bits */
-enum { PF_DIRTY = 1, PF_PGWB = 2, PF_CACHED = 4, PF_LOCKED = 8, PF_MAPW = 16, PF_STALE = 32 };
+enum { PF_DIRTY = 1, PF_PGWB = 2, PF_CACHED = 4, PF_LOCKED = 8, PF_MAPW = 16, PF_STALE = 32,
+       PF_BADREAD = 64 /* cached, but its READ failed (the connection was aborted) */ };
 
 typedef struct ev {
 	int64_t t;
@@ -72,6 +75,7 @@ typedef struct ev {
 typedef struct req {
 	int64_t first;		/* page index in the file */
 	int64_t crop;		/* bytes delivered, fixed when a server thread reads it */
+	int64_t created;	/* when it was allocated (fuse_request_init: create_time) */
 	int32_t kind, state, file, n;
 	int32_t next;		/* link in the pending or bg queue, or in the free list */
 	int32_t sec_head, sec_tail;	/* held secondaries chained to this request */
@@ -151,6 +155,7 @@ typedef struct actor {
 	int64_t dirtied_pause;	/* current->nr_dirtied_pause */
 	int bal_state;		/* BAL_* */
 	int finished;
+	int failed;		/* its call failed at once (the connection was aborted) */
 	int32_t cpu;		/* a CPU its work last ran on (a hint for work()), -1 none */
 } actor;
 
@@ -218,8 +223,9 @@ typedef struct sim {
 	int has_first;
 	int64_t seq, now, temp_t;
 
+	int aborted;		/* fuse_abort_conn ran (request_timeout_ns) */
 	int64_t c[FWB_N_COUNTERS];
-	int64_t hist[257];
+	int64_t *hist;		/* max_pages + 1 entries, moved into the result */
 	vec lat[FWB_N_LATENCIES];
 	vec series;
 	int64_t next_sample;
@@ -492,15 +498,43 @@ static int64_t dirtyable(const sim *s)
 	return max64(0, ssub(ssub(s->cfg->mem_total_pages, s->anon_pages), s->temp_pages));
 }
 
+/* __wb_calc_thresh for a bdi with a writeout share below 1 (refsim.wb_thresh): the global
+ * threshold times the share, at most the max_ratio share; with wb_thresh_floor 1
+ * (39ac99852fca) at least min((thresh - dirty) / 100, the max_ratio share / 4), with 2 (its
+ * consolidation) at least (thresh - dirty) / 100, at most the share; dirty the global
+ * NR_FILE_DIRTY + NR_WRITEBACK. */
+static int64_t wb_thresh(const sim *s)
+{
+	const fwb_config *c = s->cfg;
+	int64_t thresh = dirtyable(s) * c->dirty_ratio / 100;
+	int64_t cap = dirtyable(s) * c->dirty_ratio * c->bdi_max_ratio / 10000;
+	/* thresh < 2**38 and ppm <= 10**6 < 2**20: the product fits */
+	int64_t wb = min64(thresh * c->bdi_writeout_ppm / 1000000, cap);
+	int64_t dirty = s->dirty_total + s->pinned;
+	int64_t scale = thresh > dirty ? (thresh - dirty) / 100 : 0;
+	if (c->wb_thresh_floor == 1)	/* 39ac99852fca: after the cap, at most a quarter of it */
+		wb = max64(wb, min64(scale, cap / 4));
+	else if (c->wb_thresh_floor == 2)	/* the consolidation: before the cap */
+		wb = min64(max64(wb, scale), cap);
+	return wb;
+}
+
 static int64_t dirty_limit(const sim *s)
 {
 	const fwb_config *c = s->cfg;
+	if (c->bdi_writeout_ppm < 1000000)
+		return max64(1, wb_thresh(s));
 	return max64(1, dirtyable(s) * c->dirty_ratio * c->bdi_max_ratio / 10000);
 }
 
 static int64_t bg_thresh(const sim *s)
 {
 	const fwb_config *c = s->cfg;
+	if (c->bdi_writeout_ppm < 1000000) {	/* wb_dirty_limits: bg_thresh * wb_thresh / thresh */
+		int64_t thresh = dirtyable(s) * c->dirty_ratio / 100;
+		int64_t bg = dirtyable(s) * c->dirty_background_ratio / 100;
+		return thresh ? wb_thresh(s) * bg / thresh : 0;
+	}
 	return dirtyable(s) * c->dirty_background_ratio * c->bdi_max_ratio / 10000;
 }
 
@@ -645,6 +679,7 @@ static int32_t new_req(sim *s, int kind, int32_t f, int64_t first)
 	s->rq_free = q->next;
 	q->first = first;
 	q->crop = 0;
+	q->created = s->now;
 	q->kind = kind;
 	q->state = ST_FILLING;
 	q->file = f;
@@ -683,6 +718,8 @@ static int32_t fifo_popleft(sim *s, fifo *q)
 }
 
 static void dispatch(sim *s);
+static void fail(sim *s, int32_t r);
+static void wake_waiters(sim *s);
 
 /* ------------------------------------------------------------ CPUs */
 
@@ -845,6 +882,11 @@ static void run_cpu_queue(sim *s)
 
 static void to_pending(sim *s, int32_t r)
 {
+	if (s->aborted) {	/* fuse_get_req: -ENOTCONN at once */
+		fail(s, r);
+		wake_waiters(s);
+		return;
+	}
 	s->rq[r].state = ST_PENDING;
 	fifo_append(s, &s->pending, r);
 	dispatch(s);
@@ -852,6 +894,12 @@ static void to_pending(sim *s, int32_t r)
 
 static void submit_bg(sim *s, int32_t r)
 {
+	s->rq[r].created = s->now;	/* fuse_simple_background allocates the fuse_req now */
+	if (s->aborted) {	/* fuse_get_req: -ENOTCONN, the write ends with it */
+		fail(s, r);
+		wake_waiters(s);
+		return;
+	}
 	s->rq[r].state = ST_QUEUED;
 	if (s->active_bg < s->cfg->max_background) {
 		s->active_bg++;
@@ -977,6 +1025,127 @@ static void complete(sim *s, int32_t r)
 		to_pending(s, b);
 	}
 	free_req(s, r);		/* nothing refers to a finished WRITE any more */
+}
+
+/* ------------------------------------------------------------ request timeout */
+
+/* End r with the abort's error (fuse_abort_conn, or -ENOTCONN for a request made after
+ * it): its pages end writeback with nothing delivered, its secondaries fail with it, and no
+ * queued request moves up.  A server thread may still hold r's index: after the abort its
+ * reply is dropped without looking at it. */
+static void fail(sim *s, int32_t r)
+{
+	req *q = &s->rq[r];
+	int64_t base = s->base[q->file] + q->first;
+	int32_t i, sc, next;
+	s->c[FWB_C_ABORTED_CALLS]++;
+	q->state = ST_DONE;
+	q->done = 1;
+	if (q->kind == RQ_READ) {	/* the page stays cached but not up to date */
+		s->pg[base].flags = (uint8_t)((s->pg[base].flags & ~PF_LOCKED) | PF_BADREAD);
+		free_req(s, r);
+		return;
+	}
+	if (q->kind == RQ_FSYNC)
+		return;		/* freed by the fsync that waits for it */
+	for (i = 0; i < q->n; i++)
+		s->pg[base + i].inflight--;
+	if (s->lk)
+		for (i = 0; i < q->n; i++)
+			if (s->lk[base + i].wb_req == r)
+				s->lk[base + i].wb_req = 0;
+	if (!s->temp) {
+		for (i = 0; i < q->n; i++)
+			s->pg[base + i].flags &= (uint8_t)~PF_PGWB;
+		s->pinned -= q->n;
+	} else {
+		temp_add(s, -(int64_t)q->n);
+	}
+	s->f_inflight[q->file]--;
+	if (q->bg) {
+		s->active_bg--;
+		q->bg = 0;
+	}
+	for (sc = q->sec_head; sc; sc = next) {	/* sent at its end; they fail at once */
+		next = s->rq[sc].sec_next;
+		s->lk[s->base[s->rq[sc].file] + s->rq[sc].first].sec_req = 0;
+		fail(s, sc);
+	}
+	q->sec_head = q->sec_tail = 0;
+	free_req(s, r);
+}
+
+/* fuse_request_expired: jiffies past create_time + req_timeout (whole jiffies). */
+static int expired(const sim *s, int32_t r)
+{
+	int64_t jiffy = 1000000000 / s->cfg->hz;
+	int64_t limit = s->cfg->request_timeout_ns / 1000000000 * s->cfg->hz;
+	return s->now / jiffy > s->rq[r].created / jiffy + limit;
+}
+
+static void kick_flusher(sim *s);
+
+/* fuse_abort_conn: the requests the server holds, then the pending and background queues,
+ * end with an error; waiters wake.  The server's threads go on with what they hold. */
+static void abort_conn(sim *s)
+{
+	int32_t w;
+	s->aborted = 1;
+	for (w = 0; w < s->nthr; w++)
+		if (s->thr[w])
+			fail(s, s->thr[w]);
+	while (s->pending.head)
+		fail(s, fifo_popleft(s, &s->pending));
+	while (s->bg_queue.head)
+		fail(s, fifo_popleft(s, &s->bg_queue));
+	wake_waiters(s);
+	if (s->dirty_total > bg_thresh(s))
+		kick_flusher(s);
+}
+
+/* fuse_check_timeout (fs/fuse/dev.c, 9b17cb59a7db): the head of the pending queue, the head
+ * of the background queue and every request a server thread holds; one expired aborts the
+ * connection, else it looks again in 15 s.  Once no thread runs and no request is out, the
+ * run loop drops the check (the run is over). */
+static void check_timeout(sim *s)
+{
+	int32_t w;
+	int hit = (s->pending.head && expired(s, s->pending.head)) ||
+		  (s->bg_queue.head && expired(s, s->bg_queue.head));
+	for (w = 0; w < s->nthr && !hit; w++)
+		hit = s->thr[w] && expired(s, s->thr[w]);
+	if (hit) {
+		abort_conn(s);
+		return;
+	}
+	push(s, sadd(s->now, TIMEOUT_PERIOD_NS), EV_TIMEOUT, 0);
+}
+
+/* Whether a request is queued or held by a server thread (fc->num_waiting). */
+static int requests_out(const sim *s)
+{
+	return s->pending.head || s->bg_queue.head || s->nidle < s->nthr;
+}
+
+/* a's call needs a READ after the abort: it fails at once (-ENOTCONN). */
+static int refuse_call(sim *s, actor *a)
+{
+	s->c[FWB_C_ABORTED_CALLS]++;
+	a->failed = 1;
+	return 0;
+}
+
+/* Undo what a failed call holds: a direct-I/O read's pins, a fault in progress. */
+static void drop_call(sim *s, actor *a)
+{
+	const fwb_op *op = a->ops[a->k];
+	a->failed = 0;
+	if (op->op == FWB_OP_DIO_READ && a->phase == PH_PAGES) {
+		int64_t idx, base = s->base[op->file];
+		for (idx = op->offset / FWB_PAGE; idx < a->pg; idx++)
+			s->pg[base + idx].gup--;
+	}
+	a->fault_start = -1;
 }
 
 /* ------------------------------------------------------------ waiting */
@@ -1321,7 +1490,7 @@ static int reclaim_round(sim *s, actor *a)
 			}
 		}
 		lru_del_cold(s);
-		s->pg[p].flags &= (uint8_t)~(PF_CACHED | PF_MAPW);
+		s->pg[p].flags &= (uint8_t)~(PF_CACHED | PF_MAPW | PF_BADREAD);
 		s->cache_pages--;
 		freed++;
 	}
@@ -1379,8 +1548,17 @@ static int page_ready(sim *s, actor *a, int32_t f, int64_t idx, int need_read)
 		block(a, W_LOCK, p);
 		return 0;
 	}
-	if (s->pg[p].flags & PF_CACHED)
-		return 1;
+	if (s->pg[p].flags & PF_CACHED) {
+		if (!(s->pg[p].flags & PF_BADREAD))
+			return 1;
+		if (!need_read) {	/* written whole: up to date again */
+			s->pg[p].flags &= (uint8_t)~PF_BADREAD;
+			return 1;
+		}
+		return refuse_call(s, a);
+	}
+	if (need_read && s->aborted)
+		return refuse_call(s, a);
 	if (!reserve(s, a, 1))
 		return 0;
 	s->pg[p].flags |= PF_CACHED;
@@ -1787,8 +1965,11 @@ static void step_thread(sim *s, actor *a)
 		int64_t t;
 		if (a->phase == PH_START)
 			a->op_start = a->clk;
-		if (!run_op(s, a))
-			return;
+		if (!run_op(s, a)) {
+			if (!a->failed)
+				return;
+			drop_call(s, a);	/* the call returned its error: the next one */
+		}
 		a->phase = PH_START;
 		a->k++;
 		/* Fetch the page a later call will touch first: on a big file a page's
@@ -1919,10 +2100,14 @@ static void run(sim *s)
 	push(s, sadd(t0, c->dirty_writeback_interval_ns), EV_TIMER, 0);
 	for (i = 0; i < c->n_stall; i++)
 		push(s, c->stall_end[i], EV_STALL, 0);
+	if (c->request_timeout_ns)	/* set_request_timeout at FUSE_INIT: first check in 15 s */
+		push(s, sadd(t0, TIMEOUT_PERIOD_NS), EV_TIMEOUT, 0);
 	while (s->has_first || s->nev) {
 		ev e = pop(s);
 		if (e.kind == EV_TIMER && !s->alive)
 			continue;	/* the flusher's tick after the last thread ended */
+		if (e.kind == EV_TIMEOUT && !s->alive && !requests_out(s))
+			continue;	/* nothing left to time out: the run is over */
 		if (e.t > c->max_time_ns) {
 			s->c[FWB_C_STUCK] = 1;
 			break;
@@ -1938,7 +2123,8 @@ static void run(sim *s)
 			s->nidle++;
 			s->idle[e.arg >> 6] |= (uint64_t)1 << (e.arg & 63);
 			s->in_done = 1;	/* requests read now are read without sleeping */
-			complete(s, r);
+			if (!s->aborted)	/* else its reply is dropped: it ended already */
+				complete(s, r);
 			dispatch(s);
 			s->in_done = 0;
 			wake_waiters(s);
@@ -1951,6 +2137,8 @@ static void run(sim *s)
 				push(s, sadd(e.t, c->dirty_writeback_interval_ns), EV_TIMER, 0);
 		} else if (e.kind == EV_STALL) {
 			dispatch(s);
+		} else if (e.kind == EV_TIMEOUT) {
+			check_timeout(s);
 		} else {
 			run_cpu_queue(s);
 		}
@@ -1979,7 +2167,9 @@ static void finish(sim *s, fwb_result *out)
 		if ((s->pg[p].flags & (PF_STALE | PF_DIRTY)) == PF_STALE)
 			c[FWB_C_LOST_UPDATES]++;
 	memcpy(out->counters, c, sizeof out->counters);
-	memcpy(out->pages_per_request, s->hist, sizeof out->pages_per_request);
+	out->pages_per_request = s->hist;
+	out->pages_per_request_n = s->cfg->max_pages + 1;
+	s->hist = NULL;
 	for (i = 0; i < FWB_N_LATENCIES; i++) {
 		out->latency[i] = s->lat[i].v;
 		out->latency_n[i] = s->lat[i].n;
@@ -2003,8 +2193,10 @@ static int config_ok(const fwb_config *c)
 	const int64_t NS = (int64_t)1 << 62, COST = (int64_t)1 << 34;
 	int64_t i;
 	if (!(in_range(c->strategy, 0, 4) && in_range(c->writer_waits, 0, 1) &&
-	      in_range(c->merge_queued_primary, 0, 1) && in_range(c->max_pages, 1, 256) &&
+	      in_range(c->merge_queued_primary, 0, 1) && in_range(c->max_pages, 1, FUSE_MAX_PAGES_LIMIT) &&
 	      in_range(c->max_write, 0, (int64_t)1 << 30) &&
+	      in_range(c->request_timeout_ns, 0, (int64_t)65535 * 1000000000) &&
+	      in_range(c->wb_thresh_floor, 0, 2) && in_range(c->bdi_writeout_ppm, 0, 1000000) &&
 	      in_range(c->max_background, 0, INT32_MAX) &&
 	      in_range(c->mem_total_pages, 1, (int64_t)1 << 31) &&
 	      in_range(c->dirty_ratio, 0, 100) && in_range(c->dirty_background_ratio, 0, 100) &&
@@ -2120,6 +2312,7 @@ static void sim_free(sim *s)
 	for (i = 0; i < FWB_N_LATENCIES; i++)
 		free(s->lat[i].v);
 	free(s->series.v);
+	free(s->hist);
 	free(s);
 }
 
@@ -2173,7 +2366,9 @@ static void sim_init(sim *s, const fwb_config *cfg, const fwb_op *ops, int64_t n
 	s->dmap = xcalloc(s, (size_t)nw + 1, sizeof(uint64_t));
 	s->dsum = xcalloc(s, (size_t)(nw + 63) / 64 + 1, sizeof(uint64_t));
 
-	s->vstride = cfg->max_pages;	/* a request never holds more than max_pages */
+	/* a request never holds more than req_pages, nor more pages than there are */
+	s->vstride = max64(1, min64(s->req_pages, n));
+	s->hist = xcalloc(s, (size_t)cfg->max_pages + 1, sizeof(int64_t));
 	s->rq_cap = 256;
 	s->rq = xmalloc(s, ((size_t)s->rq_cap + 1) * sizeof(req));
 	s->rver = xmalloc(s, ((size_t)s->rq_cap + 1) * (size_t)s->vstride * sizeof(uint32_t));
@@ -2257,6 +2452,9 @@ void fwb_result_free(fwb_result *res)
 	free(res->series);
 	res->series = NULL;
 	res->series_n = 0;
+	free(res->pages_per_request);
+	res->pages_per_request = NULL;
+	res->pages_per_request_n = 0;
 }
 
 /* ------------------------------------------------------------ the speed floor */

@@ -81,6 +81,9 @@ typedef struct fwb_config {
 	int64_t n_stall;		/* stall windows, sorted, non-overlapping */
 	int64_t stall_start[16];
 	int64_t stall_end[16];
+	int64_t request_timeout_ns;	/* 0: off; whole seconds (fuse_check_timeout) */
+	int64_t wb_thresh_floor;	/* 1: 39ac99852fca's floor on the bdi's threshold, 2: its consolidation */
+	int64_t bdi_writeout_ppm;	/* the bdi's writeout share; 1000000: the only writer */
 } fwb_config;
 
 /* Indices into fwb_result.counters, in the order of bench.refsim.COUNTERS. */
@@ -93,7 +96,7 @@ enum fwb_counter {
 	FWB_C_HANGS = 16, FWB_C_DEADLOCKS = 17, FWB_C_RECLAIM_GAVEUP = 18,
 	FWB_C_COMPACTION_UNMOVABLE = 19, FWB_C_BYTES_DIRTIED = 20, FWB_C_BYTES_WRITTEN = 21,
 	FWB_C_T_FIRST = 22, FWB_C_T_APP_END = 23, FWB_C_T_WB_END = 24, FWB_C_T_END = 25,
-	FWB_C_STUCK = 26, FWB_C_EVENTS = 27, FWB_N_COUNTERS = 28
+	FWB_C_STUCK = 26, FWB_C_EVENTS = 27, FWB_C_ABORTED_CALLS = 28, FWB_N_COUNTERS = 29
 };
 
 /* Latency sample sets, in the order of bench.refsim.LATENCIES. */
@@ -105,8 +108,9 @@ enum fwb_latency {
 enum fwb_error { FWB_OK = 0, FWB_ENOMEM = -1, FWB_EINVAL = -2 };
 
 typedef struct fwb_result {
-	int64_t counters[28];
-	int64_t pages_per_request[257];
+	int64_t counters[29];
+	int64_t *pages_per_request;	/* owned; pages_per_request_n = max_pages + 1 entries */
+	int64_t pages_per_request_n;
 	int64_t *latency[7];		/* owned; freed by fwb_result_free */
 	int64_t latency_n[7];
 	int64_t *series;		/* series_n rows of 6: time, dirty, writeback, temp, cache, anon */

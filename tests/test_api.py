@@ -59,7 +59,7 @@ def test_latency_percentiles_by_nearest_rank():
     (lambda: sim.run("merge-in-queue", "nope"), "unknown workload"),
     (lambda: sim.run("merge-in-queue", "seq-write", engine="rust"), "engine"),
     (lambda: sim.run("merge-in-queue", "seq-write", max_pages=0), "max_pages"),
-    (lambda: sim.run("merge-in-queue", "seq-write", max_pages=257), "max_pages"),
+    (lambda: sim.run("merge-in-queue", "seq-write", max_pages=65536), "max_pages"),
     (lambda: sim.run("merge-in-queue", "seq-write", server_threads=-1), "server_threads"),
     (lambda: sim.run("merge-in-queue", "seq-write", max_background="x"), "max_background"),
     (lambda: sim.run("merge-in-queue", "seq-write", server_dist="pareto"), "server_dist"),

@@ -90,7 +90,7 @@ def test_a_workload_parameter_on_a_workload_without_it_merges_repeats(tmp_path):
     ("[product]\nstrategy = 'no-temp-page'\nworkload = 'seq-write'\nmax_pagez = 3",
      "product.max_pagez: unknown parameter"),
     ("[product]\nstrategy = 'no-temp-page'\nworkload = 'seq-write'\nmax_pages = 0",
-     "max_pages: must be in 1..256"),
+     "max_pages: must be in 1..65535"),
     ("[product]\nstrategy = 'no-temp-page'\nworkload = 'seq-write'\n[[zip]]\n"
      "max_pages = [1, 2]\nhz = [250]", "zipped lists differ in length"),
     ("[product]\nstrategy = 'no-temp-page'\nworkload = 'seq-write'\nhz = 250\n[[zip]]\n"

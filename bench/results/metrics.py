@@ -57,6 +57,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("bytes_dirtied", "bytes", None, "bytes written, stored or read into mapped pages by the application"),
     Metric("bytes_written", "bytes", None, "bytes delivered to the server"),
     Metric("stuck", "count", False, "1 if the run ended with a thread still blocked"),
+    Metric("aborted_calls", "count", False, "requests ended with an error by the connection's abort (request_timeout_ns), or refused after it"),
 )
 METRIC_BY_NAME: Mapping[str, Metric] = {m.name: m for m in METRICS}
 
@@ -110,6 +111,6 @@ def summarize(raw: Mapping[str, Any]) -> dict[str, Any]:
     for name in ("secondaries", "inplace_updates", "redirty_skips", "writeback_skips",
                  "writepages_waits", "temp_alloc_failures", "reads", "lost_updates", "out_of_order",
                  "max_copies_in_flight", "hangs", "deadlocks", "reclaim_gaveup",
-                 "compaction_unmovable", "bytes_dirtied", "bytes_written", "stuck"):
+                 "compaction_unmovable", "bytes_dirtied", "bytes_written", "stuck", "aborted_calls"):
         m[name] = int(c[name])
     return m

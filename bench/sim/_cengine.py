@@ -32,6 +32,7 @@ INT_FIELDS = (
     "wb_lookup_ns", "wb_tree_ns", "end_writeback_ns", "fsync_syscall_ns", "dio_base_ns",
     "dio_page_ns", "reclaim_scan_ns", "compact_page_ns", "server_threads", "server_dist",
     "server_base_ns", "server_page_ns", "server_new_page_ns", "server_wakeup_ns", "server_cpus", "server_cpu_pct", "server_fsync_ns",
+    "request_timeout_ns", "wb_thresh_floor", "bdi_writeout_ppm",
 )
 
 
@@ -84,7 +85,7 @@ def simulate(cfg: Mapping[str, Any], ops: np.ndarray, file_sizes: np.ndarray, se
         raise ValueError(f"C engine: invalid input (error {rc})")
     try:
         counters = dict(zip(refsim.COUNTERS, (int(res.counters[i]) for i in range(len(refsim.COUNTERS)))))
-        hist = [int(res.pages_per_request[i]) for i in range(257)]
+        hist = _array(res.pages_per_request, int(res.pages_per_request_n)).tolist()
         lat = {k: _array(res.latency[i], int(res.latency_n[i])) for i, k in enumerate(refsim.LATENCIES)}
         series = _array(res.series, int(res.series_n) * len(refsim.SERIES_FIELDS))
     finally:

@@ -14,6 +14,10 @@ A profile is a TOML (or JSON) document:
   [server]                     kind = "memory" (the project's in-memory server, the only one) and
                                the server parameters (server_threads, server_dist, ...)
   [costs]                      the cost parameters (page_copy_ns, write_page_ns, ...)
+  [transport.io_uring]         the server's costs over FUSE-over-io_uring (the `transport`
+                               parameter; [server] holds the /dev/fuse ones): either server
+                               parameters measured that way, or not_measured = "because ..."
+                               (selecting io_uring on the profile is then an error saying so)
   [measurements], [provenance], [mount]   how the values were obtained; free-form, not checked
 
 Every key of [machine], [server] and [costs] is a parameter of bench.sim.params, checked against
@@ -66,7 +70,7 @@ LEGACY_ENV = "FWB_COST_PROFILE"
 NONE = "none"
 SECTIONS = ("machine", "server", "costs")
 FREE_FORM = ("measurements", "provenance", "mount")
-TOP_KEYS = ("format", "schema_version", "name", "description", "base") + SECTIONS + FREE_FORM
+TOP_KEYS = ("format", "schema_version", "name", "description", "base", "transport") + SECTIONS + FREE_FORM
 SERVER_KINDS = ("memory",)
 APP_NAME = "fuse-writeback-bench"
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -97,6 +101,17 @@ class Machine:
     sha256: str                     # of the values (canonical JSON), 16 hex digits
     description: str = ""
     doc: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # transport name -> {"costs": {param: value}} or {"reason": why not measured}
+    transports: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def transport_costs(self, name: str) -> tuple[dict[str, Any] | None, str]:
+        """(server parameters measured over `name`, "") or (None, why there are none)."""
+        t = self.transports.get(name)
+        if t is None:
+            return None, f"the profile has no [transport.{name}] section"
+        if "reason" in t:
+            return None, t["reason"]
+        return dict(t["costs"]), ""
 
     def summary(self) -> dict[str, Any]:
         """What a result file's metadata["machine"] says."""
@@ -202,7 +217,41 @@ def parse(raw: bytes, suffix: str, where: str) -> dict[str, Any]:
 
 # ---- checking ----
 
+def check_transports(doc: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The checked [transport.NAME] tables of a document: {name: {"costs": {...}} or
+    {"reason": str}}.  "dev" is [server] itself and has no table."""
+    where = f"machine profile {where}"
+    table = doc.get("transport", {})
+    if not isinstance(table, dict):
+        raise ValueError(f"{where}: transport: expected a table")
+    out: dict[str, Any] = {}
+    for name, t in table.items():
+        field_ = f"{where}: transport.{name}"
+        if name not in _params.TRANSPORTS or name == _params.TRANSPORTS[0]:
+            raise ValueError(f"{field_}: unknown transport; allowed: "
+                             f"{', '.join(_params.TRANSPORTS[1:])} ([server] is {_params.TRANSPORTS[0]})")
+        if not isinstance(t, dict):
+            raise ValueError(f"{field_}: expected a table")
+        if "not_measured" in t:
+            if set(t) != {"not_measured"} or not isinstance(t["not_measured"], str) \
+                    or not t["not_measured"].strip():
+                raise ValueError(f"{field_}.not_measured: expected the reason alone, as a string")
+            out[name] = {"reason": t["not_measured"].strip()}
+            continue
+        costs = {}
+        for key, v in t.items():
+            if section_of(key) != "server" or key == "transport":
+                raise ValueError(f"{field_}.{key}: not a server parameter (or not_measured)")
+            costs[key] = _check_value(f"{field_}.{key}", key, v)
+        out[name] = {"costs": costs}
+    return out
+
+
 def _check_value(where: str, key: str, v: Any) -> Any:
+    if key == "transport" and isinstance(v, str):
+        if v not in _params.TRANSPORTS:
+            raise ValueError(f"{where}: must be one of {', '.join(_params.TRANSPORTS)}, got {v!r}")
+        return _params.TRANSPORTS.index(v)
     if key == "server_dist" and isinstance(v, str):
         if v not in _params.SERVER_DISTS:
             raise ValueError(f"{where}: must be one of {', '.join(_params.SERVER_DISTS)}, "
@@ -300,6 +349,7 @@ def _load_doc(spec: str, rel_to: Path | None, seen: tuple[str, ...]
                          f"{_MAX_BASE_DEPTH} levels ({' -> '.join(seen + (source,))})")
     doc = parse(raw, suffix, source)
     sections = check(doc, source)
+    check_transports(doc, source)
     if doc.get("format") == LEGACY_FORMAT:
         doc = {"name": Path(spec).stem, **{k: doc[k] for k in FREE_FORM if k in doc}}
     if "name" not in doc:
@@ -309,7 +359,7 @@ def _load_doc(spec: str, rel_to: Path | None, seen: tuple[str, ...]
         return doc, sections, source
     bdoc, bsections, _ = _load_doc(base, here, seen + (source,))
     merged = {**bdoc, **{k: v for k, v in doc.items() if k not in SECTIONS + FREE_FORM}}
-    for key in SECTIONS + FREE_FORM:
+    for key in SECTIONS + FREE_FORM + ("transport",):
         if key in bdoc or key in doc:
             merged[key] = {**bdoc.get(key, {}), **doc.get(key, {})}
     return merged, {s: {**bsections[s], **sections[s]} for s in SECTIONS}, source
@@ -328,7 +378,8 @@ def _load_cached(spec: str, stamp: tuple) -> Machine:
         raise ValueError(f"machine profile {source}: machine.dirty_background_ratio: must be "
                          f"below dirty_ratio ({bg} >= {ratio})")
     return Machine(name=doc["name"], source=source, values=values, sha256=values_hash(values),
-                   description=str(doc.get("description", "")), doc=doc)
+                   description=str(doc.get("description", "")), doc=doc,
+                   transports=check_transports(doc, source))
 
 
 def load(spec: str) -> Machine:

@@ -22,7 +22,10 @@ from typing import Any, Mapping
 import strategies
 
 SERVER_DISTS = ("fixed", "exponential", "lognormal")
+TRANSPORTS = ("dev", "io_uring")
 MAX_STALL_WINDOWS = 16
+FUSE_MAX_PAGES_LIMIT = 65535      # fs/fuse/fuse_sysctl.c: fs.fuse.max_pages_limit's bound (u16)
+FUSE_TIMEOUT_TIMER_FREQ_NS = 15 * 1_000_000_000   # fs/fuse/dev.c: FUSE_TIMEOUT_TIMER_FREQ, 15 s
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,8 +43,8 @@ _S = 1_000_000_000
 
 PARAMS: tuple[Param, ...] = (
     # -- requests (fs/fuse/fuse_i.h, inode.c)
-    Param("max_pages", 32, 1, 256, "model", "pages per WRITE request (FUSE_DEFAULT_MAX_PAGES_PER_REQ; limit 256)"),
-    Param("max_write", 0, 0, 1 << 20, "model", "bytes per WRITE request; 0 = max_pages * 4096"),
+    Param("max_pages", 32, 1, 65535, "model", "pages per WRITE request (FUSE_DEFAULT_MAX_PAGES_PER_REQ 32; the server's max_pages in FUSE_INIT, at most fs.fuse.max_pages_limit: 256 before 6.13, a sysctl up to 65535 since 2b3933b1e0a0, 6.13)"),
+    Param("max_write", 0, 0, 65535 * 4096, "model", "bytes per WRITE request; 0 = max_pages * 4096"),
     Param("max_background", 12, 1, 65535, "model", "background requests outstanding (FUSE_DEFAULT_MAX_BACKGROUND)"),
     # -- memory and dirty limits (mm/page-writeback.c, mm/page_alloc.c)
     Param("mem_total_pages", 524288, 8192, 1 << 26, "model", "memory in 4 KiB pages (the table's 2 GiB; a machine profile gives its machine's)"),
@@ -59,7 +62,10 @@ PARAMS: tuple[Param, ...] = (
     Param("hz", 250, 100, 1000, "model", "CONFIG_HZ of the modelled kernel: dirty-throttle pauses are whole jiffies (Debian's 250)"),
     Param("wb_chunk_pages", 0, 0, 1 << 26, "model", "pages background writeback writes of one inode before it looks at the background threshold again; 0 = writeback_chunk_size of a new bdi"),
     Param("bg_start", 0, 0, 1, "model", "where the strictlimit bdi starts background writeback: 0 = above its freerun ceiling (balance_dirty_pages before 2026), 1 = above its own background threshold (0437906841d0, 2026; measured in a 7.2 guest)"),
-    Param("sync_waits", 0, 0, 1, "model", "sync(2) writes and waits itself (1, before 2026) or only wakes the flusher (0, SB_I_NO_DATA_INTEGRITY)"),
+    Param("sync_waits", 0, 0, 1, "model", "sync(2) writes every file and waits for its writeback itself (1) or only wakes the flusher (0). By kernel: temp-page kernels (<= 6.15) 1, with nothing of FUSE's to wait for (temp pages end writeback at once); 6.16 (0c58a97f919c) until f9a49aa302a0 (6.19-rc7, in 6.18.y stable) 1, and it waits for the server; f9a49aa302a0 (wait_sb_inodes skips FUSE mappings) and 76f9377cd2ab (SB_I_NO_DATA_INTEGRITY, 7.0; 6.18.y, 6.19.y stable) 0"),
+    Param("request_timeout_ns", 0, 0, 65535 * _S, "model", "FUSE request timeout, whole seconds (9b17cb59a7db, 6.14: init_out.request_timeout, or fs.fuse.default/max_request_timeout since 6.15); 0 off. Every 15 s from the first call (FUSE_TIMEOUT_TIMER_FREQ) fuse_check_timeout looks at the oldest request of the pending and background queues and every request a server thread holds; one older than the timeout aborts the connection: every request ends with an error, later ones fail at once (aborted_calls)"),
+    Param("wb_thresh_floor", 0, 0, 2, "model", "the floor on a strictlimit bdi's threshold (mm/page-writeback.c __wb_calc_thresh), so that a bdi idle for long is not blocked: 0 none (before 6.13); 1 39ac99852fca (6.13): at least min((dirty limit - dirty) / 100, its max_ratio share / 4); 2 its consolidation into __wb_calc_thresh (\"mm/page-writeback: consolidate wb_thresh bumping logic\", Jim Zhao; mainline commit and release not verified here, after 6.13, before 6.18): at least (dirty limit - dirty) / 100, at most its max_ratio share. It matters only when bdi_writeout_ppm puts the bdi's share below the floor"),
+    Param("bdi_writeout_ppm", 1_000_000, 0, 1_000_000, "model", "the bdi's share of recent writeout (wb_domain's fprop fraction), parts per million: its threshold is the dirty limit times this, at most its max_ratio share (1_000_000: the bdi is the only writer, the model's default, its threshold the max_ratio share). A bdi idle while other devices write has a small one; not re-estimated during a run"),
     Param("hang_threshold_ns", 2 * _S, 1, 3600 * _S, "model", "a wait on the server longer than this is a hang"),
     Param("sample_interval_ns", _MS, 1000, 3600 * _S, "model", "period of the memory time series"),
     Param("max_samples", 100000, 1, 10_000_000, "model", "most time-series samples kept"),
@@ -87,6 +93,7 @@ PARAMS: tuple[Param, ...] = (
     Param("reclaim_scan_ns", 100, 0, _S, "cost", "reclaim cost per LRU page scanned"),
     Param("compact_page_ns", 500, 0, _S, "cost", "compaction cost per page migrated"),
     # -- the userspace server
+    Param("transport", 0, 0, 1, "server", "how the server reads requests and replies: 0 dev (read/write on /dev/fuse), 1 io_uring (FUSE over io_uring, 6.14, CONFIG_FUSE_IO_URING and fuse.enable_uring, libfuse >= 3.18). It changes no page decision: it selects the machine profile's server costs for that transport ([transport.io_uring]); a profile without measured io_uring costs refuses it"),
     Param("server_threads", 4, 1, 256, "server", "server threads reading requests"),
     Param("server_dist", 1, 0, 2, "server", "service-time distribution: 0 fixed, 1 exponential, 2 lognormal"),
     Param("server_base_ns", 20000, 1, 100 * _S, "server", "mean service time of a request, fixed part"),
@@ -171,6 +178,8 @@ def resolve(strategy: str, params: Mapping[str, Any]) -> dict[str, Any]:
             if value not in SERVER_DISTS:
                 raise ValueError(f"server_dist: unknown {value!r}; allowed: {', '.join(SERVER_DISTS)}")
             cfg[key] = SERVER_DISTS.index(value)
+        elif key == "transport" and isinstance(value, str):
+            cfg[key] = transport_code(value)
         elif key in PARAM_BY_NAME:
             p = PARAM_BY_NAME[key]
             cfg[key] = _check_int(key, value, p.lo, p.hi)
@@ -190,6 +199,11 @@ def resolve(strategy: str, params: Mapping[str, Any]) -> dict[str, Any]:
         else:
             allowed = sorted(list(PARAM_BY_NAME) + list(FLOAT_PARAMS) + list(strat.params) + ["stall_windows"])
             raise ValueError(f"unknown parameter {key!r} for strategy {strategy}; allowed: {', '.join(allowed)}")
+    if cfg["transport"]:
+        _apply_transport(cfg, params)
+    if cfg["request_timeout_ns"] % 1_000_000_000:
+        raise ValueError("request_timeout_ns: the kernel takes whole seconds (init_out.request_timeout, "
+                         f"fs.fuse.*_request_timeout), got {cfg['request_timeout_ns']}")
     if cfg["dirty_background_ratio"] >= cfg["dirty_ratio"]:
         raise ValueError("dirty_background_ratio: must be below dirty_ratio "
                          f"({cfg['dirty_background_ratio']} >= {cfg['dirty_ratio']})")
@@ -216,6 +230,33 @@ def resolve(strategy: str, params: Mapping[str, Any]) -> dict[str, Any]:
     cfg["stall_windows"] = _stall_windows(cfg, windows)
     cfg["strategy"] = strat.code
     return cfg
+
+
+def transport_code(value: Any) -> int:
+    """`transport` as the engines take it: 0 dev, 1 io_uring (a name or the number)."""
+    if isinstance(value, str):
+        if value not in TRANSPORTS:
+            raise ValueError(f"transport: unknown {value!r}; allowed: {', '.join(TRANSPORTS)}")
+        return TRANSPORTS.index(value)
+    p = PARAM_BY_NAME["transport"]
+    return _check_int("transport", value, p.lo, p.hi)
+
+
+def _apply_transport(cfg: dict[str, Any], given: Mapping[str, Any]) -> None:
+    """transport=io_uring: the active machine profile's measured io_uring server costs replace
+    its /dev/fuse ones (a caller's explicit value still wins); a profile that has none (or the
+    table alone) is refused with its reason."""
+    name = TRANSPORTS[cfg["transport"]]
+    m = active_machine()
+    if m is None:
+        raise ValueError(f"transport: {name}: the parameter table has no {name} costs; pick a "
+                         "machine profile that measured them (--machine)")
+    costs, reason = m.transport_costs(name)
+    if costs is None:
+        raise ValueError(f"transport: {name}: not measured on machine {m.name}, because {reason}")
+    for key, value in costs.items():
+        if key not in given:
+            cfg[key] = value
 
 
 def _stall_windows(cfg: Mapping[str, Any], windows: Any) -> list[tuple[int, int]]:

@@ -115,10 +115,22 @@ Choices where model.md is silent (kernel behaviour followed, or simplified):
   the server server_new_page_ns more for each page it has never been sent: its
   copy of a file starts sparse (bench.real.mount's server creates files with
   ftruncate and touches memory on first write).
-- sync(2) with sync_waits=0 (2026 kernels) wakes the flusher to write every
-  dirty page (WB_SYNC_NONE) and returns; with sync_waits=1 it runs WB_SYNC_ALL
-  writepages on every file and then waits for pages under PG_writeback
-  (wait_sb_inodes), which temp-page strategies end at once.
+- sync(2) with sync_waits=0 (f9a49aa302a0, 76f9377cd2ab) wakes the flusher to
+  write every dirty page (WB_SYNC_NONE) and returns; with sync_waits=1 (every
+  earlier kernel) it runs WB_SYNC_ALL writepages on every file and then waits for
+  pages under PG_writeback (wait_sb_inodes), which temp-page strategies end at once.
+- The request timeout (request_timeout_ns, 9b17cb59a7db): a check every 15 s from
+  the first call (EV_TIMEOUT) looks at the oldest request of the pending and
+  background queues and at every request a server thread holds (for the processing
+  lists' heads: with at most server_threads of them, looking at all differs only in
+  which one is looked at first); one created more than the timeout ago, in whole
+  jiffies, aborts the connection (abort): those requests end with an error, their
+  pages end writeback undelivered, held secondaries fail with their primary, and
+  every later request fails at once (a READ: the call returns its error, the page
+  stays cached but not up to date; an fsync returns at once).  Calls that need no
+  request go on (write(2) into the cache, as writeback_cache allows), and what the
+  flusher then writes fails at once.  A failed call records no latency and no
+  bytes dirtied.  The check stops once no thread runs and no request is out.
 - Compaction of n pages: the share of memory that is unmovable (temp pages and
   pages pinned under writeback) is found unmovable in the range; every other
   page costs compact_page_ns to migrate.  It never waits on writeback.
@@ -168,7 +180,7 @@ M64 = (1 << 64) - 1
 LN2 = 0.6931471805599453
 
 # events
-EV_ACTOR, EV_DONE, EV_TIMER, EV_STALL, EV_CPU = 0, 1, 2, 3, 4
+EV_ACTOR, EV_DONE, EV_TIMER, EV_STALL, EV_CPU, EV_TIMEOUT = 0, 1, 2, 3, 4, 5
 # request kinds and states
 RQ_WRITE, RQ_READ, RQ_FSYNC = 0, 1, 2
 ST_FILLING, ST_QUEUED, ST_BACKGROUND, ST_PENDING, ST_SENT, ST_DONE, ST_HELD = range(7)
@@ -188,8 +200,9 @@ COUNTERS = (
     "temp_bytes_copied", "temp_page_ns", "pinned_pages_peak", "lost_updates", "out_of_order",
     "max_copies_in_flight", "hangs", "deadlocks", "reclaim_gaveup", "compaction_unmovable",
     "bytes_dirtied", "bytes_written", "t_first", "t_app_end", "t_wb_end", "t_end", "stuck",
-    "events",
+    "events", "aborted_calls",
 )
+TIMEOUT_PERIOD_NS = 15 * 1_000_000_000   # fs/fuse/dev.c FUSE_TIMEOUT_TIMER_FREQ (15 s)
 LATENCIES = ("write", "fault", "fsync", "sync", "throttle", "reclaim", "compaction")
 SERIES_FIELDS = ("time_ns", "dirty", "writeback", "temp", "cache", "anon")
 
@@ -270,7 +283,7 @@ class Server:
 
 class Request:
     __slots__ = ("id", "kind", "file", "first", "n", "versions", "state", "bg", "secs",
-                 "crop", "done", "promoted")
+                 "crop", "done", "promoted", "created")
 
     def __init__(self, rid: int, kind: int, f: int, first: int):
         self.id = rid
@@ -285,6 +298,7 @@ class Request:
         self.crop = 0                  # bytes delivered, fixed when a server thread reads it
         self.done = False
         self.promoted = False          # a secondary re-inserted at its primary's reply
+        self.created = 0               # when it was allocated (fuse_request_init: create_time)
 
 
 class Actor:
@@ -297,7 +311,7 @@ class Actor:
                  "wp_ready", "wp_looked", "wp_sent", "req", "sync_f", "fl_pass", "fl_file",
                  "fl_kupdate", "fl_due",
                  "fl_sync", "fl_all", "nr_dirtied", "paused_when", "dirtied_pause", "bal_state",
-                 "finished")
+                 "finished", "failed")
 
     def __init__(self, aid: int, ops: np.ndarray | None):
         self.id = aid
@@ -341,6 +355,7 @@ class Actor:
         self.dirtied_pause = NR_DIRTIED_PAUSE   # current->nr_dirtied_pause
         self.bal_state = BAL_NONE
         self.finished = ops is None or len(ops) == 0
+        self.failed = False            # its call failed at once (the connection was aborted)
 
 
 class Sim:
@@ -375,6 +390,7 @@ class Sim:
         self.pgwb = [0] * n            # PG_writeback held until the reply (no-temp-page)
         self.cached = [0] * n
         self.locked = [0] * n          # being read from the server
+        self.badread = [0] * n         # cached, but its READ failed (the connection was aborted)
         self.mapw = [0] * n            # mapped writable: the next store does not fault
         self.gup = [0] * n             # pinned by direct I/O in progress
         self.inflight = [0] * n        # copies of the page in requests not yet done
@@ -415,7 +431,8 @@ class Sim:
         self.temp_t = 0                # last time temp_pages changed (for its integral)
 
         self.c = dict.fromkeys(COUNTERS, 0)
-        self.hist = [0] * 257
+        self.hist = [0] * (cfg["max_pages"] + 1)
+        self.aborted = False           # fuse_abort_conn ran (request_timeout_ns)
         self.lat: dict[str, list[int]] = {k: [] for k in LATENCIES}
         self.series: list[tuple[int, ...]] = []
         self.next_sample = 0
@@ -521,11 +538,36 @@ class Sim:
 
     def dirty_limit(self) -> int:
         c = self.cfg
+        if c["bdi_writeout_ppm"] < 1_000_000:
+            return max(1, self.wb_thresh())
         return max(1, self._dirtyable() * c["dirty_ratio"] * c["bdi_max_ratio"] // 10000)
 
     def bg_thresh(self) -> int:
         c = self.cfg
+        if c["bdi_writeout_ppm"] < 1_000_000:   # wb_dirty_limits: bg_thresh * wb_thresh / thresh
+            thresh = self._dirtyable() * c["dirty_ratio"] // 100
+            bg = self._dirtyable() * c["dirty_background_ratio"] // 100
+            return self.wb_thresh() * bg // thresh if thresh else 0
         return self._dirtyable() * c["dirty_background_ratio"] * c["bdi_max_ratio"] // 10000
+
+    def wb_thresh(self) -> int:
+        """__wb_calc_thresh for a bdi with a writeout share below 1: the global threshold times
+        the share, at most the max_ratio share; with wb_thresh_floor 1 (39ac99852fca) at least
+        min((thresh - dirty) / 100, the max_ratio share / 4), with 2 (its consolidation into
+        __wb_calc_thresh) at least (thresh - dirty) / 100 and at most the share; dirty being the global
+        NR_FILE_DIRTY + NR_WRITEBACK (temp pages are not in it) and hard_dirty_limit taken as
+        thresh (its value in a steady state)."""
+        c = self.cfg
+        thresh = self._dirtyable() * c["dirty_ratio"] // 100
+        cap = self._dirtyable() * c["dirty_ratio"] * c["bdi_max_ratio"] // 10000
+        wb = min(thresh * c["bdi_writeout_ppm"] // 1_000_000, cap)
+        dirty = self.dirty_total + self.pinned
+        scale = (thresh - dirty) // 100 if thresh > dirty else 0
+        if c["wb_thresh_floor"] == 1:     # 39ac99852fca: after the cap, at most a quarter of it
+            wb = max(wb, min(scale, cap // 4))
+        elif c["wb_thresh_floor"] == 2:   # the consolidation: before the cap
+            wb = min(max(wb, scale), cap)
+        return wb
 
     def global_bg_thresh(self) -> int:
         return self._dirtyable() * self.cfg["dirty_background_ratio"] // 100
@@ -576,9 +618,15 @@ class Sim:
     def new_req(self, kind: int, f: int, first: int) -> Request:
         r = Request(self.next_rid, kind, f, first)
         self.next_rid += 1
+        r.created = self.now
         return r
 
     def submit_bg(self, r: Request) -> None:
+        r.created = self.now           # fuse_simple_background allocates the fuse_req now
+        if self.aborted:               # fuse_get_req: -ENOTCONN, the write ends with it
+            self.fail(r)
+            self.wake_waiters()
+            return
         r.state = ST_QUEUED
         if self.active_bg < self.cfg["max_background"]:
             self.active_bg += 1
@@ -589,6 +637,10 @@ class Sim:
             self.bg_queue.append(r)
 
     def to_pending(self, r: Request) -> None:
+        if self.aborted:               # fuse_get_req: -ENOTCONN at once
+            self.fail(r)
+            self.wake_waiters()
+            return
         r.state = ST_PENDING
         self.pending.append(r)
         self.dispatch()
@@ -674,6 +726,95 @@ class Sim:
             self.active_bg += 1
             q.bg = True
             self.to_pending(q)
+
+    # --------------------------------------------------- request timeout
+    def fail(self, r: Request) -> None:
+        """End r with the abort's error (fuse_abort_conn, or -ENOTCONN for a request made after
+        it): its pages end writeback with nothing delivered, its secondaries fail with it, and
+        no queued request moves up (the queues are being emptied)."""
+        self.c["aborted_calls"] += 1
+        r.state = ST_DONE
+        r.done = True
+        if r.kind == RQ_READ:          # the page stays cached but not up to date
+            p = self.base[r.file] + r.first
+            self.locked[p] = 0
+            self.badread[p] = 1
+            return
+        if r.kind == RQ_FSYNC:
+            return
+        base = self.base[r.file] + r.first
+        for i in range(r.n):
+            p = base + i
+            self.inflight[p] -= 1
+            if self.wb_req[p] is r:
+                self.wb_req[p] = None
+            if not self.temp:
+                self.pgwb[p] = 0
+                self.pinned -= 1
+        if self.temp:
+            self.temp_add(-r.n)
+        self.f_inflight[r.file] -= 1
+        if r.bg:
+            self.active_bg -= 1
+            r.bg = False
+        for s in r.secs:               # fuse_writepage_end sends them; they fail at once
+            self.sec_req[self.base[s.file] + s.first] = None
+            self.fail(s)
+        r.secs = []
+
+    def expired(self, r: Request) -> bool:
+        """fuse_request_expired: jiffies past create_time + req_timeout (whole jiffies)."""
+        jiffy = 1_000_000_000 // self.cfg["hz"]
+        limit = self.cfg["request_timeout_ns"] // 1_000_000_000 * self.cfg["hz"]
+        return self.now // jiffy > r.created // jiffy + limit
+
+    def check_timeout(self) -> None:
+        """fuse_check_timeout (fs/fuse/dev.c, 9b17cb59a7db): the head of the pending queue, the
+        head of the background queue and every request a server thread holds (the processing
+        lists' heads); one expired aborts the connection, else it looks again in 15 s.  Once
+        no thread runs and no request is out, the run loop drops the check (the run is over)."""
+        if ((self.pending and self.expired(self.pending[0]))
+                or (self.bg_queue and self.expired(self.bg_queue[0]))
+                or any(r is not None and self.expired(r) for r in self.server.threads)):
+            self.abort()
+            return
+        self.push(self.now + TIMEOUT_PERIOD_NS, EV_TIMEOUT, 0)
+
+    def requests_out(self) -> bool:
+        """Whether a request is queued or held by a server thread (fc->num_waiting)."""
+        return bool(self.pending or self.bg_queue
+                    or any(r is not None for r in self.server.threads))
+
+    def abort(self) -> None:
+        """fuse_abort_conn: the requests the server holds, then the pending and background
+        queues, end with an error; waiters wake.  The server's threads go on with what they
+        hold, and their replies are dropped."""
+        self.aborted = True
+        ended = [r for r in self.server.threads if r is not None]
+        ended += list(self.pending) + list(self.bg_queue)
+        self.pending.clear()
+        self.bg_queue.clear()
+        for r in ended:
+            self.fail(r)
+        self.wake_waiters()
+        if self.dirty_total > self.bg_thresh():
+            self.kick_flusher()
+
+    def refuse_call(self, a: Actor) -> bool:
+        """a's call needs a READ after the abort: it fails at once (-ENOTCONN)."""
+        self.c["aborted_calls"] += 1
+        a.failed = True
+        return False
+
+    def drop_call(self, a: Actor) -> None:
+        """Undo what a failed call holds: a direct-I/O read's pins, a fault in progress."""
+        a.failed = False
+        op = a.ops[a.k]
+        if int(op["op"]) == O.DIO_READ and a.phase == PH_PAGES:
+            first, _ = self.op_pages(op)
+            for idx in range(first, a.pg):
+                self.gup[self.base[int(op["file"])] + idx] -= 1
+        a.fault_start = -1
 
     # -------------------------------------------------------------- waiting
     def cond(self, a: Actor) -> bool:
@@ -934,6 +1075,7 @@ class Sim:
             self.lru_del(p)
             self.cached[p] = 0
             self.mapw[p] = 0
+            self.badread[p] = 0
             self.cache_pages -= 1
             freed += 1
         if freed == 0:
@@ -979,7 +1121,14 @@ class Sim:
             self.block(a, W_LOCK, p)
             return False
         if self.cached[p]:
-            return True
+            if not self.badread[p]:
+                return True
+            if not need_read:          # written whole: up to date again
+                self.badread[p] = 0
+                return True
+            return self.refuse_call(a)
+        if need_read and self.aborted:
+            return self.refuse_call(a)
         if not self.reserve(a, 1):
             return False
         self.cached[p] = 1
@@ -1297,7 +1446,9 @@ class Sim:
             if a.phase == PH_START:
                 a.op_start = a.clk
             if not self.run_op(a):
-                return
+                if not a.failed:
+                    return
+                self.drop_call(a)      # the call returned its error: the next one
             a.phase = PH_START
             a.k += 1
             if a.k == len(a.ops):
@@ -1383,10 +1534,14 @@ class Sim:
         self.push(t0 + c["dirty_writeback_interval_ns"], EV_TIMER, 0)
         for _, end in c["stall_windows"]:
             self.push(end, EV_STALL, 0)
+        if c["request_timeout_ns"]:    # set_request_timeout at FUSE_INIT: the first check in 15 s
+            self.push(t0 + TIMEOUT_PERIOD_NS, EV_TIMEOUT, 0)
         while self.heap:
             t, _, kind, arg = heapq.heappop(self.heap)
             if kind == EV_TIMER and not self.alive:
                 continue               # the flusher's tick after the last thread ended
+            if kind == EV_TIMEOUT and not self.alive and not self.requests_out():
+                continue               # nothing left to time out: the run is over
             if t > c["max_time_ns"]:
                 self.c["stuck"] = 1
                 break
@@ -1399,7 +1554,8 @@ class Sim:
                 r = self.server.threads[arg]
                 self.server.threads[arg] = None
                 self.in_done = True            # requests read now are read without sleeping
-                self.complete(r)
+                if not self.aborted:           # else its reply is dropped: it ended already
+                    self.complete(r)
                 self.dispatch()
                 self.in_done = False
                 self.wake_waiters()
@@ -1412,6 +1568,8 @@ class Sim:
                     self.push(t + c["dirty_writeback_interval_ns"], EV_TIMER, 0)
             elif kind == EV_STALL:
                 self.dispatch()
+            elif kind == EV_TIMEOUT:
+                self.check_timeout()
             else:
                 self.run_cpu_queue()
         return self.finish()

@@ -27,7 +27,7 @@ static const char *const COUNTERS[FWB_N_COUNTERS] = {
 	"temp_bytes_copied", "temp_page_ns", "pinned_pages_peak", "lost_updates", "out_of_order",
 	"max_copies_in_flight", "hangs", "deadlocks", "reclaim_gaveup", "compaction_unmovable",
 	"bytes_dirtied", "bytes_written", "t_first", "t_app_end", "t_wb_end", "t_end", "stuck",
-	"events",
+	"events", "aborted_calls",
 };
 static const char *const LATENCIES[FWB_N_LATENCIES] = {
 	"write", "fault", "fsync", "sync", "throttle", "reclaim", "compaction",
@@ -78,7 +78,7 @@ int main(int argc, char **argv)
 	}
 	for (i = 0; i < FWB_N_COUNTERS; i++)
 		printf("%s %lld\n", COUNTERS[i], (long long)res.counters[i]);
-	for (i = 0; i <= 256; i++)
+	for (i = 0; i < res.pages_per_request_n; i++)
 		if (res.pages_per_request[i])
 			printf("hist_%lld %lld\n", (long long)i, (long long)res.pages_per_request[i]);
 	for (i = 0; i < FWB_N_LATENCIES; i++) {
