@@ -13,12 +13,12 @@ PRESETS = [(f"{pat}-{'overwrite' if over else 'write'}-{label}", pat, kib << 10,
                                                                             (1024, "1m"))]
 NAMES = ["seq-write", "rand-write", "rewrite-hot", "mmap-rewrite", "dio-redirty", "fsync-heavy",
          "mem-pressure", "stuck-server", "multi-writer"] + [p[0] for p in PRESETS] + [
-         "partial-rewrite", "stuck-server-long"]
+         "partial-rewrite", "stuck-server-long", "stuck-server-timeout"]
 # Generators whose rows depend on the seed (the others are fixed patterns).
 RANDOM = ["rand-write", "rewrite-hot", "mmap-rewrite", "dio-redirty", "multi-writer",
           "rand-write-128k", "rand-write-1m", "rand-overwrite-128k", "rand-overwrite-1m",
           "partial-rewrite"]
-STUCK = ("stuck-server", "stuck-server-long")   # appends that follow the memory
+STUCK = ("stuck-server", "stuck-server-long", "stuck-server-timeout")   # appends that follow the memory
 # sha256 of make("rand-write", seed=1, writes=64).ops.tobytes(): catches any change of the stream.
 GOLDEN_RAND_WRITE = "2035d5933ec32702d05d19016fc64967682af6e357e81d13e82745b48a8fe1fa"
 
@@ -215,7 +215,7 @@ def test_error_messages():
         W.make("seq-write", block_size=0)
     with pytest.raises(ValueError, match=r"^threads: must be in 1\.\.64, got 65$"):
         W.make("seq-write", threads=65)
-    known = "seq-write, rand-write, .*, stuck-server-long"
+    known = "seq-write, rand-write, .*, stuck-server-timeout"
     with pytest.raises(ValueError, match=rf"^unknown workload 'foo'; known: {known}$"):
         W.make("foo")
     with pytest.raises(ValueError, match=r"^unknown workload 'foo'"):
@@ -417,3 +417,19 @@ def test_long_stall_is_accepted_and_cheap():
     m = sim.run("no-temp-page", "stuck-server-long").metrics
     assert m["fsync_latency_ns"]["max"] >= 40 * 10**9 - 10**9
     assert m["makespan_ns"] > 41 * 10**9 and m["hangs"] >= 1
+
+
+def test_a_request_timeout_ends_the_long_stall_in_aborted_calls():
+    # stuck-server-timeout is stuck-server-long plus a 10 s timeout that the workload carries to
+    # the model: the check every 15 s (at 15 s, as the first call was at 0) aborts the
+    # connection inside the 40 s stall, so the fsync returns and nothing hangs until the end.
+    from bench import sim
+    w = W.make("stuck-server-timeout")
+    assert w.ops.tobytes() == W.make("stuck-server-long").ops.tobytes()
+    assert w.params["request_timeout_ns"] == 10 * 10**9
+    for engine in ("c", "python"):
+        m = sim.run("no-temp-page", "stuck-server-timeout", engine=engine).metrics
+        assert m["aborted_calls"] > 0, engine
+        assert m["fsync_latency_ns"]["max"] < 16 * 10**9, engine
+        assert m["makespan_ns"] < 20 * 10**9, engine
+    assert sim.run("no-temp-page", "stuck-server-long").metrics["aborted_calls"] == 0

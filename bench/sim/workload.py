@@ -529,8 +529,11 @@ def _mem_pressure(s, file_size, block_size, think_ns, alloc_bytes, chunk_bytes,
     interval_ns=_ns(20 * MS, "spacing of write start times", lo=1),
     duration_ns=_ns(6 * S, "time over which writes are issued; an fsync at its middle", lo=1),
     stall_start_ns=_ns(1 * S, "server parameter: when the server stops reading and replying"),
-    stall_ns=_ns(4 * S, "server parameter: how long the stall lasts (0: no stall)"))
-def _stuck_server(s, block_size, interval_ns, duration_ns, stall_start_ns, stall_ns):
+    stall_ns=_ns(4 * S, "server parameter: how long the stall lasts (0: no stall)"),
+    request_timeout_ns=_ns(0, "connection parameter: the request timeout (whole seconds; 0: "
+                           "none), the model's request_timeout_ns, carried like the stall"))
+def _stuck_server(s, block_size, interval_ns, duration_ns, stall_start_ns, stall_ns,
+                  request_timeout_ns):
     """Paced appends for duration_ns with an fsync in the middle, against a server that stalls.
 
     The stall window belongs to the server, but the engine takes stall_start_ns / stall_ns from
@@ -657,6 +660,12 @@ _preset("stuck-server-long", "stuck-server",
         "long enough that a request timeout (up to 25 s, checked every 15 s) fires inside it; "
         "without a timeout the fsync waits the 40 s out.", {},
         duration_ns=2 * S, stall_ns=40 * S)
+_preset("stuck-server-timeout", "stuck-server",
+        "stuck-server-long on a connection with a 10 s request timeout (9b17cb59a7db): the check "
+        "every 15 s finds the oldest request stuck past it and aborts the connection inside the "
+        "stall, so the fsync returns (with an error) instead of waiting the 40 s out; the "
+        "requests ended so are aborted_calls.", {},
+        duration_ns=2 * S, stall_ns=40 * S, request_timeout_ns=10 * S)
 
 
 # ---- public functions ----
