@@ -247,6 +247,7 @@ typedef struct sim {
 static const struct fwb_strategy *const STRATEGIES[] = {
 	&fwb_strategy_temp_naive, &fwb_strategy_wait_in_writepages, &fwb_strategy_redirty_and_skip,
 	&fwb_strategy_merge_in_queue, &fwb_strategy_no_temp_page, &fwb_strategy_iomap_blocks,
+	&fwb_strategy_large_folio,
 };
 
 /* ------------------------------------------------------------ arithmetic */
@@ -2314,7 +2315,7 @@ static int config_ok(const fwb_config *c)
 {
 	const int64_t NS = (int64_t)1 << 62, COST = (int64_t)1 << 34;
 	int64_t i;
-	if (!(in_range(c->strategy, 0, 5) && in_range(c->writer_waits, 0, 1) &&
+	if (!(in_range(c->strategy, 0, 6) && in_range(c->writer_waits, 0, 1) &&
 	      in_range(c->merge_queued_primary, 0, 1) && in_range(c->max_pages, 1, 256) &&
 	      in_range(c->max_write, 0, (int64_t)1 << 30) &&
 	      in_range(c->max_background, 0, INT32_MAX) &&

@@ -44,5 +44,6 @@ extern const struct fwb_strategy fwb_strategy_redirty_and_skip;
 extern const struct fwb_strategy fwb_strategy_merge_in_queue;
 extern const struct fwb_strategy fwb_strategy_no_temp_page;
 extern const struct fwb_strategy fwb_strategy_iomap_blocks;
+extern const struct fwb_strategy fwb_strategy_large_folio;
 
 #endif

@@ -57,10 +57,10 @@ class Strategy:
 
 def _load() -> dict[str, Strategy]:
     # Imported here so each module stays a plain, readable file.
-    from . import (iomap_blocks, merge_in_queue, no_temp_page, redirty_and_skip, temp_naive,
-                   wait_in_writepages)
+    from . import (iomap_blocks, large_folio, merge_in_queue, no_temp_page, redirty_and_skip,
+                   temp_naive, wait_in_writepages)
     mods = (temp_naive, wait_in_writepages, redirty_and_skip, merge_in_queue, no_temp_page,
-            iomap_blocks)
+            iomap_blocks, large_folio)
     return {m.STRATEGY.name: m.STRATEGY for m in mods}
 
 

@@ -11,7 +11,7 @@ from bench.sim.workload import from_arrays
 
 def test_lists_name_every_strategy_and_workload():
     assert sim.strategies() == ["temp-naive", "wait-in-writepages", "redirty-and-skip",
-                                "merge-in-queue", "no-temp-page", "iomap-blocks"]
+                                "merge-in-queue", "no-temp-page", "iomap-blocks", "large-folio"]
     assert set(sim.workloads()) == {"seq-write", "rand-write", "rewrite-hot", "mmap-rewrite",
                                     "dio-redirty", "fsync-heavy", "mem-pressure", "stuck-server",
                                     "multi-writer"}
