@@ -541,7 +541,7 @@ static void temp_add(sim *s, int64_t d)
 }
 
 /* The head of page p's folio, and the pages of the folio whose head is h. */
-static int64_t head(const sim *s, int64_t p)
+static inline int64_t head(const sim *s, int64_t p)
 {
 	return p - s->pg[p].fofs;
 }
@@ -551,7 +551,7 @@ static int64_t nr(const sim *s, int64_t h)
 	return s->fo[h].nr ? s->fo[h].nr : 1;
 }
 
-static int busy(const sim *s, int64_t p)
+static inline int busy(const sim *s, int64_t p)
 {
 	if (s->temp)
 		return s->pg[p].inflight > 0;
@@ -1096,7 +1096,7 @@ static void end_wait(sim *s, actor *a)
 	work(s, a, s->cfg->wakeup_ns);	/* it slept and was woken: two context switches */
 }
 
-static void wake_waiters(sim *s)
+static inline void wake_waiters(sim *s)
 {
 	int32_t i;
 	for (i = 0; i < s->nact; i++) {
