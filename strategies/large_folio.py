@@ -15,10 +15,12 @@ Facts used, and where they were read:
   __filemap_get_folio (mm/filemap.c) turns that into an order (fgf_set_order:
   ilog2(bytes) - PAGE_SHIFT), lowers it to the index's alignment (__ffs(index)), and
   tries each order down to 0: a large order is allocated with __GFP_NORETRY and a
-  folio that would overlap a page already cached fails (-EEXIST).  Model: an order
+  folio that would overlap a page already cached fails (-EEXIST) (mm/filemap.c as read
+  in the stored copies of __filemap_get_folio, with mapping_max_folio_order).  Model: an order
   above 0 succeeds only if its pages are all uncached, lie in the file's simulated
-  range, and can be taken without going under the low watermark (no reclaim: the
-  NORETRY allocation fails and the order drops by one); order 0 allocates as every
+  range, and can be taken without going under the low watermark (__GFP_NORETRY allows
+  only a light attempt at reclaim and compaction; the model takes it as none: the
+  allocation fails and the order drops by one); order 0 allocates as every
   other strategy does (direct reclaim if needed).  So under memory pressure folios
   fall back to order 0.  The new folio is added whole (cache_add_ns once), its blocks
   not uptodate until written or read.
