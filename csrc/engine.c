@@ -48,6 +48,7 @@
 #define MAX_TOTAL_PAGES (((int64_t)1 << 31) - 64)	/* page ids fit int32 (LRU ring) */
 #define FUSE_MAX_PAGES_LIMIT 65535	/* fs/fuse/fuse_sysctl.c: max_pages_limit's bound */
 #define TIMEOUT_PERIOD_NS ((int64_t)15 * 1000000000)	/* fs/fuse/dev.c FUSE_TIMEOUT_TIMER_FREQ */
+#define MAX_FOLIO_ORDER 9	/* MAX_PAGECACHE_ORDER on x86-64 (HPAGE_PMD_ORDER): 2 MiB */
 
 /* events */
 enum { EV_ACTOR, EV_DONE, EV_TIMER, EV_STALL, EV_CPU, EV_TIMEOUT };
@@ -63,7 +64,8 @@ enum { PH_START, PH_PAGES, PH_WP, PH_WAITIO, PH_FSYNCWAIT, PH_DIODONE };
 enum { BAL_NONE, BAL_PAUSE, BAL_LIMIT };
 /* per-page flag bits */
 enum { PF_DIRTY = 1, PF_PGWB = 2, PF_CACHED = 4, PF_LOCKED = 8, PF_MAPW = 16, PF_STALE = 32,
-       PF_BADREAD = 64 /* cached, but its READ failed (the connection was aborted) */ };
+       PF_BADREAD = 64,	/* cached, but its READ failed (the connection was aborted) */
+       PF_NOTUP = 128 };	/* cached, not uptodate (a block of a new large folio) */
 
 typedef struct ev {
 	int64_t t;
@@ -83,6 +85,8 @@ typedef struct req {
 	uint8_t bg;		/* counted in active_background */
 	uint8_t done;
 	uint8_t promoted;	/* a secondary re-inserted in fi->writepages at its primary's reply */
+	int32_t nfolios;	/* folio ranges in it (iomap: ap->num_folios) */
+	int64_t last_head;	/* the folio of its last range, -1 none */
 } req;
 
 /*
@@ -105,8 +109,17 @@ typedef struct page {
 	uint32_t inflight;	/* copies of the page in requests not yet done */
 	uint8_t flags;		/* PF_* */
 	uint8_t gup;		/* pinned by direct I/O in progress: one per thread at most */
-	uint8_t pad[2];
+	uint16_t fofs;		/* iomap: the page's offset in its folio (0: head, or order 0) */
 } page;
+
+/* A folio's state, at its head page's index (iomap strategies; zero: an order-0 folio
+ * with nothing dirty or in flight). */
+typedef struct folio {
+	uint16_t nr;		/* pages in it, 0 for one */
+	uint16_t ndirty;	/* dirty blocks */
+	uint16_t nwb;		/* blocks in flight, +1 while writeback fills it */
+	uint16_t pad;
+} folio;
 
 /* The in-flight lookup of merge-in-queue (fuse_find_writeback, the secondaries). */
 typedef struct lookup {
@@ -145,6 +158,9 @@ typedef struct actor {
 	int32_t wp_ready;	/* a batch whose CPU work ends at clk: sent then (0: none) */
 	int64_t wp_looked;	/* 1 + the page whose in-flight lookup was paid */
 	int64_t wp_sent;
+	int64_t wp_fh;		/* iomap: the folio writepages holds under writeback */
+	int64_t wp_fend;	/* 1 + ... its last index in the file; 0: none held */
+	int64_t wp_rend;	/* end of the dirty range being added to the batch */
 	int32_t req;
 	int32_t sync_f;
 	int fl_pass;
@@ -166,6 +182,8 @@ typedef struct sim {
 	int temp;
 	int writer_waits;
 	int64_t req_pages;
+	int iomap, large;	/* the strategy's iomap and large_folios */
+	int64_t max_folio;	/* pages in the largest folio write(2) may create */
 
 	/* server */
 	int32_t *thr;		/* request on each server thread, 0 if idle */
@@ -198,6 +216,7 @@ typedef struct sim {
 	page *pg;		/* n entries, 64-byte aligned */
 	void *pg_mem;		/* what to free */
 	lookup *lk;		/* n entries if the strategy merges, else NULL */
+	folio *fo;		/* n entries for an iomap strategy, else NULL */
 	int32_t *lru;		/* ring of cached pages, coldest at lru_cold */
 	int64_t lru_cap, lru_cold, lru_len;
 	uint64_t *dmap, *dsum;	/* dirty bitmap and its summary (a bit per non-zero word) */
@@ -233,7 +252,8 @@ typedef struct sim {
 
 static const struct fwb_strategy *const STRATEGIES[] = {
 	&fwb_strategy_temp_naive, &fwb_strategy_wait_in_writepages, &fwb_strategy_redirty_and_skip,
-	&fwb_strategy_merge_in_queue, &fwb_strategy_no_temp_page,
+	&fwb_strategy_merge_in_queue, &fwb_strategy_no_temp_page, &fwb_strategy_iomap_blocks,
+	&fwb_strategy_large_folio,
 };
 
 /* ------------------------------------------------------------ arithmetic */
@@ -554,23 +574,47 @@ static void temp_add(sim *s, int64_t d)
 		c[FWB_C_TEMP_PAGES_PEAK] = s->temp_pages;
 }
 
-static int busy(const sim *s, int64_t p)
+/* The head of page p's folio, and the pages of the folio whose head is h. */
+static inline int64_t head(const sim *s, int64_t p)
 {
-	return s->temp ? s->pg[p].inflight > 0 : (s->pg[p].flags & PF_PGWB) != 0;
+	return p - s->pg[p].fofs;
 }
 
-/* Mark page p dirty; 1 if it was clean (folio_account_dirtied), else 0. */
-static int set_dirty(sim *s, int64_t p, int32_t f)
+static int64_t nr(const sim *s, int64_t h)
+{
+	return s->fo[h].nr ? s->fo[h].nr : 1;
+}
+
+static inline int busy(const sim *s, int64_t p)
+{
+	if (s->temp)
+		return s->pg[p].inflight > 0;
+	if (s->iomap)		/* PG_writeback is the folio's */
+		return s->fo[head(s, p)].nwb > 0;
+	return (s->pg[p].flags & PF_PGWB) != 0;
+}
+
+/* Mark page (block) p dirty; the pages newly accounted dirty (folio_account_dirtied
+ * counts a whole folio when it turns dirty), else 0. */
+static int64_t set_dirty(sim *s, int64_t p, int32_t f)
 {
 	if (s->pg[p].flags & PF_DIRTY)
 		return 0;
 	s->pg[p].flags |= PF_DIRTY;
-	s->dirty_total++;
 	if (s->f_ndirty[f] == 0)
 		s->f_dirtied_when[f] = s->now;
 	s->f_ndirty[f]++;
 	s->dmap[p >> 6] |= (uint64_t)1 << (p & 63);
 	s->dsum[p >> 12] |= (uint64_t)1 << ((p >> 6) & 63);
+	if (s->iomap) {
+		int64_t h = head(s, p), n;
+		if (s->fo[h].ndirty++)
+			return 0;
+		n = nr(s, h);
+		s->dirty_total += n;
+		return n;
+	}
+	s->dirty_total++;
 	return 1;
 }
 
@@ -579,7 +623,13 @@ static void clear_dirty(sim *s, int64_t p, int32_t f)
 	uint64_t bit = (uint64_t)1 << (p & 63);
 	/* clear_page_dirty_for_io write-protects the pte */
 	s->pg[p].flags &= (uint8_t)~(PF_DIRTY | PF_MAPW);
-	s->dirty_total--;
+	if (s->iomap) {		/* the folio's accounting drops with its last dirty block */
+		int64_t h = head(s, p);
+		if (--s->fo[h].ndirty == 0)
+			s->dirty_total -= nr(s, h);
+	} else {
+		s->dirty_total--;
+	}
 	if (s->dmap[p >> 6] & bit) {
 		s->f_ndirty[f]--;
 		s->dmap[p >> 6] &= ~bit;
@@ -689,6 +739,8 @@ static int32_t new_req(sim *s, int kind, int32_t f, int64_t first)
 	q->bg = 0;
 	q->done = 0;
 	q->promoted = 0;
+	q->nfolios = 0;
+	q->last_head = -1;
 	return r;
 }
 
@@ -935,8 +987,8 @@ static void start(sim *s, int32_t w, int32_t r)
 		mean = c->server_base_ns + c->server_page_ns * q->n + c->server_new_page_ns * fresh;
 		if (s->temp)	/* fuse_writepage_end: rb_erase, free the temp pages */
 			kern = c->wb_tree_ns * (1 + q->promoted) + c->temp_free_ns * q->n;
-		else		/* fuse_writepage_free: end PG_writeback of each page */
-			kern = c->end_writeback_ns * q->n;
+		else		/* fuse_writepage_free: end PG_writeback of each folio */
+			kern = c->end_writeback_ns * (s->iomap ? q->nfolios : q->n);
 	} else if (q->kind == RQ_READ) {
 		s->c[FWB_C_READS]++;
 		mean = c->server_base_ns + c->server_page_ns;
@@ -975,7 +1027,7 @@ static void complete(sim *s, int32_t r)
 	q->state = ST_DONE;
 	q->done = 1;
 	if (q->kind == RQ_READ) {
-		s->pg[s->base[q->file] + q->first].flags &= (uint8_t)~PF_LOCKED;
+		s->pg[s->base[q->file] + q->first].flags &= (uint8_t)~(PF_LOCKED | PF_NOTUP);
 		free_req(s, r);
 		return;
 	}
@@ -997,7 +1049,14 @@ static void complete(sim *s, int32_t r)
 		for (i = 0; i < q->n; i++)
 			if (s->lk[base + i].wb_req == r)
 				s->lk[base + i].wb_req = 0;
-	if (!s->temp) {
+	if (s->iomap) {
+		for (i = 0; i < q->n; i++) {
+			int64_t h = head(s, base + i);
+			s->pg[base + i].flags &= (uint8_t)~PF_PGWB;
+			if (--s->fo[h].nwb == 0)
+				s->pinned -= nr(s, h);
+		}
+	} else if (!s->temp) {
 		for (i = 0; i < q->n; i++)
 			s->pg[base + i].flags &= (uint8_t)~PF_PGWB;
 		s->pinned -= q->n;
@@ -1054,7 +1113,14 @@ static void fail(sim *s, int32_t r)
 		for (i = 0; i < q->n; i++)
 			if (s->lk[base + i].wb_req == r)
 				s->lk[base + i].wb_req = 0;
-	if (!s->temp) {
+	if (s->iomap) {		/* the folio's writeback ends with its last range */
+		for (i = 0; i < q->n; i++) {
+			int64_t h = head(s, base + i);
+			s->pg[base + i].flags &= (uint8_t)~PF_PGWB;
+			if (--s->fo[h].nwb == 0)
+				s->pinned -= nr(s, h);
+		}
+	} else if (!s->temp) {
 		for (i = 0; i < q->n; i++)
 			s->pg[base + i].flags &= (uint8_t)~PF_PGWB;
 		s->pinned -= q->n;
@@ -1206,7 +1272,7 @@ static void end_wait(sim *s, actor *a)
 	work(s, a, s->cfg->wakeup_ns);	/* it slept and was woken: two context switches */
 }
 
-static void wake_waiters(sim *s)
+static inline void wake_waiters(sim *s)
 {
 	int32_t i;
 	for (i = 0; i < s->nact; i++) {
@@ -1227,6 +1293,49 @@ static void kick_flusher(sim *s)
 	}
 }
 
+/* ------------------------------------------------------------ folios (iomap) */
+
+/* folio_start_writeback of a folio not under writeback (its whole size counts as
+ * writeback, its mappings are write-protected), held by the caller until it has added
+ * every dirty range (folio_release). */
+static void folio_claim(sim *s, int64_t h)
+{
+	int64_t n = nr(s, h), q;
+	s->pinned += n;
+	if (s->pinned > s->c[FWB_C_PINNED_PAGES_PEAK])
+		s->c[FWB_C_PINNED_PAGES_PEAK] = s->pinned;
+	for (q = h; q < h + n; q++)
+		s->pg[q].flags &= (uint8_t)~PF_MAPW;
+	s->fo[h].nwb++;
+}
+
+/* Drop the writeback path's hold; the folio's writeback ends if nothing of it is in
+ * flight any more (iomap_finish_folio_write). */
+static void folio_release(sim *s, int64_t h)
+{
+	if (--s->fo[h].nwb == 0) {
+		s->pinned -= nr(s, h);
+		wake_waiters(s);
+	}
+}
+
+/* Wait for the writeback of p's folio; a folio wait if p itself is not in flight. */
+static void wait_page(sim *s, actor *a, int64_t p)
+{
+	if (s->iomap && !(s->pg[p].flags & PF_PGWB))
+		s->c[FWB_C_FOLIO_WAITS]++;
+	block(a, W_PAGE, p);
+}
+
+/* Dirty blocks from p (dirty) on, before page id end. */
+static int64_t dirty_run(const sim *s, int64_t p, int64_t end)
+{
+	int64_t k = 1;
+	while (p + k < end && (s->pg[p + k].flags & PF_DIRTY))
+		k++;
+	return k;
+}
+
 /* ------------------------------------------------------------ writepages */
 
 static void wp_start(actor *a, int32_t f, int64_t first, int64_t end, int sync_all, int bg)
@@ -1240,6 +1349,7 @@ static void wp_start(actor *a, int32_t f, int64_t first, int64_t end, int sync_a
 	a->wp_chunk = 0;
 	a->wp_batch = 0;
 	a->wp_looked = 0;
+	a->wp_fend = a->wp_rend = 0;
 }
 
 /* Send a's batch once the CPU work that made it is done: at once if a's clock is
@@ -1288,7 +1398,15 @@ static void take_page(sim *s, actor *a, int32_t r, int64_t p, int32_t f)
 	clear_dirty(s, p, f);
 	/* temp pages: PG_writeback ends at once, in the flusher (fuse_writepages_send) */
 	work(s, a, s->cfg->wp_page_ns + s->temp * s->cfg->end_writeback_ns);
-	if (!s->temp) {
+	if (s->iomap) {		/* the folio was claimed (folio_claim) */
+		int64_t h = head(s, p);
+		s->pg[p].flags |= PF_PGWB;
+		s->fo[h].nwb++;
+		if (h != q->last_head) {
+			q->nfolios++;
+			q->last_head = h;
+		}
+	} else if (!s->temp) {
 		s->pg[p].flags |= PF_PGWB;
 		s->pinned++;
 		if (s->pinned > s->c[FWB_C_PINNED_PAGES_PEAK])
@@ -1347,6 +1465,86 @@ static int merge(sim *s, actor *a, int64_t p, int32_t f, int64_t idx)
 	return 1;
 }
 
+/* writepages of the iomap strategies (iomap_writepages, fuse_iomap_writeback_range).
+ * Per folio: a folio under writeback is skipped (WB_SYNC_NONE) or waited for
+ * (WB_SYNC_ALL); else it is put under writeback whole and each run of its dirty blocks
+ * is added to the batch, which is sent first if that run would pass max_pages or
+ * max_write, does not follow it, or the batch's folio array is full. */
+static int writepages_iomap(sim *s, actor *a)
+{
+	int32_t f = a->wp_f;
+	int64_t base = s->base[f];
+	int64_t end = base + min64(a->wp_end, s->npages[f]);
+	int64_t p;
+	if (a->wp_ready) {
+		int32_t r = a->wp_ready;
+		a->wp_ready = 0;
+		submit_bg(s, r);
+	}
+	for (p = next_dirty(s, base + a->wp_idx, end); p < end; p = next_dirty(s, p + 1, end)) {
+		int64_t idx = p - base, h;
+		int held;
+		if (a->wp_fend && idx >= a->wp_fend) {
+			folio_release(s, a->wp_fh);
+			a->wp_fend = 0;
+		}
+		held = a->wp_fend != 0;
+		if (!held) {
+			/* nr_to_write is looked at between folios (writeback_iter) */
+			if (a->wp_bg && a->wp_chunk >= s->cfg->wb_chunk_pages) {
+				a->wp_chunk = 0;
+				if (s->dirty_total <= bg_thresh(s))
+					break;
+			}
+			if (busy(s, p)) {
+				enum fwb_action act = s->strategy->on_busy_page(a->wp_sync, 0, s->cfg);
+				if (!send_batch(s, a))
+					return 0;
+				if (act == FWB_WAIT) {
+					s->c[FWB_C_WRITEPAGES_WAITS]++;
+					wait_page(s, a, p);
+					return 0;
+				}
+				s->c[FWB_C_WRITEBACK_SKIPS]++;
+				a->wp_idx = idx + 1;
+				continue;
+			}
+		}
+		h = head(s, p);
+		if (idx >= a->wp_rend) {	/* a dirty range starts: fuse_folios_need_send */
+			int64_t k = dirty_run(s, p, h + nr(s, h));
+			int32_t b = a->wp_batch;
+			if (b && (idx != s->rq[b].first + s->rq[b].n ||
+				  s->rq[b].n + k > s->req_pages ||
+				  (h != s->rq[b].last_head && s->rq[b].nfolios >= s->cfg->max_pages)) &&
+			    !send_batch(s, a))
+				return 0;
+			a->wp_rend = idx + k;
+		}
+		if (!held) {
+			folio_claim(s, h);
+			a->wp_fh = h;
+			a->wp_fend = h - base + nr(s, h);
+			a->wp_chunk += nr(s, h);
+		}
+		if (!a->wp_batch)
+			a->wp_batch = new_write(s, f, idx);
+		take_page(s, a, a->wp_batch, p, f);
+		a->wp_sent++;
+		a->wp_idx = idx + 1;
+	}
+	if (a->wp_fend) {
+		folio_release(s, a->wp_fh);
+		a->wp_fend = 0;
+	}
+	if (!send_batch(s, a)) {
+		a->wp_idx = a->wp_end;	/* nothing more to look at once it is sent */
+		return 0;
+	}
+	a->wp_active = 0;
+	return 1;
+}
+
 /* Advance a's writepages; 1 when finished, 0 when it must wait.  It resumes at the
  * page it stopped at, sending first the batch it slept for (send_batch). */
 static int writepages(sim *s, actor *a)
@@ -1355,6 +1553,8 @@ static int writepages(sim *s, actor *a)
 	int64_t base = s->base[f];
 	int64_t end = base + min64(a->wp_end, s->npages[f]);
 	int64_t p;
+	if (s->iomap)
+		return writepages_iomap(s, a);
 	if (a->wp_ready) {
 		int32_t r = a->wp_ready;
 		a->wp_ready = 0;
@@ -1420,6 +1620,29 @@ static int writepages(sim *s, actor *a)
 
 /* ------------------------------------------------------------ reclaim */
 
+/* Reclaim writes a dirty folio not under writeback: one WRITE per dirty range (a folio
+ * fits in one request), sent at once; the folio stays cached. */
+static void pageout_folio(sim *s, actor *a, int64_t h, int32_t f)
+{
+	int64_t end = h + nr(s, h), q = h, i, k;
+	folio_claim(s, h);
+	while (q < end) {
+		int32_t r;
+		if (!(s->pg[q].flags & PF_DIRTY)) {
+			q++;
+			continue;
+		}
+		r = new_write(s, f, q - s->base[f]);
+		k = dirty_run(s, q, end);
+		for (i = q; i < q + k; i++)
+			take_page(s, a, r, i, f);
+		q += k;
+		work(s, a, s->cfg->wp_request_ns);
+		submit_bg(s, r);
+	}
+	folio_release(s, h);
+}
+
 /* ->writepage of one dirty page from reclaim: 1 clean now, 0 kept, -1 wait. */
 static int pageout(sim *s, actor *a, int64_t p, int32_t f)
 {
@@ -1461,6 +1684,35 @@ static int32_t file_of(const sim *s, int64_t p)
 	return lo;
 }
 
+/* shrink_folio_list on the folio at the LRU's cold end (iomap strategies): skip it under
+ * writeback (or locked, or pinned), write it if dirty, else free it; the pages freed. */
+static int64_t reclaim_folio(sim *s, actor *a, int64_t h)
+{
+	int64_t n = nr(s, h), q;
+	int pinned = s->fo[h].nwb > 0;
+	for (q = h; q < h + n && !pinned; q++)
+		pinned = (s->pg[q].flags & PF_LOCKED) || s->pg[q].gup;
+	if (pinned) {
+		if (s->fo[h].nwb)	/* 0c4f8ed498ce: skip, never wait on FUSE writeback */
+			s->c[FWB_C_WRITEBACK_SKIPS]++;
+		lru_add(s, lru_del_cold(s));
+		return 0;
+	}
+	if (s->fo[h].ndirty) {
+		pageout_folio(s, a, h, file_of(s, h));
+		lru_add(s, lru_del_cold(s));
+		return 0;
+	}
+	lru_del_cold(s);
+	for (q = h; q < h + n; q++) {
+		s->pg[q].flags &= (uint8_t)~(PF_CACHED | PF_MAPW | PF_NOTUP | PF_BADREAD);
+		s->pg[q].fofs = 0;
+	}
+	s->fo[h].nr = 0;
+	s->cache_pages -= n;
+	return n;
+}
+
 /* Scan one round from the LRU's cold end; 0 if a wait began. */
 static int reclaim_round(sim *s, actor *a)
 {
@@ -1473,6 +1725,10 @@ static int reclaim_round(sim *s, actor *a)
 		p = s->lru[s->lru_cold];
 		scanned++;
 		work(s, a, c->reclaim_scan_ns);
+		if (s->iomap) {		/* p is a folio's head: reclaim works per folio */
+			freed += reclaim_folio(s, a, p);
+			continue;
+		}
 		if ((s->pg[p].flags & (PF_LOCKED | PF_PGWB)) || s->pg[p].gup) {
 			/* 0c4f8ed498ce: skip, never wait on FUSE writeback */
 			if (s->pg[p].flags & PF_PGWB)
@@ -1539,45 +1795,6 @@ static int reserve(sim *s, actor *a, int64_t n)
 
 /* ------------------------------------------------------------ the page cache */
 
-/* Make page idx of f cached and up to date; 0 if a wait began. */
-static int page_ready(sim *s, actor *a, int32_t f, int64_t idx, int need_read)
-{
-	int64_t p = s->base[f] + idx;
-	int32_t r;
-	if (s->pg[p].flags & PF_LOCKED) {
-		block(a, W_LOCK, p);
-		return 0;
-	}
-	if (s->pg[p].flags & PF_CACHED) {
-		if (!(s->pg[p].flags & PF_BADREAD))
-			return 1;
-		if (!need_read) {	/* written whole: up to date again */
-			s->pg[p].flags &= (uint8_t)~PF_BADREAD;
-			return 1;
-		}
-		return refuse_call(s, a);
-	}
-	if (need_read && s->aborted)
-		return refuse_call(s, a);
-	if (!reserve(s, a, 1))
-		return 0;
-	s->pg[p].flags |= PF_CACHED;
-	s->cache_pages++;
-	lru_add(s, p);
-	work(s, a, s->cfg->cache_add_ns);
-	if (need_read) {	/* fuse_do_readpage: a READ, then wait for the page lock */
-		if (s->temp && s->f_inflight[f])	/* fuse_wait_on_page_writeback first */
-			work(s, a, s->cfg->wb_lookup_ns);
-		s->pg[p].flags |= PF_LOCKED;
-		r = new_req(s, RQ_READ, f, idx);
-		s->rq[r].n = 1;
-		to_pending(s, r);
-		block(a, W_LOCK, p);
-		return 0;
-	}
-	return 1;
-}
-
 /* floor(log2(v)), v > 0 */
 static int ilog2_64(int64_t v)
 {
@@ -1585,6 +1802,99 @@ static int ilog2_64(int64_t v)
 	while (v >>= 1)
 		r++;
 	return r;
+}
+
+
+/* A READ of one page (block) and a wait for its lock. */
+static void read_page(sim *s, actor *a, int32_t f, int64_t idx, int64_t p)
+{
+	int32_t r;
+	if (s->temp && s->f_inflight[f])	/* fuse_wait_on_page_writeback first */
+		work(s, a, s->cfg->wb_lookup_ns);
+	s->pg[p].flags |= PF_LOCKED;
+	r = new_req(s, RQ_READ, f, idx);
+	s->rq[r].n = 1;
+	to_pending(s, r);
+	block(a, W_LOCK, p);
+}
+
+/* __filemap_get_folio for a write of `want` bytes at page idx: the order the write asks
+ * for (fgf_set_order), lowered to the index's alignment, then tried down to 1; an order
+ * fails if a page of its range is cached (-EEXIST), lies past the file's simulated
+ * pages, or the allocation would need reclaim (__GFP_NORETRY).  Nothing is added if
+ * every order above 0 fails: the caller adds an order-0 folio. */
+static void add_large_folio(sim *s, actor *a, int32_t f, int64_t idx, int64_t want)
+{
+	int order = ilog2_64(want) - 12, max_order = ilog2_64(s->max_folio);
+	int64_t h = s->base[f] + idx, n = 1, q;
+	if (order < 0)
+		order = 0;
+	if (order > max_order)
+		order = max_order;
+	if (idx & (((int64_t)1 << order) - 1))
+		order = __builtin_ctzll((uint64_t)idx);
+	for (; order > 0; order--) {
+		int ok;
+		n = (int64_t)1 << order;
+		ok = idx + n <= s->npages[f] &&
+		     ssub(free_pages(s), n) >= s->cfg->wmark_low_pages;
+		for (q = h; ok && q < h + n; q++)
+			ok = !(s->pg[q].flags & PF_CACHED);
+		if (ok)
+			break;
+	}
+	if (order == 0)
+		return;
+	for (q = h; q < h + n; q++) {
+		s->pg[q].flags |= PF_CACHED | PF_NOTUP;
+		s->pg[q].fofs = (uint16_t)(q - h);
+	}
+	s->fo[h].nr = (uint16_t)n;
+	s->cache_pages += n;
+	s->c[FWB_C_FOLIOS]++;
+	s->c[FWB_C_FOLIO_PAGES] += n;
+	lru_add(s, h);
+	work(s, a, s->cfg->cache_add_ns);
+}
+
+/* Make page idx of f cached and up to date; 0 if a wait began.  want > 0: a write(2)
+ * of that many bytes from this page on (the folio size it asks for). */
+static int page_ready(sim *s, actor *a, int32_t f, int64_t idx, int need_read, int64_t want)
+{
+	int64_t p = s->base[f] + idx;
+	if (s->pg[p].flags & PF_LOCKED) {
+		block(a, W_LOCK, p);
+		return 0;
+	}
+	if (!(s->pg[p].flags & PF_CACHED) && want && s->large)
+		add_large_folio(s, a, f, idx, want);
+	if (s->pg[p].flags & PF_CACHED) {
+		if (!(s->pg[p].flags & (PF_NOTUP | PF_BADREAD)))
+			return 1;
+		if (!need_read) {	/* written whole, or past EOF (zeroed): up to date */
+			s->pg[p].flags &= (uint8_t)~(PF_NOTUP | PF_BADREAD);
+			return 1;
+		}
+		if ((s->pg[p].flags & PF_BADREAD) || s->aborted)
+			return refuse_call(s, a);
+		read_page(s, a, f, idx, p);	/* a block of a large folio that is not uptodate */
+		return 0;
+	}
+	if (need_read && s->aborted)
+		return refuse_call(s, a);
+	if (!reserve(s, a, 1))
+		return 0;
+	s->pg[p].flags |= PF_CACHED;
+	s->cache_pages++;
+	s->c[FWB_C_FOLIOS]++;
+	s->c[FWB_C_FOLIO_PAGES]++;
+	lru_add(s, p);
+	work(s, a, s->cfg->cache_add_ns);
+	if (need_read) {	/* fuse_do_readpage: a READ, then wait for the page lock */
+		read_page(s, a, f, idx, p);
+		return 0;
+	}
+	return 1;
 }
 
 /* roundup_pow_of_two(v), v >= 1 */
@@ -1733,13 +2043,18 @@ static int do_write(sim *s, actor *a, const fwb_op *op)
 		int64_t idx = a->pg, ps = idx * FWB_PAGE, p, end;
 		int whole = off <= ps && off + ln >= ps + FWB_PAGE;
 		int need_read = !whole && ps < s->isize[f];
-		if (!page_ready(s, a, f, idx, need_read))
+		int64_t want = 0;
+		if (s->large) {	/* iomap_write_iter: the rest of the write, within a folio */
+			int64_t pos = max64(off, ps), chunk = s->max_folio * FWB_PAGE;
+			want = min64(off + ln - pos, chunk - pos % chunk);
+		}
+		if (!page_ready(s, a, f, idx, need_read, want))
 			return 0;
 		p = s->base[f] + idx;
 		if (s->writer_waits && s->temp && s->f_inflight[f])
 			work(s, a, c->wb_lookup_ns);	/* fuse_write_begin looks the page up */
 		if (s->writer_waits && busy(s, p)) {	/* fuse_wait_on_page_writeback */
-			block(a, W_PAGE, p);
+			wait_page(s, a, p);
 			return 0;
 		}
 		s->pg[p].version++;
@@ -1778,12 +2093,12 @@ static int do_mmap_store(sim *s, actor *a, const fwb_op *op)
 				a->fault_start = a->clk;
 				work(s, a, c->fault_ns);
 			}
-			if (!page_ready(s, a, f, idx, idx * FWB_PAGE < s->isize[f]))
+			if (!page_ready(s, a, f, idx, idx * FWB_PAGE < s->isize[f], 0))
 				return 0;
 			if (s->temp && s->f_inflight[f])	/* fuse_page_mkwrite looks it up */
 				work(s, a, c->wb_lookup_ns);
 			if (busy(s, p)) {	/* page_mkwrite waits for writeback */
-				block(a, W_PAGE, p);
+				wait_page(s, a, p);
 				return 0;
 			}
 			s->pg[p].flags |= PF_MAPW;
@@ -1819,7 +2134,7 @@ static int do_dio_read(sim *s, actor *a, const fwb_op *op)
 		while (a->pg <= last) {		/* get_user_pages, then submit */
 			int64_t p;
 			idx = a->pg;
-			if (!page_ready(s, a, f, idx, idx * FWB_PAGE < s->isize[f]))
+			if (!page_ready(s, a, f, idx, idx * FWB_PAGE < s->isize[f], 0))
 				return 0;
 			p = s->base[f] + idx;
 			s->pg[p].gup++;
@@ -2192,7 +2507,7 @@ static int config_ok(const fwb_config *c)
 {
 	const int64_t NS = (int64_t)1 << 62, COST = (int64_t)1 << 34;
 	int64_t i;
-	if (!(in_range(c->strategy, 0, 4) && in_range(c->writer_waits, 0, 1) &&
+	if (!(in_range(c->strategy, 0, 6) && in_range(c->writer_waits, 0, 1) &&
 	      in_range(c->merge_queued_primary, 0, 1) && in_range(c->max_pages, 1, FUSE_MAX_PAGES_LIMIT) &&
 	      in_range(c->max_write, 0, (int64_t)1 << 30) &&
 	      in_range(c->request_timeout_ns, 0, (int64_t)65535 * 1000000000) &&
@@ -2301,6 +2616,7 @@ static void sim_free(sim *s)
 	free(s->f_inflight);
 	free(s->pg_mem);
 	free(s->lk);
+	free(s->fo);
 	free(s->lru);
 	free(s->dmap);
 	free(s->dsum);
@@ -2327,6 +2643,15 @@ static void sim_init(sim *s, const fwb_config *cfg, const fwb_op *ops, int64_t n
 	s->temp = s->strategy->temp_pages;
 	s->writer_waits = cfg->writer_waits != 0;
 	s->req_pages = min64(cfg->max_pages, cfg->max_write / FWB_PAGE);
+	s->iomap = s->strategy->iomap;
+	s->large = s->strategy->large_folios;
+	/* fuse_init_file_inode: folio orders 0..ilog2(min(max_write >> PAGE_SHIFT,
+	 * max_pages)), capped at MAX_PAGECACHE_ORDER */
+	s->max_folio = 1;
+	if (s->large && s->req_pages > 0) {
+		int o = ilog2_64(s->req_pages);
+		s->max_folio = (int64_t)1 << (o < MAX_FOLIO_ORDER ? o : MAX_FOLIO_ORDER);
+	}
 	s->nthr = s->nidle = (int32_t)cfg->server_threads;
 	s->thr = xcalloc(s, (size_t)s->nthr, sizeof *s->thr);
 	for (i = 0; i < s->nthr; i++)
@@ -2360,6 +2685,8 @@ static void sim_init(sim *s, const fwb_config *cfg, const fwb_op *ops, int64_t n
 	s->pg = (page *)(((uintptr_t)s->pg_mem + 63) & ~(uintptr_t)63);
 	if (s->strategy->merges)
 		s->lk = xcalloc(s, (size_t)n, sizeof(lookup));
+	if (s->iomap)
+		s->fo = xcalloc(s, (size_t)n + 1, sizeof(folio));
 	s->lru_cap = n ? n : 1;
 	s->lru = xmalloc(s, (size_t)s->lru_cap * sizeof(int32_t));
 	nw = (n + 63) / 64;

@@ -96,7 +96,8 @@ enum fwb_counter {
 	FWB_C_HANGS = 16, FWB_C_DEADLOCKS = 17, FWB_C_RECLAIM_GAVEUP = 18,
 	FWB_C_COMPACTION_UNMOVABLE = 19, FWB_C_BYTES_DIRTIED = 20, FWB_C_BYTES_WRITTEN = 21,
 	FWB_C_T_FIRST = 22, FWB_C_T_APP_END = 23, FWB_C_T_WB_END = 24, FWB_C_T_END = 25,
-	FWB_C_STUCK = 26, FWB_C_EVENTS = 27, FWB_C_ABORTED_CALLS = 28, FWB_N_COUNTERS = 29
+	FWB_C_STUCK = 26, FWB_C_EVENTS = 27, FWB_C_ABORTED_CALLS = 28, FWB_C_FOLIOS = 29,
+	FWB_C_FOLIO_PAGES = 30, FWB_C_FOLIO_WAITS = 31, FWB_N_COUNTERS = 32
 };
 
 /* Latency sample sets, in the order of bench.refsim.LATENCIES. */
@@ -108,7 +109,7 @@ enum fwb_latency {
 enum fwb_error { FWB_OK = 0, FWB_ENOMEM = -1, FWB_EINVAL = -2 };
 
 typedef struct fwb_result {
-	int64_t counters[29];
+	int64_t counters[32];
 	int64_t *pages_per_request;	/* owned; pages_per_request_n = max_pages + 1 entries */
 	int64_t pages_per_request_n;
 	int64_t *latency[7];		/* owned; freed by fwb_result_free */

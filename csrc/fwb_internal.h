@@ -33,6 +33,8 @@ struct fwb_strategy {
 	int code;		/* STRATEGY.code */
 	int temp_pages;		/* copies into temp pages, ends PG_writeback at once */
 	int merges;		/* may answer FWB_MERGE: the engine keeps the in-flight lookup */
+	int iomap;		/* per-block dirty state in a folio, PG_writeback per folio */
+	int large_folios;	/* write(2) creates folios sized by the write (needs iomap) */
 	enum fwb_action (*on_busy_page)(int sync_all, int from_reclaim, const fwb_config *cfg);
 };
 
@@ -41,5 +43,7 @@ extern const struct fwb_strategy fwb_strategy_wait_in_writepages;
 extern const struct fwb_strategy fwb_strategy_redirty_and_skip;
 extern const struct fwb_strategy fwb_strategy_merge_in_queue;
 extern const struct fwb_strategy fwb_strategy_no_temp_page;
+extern const struct fwb_strategy fwb_strategy_iomap_blocks;
+extern const struct fwb_strategy fwb_strategy_large_folio;
 
 #endif

@@ -1,4 +1,4 @@
-"""The five writeback strategies: one module each, with its policy and metadata.
+"""The writeback strategies: one module each, with its policy and metadata.
 
 A strategy answers one question for the engine (SimPy's resource idea: the engine
 owns pages, requests and invariants; the strategy implements a hook): what does
@@ -45,6 +45,11 @@ class Strategy:
     temp_pages: bool              # copies pages into temp pages and ends PG_writeback at once
     on_busy_page: Callable[[BusyPage, Mapping[str, int]], Action]
     params: Mapping[str, tuple[int, str]] = field(default_factory=dict)  # name -> (default, doc)
+    # iomap buffered I/O (fs/iomap/buffered-io.c): dirty and uptodate state per 4 KiB block
+    # inside a folio, PG_writeback per folio while any of its ranges is in flight
+    iomap: bool = False
+    # write(2) creates folios sized by the write (iomap_get_folio, fgf_set_order); needs iomap
+    large_folios: bool = False
 
     def defaults(self) -> dict[str, int]:
         return {k: v[0] for k, v in self.params.items()}
@@ -52,9 +57,10 @@ class Strategy:
 
 def _load() -> dict[str, Strategy]:
     # Imported here so each module stays a plain, readable file.
-    from . import (merge_in_queue, no_temp_page, redirty_and_skip, temp_naive,
-                   wait_in_writepages)
-    mods = (temp_naive, wait_in_writepages, redirty_and_skip, merge_in_queue, no_temp_page)
+    from . import (iomap_blocks, large_folio, merge_in_queue, no_temp_page, redirty_and_skip,
+                   temp_naive, wait_in_writepages)
+    mods = (temp_naive, wait_in_writepages, redirty_and_skip, merge_in_queue, no_temp_page,
+            iomap_blocks, large_folio)
     return {m.STRATEGY.name: m.STRATEGY for m in mods}
 
 

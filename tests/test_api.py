@@ -11,13 +11,13 @@ from bench.sim.workload import from_arrays
 
 def test_lists_name_every_strategy_and_workload():
     assert sim.strategies() == ["temp-naive", "wait-in-writepages", "redirty-and-skip",
-                                "merge-in-queue", "no-temp-page"]
+                                "merge-in-queue", "no-temp-page", "iomap-blocks", "large-folio"]
     assert set(sim.workloads()) == {"seq-write", "rand-write", "rewrite-hot", "mmap-rewrite",
                                     "dio-redirty", "fsync-heavy", "mem-pressure", "stuck-server",
                                     "multi-writer", "seq-write-128k", "seq-write-1m",
                                     "rand-write-128k", "rand-write-1m", "seq-overwrite-128k",
                                     "seq-overwrite-1m", "rand-overwrite-128k", "rand-overwrite-1m",
-                                    "partial-rewrite", "stuck-server-long"}
+                                    "partial-rewrite", "stuck-server-long", "stuck-server-timeout"}
     for s in strategies.STRATEGIES.values():
         assert s.summary and s.kernels and "writer_waits" in s.params
 

@@ -102,6 +102,20 @@ def test_random_configurations_agree(strategy, w, params, extra, merge_primary, 
     assert_same_raw(a, b, f"{strategy} {params} {extra} seed={seed}")
 
 
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(strategy=st.sampled_from(["iomap-blocks", "large-folio"]), w=op_arrays(), params=configs(),
+       max_pages=st.sampled_from([4, 16, 32, 64]), writer_waits=st.integers(0, 1),
+       seed=st.integers(0, 2**32))
+def test_folio_strategies_agree_with_folios_up_to_64_pages(strategy, w, params, max_pages,
+                                                           writer_waits, seed):
+    # configs() keeps max_pages <= 8; large folios (up to max_pages pages) need more room
+    params = {**params, "max_pages": max_pages}
+    wl, cfg = sim.prepare(strategy, w, seed, **params, writer_waits=writer_waits)
+    a = refsim.simulate(cfg, wl.ops, wl.file_sizes, seed)
+    b = _cengine.simulate(cfg, wl.ops, wl.file_sizes, seed)
+    assert_same_raw(a, b, f"{strategy} {params} writer_waits={writer_waits} seed={seed}")
+
+
 def test_every_default_workload_agrees():
     for name in sim.workloads():
         # The standard suite as it is; the others (block-size presets, partial-rewrite) on a

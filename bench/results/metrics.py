@@ -58,6 +58,8 @@ METRICS: tuple[Metric, ...] = (
     Metric("bytes_written", "bytes", None, "bytes delivered to the server"),
     Metric("stuck", "count", False, "1 if the run ended with a thread still blocked"),
     Metric("aborted_calls", "count", False, "requests ended with an error by the connection's abort (request_timeout_ns), or refused after it"),
+    Metric("folio_pages_mean", "pages", None, "mean pages per page-cache folio created (1.0 with order-0 folios, and when none was created)"),
+    Metric("folio_waits", "count", None, "waits on a folio under writeback for a page that was not itself in flight (another block of the folio was)"),
 )
 METRIC_BY_NAME: Mapping[str, Metric] = {m.name: m for m in METRICS}
 
@@ -113,4 +115,6 @@ def summarize(raw: Mapping[str, Any]) -> dict[str, Any]:
                  "max_copies_in_flight", "hangs", "deadlocks", "reclaim_gaveup",
                  "compaction_unmovable", "bytes_dirtied", "bytes_written", "stuck", "aborted_calls"):
         m[name] = int(c[name])
+    m["folio_pages_mean"] = c["folio_pages"] / c["folios"] if c["folios"] else 1.0
+    m["folio_waits"] = int(c["folio_waits"])
     return m

@@ -156,6 +156,24 @@ Choices where model.md is silent (kernel behaviour followed, or simplified):
     NR_WRITEBACK_TEMP's increment and decrement are part of temp_alloc_ns and
     temp_free_ns.
 
+Folios (the iomap strategies, docs/model.md "Folios"; strategies/large_folio.py names
+the kernel sources):
+- a page is a 4 KiB block of its folio; folios are naturally aligned runs of pages named
+  by their head; only heads are on the LRU; per-folio state lives at the head (pages,
+  dirty blocks, blocks in flight);
+- dirty accounting per folio (a clean folio's first dirty block accounts all its pages,
+  and its last cleaned block unaccounts them); writeback puts the folio under
+  PG_writeback whole (pinned counts all its pages) and holds it while it adds the
+  folio's dirty ranges, so that a folio cannot end its writeback half filled;
+- the chunk of background writeback (nr_to_write) counts whole folios and is looked at
+  between folios; wp_page_ns stays per block, end_writeback_ns is per folio range of a
+  reply, cache_add_ns is per folio added;
+- only write(2) makes large folios (large-folio); a large order fails without reclaim
+  when it would take free memory under the low watermark, or overlap a cached page, or
+  pass the file's simulated pages (the last index any op touches);
+- a READ of a not-uptodate block makes it uptodate; the rest of a new large folio stays
+  not uptodate until written whole or read.
+
 Not modelled: kswapd and LRU activation; the congestion check of
 fuse_writepages in v5.x-v6.1 (WB_SYNC_NONE writeback gives up while
 num_background >= congestion_threshold); the bandwidth estimation that adapts
@@ -200,9 +218,10 @@ COUNTERS = (
     "temp_bytes_copied", "temp_page_ns", "pinned_pages_peak", "lost_updates", "out_of_order",
     "max_copies_in_flight", "hangs", "deadlocks", "reclaim_gaveup", "compaction_unmovable",
     "bytes_dirtied", "bytes_written", "t_first", "t_app_end", "t_wb_end", "t_end", "stuck",
-    "events", "aborted_calls",
+    "events", "aborted_calls", "folios", "folio_pages", "folio_waits",
 )
 TIMEOUT_PERIOD_NS = 15 * 1_000_000_000   # fs/fuse/dev.c FUSE_TIMEOUT_TIMER_FREQ (15 s)
+MAX_FOLIO_ORDER = 9            # MAX_PAGECACHE_ORDER on x86-64 (HPAGE_PMD_ORDER): 2 MiB
 LATENCIES = ("write", "fault", "fsync", "sync", "throttle", "reclaim", "compaction")
 SERIES_FIELDS = ("time_ns", "dirty", "writeback", "temp", "cache", "anon")
 
@@ -283,7 +302,7 @@ class Server:
 
 class Request:
     __slots__ = ("id", "kind", "file", "first", "n", "versions", "state", "bg", "secs",
-                 "crop", "done", "promoted", "created")
+                 "crop", "done", "promoted", "created", "nfolios", "last_head")
 
     def __init__(self, rid: int, kind: int, f: int, first: int):
         self.id = rid
@@ -299,6 +318,8 @@ class Request:
         self.done = False
         self.promoted = False          # a secondary re-inserted at its primary's reply
         self.created = 0               # when it was allocated (fuse_request_init: create_time)
+        self.nfolios = 0               # folio ranges in it (iomap: ap->num_folios)
+        self.last_head = -1            # the folio of its last range
 
 
 class Actor:
@@ -311,7 +332,7 @@ class Actor:
                  "wp_ready", "wp_looked", "wp_sent", "req", "sync_f", "fl_pass", "fl_file",
                  "fl_kupdate", "fl_due",
                  "fl_sync", "fl_all", "nr_dirtied", "paused_when", "dirtied_pause", "bal_state",
-                 "finished", "failed")
+                 "finished", "failed", "wp_fh", "wp_fend", "wp_rend")
 
     def __init__(self, aid: int, ops: np.ndarray | None):
         self.id = aid
@@ -356,6 +377,9 @@ class Actor:
         self.bal_state = BAL_NONE
         self.finished = ops is None or len(ops) == 0
         self.failed = False            # its call failed at once (the connection was aborted)
+        self.wp_fh = 0                 # iomap: the folio writepages holds under writeback
+        self.wp_fend = 0               # 1 + ... its last index in the file; 0: none held
+        self.wp_rend = 0               # end of the dirty range being added to the batch
 
 
 class Sim:
@@ -365,6 +389,12 @@ class Sim:
         self.temp = self.strategy.temp_pages
         self.writer_waits = bool(cfg["writer_waits"])
         self.req_pages = min(cfg["max_pages"], cfg["max_write"] // PAGE)
+        self.iomap = self.strategy.iomap
+        self.large = self.strategy.large_folios
+        # fuse_init_file_inode: folio orders 0..ilog2(min(max_write >> PAGE_SHIFT, max_pages)),
+        # capped at MAX_PAGECACHE_ORDER
+        self.max_folio = 1 << min(self.req_pages.bit_length() - 1, MAX_FOLIO_ORDER) \
+            if self.large else 1
         self.server = Server(cfg, seed)
 
         # files: page capacity covers the initial size and every byte an op touches
@@ -402,6 +432,14 @@ class Sim:
         self.lru_next = [0] * (n + 1)
         self.lru_prev[n] = self.lru_next[n] = n
         self.lru_head = n
+        # folios (iomap strategies only; zero = an order-0 folio, or nothing).  A folio is
+        # named by its head page; only heads are on the LRU.
+        m = n if self.iomap else 0
+        self.fofs = [0] * m            # a page's offset in its folio
+        self.fnr = [0] * m             # at a head: pages in the folio, 0 for one
+        self.fdirty = [0] * m          # at a head: dirty blocks
+        self.fwbc = [0] * m            # at a head: blocks in flight, +1 while writeback fills it
+        self.notup = [0] * m           # cached but not uptodate (a block of a new large folio)
 
         # memory and queues
         self.cache_pages = self.anon_pages = self.temp_pages = self.pinned = self.dirty_total = 0
@@ -580,25 +618,74 @@ class Sim:
             self.c["temp_pages_peak"] = self.temp_pages
 
     def busy(self, p: int) -> bool:
-        return self.inflight[p] > 0 if self.temp else bool(self.pgwb[p])
+        if self.temp:
+            return self.inflight[p] > 0
+        if self.iomap:                 # PG_writeback is the folio's
+            return self.fwbc[p - self.fofs[p]] > 0
+        return bool(self.pgwb[p])
+
+    def nr(self, h: int) -> int:
+        """Pages in the folio whose head is h."""
+        return self.fnr[h] or 1
 
     def set_dirty(self, p: int, f: int) -> int:
-        """Mark page p dirty; 1 if it was clean (folio_account_dirtied), else 0."""
+        """Mark page (block) p dirty; the pages newly accounted dirty (folio_account_dirtied
+        counts a whole folio when it turns dirty), else 0."""
         if self.dirty[p]:
             return 0
         self.dirty[p] = 1
-        self.dirty_total += 1
         d = self.f_dirty[f]
         if not d:
             self.f_dirtied_when[f] = self.now
         d.add(p - self.base[f])
+        if self.iomap:
+            h = p - self.fofs[p]
+            self.fdirty[h] += 1
+            if self.fdirty[h] > 1:
+                return 0
+            n = self.nr(h)
+            self.dirty_total += n
+            return n
+        self.dirty_total += 1
         return 1
 
     def clear_dirty(self, p: int, f: int) -> None:
         self.dirty[p] = 0
-        self.dirty_total -= 1
         self.f_dirty[f].discard(p - self.base[f])
         self.mapw[p] = 0               # clear_page_dirty_for_io write-protects the pte
+        if self.iomap:                 # the folio's accounting drops with its last dirty block
+            h = p - self.fofs[p]
+            self.fdirty[h] -= 1
+            if self.fdirty[h] == 0:
+                self.dirty_total -= self.nr(h)
+            return
+        self.dirty_total -= 1
+
+    def folio_claim(self, h: int) -> None:
+        """folio_start_writeback of a folio not under writeback (its whole size counts as
+        writeback, its mappings are write-protected), held by the caller until it has added
+        every dirty range (folio_release)."""
+        n = self.nr(h)
+        self.pinned += n
+        if self.pinned > self.c["pinned_pages_peak"]:
+            self.c["pinned_pages_peak"] = self.pinned
+        for q in range(h, h + n):
+            self.mapw[q] = 0
+        self.fwbc[h] += 1
+
+    def folio_release(self, h: int) -> None:
+        """Drop the writeback path's hold; the folio's writeback ends if nothing of it is in
+        flight any more (iomap_finish_folio_write)."""
+        self.fwbc[h] -= 1
+        if self.fwbc[h] == 0:
+            self.pinned -= self.nr(h)
+            self.wake_waiters()
+
+    def wait_page(self, a: Actor, p: int) -> None:
+        """Wait for the writeback of p's folio; a folio wait if p itself is not in flight."""
+        if self.iomap and not self.pgwb[p]:
+            self.c["folio_waits"] += 1
+        self.block(a, W_PAGE, p)
 
     # ------------------------------------------------------------------ LRU
     def lru_add(self, p: int) -> None:
@@ -670,8 +757,8 @@ class Sim:
             mean = c["server_base_ns"] + c["server_page_ns"] * r.n + c["server_new_page_ns"] * new
             if self.temp:              # fuse_writepage_end: rb_erase, free the temp pages
                 kern = c["wb_tree_ns"] * (1 + r.promoted) + c["temp_free_ns"] * r.n
-            else:                      # fuse_writepage_free: end PG_writeback of each page
-                kern = c["end_writeback_ns"] * r.n
+            else:                      # fuse_writepage_free: end PG_writeback of each folio
+                kern = c["end_writeback_ns"] * (r.nfolios if self.iomap else r.n)
         elif r.kind == RQ_READ:
             self.c["reads"] += 1
             mean = c["server_base_ns"] + c["server_page_ns"]
@@ -688,7 +775,10 @@ class Sim:
         r.state = ST_DONE
         r.done = True
         if r.kind == RQ_READ:
-            self.locked[self.base[r.file] + r.first] = 0
+            p = self.base[r.file] + r.first
+            self.locked[p] = 0
+            if self.iomap:
+                self.notup[p] = 0
             return
         if r.kind == RQ_FSYNC:
             return
@@ -704,7 +794,13 @@ class Sim:
             self.inflight[p] -= 1
             if self.wb_req[p] is r:
                 self.wb_req[p] = None
-            if not self.temp:
+            if self.iomap:
+                self.pgwb[p] = 0
+                h = p - self.fofs[p]
+                self.fwbc[h] -= 1
+                if self.fwbc[h] == 0:
+                    self.pinned -= self.nr(h)
+            elif not self.temp:
                 self.pgwb[p] = 0
                 self.pinned -= 1
         if self.temp:
@@ -748,7 +844,13 @@ class Sim:
             self.inflight[p] -= 1
             if self.wb_req[p] is r:
                 self.wb_req[p] = None
-            if not self.temp:
+            if self.iomap:             # the folio's writeback ends with its last range
+                self.pgwb[p] = 0
+                h = p - self.fofs[p]
+                self.fwbc[h] -= 1
+                if self.fwbc[h] == 0:
+                    self.pinned -= self.nr(h)
+            elif not self.temp:
                 self.pgwb[p] = 0
                 self.pinned -= 1
         if self.temp:
@@ -881,6 +983,7 @@ class Sim:
         a.wp_chunk = 0
         a.wp_batch = None
         a.wp_looked = 0
+        a.wp_fend = a.wp_rend = 0
 
     def send_batch(self, a: Actor) -> bool:
         """Send a's batch once the CPU work that made it is done: at once if a's clock is not
@@ -917,7 +1020,14 @@ class Sim:
         self.clear_dirty(p, f)
         # temp pages: PG_writeback ends at once, in the flusher (fuse_writepages_send)
         self.work(a, self.cfg["wp_page_ns"] + self.temp * self.cfg["end_writeback_ns"])
-        if not self.temp:
+        if self.iomap:                 # the folio was claimed (folio_claim)
+            self.pgwb[p] = 1
+            h = p - self.fofs[p]
+            self.fwbc[h] += 1
+            if h != r.last_head:
+                r.nfolios += 1
+                r.last_head = h
+        elif not self.temp:
             self.pgwb[p] = 1
             self.pinned += 1
             if self.pinned > self.c["pinned_pages_peak"]:
@@ -965,6 +1075,8 @@ class Sim:
     def writepages(self, a: Actor) -> bool:
         """Advance a's writepages; True when finished, False when it must wait.  It resumes at
         the page it stopped at, sending first the batch it slept for (send_batch)."""
+        if self.iomap:
+            return self.writepages_iomap(a)
         f = a.wp_f
         base = self.base[f]
         if a.wp_ready is not None:
@@ -1018,7 +1130,97 @@ class Sim:
         a.wp_active = False
         return True
 
+    def dirty_run(self, p: int, end: int) -> int:
+        """Dirty blocks from p (dirty) on, before page id end."""
+        k = 1
+        while p + k < end and self.dirty[p + k]:
+            k += 1
+        return k
+
+    def writepages_iomap(self, a: Actor) -> bool:
+        """writepages of the iomap strategies (iomap_writepages, fuse_iomap_writeback_range).
+
+        Per folio: a folio under writeback is skipped (WB_SYNC_NONE) or waited for
+        (WB_SYNC_ALL); else it is put under writeback whole and each run of its dirty blocks
+        is added to the batch, which is sent first if that run would pass max_pages or
+        max_write, does not follow it, or the batch's folio array is full."""
+        f = a.wp_f
+        base = self.base[f]
+        if a.wp_ready is not None:
+            r, a.wp_ready = a.wp_ready, None
+            self.submit_bg(r)
+        cands = sorted(i for i in self.f_dirty[f] if a.wp_idx <= i < a.wp_end)
+        for idx in cands:
+            p = base + idx
+            if a.wp_fend and idx >= a.wp_fend:
+                self.folio_release(a.wp_fh)
+                a.wp_fend = 0
+            held = a.wp_fend != 0
+            if not held:
+                # nr_to_write is looked at between folios (writeback_iter)
+                if a.wp_bg and a.wp_chunk >= self.cfg["wb_chunk_pages"]:
+                    a.wp_chunk = 0
+                    if self.dirty_total <= self.bg_thresh():
+                        break
+                if self.busy(p):
+                    act = self.strategy.on_busy_page(BusyPage(a.wp_sync, False), self.cfg)
+                    if not self.send_batch(a):
+                        return False
+                    if act == Action.WAIT:
+                        self.c["writepages_waits"] += 1
+                        self.wait_page(a, p)
+                        return False
+                    self.c["writeback_skips"] += 1
+                    a.wp_idx = idx + 1
+                    continue
+            h = p - self.fofs[p]
+            if idx >= a.wp_rend:       # a dirty range starts: fuse_folios_need_send
+                k = self.dirty_run(p, h + self.nr(h))
+                b = a.wp_batch
+                if b is not None and (idx != b.first + b.n or b.n + k > self.req_pages
+                                      or (h != b.last_head and b.nfolios >= self.cfg["max_pages"])):
+                    if not self.send_batch(a):
+                        return False
+                a.wp_rend = idx + k
+            if not held:
+                self.folio_claim(h)
+                a.wp_fh = h
+                a.wp_fend = h - base + self.nr(h)
+                a.wp_chunk += self.nr(h)
+            if a.wp_batch is None:
+                a.wp_batch = self.new_write(f, idx)
+            self.take_page(a, a.wp_batch, p, f)
+            a.wp_sent += 1
+            a.wp_idx = idx + 1
+        if a.wp_fend:
+            self.folio_release(a.wp_fh)
+            a.wp_fend = 0
+        if not self.send_batch(a):
+            a.wp_idx = a.wp_end        # nothing more to look at once it is sent
+            return False
+        a.wp_active = False
+        return True
+
     # -------------------------------------------------------------- reclaim
+    def pageout_folio(self, a: Actor, h: int, f: int) -> None:
+        """Reclaim writes a dirty folio not under writeback: one WRITE per dirty range (a
+        folio fits in one request), sent at once; the folio stays cached."""
+        self.folio_claim(h)
+        end = h + self.nr(h)
+        q = h
+        while q < end:
+            if not self.dirty[q]:
+                q += 1
+                continue
+            r = self.new_write(f, q - self.base[f])
+            k = self.dirty_run(q, end)
+            for i in range(q, q + k):
+                self.take_page(a, r, i, f)
+            q += k
+            self.work(a, self.cfg["wp_request_ns"])
+            self.submit_bg(r)
+        self.folio_release(h)
+
     def pageout(self, a: Actor, p: int, f: int) -> int:
         """->writepage of one dirty page from reclaim: 1 clean now, 0 kept, -1 wait."""
         if self.temp:                  # fuse_writepage: fuse_page_is_writeback
@@ -1058,6 +1260,9 @@ class Sim:
                 break
             scanned += 1
             self.work(a, c["reclaim_scan_ns"])
+            if self.iomap:             # p is a folio's head: reclaim works per folio
+                freed += self.reclaim_folio(a, p)
+                continue
             if self.locked[p] or self.gup[p] or self.pgwb[p]:
                 if self.pgwb[p]:       # 0c4f8ed498ce: skip, never wait on FUSE writeback
                     self.c["writeback_skips"] += 1
@@ -1081,6 +1286,28 @@ class Sim:
         if freed == 0:
             a.rc_fails += 1
         return True
+
+    def reclaim_folio(self, a: Actor, h: int) -> int:
+        """shrink_folio_list on one folio (iomap strategies): skip it under writeback (or
+        locked, or pinned), write it if dirty, else free it; the pages freed."""
+        n = self.nr(h)
+        if self.fwbc[h] or any(self.locked[q] or self.gup[q] for q in range(h, h + n)):
+            if self.fwbc[h]:           # 0c4f8ed498ce: skip, never wait on FUSE writeback
+                self.c["writeback_skips"] += 1
+            self.lru_del(h)
+            self.lru_add(h)
+            return 0
+        if self.fdirty[h]:
+            self.pageout_folio(a, h, self.file_of(h))
+            self.lru_del(h)
+            self.lru_add(h)
+            return 0
+        self.lru_del(h)
+        for q in range(h, h + n):
+            self.cached[q] = self.mapw[q] = self.notup[q] = self.badread[q] = self.fofs[q] = 0
+        self.fnr[h] = 0
+        self.cache_pages -= n
+        return n
 
     def reserve(self, a: Actor, n: int) -> bool:
         """Direct reclaim until n pages can be taken above the low watermark.
@@ -1114,37 +1341,80 @@ class Sim:
         return True
 
     # -------------------------------------------------------- the page cache
-    def page_ready(self, a: Actor, f: int, idx: int, need_read: bool) -> bool:
-        """Make page idx of f cached and up to date; False if a wait began."""
+    def page_ready(self, a: Actor, f: int, idx: int, need_read: bool, want: int = 0) -> bool:
+        """Make page idx of f cached and up to date; False if a wait began.  want > 0: a
+        write(2) of that many bytes from this page on (the folio size it asks for)."""
         p = self.base[f] + idx
         if self.locked[p]:
             self.block(a, W_LOCK, p)
             return False
+        if not self.cached[p] and want and self.large:
+            self.add_large_folio(a, f, idx, want)
         if self.cached[p]:
-            if not self.badread[p]:
+            if not (self.badread[p] or (self.iomap and self.notup[p])):
                 return True
-            if not need_read:          # written whole: up to date again
+            if not need_read:          # written whole, or past EOF (zeroed): up to date
                 self.badread[p] = 0
+                if self.iomap:
+                    self.notup[p] = 0
                 return True
-            return self.refuse_call(a)
+            if self.badread[p] or self.aborted:
+                return self.refuse_call(a)
+            self.read_page(a, f, idx, p)   # a block of a large folio that is not uptodate
+            return False
         if need_read and self.aborted:
             return self.refuse_call(a)
         if not self.reserve(a, 1):
             return False
         self.cached[p] = 1
         self.cache_pages += 1
+        self.c["folios"] += 1
+        self.c["folio_pages"] += 1
         self.lru_add(p)
         self.work(a, self.cfg["cache_add_ns"])
         if need_read:                  # fuse_do_readpage: a READ, then wait for the page lock
-            if self.temp and self.f_inflight[f]:
-                self.work(a, self.cfg["wb_lookup_ns"])   # fuse_wait_on_page_writeback first
-            self.locked[p] = 1
-            r = self.new_req(RQ_READ, f, idx)
-            r.n = 1
-            self.to_pending(r)
-            self.block(a, W_LOCK, p)
+            self.read_page(a, f, idx, p)
             return False
         return True
+
+    def read_page(self, a: Actor, f: int, idx: int, p: int) -> None:
+        """A READ of one page (block) and a wait for its lock."""
+        if self.temp and self.f_inflight[f]:
+            self.work(a, self.cfg["wb_lookup_ns"])   # fuse_wait_on_page_writeback first
+        self.locked[p] = 1
+        r = self.new_req(RQ_READ, f, idx)
+        r.n = 1
+        self.to_pending(r)
+        self.block(a, W_LOCK, p)
+
+    def add_large_folio(self, a: Actor, f: int, idx: int, want: int) -> None:
+        """__filemap_get_folio for a write of `want` bytes at page idx: the order the write
+        asks for (fgf_set_order), lowered to the index's alignment, then tried down to 1; an
+        order fails if a page of its range is cached (-EEXIST), lies past the file's simulated
+        pages, or the allocation would need reclaim (__GFP_NORETRY).  Nothing is added if
+        every order above 0 fails: the caller adds an order-0 folio."""
+        order = min(max(0, want.bit_length() - 1 - 12), self.max_folio.bit_length() - 1)
+        if idx & ((1 << order) - 1):
+            order = (idx & -idx).bit_length() - 1
+        h = self.base[f] + idx
+        while order > 0:
+            n = 1 << order
+            if (idx + n <= self.npages[f]
+                    and self.free_pages() - n >= self.cfg["wmark_low_pages"]
+                    and not any(self.cached[q] for q in range(h, h + n))):
+                break
+            order -= 1
+        if order == 0:
+            return
+        for q in range(h, h + n):
+            self.cached[q] = self.notup[q] = 1
+            self.fofs[q] = q - h
+        self.fnr[h] = n
+        self.cache_pages += n
+        self.c["folios"] += 1
+        self.c["folio_pages"] += n
+        self.lru_add(h)
+        self.work(a, self.cfg["cache_add_ns"])
 
     def throttle(self, a: Actor) -> bool:
         """balance_dirty_pages_ratelimited after a page was dirtied: every dirtied_pause newly
@@ -1262,13 +1532,18 @@ class Sim:
             ps = idx * PAGE
             whole = off <= ps and off + ln >= ps + PAGE
             need_read = not whole and ps < self.isize[f]
-            if not self.page_ready(a, f, idx, need_read):
+            want = 0
+            if self.large:             # iomap_write_iter: the rest of the write, within a folio
+                pos = max(off, ps)
+                chunk = self.max_folio * PAGE
+                want = min(off + ln - pos, chunk - pos % chunk)
+            if not self.page_ready(a, f, idx, need_read, want):
                 return False
             p = self.base[f] + idx
             if self.writer_waits and self.temp and self.f_inflight[f]:
                 self.work(a, c["wb_lookup_ns"])          # fuse_write_begin looks the page up
             if self.writer_waits and self.busy(p):       # fuse_wait_on_page_writeback
-                self.block(a, W_PAGE, p)
+                self.wait_page(a, p)
                 return False
             self.version[p] += 1
             a.nr_dirtied += self.set_dirty(p, f)
@@ -1304,7 +1579,7 @@ class Sim:
                 if self.temp and self.f_inflight[f]:      # fuse_page_mkwrite looks it up
                     self.work(a, c["wb_lookup_ns"])
                 if self.busy(p):                          # page_mkwrite waits for writeback
-                    self.block(a, W_PAGE, p)
+                    self.wait_page(a, p)
                     return False
                 self.mapw[p] = 1
                 a.nr_dirtied += self.set_dirty(p, f)

@@ -27,7 +27,7 @@ static const char *const COUNTERS[FWB_N_COUNTERS] = {
 	"temp_bytes_copied", "temp_page_ns", "pinned_pages_peak", "lost_updates", "out_of_order",
 	"max_copies_in_flight", "hangs", "deadlocks", "reclaim_gaveup", "compaction_unmovable",
 	"bytes_dirtied", "bytes_written", "t_first", "t_app_end", "t_wb_end", "t_end", "stuck",
-	"events", "aborted_calls",
+	"events", "aborted_calls", "folios", "folio_pages", "folio_waits",
 };
 static const char *const LATENCIES[FWB_N_LATENCIES] = {
 	"write", "fault", "fsync", "sync", "throttle", "reclaim", "compaction",
