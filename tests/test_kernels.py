@@ -1077,7 +1077,9 @@ def test_the_folio_table_pools_writes_and_folios_per_kernel_and_block_size():
     assert rows[2]["folio_pages_mean"] == pytest.approx((10 + 160) / 20)
     assert folios.ratios(rows, "7.3", "7.2") == {MiB: pytest.approx(33 / 21)}
     text = folios.render(rows, "7.3", "7.2")
-    assert "app throughput 7.3 / 7.2 at 1024 KiB: 1.571" in text
+    assert folios.pair_ratios(rows, "7.3", "7.2") == {MiB: [pytest.approx(33 / 20)]}
+    assert "app throughput 7.3 / 7.2 at 1024 KiB: 1.571 (medians); per pair: median 1.650, " \
+           "1.650..1.650 over 1 pairs" in text
     assert len(text.splitlines()) == 1 + 3 + 1
 
 

@@ -60,7 +60,7 @@ def _new_features(name: str) -> tuple[tuple[str, str, str], ...]:
         ("iomap_buffered_write", "yes", "symbols: no fuse_write_begin/fuse_write_end; "
                                         "iomap_file_buffered_write"),
         ("iomap_writeback", "yes", "symbols: fuse_iomap_writeback_range; no fuse_writepages_fill"),
-        ("large_folios", "no", "measured: order 0 only in 9 seq-writes (1 MiB and 128 KiB writes, "
+        ("large_folios", "no", "measured: order 0 only in 15 seq-writes (1 MiB and 128 KiB writes, "
                                "max_pages 32 and 256)"),
         ("request_timeout", "yes", "symbols: fuse_check_timeout; knobs: "
                                    "fs.fuse.default_request_timeout=0, max_request_timeout=0"),

@@ -105,7 +105,8 @@ def cmd_folios(args: argparse.Namespace) -> int:
         raise ValueError("files: no runs in them")
     num, den = (args.ratio.split("/", 1) + [""])[:2] if args.ratio else (None, None)
     if args.json:
-        json.dump({"rows": rows, "ratios": folios.ratios(rows, num, den) if num else {}},
+        json.dump({"rows": rows, "ratios": folios.ratios(rows, num, den) if num else {},
+                   "pair_ratios": folios.pair_ratios(rows, num, den) if num else {}},
                   sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:

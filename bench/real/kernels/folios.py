@@ -15,6 +15,7 @@ overwritten before they were read (a non-zero count makes the histogram a lower 
 from __future__ import annotations
 
 import re
+import statistics
 from typing import Any
 
 UNKNOWN = -1
@@ -109,7 +110,6 @@ def table(runs) -> list[dict[str, Any]]:
     """Per (kernel, block_size) of guest or mount runs: runs, the WRITEs' pages (pooled over the
     runs: median and histogram), folio_pages_mean and the folio orders (pooled), the app
     throughput in MiB/s (median over runs and each run's).  Rows in kernel then block order."""
-    import statistics
     groups: dict[tuple[str, int], list] = {}
     for r in runs:
         meta = dict(r.meta)
@@ -142,6 +142,15 @@ def ratios(rows: list[dict[str, Any]], num: str, den: str) -> dict[int, float]:
             if k == num and (den, bs) in by and by[(den, bs)] > 0}
 
 
+def pair_ratios(rows: list[dict[str, Any]], num: str, den: str) -> dict[int, list[float]]:
+    """{block_size: [run i of `num` / run i of `den`, ...]}: the runs paired in the order they
+    were made.  ``kernels run A,B`` boots A and B back to back for each seed, so a pair shared
+    the machine's load; their ratios vary less than the runs do."""
+    by = {(r["kernel"], r["block_size"]): r["app_mib_s"] for r in rows}
+    return {bs: [a / b for a, b in zip(by[(num, bs)], by[(den, bs)]) if b > 0]
+            for (k, bs) in by if k == num and (den, bs) in by}
+
+
 def _hist_text(h: dict[int, int], top: int = 4) -> str:
     items = sorted(h.items(), key=lambda kv: -kv[1])[:top]
     rest = sum(h.values()) - sum(c for _, c in items)
@@ -161,6 +170,10 @@ def render(rows: list[dict[str, Any]], num: str | None = None, den: str | None =
                    f"{r['app_mib_s_median']:>9.3g}  "
                    + " ".join(f"{x:.3g}" for x in r["app_mib_s"]))
     if num and den:
+        pairs = pair_ratios(rows, num, den)
         for bs, q in sorted(ratios(rows, num, den).items(), reverse=True):
-            out.append(f"app throughput {num} / {den} at {bs // 1024} KiB: {q:.3f} (medians)")
+            pr = sorted(pairs.get(bs, []))
+            out.append(f"app throughput {num} / {den} at {bs // 1024} KiB: {q:.3f} (medians)"
+                       + (f"; per pair: median {statistics.median(pr):.3f}, "
+                          f"{pr[0]:.3f}..{pr[-1]:.3f} over {len(pr)} pairs" if pr else ""))
     return "\n".join(out) + "\n"
