@@ -991,9 +991,11 @@ def test_init_script_traces_folios_of_the_mount_around_the_runner_and_probes_fus
     assert "mm_filemap_add_to_page_cache" not in plain
     assert "/out/fuse_knobs" in plain and "/out/fuse_symbols" in plain   # every run
     text = initramfs.init_script(initramfs.GuestJob((), False, folio_trace=True))
-    on, run, off = (text.index(s) for s in ('echo 1 > "$ev/enable"', "/fwb_guest_runner ",
-                                            'echo 0 > "$ev/enable"'))
-    assert on < run < off < text.index("umount /mnt")
+    on, run, off, end, save = (text.index(s) for s in (
+        'echo 1 > "$ev/enable"', "/fwb_guest_runner ", 'echo 0 > "$ev/enable"',
+        "info uptime_run_end_s", "> /out/folio_orders"))
+    # enabled just around the runner; reduced after the run's end is taken, before the unmount
+    assert on < run < off < end < save < text.index("umount /mnt")
     # the filter is the mount's s_dev as the kernel encodes it: major << 20 | minor
     assert 's_dev == $(( ${dev%%:*} * 1048576 + ${dev##*:} ))' in text
     assert text.index('dev=$(awk') < text.index("s_dev ==")

@@ -190,7 +190,7 @@ info dio_source "$dio"
     if job.trace:
         trace = ("mount -t debugfs none /sys/kernel/debug 2>/dev/null\n"
                  f"export FWB_TRACE={shlex.quote(job.trace)} FWB_TRACE_OUT=/out/trace.txt")
-    folio_on = folio_off = ":"
+    folio_on = folio_off = folio_save = ":"
     if job.folio_trace:
         folio_on = f"""mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null
 tr=/sys/kernel/tracing
@@ -204,8 +204,9 @@ if [ -d "$ev" ]; then
 else
     info folio_trace "no $ev"
 fi"""
-        folio_off = f"""if [ -d "$ev" ]; then
-    echo 0 > "$ev/enable"
+        folio_off = '[ -d "$ev" ] && echo 0 > "$ev/enable"'
+        # read once the run's times and CPU snapshots are taken: the reduction is not the run's
+        folio_save = f"""if [ -d "$ev" ]; then
     grep -H -E '^(entries|overrun):' "$tr"/per_cpu/cpu*/stats > /out/folio_stats
     awk '{FOLIO_AWK}' "$tr/trace" > /out/folio_orders
 fi"""
@@ -287,6 +288,7 @@ rc=$?
 info runner_rc "$rc"
 info uptime_run_end_s "$(cut -d' ' -f1 /proc/uptime)"
 {cpu_after}
+{folio_save}
 grep -E '^(Dirty|Writeback|WritebackTmp|MemTotal|MemFree):' /proc/meminfo > /out/meminfo_end
 umount /mnt || fail "umount: $(tail -n1 /out/server.err)"
 wait $server
