@@ -1038,6 +1038,11 @@ def test_features_come_from_symbols_knobs_measurement_then_version_and_say_which
                                             "still fuse_writepages_fill")
     assert old["max_pages_limit"][0] == "no" and old["large_folios"][0] == "?"
     assert old["sync_no_wait"][0] == "n/a" and old["wb_thresh_floor"][0] == "no"
+    # sync(2) measured on a stuck server: only on a kernel without the temp page does it tell
+    assert features.probe("6.17", sync_class="waited")["sync_no_wait"] == (
+        "no", "measured: sync(2) waited while the server held every WRITE")
+    assert features.probe("7.2", sync_class="returned")["sync_no_wait"][0] == "yes"
+    assert features.probe("6.1", sync_class="returned", temp_page=True)["sync_no_wait"][0] == "n/a"
     # a stable series with the backport, and symbols that disagree with the knobs
     assert features.probe("6.18.44", None, None)["sync_no_wait"][0] == "yes"
     odd = features.probe("6.14", {"fuse_check_timeout"}, {})["request_timeout"]

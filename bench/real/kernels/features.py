@@ -6,7 +6,8 @@ Each feature is shown, in order of preference, by
             inlined away, so a missing name alone is weak evidence, a present one strong
   knobs     the fs.fuse sysctls and the fuse module's parameters the booted kernel offers
             (``files["fuse_knobs"]``; a parameter of a compiled-out file is absent)
-  measured  what a run showed (folio orders of the page cache, bench.real.kernels.folios)
+  measured  what a run showed (folio orders of the page cache, bench.real.kernels.folios; how
+            sync(2) ended with the server stuck, bench.real.kernels.validate.blocking_guest)
   version   the upstream version the commit first appeared in, with the kernel's own version
             (indirect: a distribution may backport or revert; stable backports are named where
             known).  Used where a change leaves no name or knob (a flag, a changed formula).
@@ -32,7 +33,9 @@ hold; the ones marked "not verified" could not be checked against a tag):
                       76f9377cd2ab (SB_I_NO_DATA_INTEGRITY; vfs.fixes for 7.0; in the 6.18 and
                       6.19 stable review series of 2026-03-31): sync(2) stops waiting on FUSE
                       writeback.  Needed only where the temp page is gone (0c58a97f919c, 6.16),
-                      which it fixes
+                      which it fixes.  Measured where a stuck-server run was made (sync(2)
+                      returning before the stall's end: ``probe(sync_class=...)``), else by
+                      version
   wb_thresh_floor     39ac99852fca mm/page-writeback: raise wb_thresh to prevent write blocking
                       with strictlimit (mm-stable, 2024-11: 6.13)
   bg_wb_thresh        0437906841d0 mm: start background writeback based on per-wb threshold for
@@ -77,7 +80,7 @@ FEATURES = (
     Feature("io_uring", "FUSE over io_uring", "CONFIG_FUSE_IO_URING", (6, 14),
             symbols=("fuse_uring_cmd",), knobs=("fuse.enable_uring",)),
     Feature("sync_no_wait", "sync(2) does not wait on FUSE writeback",
-            "f9a49aa302a0 76f9377cd2ab", (7, 0), needs_no_temp_page=True,
+            "f9a49aa302a0 76f9377cd2ab", (7, 0), measured=True, needs_no_temp_page=True,
             stable=((6, 18), (6, 19))),
     Feature("wb_thresh_floor", "strictlimit wb_thresh floor for an idle bdi", "39ac99852fca",
             (6, 13)),
@@ -134,12 +137,15 @@ def version_of(release: str) -> tuple[int, int] | None:
 
 
 def probe(release: str, symbols: Iterable[str] | None = None, knobs: dict[str, str] | None = None,
-          folio_order_max: int | None = None, temp_page: bool | None = None
-          ) -> dict[str, tuple[str, str]]:
+          folio_order_max: int | None = None, temp_page: bool | None = None,
+          sync_class: str | None = None) -> dict[str, tuple[str, str]]:
     """{feature key: (status, evidence)} for a kernel: status "yes", "no", "n/a" (a fix for a
     problem this kernel does not have) or "?" (no evidence), evidence one short string naming
     its kind.  `symbols` / `knobs` None: not looked at; `folio_order_max`: the largest folio
-    order a seq-write run added (None: not measured)."""
+    order a seq-write run added (None: not measured); `sync_class`: how sync(2) ended in
+    validate's stuck-server op array (bench.real.kernels.validate.blocking_guest: "returned"
+    before the stall's end, or "waited" for it; None: not measured).  On a temp-page kernel
+    sync never waits on the server, so it shows nothing there and stays "n/a"."""
     syms = set(symbols) if symbols is not None else None
     ver = version_of(release)
     out: dict[str, tuple[str, str]] = {}
@@ -163,10 +169,14 @@ def probe(release: str, symbols: Iterable[str] | None = None, knobs: dict[str, s
                 why = (why + "; " if why != "no evidence" else "") + kn
             else:                         # symbols and knobs disagree: say so
                 status, why = "?", f"{why}; but {kn}"
-        if f.measured and folio_order_max is not None:
+        if f.key == "large_folios" and folio_order_max is not None:
             status = "yes" if folio_order_max > 0 else "no"
             why = f"measured: largest folio order {folio_order_max} in a seq-write"
-        if status == "?" and not f.symbols and not f.knobs and not f.measured and ver:
+        if f.key == "sync_no_wait" and sync_class in ("returned", "waited") and not temp_page:
+            status = "yes" if sync_class == "returned" else "no"
+            why = f"measured: sync(2) {sync_class} while the server held every WRITE"
+        if status == "?" and not f.symbols and not f.knobs and ver and \
+                (f.since is not None or f.stable):
             if f.needs_no_temp_page and temp_page:
                 status, why = "n/a", "temp-page kernel: sync never waited on the server"
             elif f.since is not None and ver >= f.since:
@@ -176,8 +186,6 @@ def probe(release: str, symbols: Iterable[str] | None = None, knobs: dict[str, s
                                       "backport (patch level not verified)")
             elif f.since is not None:
                 status, why = "no", f"version only: {ver[0]}.{ver[1]} < {f.since[0]}.{f.since[1]}"
-            else:
-                status, why = "no", "version only: not in mainline"
 
         out[f.key] = (status, why)
     return out
