@@ -1018,7 +1018,7 @@ def test_features_come_from_symbols_knobs_measurement_then_version_and_say_which
                           "iomap_file_buffered_write", "fuse_write_end"},
                          {"fs.fuse.default_request_timeout": "0",
                           "fs.fuse.max_request_timeout": "0", "fs.fuse.max_pages_limit": "256",
-                          "fuse.enable_uring": "N"}, folio_order_max=0, temp_page=False)
+                          "fuse.enable_uring": "N"}, {"folio_order_max": 0}, temp_page=False)
     assert {k: s for k, (s, _) in new.items()} == {
         "iomap_buffered_write": "no", "iomap_writeback": "yes", "large_folios": "no",
         "request_timeout": "yes",
@@ -1027,6 +1027,7 @@ def test_features_come_from_symbols_knobs_measurement_then_version_and_say_which
     assert new["io_uring"][1] == "symbols: fuse_uring_cmd; knobs: fuse.enable_uring=N"
     assert new["large_folios"][1].startswith("measured: largest folio order 0")
     assert new["sync_no_wait"][1].startswith("version only: 7.2 >= 7.0")
+    assert new["bg_wb_thresh"][1].startswith("version only: 7.2 >= 7.1")
     # 6.1 has fuse_iomap_begin (DAX) and iomap_file_buffered_write (for XFS): no evidence; its
     # aops' write_begin is
     old = features.probe("6.1.0-44-amd64", {"fuse_iomap_begin", "iomap_file_buffered_write",
@@ -1039,14 +1040,30 @@ def test_features_come_from_symbols_knobs_measurement_then_version_and_say_which
     assert old["max_pages_limit"][0] == "no" and old["large_folios"][0] == "?"
     assert old["sync_no_wait"][0] == "n/a" and old["wb_thresh_floor"][0] == "no"
     # sync(2) measured on a stuck server: only on a kernel without the temp page does it tell
-    assert features.probe("6.17", sync_class="waited")["sync_no_wait"] == (
+    assert features.probe("6.17", measured={"sync_class": "waited"})["sync_no_wait"] == (
         "no", "measured: sync(2) waited while the server held every WRITE")
-    assert features.probe("7.2", sync_class="returned")["sync_no_wait"][0] == "yes"
-    assert features.probe("6.1", sync_class="returned", temp_page=True)["sync_no_wait"][0] == "n/a"
+    assert features.probe("7.2", measured={"sync_class": "returned"})["sync_no_wait"][0] == "yes"
+    assert features.probe("6.1", measured={"sync_class": "returned"},
+                          temp_page=True)["sync_no_wait"][0] == "n/a"
+    # where the flusher started its passes, and a fresh bdi's threshold, override the version
+    m = features.probe("7.2", measured={"bg_start_share": 0.74, "thresh_at_start": 0})
+    assert m["bg_wb_thresh"][0] == "no" and m["bg_wb_thresh"][1].startswith(
+        "measured: flusher passes started at a median 74% of the bdi's limit")
+    assert m["wb_thresh_floor"][0] == "no"
     # a stable series with the backport, and symbols that disagree with the knobs
     assert features.probe("6.18.44", None, None)["sync_no_wait"][0] == "yes"
     odd = features.probe("6.14", {"fuse_check_timeout"}, {})["request_timeout"]
     assert odd[0] == "?" and "; but knobs: no " in odd[1]
+
+
+def test_trace_measures_find_the_passes_and_a_fresh_bdis_threshold():
+    # kB, as debugfs prints them; state bit 1 (WB_writeback_running) rises twice
+    lines = ["%d state=%d BdiReclaimable=%d BdiWriteback=%d BdiDirtyThresh=%d" % row for row in (
+        (1, 0, 400, 0, 0), (2, 0, 2400, 0, 8000), (3, 2, 2000, 400, 8000),
+        (4, 0, 3600, 0, 8000), (5, 2, 3000, 600, 8000))]
+    m = features.trace_measures("\n".join(lines))
+    assert m == {"thresh_at_start": 0, "bg_start_share": pytest.approx((0.3 + 0.45) / 2)}
+    assert features.trace_measures("1 nr_dirty=5\n") == {}
 
 
 def test_catalog_records_every_feature_for_every_kernel_with_its_evidence():

@@ -55,7 +55,18 @@ _OLD_FEATURES = (
 )
 
 
-def _new_features(name: str, sync_ms: str) -> tuple[tuple[str, str, str], ...]:
+def _throttle(status: str, thresh: str, share: str, more: str) -> tuple[tuple[str, str, str], ...]:
+    """wb_thresh_floor and bg_wb_thresh, from a `kernels run K rand-write --trace` run."""
+    return (("wb_thresh_floor", status, f"measured: BdiDirtyThresh {thresh} pages at a fresh "
+                                        f"mount's first sample ({more})"),
+            ("bg_wb_thresh", status, f"measured: flusher passes started at a median {share} of "
+                                     "the bdi's limit (background threshold 50%, freerun 75%)"))
+
+
+def _new_features(name: str, sync_ms: str, thresh: str, share: str
+                  ) -> tuple[tuple[str, str, str], ...]:
+    """A no-temp-page kernel's record: its sync(2) time on a stuck server, its fresh bdi's
+    BdiDirtyThresh and its flusher's median start share, as measured."""
     return (
         ("iomap_buffered_write", "yes", "symbols: no fuse_write_begin/fuse_write_end; "
                                         "iomap_file_buffered_write"),
@@ -69,22 +80,18 @@ def _new_features(name: str, sync_ms: str) -> tuple[tuple[str, str, str], ...]:
         ("sync_no_wait", "yes", f"measured: sync(2) returned in {sync_ms} ms while the server held "
                                 "every WRITE for 2 s (validate's stuck-server op array); "
                                 f"{name} >= 7.0, 76f9377cd2ab in vfs.fixes for 7.0"),
-        ("wb_thresh_floor", "yes", f"version only: {name} >= 6.13"),
-        ("bg_wb_thresh", "yes", f"version only: {name} >= 7.1"),
-    )
+    ) + _throttle("yes", thresh, share, "the strictlimit cap from the start")
 
 
 KERNELS = (
     Kernel("6.1", "bookworm", "temp-page", "Debian 12; FUSE is a module (fuse.ko)",
-           _OLD_FEATURES + (("wb_thresh_floor", "no", "version only: 6.1 < 6.13"),
-                            ("bg_wb_thresh", "no", "version only: 6.1 < 7.1"))),
+           _OLD_FEATURES + _throttle("no", "0", "74%", "806 ms until it rose; 6.1 < 6.13")),
     Kernel("6.12", "trixie", "temp-page", "Debian 13; FUSE built in",
-           _OLD_FEATURES + (("wb_thresh_floor", "no", "version only: 6.12 < 6.13"),
-                            ("bg_wb_thresh", "no", "version only: 6.12 < 7.1"))),
+           _OLD_FEATURES + _throttle("no", "0", "74%", "564 ms until it rose; 6.12 < 6.13")),
     Kernel("7.2", "sid", "no-temp-page", "unstable; iomap buffered writes; FUSE built in",
-           _new_features("7.2", "0.8")),
+           _new_features("7.2", "0.8", "1899", "51%")),
     Kernel("7.3", "experimental", "no-temp-page", "release candidate; FUSE built in",
-           _new_features("7.3", "2.7")),
+           _new_features("7.3", "2.7", "1898", "48%")),
 )
 KERNEL_BY_NAME = {k.name: k for k in KERNELS}
 SUITES = tuple(dict.fromkeys(k.suite for k in KERNELS))

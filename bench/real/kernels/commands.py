@@ -28,26 +28,28 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _kept(root: str) -> dict[str, tuple[str, dict, dict]]:
-    """The newest kept guest directory per kernel under ROOT (``kernels run --keep``):
-    {kernel name: (release, files, folio meta)}; a seq-write run's folio orders count."""
+    """What the kept guest directories under ROOT (``kernels run --keep``) hold per kernel:
+    {kernel name: (release, files, folio meta)}, the files of all its directories (the newest
+    wins a name: a ``--trace`` run's trace.txt joins a seq-write's files), the folio meta from
+    its newest seq-write run (only a seq-write's folio orders judge large folios)."""
     import os
     from . import folios
+    from .guest import parse_info
     out: dict[str, tuple[str, dict, dict]] = {}
     for d in sorted(os.listdir(root), key=lambda n: os.path.getmtime(os.path.join(root, n))):
         path = os.path.join(root, d)
         name = d.split("-", 1)[0]
         if name not in catalog.KERNEL_BY_NAME or not os.path.isdir(path):
             continue
-        files = {}
+        _, files, meta = out.get(name, ("", {}, {}))
+        new = {}
         for f in os.listdir(path):
             with open(os.path.join(path, f), "rb") as fh:
-                files[f] = fh.read()
-        from .guest import parse_info
+                new[f] = fh.read()
+        if "-seq-write-" in d:
+            meta = folios.from_files(new) or meta
+        files = {**files, **new}
         release = parse_info(files.get("info", b"").decode(errors="replace")).get("kernel", name)
-        meta = (folios.from_files(files) or {}) if "-seq-write-" in d else {}
-        prev = out.get(name)
-        if prev is not None and prev[2] and not meta:
-            meta = prev[2]
         out[name] = (release, files, meta)
     return out
 

@@ -60,7 +60,7 @@ class Feature:
     symbols: tuple[str, ...] = ()      # any of these names in kallsyms shows it
     gone: tuple[str, ...] = ()         # ... and none of these names is left
     knobs: tuple[str, ...] = ()        # all of these knobs show it
-    measured: bool = False             # shown by a run's folio orders
+    measured: str = ""                 # the measurement (MEASURES) that shows it
     needs_no_temp_page: bool = False   # only meaningful without the temp page (6.16 on)
     stable: tuple[tuple[int, int], ...] = ()   # stable series known to carry a backport
 
@@ -71,7 +71,7 @@ FEATURES = (
     Feature("iomap_writeback", "writeback through iomap", "ef7e7cbb323f", (6, 17),
             symbols=("fuse_iomap_writeback_range",), gone=("fuse_writepages_fill",)),
     Feature("large_folios", "large folios for FUSE's page cache", "b46e09667411", None,
-            measured=True),
+            measured="folio_order_max"),
     Feature("request_timeout", "request timeouts", "9b17cb59a7db", (6, 14),
             symbols=("fuse_check_timeout",),
             knobs=("fs.fuse.default_request_timeout", "fs.fuse.max_request_timeout")),
@@ -80,13 +80,28 @@ FEATURES = (
     Feature("io_uring", "FUSE over io_uring", "CONFIG_FUSE_IO_URING", (6, 14),
             symbols=("fuse_uring_cmd",), knobs=("fuse.enable_uring",)),
     Feature("sync_no_wait", "sync(2) does not wait on FUSE writeback",
-            "f9a49aa302a0 76f9377cd2ab", (7, 0), measured=True, needs_no_temp_page=True,
+            "f9a49aa302a0 76f9377cd2ab", (7, 0), measured="sync_class", needs_no_temp_page=True,
             stable=((6, 18), (6, 19))),
     Feature("wb_thresh_floor", "strictlimit wb_thresh floor for an idle bdi", "39ac99852fca",
-            (6, 13)),
+            (6, 13), measured="thresh_at_start"),
     Feature("bg_wb_thresh", "background writeback at the bdi's own threshold", "0437906841d0",
-            (7, 1)),
+            (7, 1), measured="bg_start_share"),
 )
+
+# measurement -> (shows the feature?, evidence).  bg_start_share: between the bdi's background
+# threshold (50% of its limit) and its freerun ceiling (75%), the midpoint decides.
+MEASURES = {
+    "folio_order_max": (lambda v: v > 0,
+                        lambda v: f"measured: largest folio order {v} in a seq-write"),
+    "sync_class": (lambda v: v == "returned",
+                   lambda v: f"measured: sync(2) {v} while the server held every WRITE"),
+    "bg_start_share": (lambda v: v < 0.625,
+                       lambda v: f"measured: flusher passes started at a median {v:.0%} of the "
+                                 "bdi's limit (its background threshold is 50%, freerun 75%)"),
+    "thresh_at_start": (lambda v: v > 0,
+                        lambda v: f"measured: BdiDirtyThresh {v} pages at a fresh mount's first "
+                                  "sample (0 until the first writeback completes without a floor)"),
+}
 FEATURE_BY_KEY = {f.key: f for f in FEATURES}
 
 
@@ -137,15 +152,16 @@ def version_of(release: str) -> tuple[int, int] | None:
 
 
 def probe(release: str, symbols: Iterable[str] | None = None, knobs: dict[str, str] | None = None,
-          folio_order_max: int | None = None, temp_page: bool | None = None,
-          sync_class: str | None = None) -> dict[str, tuple[str, str]]:
+          measured: dict[str, Any] | None = None, temp_page: bool | None = None
+          ) -> dict[str, tuple[str, str]]:
     """{feature key: (status, evidence)} for a kernel: status "yes", "no", "n/a" (a fix for a
     problem this kernel does not have) or "?" (no evidence), evidence one short string naming
-    its kind.  `symbols` / `knobs` None: not looked at; `folio_order_max`: the largest folio
-    order a seq-write run added (None: not measured); `sync_class`: how sync(2) ended in
-    validate's stuck-server op array (bench.real.kernels.validate.blocking_guest: "returned"
-    before the stall's end, or "waited" for it; None: not measured).  On a temp-page kernel
-    sync never waits on the server, so it shows nothing there and stays "n/a"."""
+    its kind.  `symbols` / `knobs` None: not looked at.  `measured`, by MEASURES key:
+    folio_order_max, the largest folio order a seq-write run added; sync_class, how sync(2)
+    ended in validate's stuck-server op array (bench.real.kernels.validate.blocking_guest:
+    "returned" before the stall's end, or "waited" for it); bg_start_share and
+    thresh_at_start, from a ``--trace`` run's bdi stats (``trace_measures``).  On a temp-page
+    kernel sync never waits on the server, so sync_class shows nothing there ("n/a")."""
     syms = set(symbols) if symbols is not None else None
     ver = version_of(release)
     out: dict[str, tuple[str, str]] = {}
@@ -169,12 +185,10 @@ def probe(release: str, symbols: Iterable[str] | None = None, knobs: dict[str, s
                 why = (why + "; " if why != "no evidence" else "") + kn
             else:                         # symbols and knobs disagree: say so
                 status, why = "?", f"{why}; but {kn}"
-        if f.key == "large_folios" and folio_order_max is not None:
-            status = "yes" if folio_order_max > 0 else "no"
-            why = f"measured: largest folio order {folio_order_max} in a seq-write"
-        if f.key == "sync_no_wait" and sync_class in ("returned", "waited") and not temp_page:
-            status = "yes" if sync_class == "returned" else "no"
-            why = f"measured: sync(2) {sync_class} while the server held every WRITE"
+        value = (measured or {}).get(f.measured) if f.measured else None
+        if value is not None and not (f.needs_no_temp_page and temp_page):
+            shows, says = MEASURES[f.measured]
+            status, why = ("yes" if shows(value) else "no"), says(value)
         if status == "?" and not f.symbols and not f.knobs and ver and \
                 (f.since is not None or f.stable):
             if f.needs_no_temp_page and temp_page:
@@ -195,11 +209,45 @@ def from_guest_files(release: str, files: dict[str, bytes], meta: dict[str, Any]
                      temp_page: bool | None = None) -> dict[str, tuple[str, str]]:
     """``probe`` of what a guest sent back (and its run's meta, for the folio orders)."""
     meta = meta or {}
+    measured: dict[str, Any] = {}
     omax = meta.get("folio_order_max")
+    if isinstance(omax, int) and omax >= 0:
+        measured["folio_order_max"] = omax
+    if "trace.txt" in files:
+        measured.update(trace_measures(files["trace.txt"]))
     return probe(release,
                  parse_symbols(files["fuse_symbols"]) if "fuse_symbols" in files else None,
                  parse_knobs(files["fuse_knobs"]) if "fuse_knobs" in files else None,
-                 omax if isinstance(omax, int) and omax >= 0 else None, temp_page)
+                 measured, temp_page)
+
+
+WB_WRITEBACK_RUNNING = 1 << 1      # enum wb_state (include/linux/backing-dev-defs.h): bit 1
+
+
+def trace_measures(text: str | bytes) -> dict[str, Any]:
+    """From a ``kernels run --trace`` run's samples of the bdi's debugfs stats (in kB):
+    thresh_at_start, BdiDirtyThresh in pages at the first sample (a fresh mount: without a floor
+    for an idle strictlimit bdi it is 0 until the bdi's first writeback completes); and
+    bg_start_share, the median over flusher passes (the WB_writeback_running bit of ``state``
+    rising) of (BdiReclaimable + BdiWriteback) / BdiDirtyThresh at the sample before the pass,
+    over the whole run (guest.writeback_passes does it over the write phase alone).  Keys
+    without data are left out."""
+    import numpy as np
+    from .guest import read_trace
+    _, v = read_trace(text)
+    out: dict[str, Any] = {}
+    if "BdiDirtyThresh" not in v or not len(v["BdiDirtyThresh"]):
+        return out
+    thresh = v["BdiDirtyThresh"] // 4
+    out["thresh_at_start"] = int(thresh[0])
+    if all(k in v for k in ("state", "BdiReclaimable", "BdiWriteback")):
+        run = (v["state"] & WB_WRITEBACK_RUNNING) > 0
+        level = (v["BdiReclaimable"] + v["BdiWriteback"]) // 4
+        shares = [level[i - 1] / thresh[i - 1] for i in range(1, len(run))
+                  if run[i] and not run[i - 1] and thresh[i - 1] > 0]
+        if shares:
+            out["bg_start_share"] = float(np.median(shares))
+    return out
 
 
 def host_probe(kallsyms: str = "/proc/kallsyms") -> dict[str, Any]:
