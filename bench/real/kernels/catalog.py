@@ -47,7 +47,8 @@ _OLD_FEATURES = (
     ("iomap_buffered_write", "no", "symbols: still fuse_write_begin, fuse_write_end"),
     ("iomap_writeback", "no", "symbols: no fuse_iomap_writeback_range; still fuse_writepages_fill"),
     ("large_folios", "no", "measured: order 0 only in a 64 MiB seq-write"),
-    ("request_timeout", "no", "symbols: no fuse_check_timeout; knobs: no fs.fuse.*_request_timeout"),
+    ("request_timeout", "no", "symbols: no fuse_check_timeout; "
+                              "knobs: no fs.fuse.*_request_timeout"),
     ("max_pages_limit", "no", "knobs: no fs.fuse.max_pages_limit"),
     ("io_uring", "no", "symbols: no fuse_uring_cmd; knobs: no fuse.enable_uring"),
     ("sync_no_wait", "n/a", "temp-page kernel: writeback ends at the copy, so sync never waited "

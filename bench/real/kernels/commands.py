@@ -153,7 +153,8 @@ def render_run(run) -> str:
         mean = sum(int(k) * c for k, c in ppr.items()) / n
         lines.append(f"  {'pages_per_request':22} {_fmt(mean):>10} {'':6} mean pages per WRITE")
     if meta.get("folio_orders") is not None:
-        lines.append(f"  {'folio_pages_mean':22} {_fmt(meta.get('folio_pages_mean') or float('nan')):>10} "
+        fpm = meta.get("folio_pages_mean")
+        lines.append(f"  {'folio_pages_mean':22} {_fmt(float('nan') if fpm is None else fpm):>10} "
                      f"{'':6} mean pages per folio added (orders {meta['folio_orders']}, "
                      f"{meta.get('folio_trace_lost', 0)} events lost)")
     bdi = (f"bdi max_ratio {meta.get('bdi_max_ratio')}, strict_limit {meta.get('bdi_strict_limit')}, "

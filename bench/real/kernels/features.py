@@ -221,9 +221,6 @@ def from_guest_files(release: str, files: dict[str, bytes], meta: dict[str, Any]
                  measured, temp_page)
 
 
-WB_WRITEBACK_RUNNING = 1 << 1      # enum wb_state (include/linux/backing-dev-defs.h): bit 1
-
-
 def trace_measures(text: str | bytes) -> dict[str, Any]:
     """From a ``kernels run --trace`` run's samples of the bdi's debugfs stats (in kB):
     thresh_at_start, BdiDirtyThresh in pages at the first sample (a fresh mount: without a floor
@@ -233,7 +230,7 @@ def trace_measures(text: str | bytes) -> dict[str, Any]:
     over the whole run (guest.writeback_passes does it over the write phase alone).  Keys
     without data are left out."""
     import numpy as np
-    from .guest import read_trace
+    from .guest import WB_WRITEBACK_RUNNING, read_trace
     _, v = read_trace(text)
     out: dict[str, Any] = {}
     if "BdiDirtyThresh" not in v or not len(v["BdiDirtyThresh"]):

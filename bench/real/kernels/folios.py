@@ -36,7 +36,8 @@ def parse_orders(text: str | bytes) -> dict[int, int]:
         try:
             order, count = (int(p) for p in parts)
         except ValueError:
-            raise ValueError(f"folio_orders: line {n} is not 'order count': {line[:60]!r}") from None
+            raise ValueError(f"folio_orders: line {n} is not 'order count': "
+                             f"{line[:60]!r}") from None
         if count < 0 or order < UNKNOWN or order > 30:
             raise ValueError(f"folio_orders: line {n} out of range: {line[:60]!r}")
         out[order] = out.get(order, 0) + count
@@ -159,8 +160,9 @@ def _hist_text(h: dict[int, int], top: int = 4) -> str:
 
 def render(rows: list[dict[str, Any]], num: str | None = None, den: str | None = None) -> str:
     """The table of ``table`` as text, with the throughput ratio num/den per block size."""
-    out = [f"{'kernel':8} {'block':>7} {'runs':>4} {'pages/WRITE':>11} {'WRITE pages (most common)':28}"
-           f" {'folio pages':>11} {'folio orders':14} {'app MiB/s':>9}  each run"]
+    out = [f"{'kernel':8} {'block':>7} {'runs':>4} {'pages/WRITE':>11} "
+           f"{'WRITE pages (most common)':28} {'folio pages':>11} {'folio orders':14} "
+           f"{'app MiB/s':>9}  each run"]
     for r in rows:
         fpm = r["folio_pages_mean"]
         out.append(f"{r['kernel']:8} {r['block_size'] // 1024:>6}K {r['runs']:>4} "

@@ -153,9 +153,9 @@ IDLE_S = 1
 # the tracepoint filemap:mm_filemap_add_to_page_cache, filtered to the mount's s_dev (the
 # kernel's dev_t: major << 20 | minor, include/linux/kdev_t.h), enabled just around the runner.
 # Its TP_printk has carried "order=%u" since the folio conversion of the event (6.1 has it too;
-# where it is absent a folio counts as order -1, unknown).  The buffer is read once at the end and reduced in the guest
-# to "order count" lines (folio_orders); folio_stats keeps each CPU's overrun count (lost events)
-# and folio_format the event's format file.
+# where it is absent a folio counts as order -1, unknown).  The buffer is read once at the end
+# and reduced in the guest to "order count" lines (folio_orders); folio_stats keeps each CPU's
+# overrun count (lost events) and folio_format the event's format file.
 FOLIO_EVENT = "events/filemap/mm_filemap_add_to_page_cache"
 FOLIO_BUFFER_KB = 16384               # per CPU: ~16 K events of a 64 MiB order-0 write fit in 2 MB
 FOLIO_AWK = (r"!/^#/ && NF { o = -1; if (match($0, /order=[0-9]+/)) "
@@ -198,7 +198,8 @@ ev=$tr/{FOLIO_EVENT}
 if [ -d "$ev" ]; then
     cp "$ev/format" /out/folio_format
     echo {FOLIO_BUFFER_KB} > "$tr/buffer_size_kb"
-    echo "s_dev == $(( ${{dev%%:*}} * 1048576 + ${{dev##*:}} ))" > "$ev/filter" || info folio_filter failed
+    echo "s_dev == $(( ${{dev%%:*}} * 1048576 + ${{dev##*:}} ))" > "$ev/filter" ||
+        info folio_filter failed
     echo > "$tr/trace"
     echo 1 > "$ev/enable" && info folio_trace on
 else
