@@ -478,8 +478,8 @@ def test_kernels_cost_solves_per_page_and_per_write_from_the_two_layouts_per_ker
     planted = {"6.1": (3000, 20000), "7.2": (1000, 5000)}
     calls = []
 
-    def fake_execute(k, wl, seed, cpu_probe, progress, **params):
-        assert cpu_probe and seed == 0
+    def fake_execute(k, wl, seed, cpu_probe, progress, folio_trace=True, **params):
+        assert cpu_probe and seed == 0 and not folio_trace   # costs measured without the trace
         calls.append((k.name, wl.name))
         pages = int(wl.ops["length"][:-1].sum()) // 4096 - 128         # 128 left to the fsync
         reqs = pages // 32 if wl.name.endswith("contiguous") else pages
@@ -898,6 +898,13 @@ def test_smoke_6_1_boots_and_runs_a_seq_write_with_temp_pages(tmp_path):
     assert r.metrics["bytes_written"] == 16 * MiB
     assert r.metrics["max_copies_in_flight"] >= 1
     assert meta["clocksource"] == "tsc" and meta["guest_mem_mb"] == 4096
+    # the folio trace saw every page of the file added to the page cache, none lost
+    assert meta["folio_pages_added"] == 16 * MiB // 4096 and meta["folio_trace_lost"] == 0
+    # what the kernel showed of its FUSE features is what the catalog records for 6.1
+    seen = features.from_guest_files(meta["kernel"], g.files, meta, temp_page=True)
+    assert {k: s for k, (s, _) in seen.items() if s != "?"} == \
+        {k: s for k, s, _ in catalog.get("6.1").features}
+    assert meta["fuse_knobs"] == features.parse_knobs(g.files["fuse_knobs"]) != {}
     assert meta["bdi_max_ratio"] >= 0 and meta["boot_to_init_s"] > 0
     # Only this run's qemu counts: its command line names the run's own temporary directory,
     # so another run's guest (a shared machine) is never mistaken for a leak.
@@ -916,3 +923,206 @@ def test_validate_kernel_passes_only_when_every_count_and_the_blocking_pattern_a
     ok, line = kvalidate.verdict([kvalidate.block("seq-write", measured, far)], True)
     assert not ok and line.startswith("validate --kernel: FAIL: 1 of ")
     assert "seq-write temp pages peak 0.50" in line
+
+
+# ---- folio sizes and FUSE features ----
+
+from bench.real.kernels import features, folios  # noqa: E402
+
+TRACE_7X = """# tracer: nop
+#
+#            TASK-PID     CPU#  |||||  TIMESTAMP  FUNCTION
+  fwb_guest_runne-80  [001] .....  12.301: mm_filemap_add_to_page_cache: dev 0:45 ino 2 pfn=0x1a00 ofs=0 order=2
+  fwb_guest_runne-80  [001] .....  12.302: mm_filemap_add_to_page_cache: dev 0:45 ino 2 pfn=0x1a04 ofs=16384 order=2
+  fwb_guest_runne-80  [000] .....  12.303: mm_filemap_add_to_page_cache: dev 0:45 ino 2 pfn=0x1b00 ofs=32768 order=0
+  kworker/0:1-12      [000] .....  12.304: mm_filemap_add_to_page_cache: dev 8:1 ino 9 pfn=0x2000 ofs=0 order=4
+  kworker/0:1-12      [000] .....  12.305: mm_filemap_delete_from_page_cache: dev 0:45 ino 2 pfn=0x1a00 ofs=0 order=2
+"""
+TRACE_6_1 = ("  dd-7  [000] .....  3.1: mm_filemap_add_to_page_cache: dev 0:40 ino 2 "
+             "page=0000000012345678 pfn=4096 ofs=0\n")
+
+
+def _guest_orders(text: str) -> str:
+    """The guest's reduction (initramfs.FOLIO_AWK) run by busybox awk, as /init runs it."""
+    p = subprocess.run([initramfs.busybox_path(), "awk", initramfs.FOLIO_AWK],
+                       input=text, capture_output=True, text=True, check=True)
+    return p.stdout
+
+
+def test_folio_orders_from_a_trace_count_the_devices_adds_by_order_and_old_kernels_as_unknown():
+    assert folios.orders_from_trace(TRACE_7X, dev="0:45") == {0: 1, 2: 2}
+    assert folios.orders_from_trace(TRACE_7X) == {0: 1, 2: 2, 4: 1}
+    assert folios.orders_from_trace(TRACE_6_1) == {folios.UNKNOWN: 1}
+    s = folios.summary({0: 1, 2: 2})
+    assert s["folio_pages_added"] == 9 and s["folio_pages_mean"] == 3.0
+    assert s["folio_orders"] == {"0": 1, "2": 2} and s["folio_order_max"] == 2
+    # no known order: the mean is unknown (None, which JSON keeps), not 0 or 1
+    u = folios.summary({folios.UNKNOWN: 5}, lost=3)
+    assert u["folio_pages_mean"] is None and u["folios_added"] == 5 and u["folio_trace_lost"] == 3
+
+
+def test_the_guests_awk_reduction_agrees_with_the_python_reader():
+    try:
+        initramfs.busybox_path()
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    adds = "".join(ln + "\n" for ln in TRACE_7X.splitlines()
+                   if "add_to_page_cache" in ln and "dev 0:45" in ln or ln.startswith("#"))
+    assert folios.parse_orders(_guest_orders(adds)) == folios.orders_from_trace(adds)
+    assert folios.parse_orders(_guest_orders(TRACE_6_1)) == {folios.UNKNOWN: 1}
+
+
+def test_folio_files_are_parsed_and_bad_lines_refused():
+    files = {"folio_orders": b"0 10\n2 3\n\n",
+             "folio_stats": b"/sys/kernel/tracing/per_cpu/cpu0/stats:entries: 9\n"
+                            b"/sys/kernel/tracing/per_cpu/cpu0/stats:overrun: 4\n"
+                            b"/sys/kernel/tracing/per_cpu/cpu1/stats:overrun: 1\n"}
+    s = folios.from_files(files)
+    assert s["folio_orders"] == {"0": 10, "2": 3} and s["folio_trace_lost"] == 5
+    assert s["folio_pages_mean"] == pytest.approx((10 + 12) / 13)
+    assert folios.from_files({}) is None
+    for bad in (b"0 1 2\n", b"x 3\n", b"0 -1\n", b"99 1\n"):
+        with pytest.raises(ValueError, match="folio_orders: line 1"):
+            folios.parse_orders(bad)
+
+
+def test_init_script_traces_folios_of_the_mount_around_the_runner_and_probes_fuse_knobs():
+    plain = initramfs.init_script(initramfs.GuestJob((), False))
+    assert "mm_filemap_add_to_page_cache" not in plain
+    assert "/out/fuse_knobs" in plain and "/out/fuse_symbols" in plain   # every run
+    text = initramfs.init_script(initramfs.GuestJob((), False, folio_trace=True))
+    on, run, off, end, save = (text.index(s) for s in (
+        'echo 1 > "$ev/enable"', "/fwb_guest_runner ", 'echo 0 > "$ev/enable"',
+        "info uptime_run_end_s", "> /out/folio_orders"))
+    # enabled just around the runner; reduced after the run's end is taken, before the unmount
+    assert on < run < off < end < save < text.index("umount /mnt")
+    # the filter is the mount's s_dev as the kernel encodes it: major << 20 | minor
+    assert 's_dev == $(( ${dev%%:*} * 1048576 + ${dev##*:} ))' in text
+    assert text.index('dev=$(awk') < text.index("s_dev ==")
+
+
+def test_knobs_and_symbols_parse_and_name_as_sysctl_and_module_parameter():
+    k = features.parse_knobs(b"/proc/sys/fs/fuse/max_pages_limit=256\n"
+                             b"/sys/module/fuse/parameters/enable_uring=N\nnoise\n")
+    assert k == {"fs.fuse.max_pages_limit": "256", "fuse.enable_uring": "N"}
+    s = features.parse_symbols("fuse_uring_cmd.cold\nfuse_check_timeout\n"
+                               "ffffffff8121b017 t fuse_iomap_writeback_range.isra.0 [fuse]\n")
+    assert s == {"fuse_uring_cmd", "fuse_check_timeout", "fuse_iomap_writeback_range"}
+    assert features.version_of("6.18.44-fc-v1272") == (6, 18)
+    assert features.version_of("7.3-amd64") == (7, 3) and features.version_of("x") is None
+
+
+def test_features_come_from_symbols_knobs_measurement_then_version_and_say_which():
+    new = features.probe("7.2.13+deb14-amd64",
+                         {"fuse_iomap_writeback_range", "fuse_check_timeout", "fuse_uring_cmd",
+                          "iomap_file_buffered_write", "fuse_write_end"},
+                         {"fs.fuse.default_request_timeout": "0",
+                          "fs.fuse.max_request_timeout": "0", "fs.fuse.max_pages_limit": "256",
+                          "fuse.enable_uring": "N"}, {"folio_order_max": 0}, temp_page=False)
+    assert {k: s for k, (s, _) in new.items()} == {
+        "iomap_buffered_write": "no", "iomap_writeback": "yes", "large_folios": "no",
+        "request_timeout": "yes",
+        "max_pages_limit": "yes", "io_uring": "yes", "sync_no_wait": "yes",
+        "wb_thresh_floor": "yes", "bg_wb_thresh": "yes"}
+    assert new["io_uring"][1] == "symbols: fuse_uring_cmd; knobs: fuse.enable_uring=N"
+    assert new["large_folios"][1].startswith("measured: largest folio order 0")
+    assert new["sync_no_wait"][1].startswith("version only: 7.2 >= 7.0")
+    assert new["bg_wb_thresh"][1].startswith("version only: 7.2 >= 7.1")
+    # 6.1 has fuse_iomap_begin (DAX) and iomap_file_buffered_write (for XFS): no evidence; its
+    # aops' write_begin is
+    old = features.probe("6.1.0-44-amd64", {"fuse_iomap_begin", "iomap_file_buffered_write",
+                                            "fuse_write_begin", "fuse_writepages_fill"},
+                         {}, None, temp_page=True)
+    assert old["iomap_buffered_write"] == ("no", "symbols: iomap_file_buffered_write; "
+                                                 "still fuse_write_begin")
+    assert old["iomap_writeback"] == ("no", "symbols: no fuse_iomap_writeback_range; "
+                                            "still fuse_writepages_fill")
+    assert old["max_pages_limit"][0] == "no" and old["large_folios"][0] == "?"
+    assert old["sync_no_wait"][0] == "n/a" and old["wb_thresh_floor"][0] == "no"
+    # sync(2) measured on a stuck server: only on a kernel without the temp page does it tell
+    assert features.probe("6.17", measured={"sync_class": "waited"})["sync_no_wait"] == (
+        "no", "measured: sync(2) waited while the server held every WRITE")
+    assert features.probe("7.2", measured={"sync_class": "returned"})["sync_no_wait"][0] == "yes"
+    assert features.probe("6.1", measured={"sync_class": "returned"},
+                          temp_page=True)["sync_no_wait"][0] == "n/a"
+    # where the flusher started its passes, and a fresh bdi's threshold, override the version
+    m = features.probe("7.2", measured={"bg_start_share": 0.74, "thresh_at_start": 0})
+    assert m["bg_wb_thresh"][0] == "no" and m["bg_wb_thresh"][1].startswith(
+        "measured: flusher passes started at a median 74% of the bdi's limit")
+    assert m["wb_thresh_floor"][0] == "no"
+    # a stable series with the backport, and symbols that disagree with the knobs
+    assert features.probe("6.18.44", None, None)["sync_no_wait"][0] == "yes"
+    odd = features.probe("6.14", {"fuse_check_timeout"}, {})["request_timeout"]
+    assert odd[0] == "?" and "; but knobs: no " in odd[1]
+
+
+def test_trace_measures_find_the_passes_and_a_fresh_bdis_threshold():
+    # kB, as debugfs prints them; state bit 1 (WB_writeback_running) rises twice
+    lines = ["%d state=%d BdiReclaimable=%d BdiWriteback=%d BdiDirtyThresh=%d" % row for row in (
+        (1, 0, 400, 0, 0), (2, 0, 2400, 0, 8000), (3, 2, 2000, 400, 8000),
+        (4, 0, 3600, 0, 8000), (5, 2, 3000, 600, 8000))]
+    m = features.trace_measures("\n".join(lines))
+    assert m == {"thresh_at_start": 0, "bg_start_share": pytest.approx((0.3 + 0.45) / 2)}
+    assert features.trace_measures("1 nr_dirty=5\n") == {}
+
+
+def test_catalog_records_every_feature_for_every_kernel_with_its_evidence():
+    kinds = ("symbols:", "knobs:", "measured:", "version only:", "temp-page kernel:")
+    for k in catalog.KERNELS:
+        assert [key for key, _, _ in k.features] == [f.key for f in features.FEATURES], k.name
+        for key, status, evidence in k.features:
+            assert status in features.STATUSES and evidence.startswith(kinds), (k.name, key)
+    assert catalog.get("6.1").feature("iomap_writeback")[0] == "no"
+    assert catalog.get("7.2").feature("iomap_writeback")[0] == "yes"
+    assert catalog.get("7.3").feature("large_folios")[0] == "no"
+    with pytest.raises(ValueError, match="'nope' not recorded for kernel 6.1"):
+        catalog.get("6.1").feature("nope")
+
+
+def _folio_run(kernel, bs, seed, ppr, orders, mib):
+    return Run(f"kernel-{kernel}", "seq-write", {"block_size": bs}, seed, "mount",
+               {"pages_per_request": ppr, "app_throughput_bps": mib * MiB},
+               meta={"kernel_name": kernel, "folio_orders": orders})
+
+
+def test_the_folio_table_pools_writes_and_folios_per_kernel_and_block_size():
+    runs = [_folio_run("7.2", MiB, 0, {32: 3, 1: 1}, {"0": 100}, 20.0),
+            _folio_run("7.2", MiB, 1, {32: 2}, {"0": 100}, 22.0),
+            _folio_run("7.3", MiB, 0, {256: 1, 32: 1}, {"0": 10, "4": 10}, 33.0),
+            _folio_run("7.2", 128 << 10, 0, {8: 5}, {"0": 10}, 10.0)]
+    rows = folios.table(runs)
+    assert [(r["kernel"], r["block_size"], r["runs"]) for r in rows] == [
+        ("7.2", MiB, 2), ("7.2", 128 << 10, 1), ("7.3", MiB, 1)]
+    a = rows[0]
+    assert a["pages_per_write"] == {1: 1, 32: 5} and a["pages_per_write_median"] == 32
+    assert a["folio_orders"] == {"0": 200} and a["folio_pages_mean"] == 1.0
+    assert a["app_mib_s_median"] == pytest.approx(21.0)
+    assert rows[2]["pages_per_write_median"] == 32           # the lower middle of two
+    assert rows[2]["folio_pages_mean"] == pytest.approx((10 + 160) / 20)
+    assert folios.ratios(rows, "7.3", "7.2") == {MiB: pytest.approx(33 / 21)}
+    text = folios.render(rows, "7.3", "7.2")
+    assert folios.pair_ratios(rows, "7.3", "7.2") == {MiB: [pytest.approx(33 / 20)]}
+    assert "app throughput 7.3 / 7.2 at 1024 KiB: 1.571 (medians); per pair: median 1.650, " \
+           "1.650..1.650 over 1 pairs" in text
+    assert len(text.splitlines()) == 1 + 3 + 1
+
+
+def test_cli_features_shows_the_catalog_and_flags_kept_guest_files_that_disagree(tmp_path):
+    import json
+    p = _cli("kernels", "features", "--no-host", "--json")
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    assert doc["6.1"]["iomap_writeback"]["status"] == catalog.get("6.1").feature(
+        "iomap_writeback")[0]
+    assert doc["notes"] == []
+    # a kept 6.1 guest whose kallsyms shows iomap writeback: the catalog says no, so it is flagged
+    d = tmp_path / "6.1-seq-write-0-0"
+    d.mkdir()
+    (d / "info").write_text("kernel=6.1.0-44-amd64\n")
+    (d / "fuse_symbols").write_text("fuse_iomap_writeback_range\nfuse_writepages\n")
+    (d / "fuse_knobs").write_text("/sys/module/fuse/parameters/max_user_bgreq=1274\n")
+    (d / "folio_orders").write_text("-1 4096\n")
+    p = _cli("kernels", "features", "--no-host", "--keep", str(tmp_path))
+    assert p.returncode == 0, p.stderr
+    assert "NOTE: 6.1 iomap_writeback: the catalog says no, the kept guest files say yes" in p.stdout
+    assert "6.1 (kept)" in p.stdout.splitlines()[0]

@@ -1,4 +1,4 @@
-"""The ``kernels`` verb: ``python -m bench kernels list|fetch|run|ab``."""
+"""The ``kernels`` verb: ``python -m bench kernels list|features|fetch|run|ab|cost``."""
 from __future__ import annotations
 
 import argparse
@@ -24,6 +24,95 @@ def cmd_list(args: argparse.Namespace) -> int:
               f"{(have.package_version if have else '-'):22} "
               f"{avail or '- (kernels fetch to look)'}")
     print(f"cache: {fetch.cache_dir()}  (${fetch.CACHE_ENV} overrides)")
+    return 0
+
+
+def _kept(root: str) -> dict[str, tuple[str, dict, dict]]:
+    """What the kept guest directories under ROOT (``kernels run --keep``) hold per kernel:
+    {kernel name: (release, files, folio meta)}, the files of all its directories (the newest
+    wins a name: a ``--trace`` run's trace.txt joins a seq-write's files), the folio meta from
+    its newest seq-write run (only a seq-write's folio orders judge large folios)."""
+    import os
+    from . import folios
+    from .guest import parse_info
+    out: dict[str, tuple[str, dict, dict]] = {}
+    for d in sorted(os.listdir(root), key=lambda n: os.path.getmtime(os.path.join(root, n))):
+        path = os.path.join(root, d)
+        name = d.split("-", 1)[0]
+        if name not in catalog.KERNEL_BY_NAME or not os.path.isdir(path):
+            continue
+        _, files, meta = out.get(name, ("", {}, {}))
+        new = {}
+        for f in os.listdir(path):
+            with open(os.path.join(path, f), "rb") as fh:
+                new[f] = fh.read()
+        if "-seq-write-" in d:
+            meta = folios.from_files(new) or meta
+        files = {**files, **new}
+        release = parse_info(files.get("info", b"").decode(errors="replace")).get("kernel", name)
+        out[name] = (release, files, meta)
+    return out
+
+
+def cmd_features(args: argparse.Namespace) -> int:
+    from . import features
+    cols: list[tuple[str, dict]] = []
+    for k in catalog.KERNELS:
+        cols.append((k.name, dict((key, (st, ev)) for key, st, ev in k.features)))
+    notes = []
+    if args.keep:
+        for name, (release, files, meta) in _kept(args.keep).items():
+            k = catalog.get(name)
+            seen = features.from_guest_files(release, files, meta, k.family == "temp-page")
+            cols.append((f"{name} (kept)", seen))
+            recorded = dict(cols[[c[0] for c in cols].index(name)][1])
+            for key, (st, _) in seen.items():
+                if st != "?" and recorded.get(key, ("?",))[0] != st:
+                    notes.append(f"{name} {key}: the catalog says {recorded.get(key, ('?',))[0]}, "
+                                 f"the kept guest files say {st}")
+    if not args.no_host:
+        try:
+            h = features.host_probe()
+        except OSError as exc:
+            notes.append(f"host: /proc/kallsyms unreadable ({exc.strerror})")
+        else:
+            cols.append((f"host {h['release'].split('-')[0]}",
+                         features.probe(h["release"], h["symbols"], h["knobs"], None, False)))
+    if args.json:
+        json.dump({c: {k: {"status": s, "evidence": e} for k, (s, e) in f.items()}
+                   for c, f in cols} | {"notes": notes}, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return 0
+    width = max(len(f.key) for f in features.FEATURES)
+    print(f"{'feature':{width}} " + " ".join(f"{c:>9}" for c, _ in cols))
+    for f in features.FEATURES:
+        print(f"{f.key:{width}} " + " ".join(f"{fs.get(f.key, ('?', ''))[0]:>9}"
+                                             for _, fs in cols))
+    print("evidence:")
+    for c, fs in cols:
+        for f in features.FEATURES:
+            st, ev = fs.get(f.key, ("?", "not recorded"))
+            print(f"  {c:14} {f.key:{width}} {st:4} {ev}")
+    for n in notes:
+        print(f"NOTE: {n}")
+    return 0
+
+
+def cmd_folios(args: argparse.Namespace) -> int:
+    from bench import results
+    from . import folios
+    runs = [r for path in args.files for r in results.load(path).runs]
+    rows = folios.table(runs)
+    if not rows:
+        raise ValueError("files: no runs in them")
+    num, den = (args.ratio.split("/", 1) + [""])[:2] if args.ratio else (None, None)
+    if args.json:
+        json.dump({"rows": rows, "ratios": folios.ratios(rows, num, den) if num else {},
+                   "pair_ratios": folios.pair_ratios(rows, num, den) if num else {}},
+                  sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(folios.render(rows, num, den))
     return 0
 
 
@@ -63,6 +152,11 @@ def render_run(run) -> str:
     if n:
         mean = sum(int(k) * c for k, c in ppr.items()) / n
         lines.append(f"  {'pages_per_request':22} {_fmt(mean):>10} {'':6} mean pages per WRITE")
+    if meta.get("folio_orders") is not None:
+        fpm = meta.get("folio_pages_mean")
+        lines.append(f"  {'folio_pages_mean':22} {_fmt(float('nan') if fpm is None else fpm):>10} "
+                     f"{'':6} mean pages per folio added (orders {meta['folio_orders']}, "
+                     f"{meta.get('folio_trace_lost', 0)} events lost)")
     bdi = (f"bdi max_ratio {meta.get('bdi_max_ratio')}, strict_limit {meta.get('bdi_strict_limit')}, "
            f"max_bytes {meta.get('bdi_max_bytes')} (-1: not in this kernel)")
     lines.append(f"  guest: {meta.get('guest_cpus')} CPUs, {meta.get('guest_mem_mb')} MiB; {bdi}")
@@ -89,6 +183,19 @@ def _suite(runs, command: str, extra: dict):
     return results.Suite(provenance.collect(engine="mount", command=command, **extra), tuple(runs))
 
 
+def _keep(root: str, k, workload: str, seed: int, files: dict[str, bytes]) -> None:
+    """Save what a guest sent back (its fuse_symbols, fuse_knobs, folio trace, dmesg, ...)
+    under ROOT/<kernel>-<workload>-<seed>-<n>/, n counting up from 0 so nothing is replaced."""
+    import os
+    n = 0
+    while os.path.exists(d := os.path.join(root, f"{k.name}-{workload}-{seed}-{n}")):
+        n += 1
+    os.makedirs(d)
+    for name, data in files.items():
+        with open(os.path.join(d, os.path.basename(name)), "wb") as f:
+            f.write(data)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from bench import results
     from bench.cli import check_seeds, parse_pairs, pick_names
@@ -113,7 +220,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             try:
                 g = guest.execute(k, w, seed, update=args.update,
                                   progress=_progress(args.quiet or bar is not None),
-                                  trace=guest.TRACE_WRITEBACK if args.trace else "", **params)
+                                  trace=guest.TRACE_WRITEBACK if args.trace else "",
+                                  folio_trace=args.folio_trace, **params)
             except RuntimeError as exc:
                 if len(tasks) == 1:
                     raise
@@ -125,6 +233,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                 print(f"FAILED: {failed[-1]}", file=sys.stderr, flush=True)
                 continue
             runs.append(g.run)
+            if args.keep:
+                _keep(args.keep, k, w, seed, g.files)
             if bar is not None:
                 bar.update(1)
                 bar.clear()
@@ -256,6 +366,21 @@ def add_parsers(subparsers) -> None:
     sub = p.add_subparsers(dest="kernels_verb", required=True)
     q = sub.add_parser("list", help="the kernels with their suites, families and versions")
     q.set_defaults(func=cmd_list)
+    q = sub.add_parser("features", help="which FUSE features each kernel carries (iomap, "
+                                        "timeouts, io_uring, sync, ...), with the evidence")
+    q.add_argument("--keep", metavar="DIR", help="also read guests' files kept by `kernels run "
+                                                 "--keep DIR` and flag where they differ from "
+                                                 "the catalog")
+    q.add_argument("--no-host", action="store_true", help="leave out this machine's kernel")
+    q.add_argument("--json", action="store_true", help="the table as JSON")
+    q.set_defaults(func=cmd_features)
+    q = sub.add_parser("folios", help="pages per WRITE, page-cache folio sizes and throughput "
+                                      "of `kernels run --out` files, per kernel and block size")
+    q.add_argument("files", nargs="+", metavar="FILE", help="result files of `kernels run`")
+    q.add_argument("--ratio", metavar="A/B", help="also the app throughput ratio of kernel A to "
+                                                  "kernel B per block size (e.g. 7.3/7.2)")
+    q.add_argument("--json", action="store_true", help="the rows as JSON")
+    q.set_defaults(func=cmd_folios)
     q = sub.add_parser("fetch", help="download and unpack kernels into the cache (never installed)")
     q.add_argument("kernels", nargs="?", help="comma-separated kernels (default: all)")
     q.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -272,6 +397,11 @@ def add_parsers(subparsers) -> None:
     q.add_argument("--out", metavar="PATH", help="write the runs to this result file")
     q.add_argument("--force", action="store_true", help="replace --out if it exists")
     q.add_argument("--json", action="store_true", help="the run as JSON on stdout")
+    q.add_argument("--keep", metavar="DIR",
+                   help="save each guest's files (kernel symbols, FUSE knobs, folio trace, "
+                        "dmesg, server log) under DIR/<kernel>-<workload>-<seed>-<n>/")
+    q.add_argument("--no-folio-trace", dest="folio_trace", action="store_false",
+                   help="do not trace the page-cache folios added over the run")
     q.add_argument("--trace", action="store_true",
                    help="sample the bdi's debugfs stats and /proc/vmstat too, and print the "
                         "flusher's passes (when they started, how many pages were dirty)")

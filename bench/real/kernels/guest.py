@@ -25,7 +25,7 @@ from bench.real import mount
 from bench.results import Run
 from bench.sim.ops import OP_DTYPE
 
-from . import boot, catalog, fetch, initramfs
+from . import boot, catalog, features, fetch, folios, initramfs
 
 BIN = Path(__file__).resolve().parent.parent / "_bin"
 GUEST_SERVER = BIN / "fwb_fuse_server_static"
@@ -122,14 +122,18 @@ class GuestResult:
 def execute(kernel: str | catalog.Kernel, workload: Any, seed: int = 0, *, retries: int = 2,
             mem_mb: int = boot.MEM_MB, smp: int = boot.SMP, update: bool = False,
             progress=None, trace: str = "", cpu_probe: bool = False,
-            **params: Any) -> GuestResult:
+            folio_trace: bool = True, **params: Any) -> GuestResult:
     """Boot `kernel` (fetched first if it is not cached; `update` looks for a newer version)
     and run `workload` in it.  RuntimeError when it cannot be run or fails.
 
     `trace`: files the runner reads at every sample (FWB_TRACE, csrc/guest/fwb_guest_runner.c;
     e.g. TRACE_WRITEBACK), returned as ``files["trace.txt"]`` (``read_trace`` parses it).
     `cpu_probe`: every task's CPU time before an idle second, before the run and after it
-    (``files["cpu_idle" | "cpu_before" | "cpu_after"]``; ``cpu_usage`` reads them)."""
+    (``files["cpu_idle" | "cpu_before" | "cpu_after"]``; ``cpu_usage`` reads them).
+    `folio_trace`: the orders of the page-cache folios added on the mount over the run
+    (bench.real.kernels.folios), in the run's meta as folio_orders, folio_pages_mean, ...
+    Every run also keeps the kernel's FUSE knobs and fuse_*/iomap_* symbol names
+    (``files["fuse_knobs" | "fuse_symbols"]``, read by bench.real.kernels.features)."""
     k = catalog.get(kernel) if isinstance(kernel, str) else kernel
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed: must be an integer >= 0, got {seed!r}")
@@ -164,7 +168,7 @@ def execute(kernel: str | catalog.Kernel, workload: Any, seed: int = 0, *, retri
                              has_fuse_module=fetched.fuse_module is not None,
                              epoch_lead_ns=EPOCH_LEAD_NS if opts.stalls else 0,
                              dio_kb=dio_len // 1024, has_brd_module=brd is not None,
-                             trace=trace, cpu_probe=cpu_probe)
+                             trace=trace, cpu_probe=cpu_probe, folio_trace=folio_trace)
     with tempfile.TemporaryDirectory(prefix="fwb-guest-") as tmp:
         initrd = os.path.join(tmp, "initrd.cpio")
         initramfs.build(initrd, server=GUEST_SERVER, runner=GUEST_RUNNER,
@@ -239,7 +243,13 @@ def execute(kernel: str | catalog.Kernel, workload: Any, seed: int = 0, *, retri
         "sample_interval_ns": interval,
         "dio_source": info_g.get("dio_source", ""),
         "dmesg_warnings": warnings[:5],
+        "fuse_knobs": features.parse_knobs(files.get("fuse_knobs", b"")),
     }
+    fol = folios.from_files(files)
+    if fol is not None:
+        info.update(fol)
+    elif folio_trace:
+        info["folio_trace"] = info_g.get("folio_trace", "not run")
     res = mount.result_from(wl, seed, params, log, samples, start, lat, faults, t0, hang_ns, info,
                             name=fetched.run_name)
     return GuestResult(run=res.run, mount=res, boot=b, kernel=fetched, files=files,

@@ -138,6 +138,8 @@ class GuestJob:
                                       # csrc/guest/fwb_guest_runner.c); debugfs is mounted for it
     cpu_probe: bool = False           # snapshot every task's CPU time (CPU_FILES) before an
                                       # idle second, before the run and after it
+    folio_trace: bool = False         # trace filemap:mm_filemap_add_to_page_cache on the mount
+                                      # over the run: the orders of the folios added (FOLIO_*)
 
 
 # What a CPU snapshot reads (grep -H: each line prefixed with its file): every task's stat and
@@ -146,6 +148,22 @@ class GuestJob:
 CPU_FILES = "/proc/[0-9]*/stat /proc/[0-9]*/schedstat /proc/$server/task/*/stat " \
             "/proc/$server/task/*/schedstat /proc/stat /proc/uptime"
 IDLE_S = 1
+
+# The page-cache folios of the run (bench.real.kernels.folios reads what these leave in /out):
+# the tracepoint filemap:mm_filemap_add_to_page_cache, filtered to the mount's s_dev (the
+# kernel's dev_t: major << 20 | minor, include/linux/kdev_t.h), enabled just around the runner.
+# Its TP_printk has carried "order=%u" since the folio conversion of the event (6.1 has it too;
+# where it is absent a folio counts as order -1, unknown).  The buffer is read once at the end
+# and reduced in the guest to "order count" lines (folio_orders); folio_stats keeps each CPU's
+# overrun count (lost events) and folio_format the event's format file.
+FOLIO_EVENT = "events/filemap/mm_filemap_add_to_page_cache"
+FOLIO_BUFFER_KB = 16384               # per CPU: ~16 K events of a 64 MiB order-0 write fit in 2 MB
+FOLIO_AWK = (r"!/^#/ && NF { o = -1; if (match($0, /order=[0-9]+/)) "
+             r"o = substr($0, RSTART + 6, RLENGTH - 6); n[o]++ } "
+             r"END { for (o in n) print o, n[o] }")
+# What the kernel says of its FUSE (bench.real.kernels.features reads them): the fs.fuse sysctls,
+# the fuse module's parameters, and the names of its fuse_* and iomap_* functions (kallsyms).
+PROBE_SYMBOLS = r" [tTwW] (fuse_|iomap_)"
 
 
 def init_script(job: GuestJob) -> str:
@@ -172,6 +190,27 @@ info dio_source "$dio"
     if job.trace:
         trace = ("mount -t debugfs none /sys/kernel/debug 2>/dev/null\n"
                  f"export FWB_TRACE={shlex.quote(job.trace)} FWB_TRACE_OUT=/out/trace.txt")
+    folio_on = folio_off = folio_save = ":"
+    if job.folio_trace:
+        folio_on = f"""mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null
+tr=/sys/kernel/tracing
+ev=$tr/{FOLIO_EVENT}
+if [ -d "$ev" ]; then
+    cp "$ev/format" /out/folio_format
+    echo {FOLIO_BUFFER_KB} > "$tr/buffer_size_kb"
+    echo "s_dev == $(( ${{dev%%:*}} * 1048576 + ${{dev##*:}} ))" > "$ev/filter" ||
+        info folio_filter failed
+    echo > "$tr/trace"
+    echo 1 > "$ev/enable" && info folio_trace on
+else
+    info folio_trace "no $ev"
+fi"""
+        folio_off = '[ -d "$ev" ] && echo 0 > "$ev/enable"'
+        # read once the run's times and CPU snapshots are taken: the reduction is not the run's
+        folio_save = f"""if [ -d "$ev" ]; then
+    grep -H -E '^(entries|overrun):' "$tr"/per_cpu/cpu*/stats > /out/folio_stats
+    awk '{FOLIO_AWK}' "$tr/trace" > /out/folio_orders
+fi"""
     cpu_idle = cpu_before = cpu_after = ":"
     if job.cpu_probe:
         snap = f"grep -H '' {CPU_FILES} 2>/dev/null > /out/cpu_"
@@ -218,6 +257,10 @@ for k in dirty_ratio dirty_background_ratio dirty_bytes dirty_background_bytes d
 done
 {insmod}
 grep -qw fuse /proc/filesystems || fail 'no fuse filesystem in this kernel'
+for f in /proc/sys/fs/fuse/* /sys/module/fuse/parameters/*; do
+    [ -f "$f" ] && echo "$f=$(cat "$f" 2>/dev/null)" >> /out/fuse_knobs
+done
+grep -E '{PROBE_SYMBOLS}' /proc/kallsyms | awk '{{print $3}}' | sort -u > /out/fuse_symbols
 {dio}
 mount -t fusectl none /sys/fs/fuse/connections 2>/dev/null
 {epoch}
@@ -238,12 +281,15 @@ done
 {trace}
 {cpu_idle}
 {cpu_before}
+{folio_on}
 info uptime_run_start_s "$(cut -d' ' -f1 /proc/uptime)"
 /fwb_guest_runner /ops.bin /out/result.bin /mnt "$dio" $epoch 2> /out/runner.err
 rc=$?
+{folio_off}
 info runner_rc "$rc"
 info uptime_run_end_s "$(cut -d' ' -f1 /proc/uptime)"
 {cpu_after}
+{folio_save}
 grep -E '^(Dirty|Writeback|WritebackTmp|MemTotal|MemFree):' /proc/meminfo > /out/meminfo_end
 umount /mnt || fail "umount: $(tail -n1 /out/server.err)"
 wait $server
