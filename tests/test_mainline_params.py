@@ -164,9 +164,12 @@ def test_the_floor_is_a_hundredth_of_the_room_bounded_by_the_share(floor):
 
 # ---- sync(2) by era and the transport switch, per shipped machine profile
 
-@pytest.mark.parametrize("name,waits", [("qemu-6.1-2cpu-4g", 1), ("qemu-6.12-2cpu-4g", 1),
+@pytest.mark.parametrize("name,waits", [("qemu-6.1-2cpu-4g", 0), ("qemu-6.12-2cpu-4g", 0),
                                         ("qemu-7.2-2cpu-4g", 0), ("ci-2cpu-24g", 0)])
 def test_sync_waits_by_kernel_era(name, waits, monkeypatch):
+    # No shipped kernel waits: temp-page ones have nothing of the server's to wait for (their
+    # profiles keep 0, so kernels ab's other strategy does not wait there either), 7.2 and this
+    # host carry 76f9377cd2ab; 1 is the 6.16-to-f9a49aa302a0 window, which no profile models.
     monkeypatch.setenv(machine.ENV, name)
     assert params.resolve("no-temp-page", {})["sync_waits"] == waits
 
