@@ -590,7 +590,7 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--no-blocking", action="store_true", help="skip the stuck-server part")
     p.add_argument("--kernel", metavar="K",
                    help="validate against kernel K of `kernels list` (6.1, 6.12, 7.2, 7.3) in a "
-                        "qemu guest, simulated by its family's strategy on its machine profile "
+                        "qemu guest, simulated by its strategy (`kernels list`) on its machine profile "
                         "(default workloads then: seq-write, rand-write, dio-redirty)")
     p.add_argument("--json", action="store_true",
                    help="the table, the targets and the verdict as JSON on stdout")

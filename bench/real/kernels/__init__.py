@@ -9,7 +9,7 @@ TCG, running the project's own FUSE server and op runner on the project's worklo
   folios     page-cache folio sizes of a run (tracepoint filemap:mm_filemap_add_to_page_cache)
   features   which FUSE features a kernel carries (kallsyms, sysctls, measured, version)
   ab         interleaved A/B of two kernels, per-pair ratios beside the simulated ones
-  validate   `validate --kernel K`: a guest against its family's strategy on its machine profile
+  validate   `validate --kernel K`: a guest against its strategy (catalog) on its machine profile
   commands   the `kernels` verb
 
 Kept light: the submodules are imported by whoever uses them.
