@@ -48,7 +48,8 @@ STRATEGY = Strategy(
     name="large-folio",
     code=6,
     summary="iomap-blocks with folios sized by the write (up to max_pages), order 0 under pressure",
-    kernels="6.16+ large folios (f3cb8bd908c7, b46e09667411) on 6.17's iomap writeback",
+    kernels="large folios (f3cb8bd908c7, b46e09667411) on 6.17's iomap writeback: no packaged "
+            "kernel has them on a writeback-cache mount (7.3-rc7: order 0, measured); a what-if",
     temp_pages=False,
     on_busy_page=on_busy_page,
     params={"writer_waits": (0, "write(2) waits for writeback of the folio (mainline: no)")},
