@@ -196,6 +196,12 @@ typedef struct sim {
 	int32_t *lru;		/* ring of cached pages, coldest at lru_cold */
 	int64_t lru_cap, lru_cold, lru_len;
 	uint64_t *dmap, *dsum;	/* dirty bitmap and its summary (a bit per non-zero word) */
+	/* Every page set_dirty has dirtied, once per clean -> dirty transition, so that the
+	 * end-of-run scans visit touched pages only; past dirtied_cap entries it stops
+	 * growing and the scans visit every page (dirtied_all). */
+	vec dirtied;
+	int64_t dirtied_cap;
+	int dirtied_all;
 
 	/* memory and queues */
 	int64_t cache_pages, anon_pages, temp_pages, pinned, dirty_total, active_bg;
@@ -537,6 +543,12 @@ static int set_dirty(sim *s, int64_t p, int32_t f)
 	s->f_ndirty[f]++;
 	s->dmap[p >> 6] |= (uint64_t)1 << (p & 63);
 	s->dsum[p >> 12] |= (uint64_t)1 << ((p >> 6) & 63);
+	if (!s->dirtied_all) {
+		if (s->dirtied.n < s->dirtied_cap)
+			vec_push(s, &s->dirtied, p);
+		else
+			s->dirtied_all = 1;
+	}
 	return 1;
 }
 
@@ -1957,10 +1969,34 @@ static void run(sim *s)
 	}
 }
 
+/* Pages whose newest version the server never had and that are not dirty any more.
+ * Only a page set_dirty saw can be stale (each version++ comes with a set_dirty, and
+ * complete() makes a page stale only when its version moved on), so unless the list
+ * overflowed only the listed pages are looked at.  A page is listed once per time it
+ * was dirtied: a counted one is marked dirty so that it is counted once (the pages are
+ * freed right after). */
+static int64_t lost_updates(sim *s)
+{
+	int64_t i, n = 0;
+	if (s->dirtied_all) {
+		for (i = 0; i < s->n; i++)
+			n += (s->pg[i].flags & (PF_STALE | PF_DIRTY)) == PF_STALE;
+		return n;
+	}
+	for (i = 0; i < s->dirtied.n; i++) {
+		page *g = &s->pg[s->dirtied.v[i]];
+		if ((g->flags & (PF_STALE | PF_DIRTY)) == PF_STALE) {
+			n++;
+			g->flags |= PF_DIRTY;
+		}
+	}
+	return n;
+}
+
 /* End-of-run accounting; moves the sample arrays into out. */
 static void finish(sim *s, fwb_result *out)
 {
-	int64_t *c = s->c, p;
+	int64_t *c = s->c;
 	int32_t i;
 	temp_add(s, 0);
 	c[FWB_C_T_END] = s->now;
@@ -1974,10 +2010,7 @@ static void finish(sim *s, fwb_result *out)
 		if (!a->finished && !a->is_flusher)
 			c[FWB_C_STUCK] = 1;
 	}
-	c[FWB_C_LOST_UPDATES] = 0;
-	for (p = 0; p < s->n; p++)
-		if ((s->pg[p].flags & (PF_STALE | PF_DIRTY)) == PF_STALE)
-			c[FWB_C_LOST_UPDATES]++;
+	c[FWB_C_LOST_UPDATES] = lost_updates(s);
 	memcpy(out->counters, c, sizeof out->counters);
 	memcpy(out->pages_per_request, s->hist, sizeof out->pages_per_request);
 	for (i = 0; i < FWB_N_LATENCIES; i++) {
@@ -2092,6 +2125,41 @@ static int64_t capacity(const fwb_op *ops, int64_t n_ops, const int64_t *sizes, 
 	return total;
 }
 
+/* Write-fault the per-page arrays where the ops will touch them, when the ops are few
+ * against the arrays' size (a few writes over a big file).  The arrays come from calloc,
+ * i.e. fresh zero-filled mappings for big ones: the engine's first access to a page's
+ * state is a read, which maps the shared zero page, and its first write then copies it,
+ * two faults per touched memory page; a write first is one.  Stores of the zero already
+ * there, so the state does not change; volatile keeps the compiler from dropping them. */
+#define MEM_PAGE 4096
+static void prefault(sim *s, const fwb_op *ops, int64_t n_ops)
+{
+	const int64_t pg_step = MEM_PAGE / (int64_t)sizeof(page);
+	const int64_t lk_step = MEM_PAGE / (int64_t)sizeof(lookup);
+	const int64_t dmap_step = (MEM_PAGE / (int64_t)sizeof(uint64_t)) * 64;
+	int64_t i, n_range = 0;
+	for (i = 0; i < n_ops; i++)
+		n_range += is_range_op(ops[i].op);
+	if (n_range >= s->n / pg_step)
+		return;		/* every memory page of the arrays is likely touched anyway */
+	for (i = 0; i < n_ops; i++) {
+		int64_t first, last, p, b;
+		if (!is_range_op(ops[i].op))
+			continue;
+		op_pages(&ops[i], &first, &last);
+		b = s->base[ops[i].file];
+		for (p = b + first;; p = min64(p + pg_step, b + last)) {
+			*(volatile uint8_t *)&s->pg[p].flags = 0;
+			if (s->lk && (p == b + first || (p % lk_step) < pg_step))
+				*(volatile int32_t *)&s->lk[p].wb_req = 0;
+			if (p == b + first || (p % dmap_step) < pg_step)
+				*(volatile uint64_t *)&s->dmap[p >> 6] = 0;
+			if (p == b + last)
+				break;
+		}
+	}
+}
+
 static void sim_free(sim *s)
 {
 	int i;
@@ -2112,6 +2180,7 @@ static void sim_free(sim *s)
 	free(s->lru);
 	free(s->dmap);
 	free(s->dsum);
+	free(s->dirtied.v);
 	free(s->rq);
 	free(s->rver);
 	free(s->actors);
@@ -2172,6 +2241,8 @@ static void sim_init(sim *s, const fwb_config *cfg, const fwb_op *ops, int64_t n
 	nw = (n + 63) / 64;
 	s->dmap = xcalloc(s, (size_t)nw + 1, sizeof(uint64_t));
 	s->dsum = xcalloc(s, (size_t)(nw + 63) / 64 + 1, sizeof(uint64_t));
+	s->dirtied_cap = n / 4;	/* past it, scanning every page costs about as much */
+	prefault(s, ops, n_ops);
 
 	s->vstride = cfg->max_pages;	/* a request never holds more than max_pages */
 	s->rq_cap = 256;
