@@ -45,6 +45,7 @@
 #define NR_DIRTIED_PAUSE 32	/* a task's nr_dirtied_pause at start; DIRTY_POLL_THRESH */
 #define PREFETCH_AHEAD 4	/* calls ahead of the current one */
 #define MAX_OPS ((int64_t)1 << 30)	/* page versions and copy counts fit 32 bits */
+#define LIST_MIN_PAGES ((int64_t)1 << 18)	/* sim.dirtied: kept from 1 GiB of pages */
 #define MAX_TOTAL_PAGES (((int64_t)1 << 31) - 64)	/* page ids fit int32 (LRU ring) */
 
 /* events */
@@ -223,6 +224,10 @@ typedef struct sim {
 	ev first;		/* the earliest event, kept out of the heap if has_first */
 	int has_first;
 	int64_t seq, now, temp_t;
+
+	/* fwb_event_log only: each pushed event by sequence number, each pop */
+	int evlog;
+	vec log_t, log_ka, log_pop_seq, log_pop_pushed;
 
 	int64_t c[FWB_N_COUNTERS];
 	int64_t hist[257];
@@ -453,7 +458,7 @@ static void push(sim *s, int64_t t, int kind, int32_t arg)
 	s->first = e;
 }
 
-static ev heap_pop(sim *s)
+static inline ev heap_pop(sim *s)
 {
 	ev top = s->heap[0], last = s->heap[--s->nev];
 	int64_t i = 0, n = s->nev;
@@ -1910,6 +1915,27 @@ static void sample(sim *s, int64_t t)
 	}
 }
 
+/* fwb_event_log: entry i of x := v, growing x with zeros. */
+static void vec_set(sim *s, vec *x, int64_t i, int64_t v)
+{
+	while (x->n <= i)
+		vec_push(s, x, 0);
+	x->v[i] = v;
+}
+
+static void log_event(sim *s, const ev *e)
+{
+	vec_set(s, &s->log_t, e->seq, e->t);
+	vec_set(s, &s->log_ka, e->seq, ((int64_t)e->kind << 32) | (uint32_t)e->arg);
+}
+
+static void log_pop(sim *s, const ev *e)
+{
+	log_event(s, e);
+	vec_push(s, &s->log_pop_seq, e->seq);
+	vec_push(s, &s->log_pop_pushed, s->seq);
+}
+
 static void run(sim *s)
 {
 	const fwb_config *c = s->cfg;
@@ -1933,6 +1959,8 @@ static void run(sim *s)
 		push(s, c->stall_end[i], EV_STALL, 0);
 	while (s->has_first || s->nev) {
 		ev e = pop(s);
+		if (s->evlog)
+			log_pop(s, &e);
 		if (e.kind == EV_TIMER && !s->alive)
 			continue;	/* the flusher's tick after the last thread ended */
 		if (e.t > c->max_time_ns) {
@@ -2137,10 +2165,8 @@ static void prefault(sim *s, const fwb_op *ops, int64_t n_ops)
 	const int64_t pg_step = MEM_PAGE / (int64_t)sizeof(page);
 	const int64_t lk_step = MEM_PAGE / (int64_t)sizeof(lookup);
 	const int64_t dmap_step = (MEM_PAGE / (int64_t)sizeof(uint64_t)) * 64;
-	int64_t i, n_range = 0;
-	for (i = 0; i < n_ops; i++)
-		n_range += is_range_op(ops[i].op);
-	if (n_range >= s->n / pg_step)
+	int64_t i;
+	if (n_ops >= s->n / pg_step)
 		return;		/* every memory page of the arrays is likely touched anyway */
 	for (i = 0; i < n_ops; i++) {
 		int64_t first, last, p, b;
@@ -2189,6 +2215,10 @@ static void sim_free(sim *s)
 	for (i = 0; i < FWB_N_LATENCIES; i++)
 		free(s->lat[i].v);
 	free(s->series.v);
+	free(s->log_t.v);
+	free(s->log_ka.v);
+	free(s->log_pop_seq.v);
+	free(s->log_pop_pushed.v);
 	free(s);
 }
 
@@ -2241,7 +2271,10 @@ static void sim_init(sim *s, const fwb_config *cfg, const fwb_op *ops, int64_t n
 	nw = (n + 63) / 64;
 	s->dmap = xcalloc(s, (size_t)nw + 1, sizeof(uint64_t));
 	s->dsum = xcalloc(s, (size_t)(nw + 63) / 64 + 1, sizeof(uint64_t));
-	s->dirtied_cap = n / 4;	/* past it, scanning every page costs about as much */
+	/* past n / 4 entries, scanning every page costs about as much; below LIST_MIN_PAGES
+	 * pages the scan is cheap and the list not kept */
+	s->dirtied_cap = n / 4;
+	s->dirtied_all = n < LIST_MIN_PAGES;
 	prefault(s, ops, n_ops);
 
 	s->vstride = cfg->max_pages;	/* a request never holds more than max_pages */
@@ -2291,8 +2324,28 @@ static void sim_init(sim *s, const fwb_config *cfg, const fwb_op *ops, int64_t n
 	s->heap = xmalloc(s, (size_t)s->cap_ev * sizeof(ev));
 }
 
-int fwb_run(const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
-	    const int64_t *file_sizes, int32_t n_files, uint64_t seed, fwb_result *out)
+/* The events still queued at the end (a stuck run's), then the log into *log. */
+static void log_finish(sim *s, fwb_evlog *log)
+{
+	int64_t i;
+	if (s->has_first)
+		log_event(s, &s->first);
+	for (i = 0; i < s->nev; i++)
+		log_event(s, &s->heap[i]);
+	/* every event pushed has been popped or is still queued: s->seq entries */
+	log->n_push = s->log_t.n;
+	log->push_t = s->log_t.v;
+	log->push_ka = s->log_ka.v;
+	log->n_pop = s->log_pop_seq.n;
+	log->pop_seq = s->log_pop_seq.v;
+	log->pop_pushed = s->log_pop_pushed.v;
+	s->log_t.v = s->log_ka.v = s->log_pop_seq.v = s->log_pop_pushed.v = NULL;
+}
+
+/* fwb_run, and with log the event log too. */
+static int simulate(const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
+		    const int64_t *file_sizes, int32_t n_files, uint64_t seed, fwb_result *out,
+		    fwb_evlog *log)
 {
 	sim *s;
 	if (!out)
@@ -2309,10 +2362,96 @@ int fwb_run(const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
 		return FWB_ENOMEM;
 	}
 	sim_init(s, cfg, ops, n_ops, file_sizes, n_files, seed);
+	s->evlog = log != NULL;
 	run(s);
+	if (log)
+		log_finish(s, log);
 	finish(s, out);
 	sim_free(s);
 	return FWB_OK;
+}
+
+int fwb_run(const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
+	    const int64_t *file_sizes, int32_t n_files, uint64_t seed, fwb_result *out)
+{
+	return simulate(cfg, ops, n_ops, file_sizes, n_files, seed, out, NULL);
+}
+
+int fwb_event_log(const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
+		  const int64_t *file_sizes, int32_t n_files, uint64_t seed, fwb_evlog *out)
+{
+	fwb_result res;
+	int rc;
+	if (!out)
+		return FWB_EINVAL;
+	memset(out, 0, sizeof *out);
+	rc = simulate(cfg, ops, n_ops, file_sizes, n_files, seed, &res, out);
+	if (rc == FWB_OK)
+		fwb_result_free(&res);
+	else
+		fwb_evlog_free(out);
+	return rc;
+}
+
+void fwb_evlog_free(fwb_evlog *log)
+{
+	if (!log)
+		return;
+	free(log->push_t);
+	free(log->push_ka);
+	free(log->pop_seq);
+	free(log->pop_pushed);
+	memset(log, 0, sizeof *log);
+}
+
+/* Push and pop the logged events with push() and pop() alone, in the engine's order;
+ * the checksum, or FWB_EINVAL when the log is not an engine's or is not popped as logged. */
+static int64_t replay(sim *s, const fwb_evlog *log)
+{
+	int64_t i, j = 0;
+	uint64_t sum = 0;
+	for (i = 0; i <= log->n_pop; i++) {
+		int64_t upto = i < log->n_pop ? log->pop_pushed[i] : log->n_push;
+		ev e;
+		if (upto < j || upto > log->n_push)
+			return FWB_EINVAL;
+		for (; j < upto; j++)
+			push(s, log->push_t[j], (int)(log->push_ka[j] >> 32),
+			     (int32_t)(log->push_ka[j] & 0x7fffffff));
+		if (i == log->n_pop)
+			break;
+		if (!(s->has_first || s->nev))
+			return FWB_EINVAL;
+		e = pop(s);
+		if (e.seq != log->pop_seq[i])
+			return FWB_EINVAL;
+		sum += (uint64_t)e.t + (uint64_t)e.arg;
+	}
+	return (int64_t)(sum >> 1);
+}
+
+int64_t fwb_heap_replay(const fwb_evlog *log)
+{
+	sim *s;
+	int64_t r;
+	if (!log || log->n_push < 0 || log->n_pop < 0 || log->n_pop > log->n_push ||
+	    (log->n_push && (!log->push_t || !log->push_ka)) ||
+	    (log->n_pop && (!log->pop_seq || !log->pop_pushed)))
+		return FWB_EINVAL;
+	s = calloc(1, sizeof *s);
+	if (!s)
+		return FWB_ENOMEM;
+	if (setjmp(s->oom)) {
+		free(s->heap);
+		free(s);
+		return FWB_ENOMEM;
+	}
+	s->cap_ev = 64;
+	s->heap = xmalloc(s, (size_t)s->cap_ev * sizeof(ev));
+	r = replay(s, log);
+	free(s->heap);
+	free(s);
+	return r;
 }
 
 void fwb_result_free(fwb_result *res)
