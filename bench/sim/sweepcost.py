@@ -8,7 +8,10 @@ and times three nested spans with time.perf_counter:
             store's keys, the timing runs, the batches and writing every part file;
   batches   inside run_batch, what a worker does: per run, the workload, the engine,
             the metrics and the store row;
-  engine    inside the C engine's call (bench.sim._cengine.simulate).
+  engine    inside the C engine's call (bench.sim._cengine.simulate);
+
+and, of the parent's share, `expand` (the spec's grid and its checks) and `writes` (the
+part files, bench.results.store.append).
 
 It prints each, the parent's overhead (wall - batches) and the runs' own overhead
 (batches - engine), both as a share of the engine's time.  With more jobs the parent's
@@ -46,18 +49,22 @@ def _timed(module, name: str, totals: dict, key: str):
 
 def measure(spec_path: str, out: str | None = None) -> dict:
     """Run the spec with one job here; the spans in seconds and the shares."""
+    from bench.results import store
     from bench.sim import _cengine, sweeprun, sweepspec
     spec = sweepspec.load(spec_path)
-    totals = {"batches": 0.0, "engine": 0.0}
+    totals = {"batches": 0.0, "engine": 0.0, "expand": 0.0, "writes": 0.0}
     with tempfile.TemporaryDirectory() as tmp, \
             _timed(sweeprun, "run_batch", totals, "batches"), \
-            _timed(_cengine, "simulate", totals, "engine"):
+            _timed(_cengine, "simulate", totals, "engine"), \
+            _timed(sweepspec, "expand", totals, "expand"), \
+            _timed(store, "append", totals, "writes"):
         t = time.perf_counter()
         outcome = sweeprun.run(spec, out or f"{tmp}/store", "local", jobs=1, progress=False)
         wall = time.perf_counter() - t
     eng = totals["engine"] or float("nan")
     return {"spec": spec_path, "runs": outcome.computed, "parts": outcome.parts,
             "wall_s": wall, "batches_s": totals["batches"], "engine_s": totals["engine"],
+            "expand_s": totals["expand"], "writes_s": totals["writes"],
             "parent_over_engine": (wall - totals["batches"]) / eng,
             "runs_over_engine": (totals["batches"] - totals["engine"]) / eng}
 
@@ -68,6 +75,7 @@ def render(m: dict) -> str:
         f"  wall             {m['wall_s']:9.2f} s",
         f"  in run_batch     {m['batches_s']:9.2f} s",
         f"  in the C engine  {m['engine_s']:9.2f} s",
+        f"  of the parent's: expand {m['expand_s']:.2f} s, part files {m['writes_s']:.2f} s",
         f"  parent (wall - run_batch) / engine   {100 * m['parent_over_engine']:6.1f} %",
         f"  runs (run_batch - engine) / engine   {100 * m['runs_over_engine']:6.1f} %",
     ]) + "\n"
