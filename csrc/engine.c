@@ -45,6 +45,7 @@
 #define NR_DIRTIED_PAUSE 32	/* a task's nr_dirtied_pause at start; DIRTY_POLL_THRESH */
 #define PREFETCH_AHEAD 4	/* calls ahead of the current one */
 #define MAX_OPS ((int64_t)1 << 30)	/* page versions and copy counts fit 32 bits */
+#define LIST_MIN_PAGES ((int64_t)1 << 18)	/* sim.dirtied: kept from 1 GiB of pages */
 #define MAX_TOTAL_PAGES (((int64_t)1 << 31) - 64)	/* page ids fit int32 (LRU ring) */
 #define FUSE_MAX_PAGES_LIMIT 65535	/* fs/fuse/fuse_sysctl.c: max_pages_limit's bound */
 #define TIMEOUT_PERIOD_NS ((int64_t)15 * 1000000000)	/* fs/fuse/dev.c FUSE_TIMEOUT_TIMER_FREQ */
@@ -220,6 +221,12 @@ typedef struct sim {
 	int32_t *lru;		/* ring of cached pages, coldest at lru_cold */
 	int64_t lru_cap, lru_cold, lru_len;
 	uint64_t *dmap, *dsum;	/* dirty bitmap and its summary (a bit per non-zero word) */
+	/* Every page set_dirty has dirtied, once per clean -> dirty transition, so that the
+	 * end-of-run scans visit touched pages only; past dirtied_cap entries it stops
+	 * growing and the scans visit every page (dirtied_all). */
+	vec dirtied;
+	int64_t dirtied_cap;
+	int dirtied_all;
 
 	/* memory and queues */
 	int64_t cache_pages, anon_pages, temp_pages, pinned, dirty_total, active_bg;
@@ -243,6 +250,10 @@ typedef struct sim {
 	int64_t seq, now, temp_t;
 
 	int aborted;		/* fuse_abort_conn ran (request_timeout_ns) */
+	/* fwb_event_log only: each pushed event by sequence number, each pop */
+	int evlog;
+	vec log_t, log_ka, log_pop_seq, log_pop_pushed;
+
 	int64_t c[FWB_N_COUNTERS];
 	int64_t *hist;		/* max_pages + 1 entries, moved into the result */
 	vec lat[FWB_N_LATENCIES];
@@ -473,7 +484,7 @@ static void push(sim *s, int64_t t, int kind, int32_t arg)
 	s->first = e;
 }
 
-static ev heap_pop(sim *s)
+static inline ev heap_pop(sim *s)
 {
 	ev top = s->heap[0], last = s->heap[--s->nev];
 	int64_t i = 0, n = s->nev;
@@ -547,14 +558,21 @@ static int64_t dirty_limit(const sim *s)
 	return max64(1, dirtyable(s) * c->dirty_ratio * c->bdi_max_ratio / 10000);
 }
 
-static int64_t bg_thresh(const sim *s)
+/* wb_dirty_limits for a bdi with a share of the writeout: bg_thresh * wb_thresh / thresh
+ * (out of line: the default, the bdi as the only writer, is the short path below). */
+static int64_t bg_thresh_shared(const sim *s)
 {
 	const fwb_config *c = s->cfg;
-	if (c->bdi_writeout_ppm < 1000000) {	/* wb_dirty_limits: bg_thresh * wb_thresh / thresh */
-		int64_t thresh = dirtyable(s) * c->dirty_ratio / 100;
-		int64_t bg = dirtyable(s) * c->dirty_background_ratio / 100;
-		return thresh ? wb_thresh(s) * bg / thresh : 0;
-	}
+	int64_t thresh = dirtyable(s) * c->dirty_ratio / 100;
+	int64_t bg = dirtyable(s) * c->dirty_background_ratio / 100;
+	return thresh ? wb_thresh(s) * bg / thresh : 0;
+}
+
+static inline int64_t bg_thresh(const sim *s)
+{
+	const fwb_config *c = s->cfg;
+	if (c->bdi_writeout_ppm < 1000000)
+		return bg_thresh_shared(s);
 	return dirtyable(s) * c->dirty_background_ratio * c->bdi_max_ratio / 10000;
 }
 
@@ -606,6 +624,12 @@ static int64_t set_dirty(sim *s, int64_t p, int32_t f)
 	s->f_ndirty[f]++;
 	s->dmap[p >> 6] |= (uint64_t)1 << (p & 63);
 	s->dsum[p >> 12] |= (uint64_t)1 << ((p >> 6) & 63);
+	if (!s->dirtied_all) {
+		if (s->dirtied.n < s->dirtied_cap)
+			vec_push(s, &s->dirtied, p);
+		else
+			s->dirtied_all = 1;
+	}
 	if (s->iomap) {
 		int64_t h = head(s, p), n;
 		if (s->fo[h].ndirty++)
@@ -932,11 +956,17 @@ static void run_cpu_queue(sim *s)
 		cpu_wake(s);
 }
 
-static void to_pending(sim *s, int32_t r)
+/* fuse_get_req after the abort: -ENOTCONN at once (out of line: the rare path). */
+static void refuse_request(sim *s, int32_t r)
 {
-	if (s->aborted) {	/* fuse_get_req: -ENOTCONN at once */
-		fail(s, r);
-		wake_waiters(s);
+	fail(s, r);
+	wake_waiters(s);
+}
+
+static inline void to_pending(sim *s, int32_t r)
+{
+	if (s->aborted) {
+		refuse_request(s, r);
 		return;
 	}
 	s->rq[r].state = ST_PENDING;
@@ -2394,6 +2424,27 @@ static void sample(sim *s, int64_t t)
 	}
 }
 
+/* fwb_event_log: entry i of x := v, growing x with zeros. */
+static void vec_set(sim *s, vec *x, int64_t i, int64_t v)
+{
+	while (x->n <= i)
+		vec_push(s, x, 0);
+	x->v[i] = v;
+}
+
+static void log_event(sim *s, const ev *e)
+{
+	vec_set(s, &s->log_t, e->seq, e->t);
+	vec_set(s, &s->log_ka, e->seq, ((int64_t)e->kind << 32) | (uint32_t)e->arg);
+}
+
+static void log_pop(sim *s, const ev *e)
+{
+	log_event(s, e);
+	vec_push(s, &s->log_pop_seq, e->seq);
+	vec_push(s, &s->log_pop_pushed, s->seq);
+}
+
 static void run(sim *s)
 {
 	const fwb_config *c = s->cfg;
@@ -2419,6 +2470,8 @@ static void run(sim *s)
 		push(s, sadd(t0, TIMEOUT_PERIOD_NS), EV_TIMEOUT, 0);
 	while (s->has_first || s->nev) {
 		ev e = pop(s);
+		if (s->evlog)
+			log_pop(s, &e);
 		if (e.kind == EV_TIMER && !s->alive)
 			continue;	/* the flusher's tick after the last thread ended */
 		if (e.kind == EV_TIMEOUT && !s->alive && !requests_out(s))
@@ -2460,10 +2513,34 @@ static void run(sim *s)
 	}
 }
 
+/* Pages whose newest version the server never had and that are not dirty any more.
+ * Only a page set_dirty saw can be stale (each version++ comes with a set_dirty, and
+ * complete() makes a page stale only when its version moved on), so unless the list
+ * overflowed only the listed pages are looked at.  A page is listed once per time it
+ * was dirtied: a counted one is marked dirty so that it is counted once (the pages are
+ * freed right after). */
+static int64_t lost_updates(sim *s)
+{
+	int64_t i, n = 0;
+	if (s->dirtied_all) {
+		for (i = 0; i < s->n; i++)
+			n += (s->pg[i].flags & (PF_STALE | PF_DIRTY)) == PF_STALE;
+		return n;
+	}
+	for (i = 0; i < s->dirtied.n; i++) {
+		page *g = &s->pg[s->dirtied.v[i]];
+		if ((g->flags & (PF_STALE | PF_DIRTY)) == PF_STALE) {
+			n++;
+			g->flags |= PF_DIRTY;
+		}
+	}
+	return n;
+}
+
 /* End-of-run accounting; moves the sample arrays into out. */
 static void finish(sim *s, fwb_result *out)
 {
-	int64_t *c = s->c, p;
+	int64_t *c = s->c;
 	int32_t i;
 	temp_add(s, 0);
 	c[FWB_C_T_END] = s->now;
@@ -2477,10 +2554,7 @@ static void finish(sim *s, fwb_result *out)
 		if (!a->finished && !a->is_flusher)
 			c[FWB_C_STUCK] = 1;
 	}
-	c[FWB_C_LOST_UPDATES] = 0;
-	for (p = 0; p < s->n; p++)
-		if ((s->pg[p].flags & (PF_STALE | PF_DIRTY)) == PF_STALE)
-			c[FWB_C_LOST_UPDATES]++;
+	c[FWB_C_LOST_UPDATES] = lost_updates(s);
 	memcpy(out->counters, c, sizeof out->counters);
 	out->pages_per_request = s->hist;
 	out->pages_per_request_n = s->cfg->max_pages + 1;
@@ -2599,6 +2673,39 @@ static int64_t capacity(const fwb_op *ops, int64_t n_ops, const int64_t *sizes, 
 	return total;
 }
 
+/* Write-fault the per-page arrays where the ops will touch them, when the ops are few
+ * against the arrays' size (a few writes over a big file).  The arrays come from calloc,
+ * i.e. fresh zero-filled mappings for big ones: the engine's first access to a page's
+ * state is a read, which maps the shared zero page, and its first write then copies it,
+ * two faults per touched memory page; a write first is one.  Stores of the zero already
+ * there, so the state does not change; volatile keeps the compiler from dropping them. */
+#define MEM_PAGE 4096
+static void prefault(sim *s, const fwb_op *ops, int64_t n_ops)
+{
+	const int64_t pg_step = MEM_PAGE / (int64_t)sizeof(page);
+	const int64_t lk_step = MEM_PAGE / (int64_t)sizeof(lookup);
+	const int64_t dmap_step = (MEM_PAGE / (int64_t)sizeof(uint64_t)) * 64;
+	int64_t i;
+	if (n_ops >= s->n / pg_step)
+		return;		/* every memory page of the arrays is likely touched anyway */
+	for (i = 0; i < n_ops; i++) {
+		int64_t first, last, p, b;
+		if (!is_range_op(ops[i].op))
+			continue;
+		op_pages(&ops[i], &first, &last);
+		b = s->base[ops[i].file];
+		for (p = b + first;; p = min64(p + pg_step, b + last)) {
+			*(volatile uint8_t *)&s->pg[p].flags = 0;
+			if (s->lk && (p == b + first || (p % lk_step) < pg_step))
+				*(volatile int32_t *)&s->lk[p].wb_req = 0;
+			if (p == b + first || (p % dmap_step) < pg_step)
+				*(volatile uint64_t *)&s->dmap[p >> 6] = 0;
+			if (p == b + last)
+				break;
+		}
+	}
+}
+
 static void sim_free(sim *s)
 {
 	int i;
@@ -2620,6 +2727,7 @@ static void sim_free(sim *s)
 	free(s->lru);
 	free(s->dmap);
 	free(s->dsum);
+	free(s->dirtied.v);
 	free(s->rq);
 	free(s->rver);
 	free(s->actors);
@@ -2629,6 +2737,10 @@ static void sim_free(sim *s)
 		free(s->lat[i].v);
 	free(s->series.v);
 	free(s->hist);
+	free(s->log_t.v);
+	free(s->log_ka.v);
+	free(s->log_pop_seq.v);
+	free(s->log_pop_pushed.v);
 	free(s);
 }
 
@@ -2692,6 +2804,11 @@ static void sim_init(sim *s, const fwb_config *cfg, const fwb_op *ops, int64_t n
 	nw = (n + 63) / 64;
 	s->dmap = xcalloc(s, (size_t)nw + 1, sizeof(uint64_t));
 	s->dsum = xcalloc(s, (size_t)(nw + 63) / 64 + 1, sizeof(uint64_t));
+	/* past n / 4 entries, scanning every page costs about as much; below LIST_MIN_PAGES
+	 * pages the scan is cheap and the list not kept */
+	s->dirtied_cap = n / 4;
+	s->dirtied_all = n < LIST_MIN_PAGES;
+	prefault(s, ops, n_ops);
 
 	/* a request never holds more than req_pages, nor more pages than there are */
 	s->vstride = max64(1, min64(s->req_pages, n));
@@ -2742,8 +2859,28 @@ static void sim_init(sim *s, const fwb_config *cfg, const fwb_op *ops, int64_t n
 	s->heap = xmalloc(s, (size_t)s->cap_ev * sizeof(ev));
 }
 
-int fwb_run(const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
-	    const int64_t *file_sizes, int32_t n_files, uint64_t seed, fwb_result *out)
+/* The events still queued at the end (a stuck run's), then the log into *log. */
+static void log_finish(sim *s, fwb_evlog *log)
+{
+	int64_t i;
+	if (s->has_first)
+		log_event(s, &s->first);
+	for (i = 0; i < s->nev; i++)
+		log_event(s, &s->heap[i]);
+	/* every event pushed has been popped or is still queued: s->seq entries */
+	log->n_push = s->log_t.n;
+	log->push_t = s->log_t.v;
+	log->push_ka = s->log_ka.v;
+	log->n_pop = s->log_pop_seq.n;
+	log->pop_seq = s->log_pop_seq.v;
+	log->pop_pushed = s->log_pop_pushed.v;
+	s->log_t.v = s->log_ka.v = s->log_pop_seq.v = s->log_pop_pushed.v = NULL;
+}
+
+/* fwb_run, and with log the event log too. */
+static int simulate(const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
+		    const int64_t *file_sizes, int32_t n_files, uint64_t seed, fwb_result *out,
+		    fwb_evlog *log)
 {
 	sim *s;
 	if (!out)
@@ -2760,10 +2897,96 @@ int fwb_run(const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
 		return FWB_ENOMEM;
 	}
 	sim_init(s, cfg, ops, n_ops, file_sizes, n_files, seed);
+	s->evlog = log != NULL;
 	run(s);
+	if (log)
+		log_finish(s, log);
 	finish(s, out);
 	sim_free(s);
 	return FWB_OK;
+}
+
+int fwb_run(const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
+	    const int64_t *file_sizes, int32_t n_files, uint64_t seed, fwb_result *out)
+{
+	return simulate(cfg, ops, n_ops, file_sizes, n_files, seed, out, NULL);
+}
+
+int fwb_event_log(const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
+		  const int64_t *file_sizes, int32_t n_files, uint64_t seed, fwb_evlog *out)
+{
+	fwb_result res;
+	int rc;
+	if (!out)
+		return FWB_EINVAL;
+	memset(out, 0, sizeof *out);
+	rc = simulate(cfg, ops, n_ops, file_sizes, n_files, seed, &res, out);
+	if (rc == FWB_OK)
+		fwb_result_free(&res);
+	else
+		fwb_evlog_free(out);
+	return rc;
+}
+
+void fwb_evlog_free(fwb_evlog *log)
+{
+	if (!log)
+		return;
+	free(log->push_t);
+	free(log->push_ka);
+	free(log->pop_seq);
+	free(log->pop_pushed);
+	memset(log, 0, sizeof *log);
+}
+
+/* Push and pop the logged events with push() and pop() alone, in the engine's order;
+ * the checksum, or FWB_EINVAL when the log is not an engine's or is not popped as logged. */
+static int64_t replay(sim *s, const fwb_evlog *log)
+{
+	int64_t i, j = 0;
+	uint64_t sum = 0;
+	for (i = 0; i <= log->n_pop; i++) {
+		int64_t upto = i < log->n_pop ? log->pop_pushed[i] : log->n_push;
+		ev e;
+		if (upto < j || upto > log->n_push)
+			return FWB_EINVAL;
+		for (; j < upto; j++)
+			push(s, log->push_t[j], (int)(log->push_ka[j] >> 32),
+			     (int32_t)(log->push_ka[j] & 0x7fffffff));
+		if (i == log->n_pop)
+			break;
+		if (!(s->has_first || s->nev))
+			return FWB_EINVAL;
+		e = pop(s);
+		if (e.seq != log->pop_seq[i])
+			return FWB_EINVAL;
+		sum += (uint64_t)e.t + (uint64_t)e.arg;
+	}
+	return (int64_t)(sum >> 1);
+}
+
+int64_t fwb_heap_replay(const fwb_evlog *log)
+{
+	sim *s;
+	int64_t r;
+	if (!log || log->n_push < 0 || log->n_pop < 0 || log->n_pop > log->n_push ||
+	    (log->n_push && (!log->push_t || !log->push_ka)) ||
+	    (log->n_pop && (!log->pop_seq || !log->pop_pushed)))
+		return FWB_EINVAL;
+	s = calloc(1, sizeof *s);
+	if (!s)
+		return FWB_ENOMEM;
+	if (setjmp(s->oom)) {
+		free(s->heap);
+		free(s);
+		return FWB_ENOMEM;
+	}
+	s->cap_ev = 64;
+	s->heap = xmalloc(s, (size_t)s->cap_ev * sizeof(ev));
+	r = replay(s, log);
+	free(s->heap);
+	free(s);
+	return r;
 }
 
 void fwb_result_free(fwb_result *res)

@@ -128,5 +128,26 @@ int fwb_run(const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
 
 void fwb_result_free(fwb_result *res);
 
+/*
+ * The event queue's floor: fwb_event_log runs the simulation (as fwb_run, same checks
+ * and errors) and records every event the engine pushed, by sequence number, and the
+ * order it popped them in; fwb_heap_replay pushes and pops the same events through the
+ * engine's own queue code and nothing else.  Returns a checksum (>= 0), or a negative
+ * fwb_error (FWB_EINVAL also when the replay does not pop what the engine popped).
+ */
+typedef struct fwb_evlog {
+	int64_t n_push;		/* events pushed; entry i is the one with sequence number i */
+	int64_t *push_t;
+	int64_t *push_ka;	/* kind << 32 | arg */
+	int64_t n_pop;
+	int64_t *pop_seq;	/* the popped events' sequence numbers, in pop order */
+	int64_t *pop_pushed;	/* events pushed before each pop */
+} fwb_evlog;
+
+int fwb_event_log(const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
+		  const int64_t *file_sizes, int32_t n_files, uint64_t seed, fwb_evlog *out);
+int64_t fwb_heap_replay(const fwb_evlog *log);
+void fwb_evlog_free(fwb_evlog *log);
+
 /* A bare loop over the same operations that only flips page flags: the speed floor. */
 int64_t fwb_bare_loop(const fwb_op *ops, int64_t n_ops, const int64_t *file_sizes, int32_t n_files);

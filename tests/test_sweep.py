@@ -343,3 +343,27 @@ def test_compare_gives_a_model_parameter_a_workload_also_carries_to_every_worklo
     alone = sim.run("no-temp-page", "seq-write", 0, server_threads=8, file_size=8 << 20)
     assert by["seq-write"].metrics == alone.metrics
     assert "server_threads" not in sweep.workload_only_params()
+
+
+def test_a_batch_builds_each_workload_once_and_writes_what_sim_run_gives(tmp_path, monkeypatch):
+    from bench.sim import machine
+    monkeypatch.setenv(machine.ENV, machine.spec())          # restored after run_batch selects
+    spec = sweepspec.load(spec_file(tmp_path, """
+        engine = "c"
+        seeds = 2
+        [product]
+        strategy = ["temp-naive", "no-temp-page"]
+        workload = ["dio-redirty", "rand-write"]
+        writes = 64
+        rounds = 4
+        server_threads = [1, 3]
+        """))
+    configs = sweepspec.expand(spec)
+    sweeprun._WORKLOADS.clear()
+    rows = sweeprun.run_batch(configs)
+    # 2 workloads x 2 seeds; dio-redirty takes server_threads as its own parameter
+    assert len(sweeprun._WORKLOADS) == 6 and len(configs) == 16
+    for c, row in zip(configs, rows):
+        direct = sim.run(c.strategy, c.workload, seed=c.seed, engine=c.engine, **c.params)
+        want = store.run_row(c.key(), c.machine, c.machine_sha256, direct)
+        assert json.dumps(row, sort_keys=True) == json.dumps(want, sort_keys=True), c.key()

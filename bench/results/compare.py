@@ -112,15 +112,15 @@ def _row(workload: str, metric: str, label: str, mine: list[float], base_name: s
          theirs: list[float]) -> Row:
     s = stats.summarize(mine)
     b = stats.summarize(theirs) if theirs else None
+    enough = b is not None and min(s.n, b.n) >= MIN_SEEDS_FOR_TEST
+    # the test only with enough seeds: fewer never mark a change, and scipy is not imported
+    p = stats.mann_whitney_p(mine, theirs) if enough else math.nan
     if b is None:
-        ratio, p = math.nan, math.nan
+        ratio = math.nan
     elif b.median == 0:
         ratio = 1.0 if s.median == 0 else math.nan
-        p = stats.mann_whitney_p(mine, theirs)
     else:
         ratio = s.median / b.median
-        p = stats.mann_whitney_p(mine, theirs)
-    enough = b is not None and min(s.n, b.n) >= MIN_SEEDS_FOR_TEST
     sig = enough and not math.isnan(p) and p < ALPHA and s.median != b.median
     up = b is not None and s.median > b.median
     return Row(workload, metric, label, s.median, s.lo, s.hi, s.n, base_name, ratio, p, sig,
@@ -216,8 +216,8 @@ def _winner(suite: Suite, workload: str, metric: str) -> Verdict | None:
     losers = tuple(s for s in rest if _within(meds[s], meds[rest[0]]))
     a, b = meds[winners[0]], meds[losers[0]]
     factor = (a / b if hib else b / a) if a and b else math.inf
-    p = stats.mann_whitney_p(vals[winners[0]], vals[losers[0]])
     enough = min(len(vals[winners[0]]), len(vals[losers[0]])) >= MIN_SEEDS_FOR_TEST
+    p = stats.mann_whitney_p(vals[winners[0]], vals[losers[0]]) if enough else math.nan
     return Verdict(workload, metric, winners, losers, factor, p, enough and p < ALPHA)
 
 

@@ -183,7 +183,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections import deque
+from collections import defaultdict, deque
 from typing import Any, Mapping
 
 import numpy as np
@@ -382,6 +382,28 @@ class Actor:
         self.wp_rend = 0               # end of the dirty range being added to the batch
 
 
+# Above this many pages a per-page array is a dict: a few writes over a 64 GiB file then
+# cost what they touch, not 16 lists of 2**24 entries.  Tests lower it to run the dict
+# path on small files.
+SPARSE_PAGES = 1 << 20
+
+
+def _zero() -> int:
+    return 0
+
+
+def _none() -> None:
+    return None
+
+
+def page_array(n: int, fill: int | None) -> Any:
+    """n entries of fill (0 or None): a list, or above SPARSE_PAGES a defaultdict, which
+    reads and writes by index the same way and stores only the entries a run touches."""
+    if n <= SPARSE_PAGES:
+        return [fill] * n
+    return defaultdict(_zero if fill == 0 else _none)
+
+
 class Sim:
     def __init__(self, cfg: Mapping[str, Any], ops: np.ndarray, file_sizes: np.ndarray, seed: int):
         self.cfg = cfg
@@ -414,32 +436,33 @@ class Sim:
         self.f_dirtied_when = [0] * nf
         self.f_inflight = [0] * nf     # WRITE requests (secondaries included) not yet done
 
-        # per page (global page id = base[file] + index)
-        self.version = [0] * n
-        self.dirty = [0] * n
-        self.pgwb = [0] * n            # PG_writeback held until the reply (no-temp-page)
-        self.cached = [0] * n
-        self.locked = [0] * n          # being read from the server
-        self.badread = [0] * n         # cached, but its READ failed (the connection was aborted)
-        self.mapw = [0] * n            # mapped writable: the next store does not fault
-        self.gup = [0] * n             # pinned by direct I/O in progress
-        self.inflight = [0] * n        # copies of the page in requests not yet done
-        self.wb_req: list[Request | None] = [None] * n
-        self.sec_req: list[Request | None] = [None] * n
-        self.srv_ver = [0] * n
-        self.srv_max = [0] * n
-        self.lru_prev = [0] * (n + 1)  # index n is the list head
-        self.lru_next = [0] * (n + 1)
+        # per page (global page id = base[file] + index); page_array: lists, or for big
+        # files dicts holding only the pages the run touches
+        self.version = page_array(n, 0)
+        self.dirty = page_array(n, 0)
+        self.pgwb = page_array(n, 0)            # PG_writeback held until the reply (no-temp-page)
+        self.cached = page_array(n, 0)
+        self.locked = page_array(n, 0)          # being read from the server
+        self.badread = page_array(n, 0)         # cached, but its READ failed (the connection was aborted)
+        self.mapw = page_array(n, 0)            # mapped writable: the next store does not fault
+        self.gup = page_array(n, 0)             # pinned by direct I/O in progress
+        self.inflight = page_array(n, 0)        # copies of the page in requests not yet done
+        self.wb_req: list[Request | None] = page_array(n, None)
+        self.sec_req: list[Request | None] = page_array(n, None)
+        self.srv_ver = page_array(n, 0)
+        self.srv_max = page_array(n, 0)
+        self.lru_prev = page_array(n + 1, 0)    # index n is the list head
+        self.lru_next = page_array(n + 1, 0)
         self.lru_prev[n] = self.lru_next[n] = n
         self.lru_head = n
         # folios (iomap strategies only; zero = an order-0 folio, or nothing).  A folio is
         # named by its head page; only heads are on the LRU.
         m = n if self.iomap else 0
-        self.fofs = [0] * m            # a page's offset in its folio
-        self.fnr = [0] * m             # at a head: pages in the folio, 0 for one
-        self.fdirty = [0] * m          # at a head: dirty blocks
-        self.fwbc = [0] * m            # at a head: blocks in flight, +1 while writeback fills it
-        self.notup = [0] * m           # cached but not uptodate (a block of a new large folio)
+        self.fofs = page_array(m, 0)            # a page's offset in its folio
+        self.fnr = page_array(m, 0)             # at a head: pages in the folio, 0 for one
+        self.fdirty = page_array(m, 0)          # at a head: dirty blocks
+        self.fwbc = page_array(m, 0)            # at a head: blocks in flight, +1 while writeback fills it
+        self.notup = page_array(m, 0)           # cached but not uptodate (a block of a new large folio)
 
         # memory and queues
         self.cache_pages = self.anon_pages = self.temp_pages = self.pinned = self.dirty_total = 0
@@ -1860,7 +1883,9 @@ class Sim:
                     c["deadlocks"] += 1
             if not a.finished and a.ops is not None:
                 c["stuck"] = 1
-        c["lost_updates"] = sum(1 for p in range(len(self.version))
+        # a page never written has version 0 = srv_ver: only the touched pages can count
+        touched = self.version.keys() if isinstance(self.version, dict) else range(len(self.version))
+        c["lost_updates"] = sum(1 for p in touched
                                 if self.version[p] != self.srv_ver[p] and not self.dirty[p])
         return {
             "counters": dict(c),

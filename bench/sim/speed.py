@@ -7,6 +7,12 @@ tracks against their targets (TARGETS): Python / C (>= 50x) and C / bare loop (<
 It exits 1 when a target is missed.  `--out PATH` keeps the pyperf JSON file, so
 `python -m pyperf compare_to old.json new.json` compares two runs; `--json` prints the
 medians, ratios, targets and verdict for other tools.
+
+Two more sets of figures are reported beside them, not gated: the C engine's time against
+the file's size at a fixed 4,096 page writes (SIZES: set-up and teardown should cost what
+a run touches, not the file), and on the 1 GiB rand-write the engine against the floor of
+its event queue, the same events pushed and popped by its queue code alone
+(bench.sim.evfloor; the simulator issue's target: within 1.5x).
 """
 from __future__ import annotations
 
@@ -21,6 +27,13 @@ WORKLOAD = "rand-write"
 STRATEGY = "merge-in-queue"
 PARAMS = {"file_size": 64 << 20, "writes": 16384}     # 16,384 page writes over 64 MiB
 NAMES = ("bare-loop", "c-engine", "python-engine")
+# rand-write, 4,096 page writes over each file size: (benchmark name, bytes)
+SIZE_WRITES = 4096
+SIZES = (("c-engine-64MiB", 64 << 20), ("c-engine-1GiB", 1 << 30), ("c-engine-64GiB", 64 << 30))
+# the engine against its event queue's floor: rand-write, 262,144 page writes over 1 GiB
+FLOOR_PARAMS = {"file_size": 1 << 30, "writes": 262144}
+FLOOR_NAMES = ("c-engine-1GiB-rand-write", "event-queue-floor")
+FLOOR_TARGET = 1.5
 
 
 def _runner_main() -> None:
@@ -35,6 +48,14 @@ def _runner_main() -> None:
     runner.bench_func("bare-loop", _cengine.bare_loop, wl.ops, wl.file_sizes)
     runner.bench_func("c-engine", _cengine.simulate, cfg, wl.ops, wl.file_sizes, 0)
     runner.bench_func("python-engine", refsim.simulate, cfg, wl.ops, wl.file_sizes, 0)
+    for name, size in SIZES:
+        wl, cfg = sim.prepare(STRATEGY, WORKLOAD, 0, file_size=size, writes=SIZE_WRITES)
+        runner.bench_func(name, _cengine.simulate, cfg, wl.ops, wl.file_sizes, 0)
+    from bench.sim import evfloor
+    wl, cfg = sim.prepare(STRATEGY, WORKLOAD, 0, **FLOOR_PARAMS)
+    log = evfloor.record(cfg, wl.ops, wl.file_sizes, 0)
+    runner.bench_func(FLOOR_NAMES[0], _cengine.simulate, cfg, wl.ops, wl.file_sizes, 0)
+    runner.bench_func(FLOOR_NAMES[1], evfloor.replay, log)
 
 
 # (label, numerator, denominator, ">=" or "<=", target): the ratios the project tracks.
@@ -81,6 +102,13 @@ def verdicts(medians: dict[str, float]) -> list[dict]:
     return out
 
 
+def floor_ratio(medians: dict[str, float]) -> float | None:
+    """The engine's time over its event queue's floor, if both were measured."""
+    if not all(n in medians for n in FLOOR_NAMES):
+        return None
+    return medians[FLOOR_NAMES[0]] / medians[FLOOR_NAMES[1]]
+
+
 def render(medians: dict[str, float]) -> str:
     lines = [f"{WORKLOAD} {PARAMS['writes']} page writes over {PARAMS['file_size'] >> 20} MiB, "
              f"{STRATEGY}, medians (pyperf)"]
@@ -90,6 +118,20 @@ def render(medians: dict[str, float]) -> str:
     for v in vs:
         lines.append(f"  {v['ratio']:14s} {v['value']:10.1f}x   target {v['target']:7s} "
                      f"{'met' if v['met'] else 'MISSED'}")
+    if all(n in medians for n, _ in SIZES):
+        lines.append(f"C engine, {SIZE_WRITES} page writes over a file of (not gated):")
+        for name, size in SIZES:
+            label = f"{size >> 30} GiB" if size >= 1 << 30 else f"{size >> 20} MiB"
+            lines.append(f"  {label:14s} {medians[name] * 1e3:10.3f} ms")
+    ratio = floor_ratio(medians)
+    if ratio is not None:
+        lines.append(f"{WORKLOAD} {FLOOR_PARAMS['writes']} page writes over "
+                     f"{FLOOR_PARAMS['file_size'] >> 30} GiB, the engine against its event queue "
+                     "alone (not gated):")
+        for name in FLOOR_NAMES:
+            lines.append(f"  {name:24s} {medians[name] * 1e3:10.3f} ms")
+        lines.append(f"  {'engine / floor':24s} {ratio:10.1f}x   target <= {FLOOR_TARGET:g}x "
+                     f"{'met' if ratio <= FLOOR_TARGET else 'not met'}")
     missed = [v["ratio"] for v in vs if not v["met"]]
     lines.append("speed: " + ("PASS: every target met" if not missed else
                               f"FAIL: missed {', '.join(missed)}"))
@@ -98,9 +140,18 @@ def render(medians: dict[str, float]) -> str:
 
 def as_json(medians: dict[str, float], out: str | None) -> dict:
     vs = verdicts(medians)
-    return {"workload": WORKLOAD, "strategy": STRATEGY, "params": PARAMS,
-            "medians_s": {n: medians[n] for n in NAMES}, "ratios": vs,
-            "pass": all(v["met"] for v in vs), "pyperf_json": out}
+    doc = {"workload": WORKLOAD, "strategy": STRATEGY, "params": PARAMS,
+           "medians_s": {n: medians[n] for n in NAMES}, "ratios": vs,
+           "pass": all(v["met"] for v in vs), "pyperf_json": out}
+    if all(n in medians for n, _ in SIZES):
+        doc["file_size_s"] = {"writes": SIZE_WRITES,
+                              "medians_s": {str(size): medians[n] for n, size in SIZES}}
+    ratio = floor_ratio(medians)
+    if ratio is not None:
+        doc["event_floor"] = {"params": FLOOR_PARAMS,
+                              "medians_s": {n: medians[n] for n in FLOOR_NAMES},
+                              "engine_over_floor": ratio, "target": f"<= {FLOOR_TARGET:g}x"}
+    return doc
 
 
 def cmd_speed(args: argparse.Namespace) -> int:

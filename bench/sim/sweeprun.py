@@ -33,17 +33,50 @@ TARGET_BATCH_S = 1.0
 EXECUTORS = ("local", "dask")
 
 
+# Workloads built in this process, by (machine, workload, its parameters, seed): the runs of a
+# sweep that differ only in strategy or model parameters share one (a Workload is frozen).
+# Emptied when it holds more than MAX_CACHED_ROWS operation rows (40 bytes each).
+_WORKLOADS: dict[tuple, Any] = {}
+MAX_CACHED_ROWS = 1 << 21
+
+
+def workload_of(c: Config, names: set[str]):
+    """c's workload, built as bench.sim.prepare builds it from c.params (`names`: the
+    workload's parameter names), or the one built before for the same machine, workload
+    parameters and seed.  The caller has selected c's machine profile."""
+    from bench.sim import workload as wl
+    mine = {k: v for k, v in c.params.items() if k in names}
+    mem = c.params.get("mem_total_pages")
+    key = (c.machine, c.workload, repr(sorted(mine.items())), c.seed, mem)
+    w = _WORKLOADS.get(key)
+    if w is None:
+        w = wl.make(c.workload, seed=c.seed, mem_total_pages=mem, **mine)
+        if sum(len(x.ops) for x in _WORKLOADS.values()) + len(w.ops) > MAX_CACHED_ROWS:
+            _WORKLOADS.clear()
+        _WORKLOADS[key] = w
+    return w
+
+
 def run_batch(configs: list[Config]) -> list[dict]:
     """Run `configs` (one machine profile) and return their store rows.  This is the task a
-    worker runs: it selects the batch's machine profile for its process first."""
+    worker runs: it selects the batch's machine profile for its process first.  Each run is
+    bench.sim.run's, with the workload built once per seed (workload_of)."""
     from bench import sim
-    from bench.results import store
-    from bench.sim import machine
+    from bench.results import Run, metrics, store
+    from bench.sim import machine, workload as wl
     rows = []
     for c in configs:
         if machine.spec() != c.machine:
             machine.select(c.machine)
-        r = sim.run(c.strategy, c.workload, seed=c.seed, engine=c.engine, **c.params)
+        if c.engine not in sim.ENGINES:
+            raise ValueError(f"engine: unknown {c.engine!r}; allowed: {', '.join(sim.ENGINES)}")
+        names = set(wl.workload_params(c.workload))
+        w = workload_of(c, names)
+        _, cfg = sim.prepare(c.strategy, w, c.seed,
+                             **{k: v for k, v in c.params.items() if k not in names})
+        raw = sim.simulate_raw(cfg, w, c.seed, c.engine)
+        r = Run(strategy=c.strategy, workload=w.name, params=dict(c.params), seed=c.seed,
+                engine=c.engine, metrics=metrics.summarize(raw), series=raw["series"])
         rows.append(store.run_row(c.key(), c.machine, c.machine_sha256, r))
     return rows
 

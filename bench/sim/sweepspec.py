@@ -64,11 +64,17 @@ class Config:
     seed: int = 0
     engine: str = "c"
 
+    _key: str = field(default="", init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        # the key is asked for several times per run (expand, the store's keys, the row)
+        object.__setattr__(self, "_key", json.dumps(
+            {"strategy": self.strategy, "workload": self.workload, "machine": self.machine,
+             "machine_sha256": self.machine_sha256, "params": self.params, "seed": self.seed,
+             "engine": self.engine}, sort_keys=True, separators=(",", ":")))
+
     def key(self) -> str:
-        return json.dumps({"strategy": self.strategy, "workload": self.workload,
-                           "machine": self.machine, "machine_sha256": self.machine_sha256,
-                           "params": self.params, "seed": self.seed, "engine": self.engine},
-                          sort_keys=True, separators=(",", ":"))
+        return self._key
 
 
 @dataclass(frozen=True, slots=True)
@@ -334,12 +340,14 @@ def expand(spec: Spec) -> list[Config]:
 def _check(where: str, c: Config) -> None:
     """The engine's own checks of one configuration (names, ranges, the workload's size)."""
     from bench import sim
-    from bench.sim import machine as machines
+    from bench.sim import machine as machines, sweeprun, workload as wl
     import os
     old = os.environ.get(machines.ENV)
     try:
         machines.select(c.machine)
-        sim.prepare(c.strategy, c.workload, c.seed, **c.params)
+        names = set(wl.workload_params(c.workload))
+        w = sweeprun.workload_of(c, names)     # built once for every config that shares it
+        sim.prepare(c.strategy, w, c.seed, **{k: v for k, v in c.params.items() if k not in names})
     except ValueError as e:
         desc = ", ".join(f"{k}={v}" for k, v in c.params.items())
         raise ValueError(f"{where}: {c.strategy}/{c.workload}"

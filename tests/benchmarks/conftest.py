@@ -35,3 +35,14 @@ def pytest_terminal_summary(terminalreporter):
         tr.write_line(line)
     if bare:
         tr.write_line(f"{'bare loop':20s}   {bare * 1e3:9.2f} ms")
+    sizes = sorted((k for k in MEDIANS if k.startswith("size:")), key=MEDIANS.get)
+    for key in sizes:
+        tr.write_line(f"C engine, 4,096 page writes, {key[len('size:c-engine-'):]:6s} file "
+                      f"{MEDIANS[key] * 1e3:9.2f} ms")
+    if "floor:engine" in MEDIANS and "floor:heap" in MEDIANS:
+        e, h = MEDIANS["floor:engine"], MEDIANS["floor:heap"]
+        tr.write_line(f"1 GiB rand-write: engine {e * 1e3:.1f} ms, its events on the heap alone "
+                      f"{h * 1e3:.1f} ms, engine / floor = {e / h:.2f}x (target 1.5x)")
+    for key in sorted(k for k in MEDIANS if k.startswith("sweep:")):
+        tr.write_line(f"sweep of 400 runs, {key[len('sweep:'):]:16s} "
+                      f"{MEDIANS[key]:7.1f} runs/s per core")
