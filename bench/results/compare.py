@@ -18,7 +18,14 @@ from bench.results.metrics import METRIC_BY_NAME
 from bench.results import Run, Suite
 
 DEFAULT_SUITE = ["seq-write", "rand-write", "rewrite-hot", "mmap-rewrite", "dio-redirty",
-                 "fsync-heavy", "mem-pressure", "stuck-server", "multi-writer"]
+                 "fsync-heavy", "mem-pressure", "stuck-server", "multi-writer",
+                 # what mainline after the temp page changes (issue 11): the write size that picks
+                 # a large folio's order, new files against cached ones, sub-block rewrites of
+                 # large folios, and a stall with and without a request timeout
+                 "seq-write-128k", "seq-write-1m", "rand-write-128k", "rand-write-1m",
+                 "seq-overwrite-128k", "seq-overwrite-1m", "rand-overwrite-128k",
+                 "rand-overwrite-1m", "partial-rewrite", "stuck-server-long",
+                 "stuck-server-timeout"]
 DEFAULT_BASELINE = "merge-in-queue"
 LATEST = "results/latest.json"      # scratch output of the last sweep, replaced each time
 PROJECT = "fuse-writeback-bench"
