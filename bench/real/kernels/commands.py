@@ -160,6 +160,12 @@ def render_run(run) -> str:
     bdi = (f"bdi max_ratio {meta.get('bdi_max_ratio')}, strict_limit {meta.get('bdi_strict_limit')}, "
            f"max_bytes {meta.get('bdi_max_bytes')} (-1: not in this kernel)")
     lines.append(f"  guest: {meta.get('guest_cpus')} CPUs, {meta.get('guest_mem_mb')} MiB; {bdi}")
+    if meta.get("request_timeout") is not None:
+        from . import timeout
+        lines.append(timeout.render(meta.get("kernel_name", "guest"), [meta["request_timeout"]],
+                                    []).rstrip("\n"))
+    if meta.get("request_timeout_note"):
+        lines.append(f"  NOTE: {meta['request_timeout_note']}")
     lines.append(f"  boot {meta.get('boot_to_init_s')} s to /init (guest uptime "
                  f"{meta.get('guest_uptime_at_init_s')} s), run {meta.get('run_s')} s, clocksource "
                  f"{meta.get('clocksource')}, family seen: {meta.get('family')} "
