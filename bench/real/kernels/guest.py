@@ -6,9 +6,13 @@ the same server (built static), and turned into a ``Run`` by the same function
 (bench.real.mount.result_from) from the server's WRITE log, the runner's per-row timings and its
 /proc/meminfo samples.  The run is named after the kernel (``kernel-6.1.176``), engine "mount".
 
-Parameters are the mount's (bench.real.mount: workload parameters, then server ones), with two
-differences: ``sample_interval_ns`` defaults to 5 ms, and ``timeout_s`` is the whole guest's
-time limit (default: 240 s plus 10 times the workload's last row time, TCG being slow).
+Parameters are the mount's (bench.real.mount: workload parameters, then server ones), with three
+differences: ``sample_interval_ns`` defaults to 5 ms, ``timeout_s`` is the whole guest's
+time limit (default: 240 s plus 10 times the workload's last row time, TCG being slow), and
+``request_timeout_ns`` (else the workload's, as stuck-server-timeout carries one) is the FUSE
+request timeout the guest's kernel gets through fs.fuse.default_request_timeout before the
+mount; a kernel without request timeouts runs without it and says so (bench.real.kernels.timeout,
+which also reads what the guest saw of the abort into the run's meta, ``request_timeout``).
 """
 from __future__ import annotations
 
@@ -261,7 +265,8 @@ def execute(kernel: str | catalog.Kernel, workload: Any, seed: int = 0, *, retri
         info["request_timeout"] = _timeout.evidence(files, wl.ops, start, lat, samples, log,
                                                     t0, stall, timeout_ns)
         info["request_timeout"]["asked_s"] = asked_rt // _timeout.S
-        info["request_timeout"]["guest_knob_s"] = _int(info_g.get("request_timeout_s", "0"))
+        # the knob as the guest read it back; -1: not written
+        info["request_timeout"]["guest_knob_s"] = _int(info_g.get("request_timeout_s"))
         info["request_timeout"]["server_rc"] = info_g.get("server_rc", "?")
         if timeout_note:
             info["request_timeout_note"] = timeout_note

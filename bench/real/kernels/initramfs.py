@@ -234,7 +234,8 @@ fi"""
     timeout = ":"
     if job.request_timeout_s > 0:
         t = int(job.request_timeout_s)
-        timeout = f"""[ -f {TIMEOUT_KNOB} ] || fail 'no {TIMEOUT_KNOB}: this kernel has no FUSE request timeout'
+        timeout = f"""[ -f {TIMEOUT_KNOB} ] ||
+    fail 'no {TIMEOUT_KNOB}: this kernel has no FUSE request timeout'
 echo {t} > {TIMEOUT_KNOB} || fail 'cannot write {t} to {TIMEOUT_KNOB}'
 info request_timeout_s "$(cat {TIMEOUT_KNOB})"
 export FWB_GO_ON_OUT=/out/failed_calls"""

@@ -27,7 +27,7 @@ Kernels without the knob (6.1, 6.12: no fuse_check_timeout, catalog feature requ
 "no") run a workload that asks for a timeout without one, and say so in the run's meta
 (``request_timeout_note``) and on stderr: so that ``kernels ab`` (which needs one of them) still
 runs, with the 6.x guest showing the hang.  The simulated side of such a kernel gets no timeout
-either (``sim_params``).
+either (``sim_params_for``, ``with_kernel``).
 """
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ def effective(kernel: catalog.Kernel, timeout_ns: int) -> tuple[int, str]:
     return timeout_ns, ""
 
 
-def sim_params(kernel: catalog.Kernel, workload: Any, seed: int, params: dict) -> dict:
+def sim_params_for(kernel: catalog.Kernel, workload: Any, seed: int, params: dict) -> dict:
     """What the simulator's side of `kernel`'s guest must add: {"request_timeout_ns": 0} when
     the run asks for a timeout that `kernel` has not (its guest runs without one), else {}."""
     from bench.real import mount
@@ -91,6 +91,12 @@ def sim_params(kernel: catalog.Kernel, workload: Any, seed: int, params: dict) -
     wl, _ = mount._split_params(workload, seed, p)
     t = asked(wl.params, {} if t is None else {"request_timeout_ns": t})
     return {"request_timeout_ns": 0} if effective(kernel, t)[0] != t else {}
+
+
+def with_kernel(kernel: catalog.Kernel, workload: Any, seed: int, params: dict,
+                sim_params: dict | None) -> dict:
+    """`sim_params` plus what the simulated side of `kernel`'s guest needs (sim_params_for)."""
+    return {**(sim_params or {}), **sim_params_for(kernel, workload, seed, params)}
 
 
 # ---- what a guest recorded ----

@@ -684,7 +684,7 @@ def cmd_validate_kernel(args: argparse.Namespace) -> int:
             details.append({"schedule": schedule(wl.ops, g.mount.start_ns, g.mount.latency_ns),
                             "arrivals": arrivals(g.mount.log)})
             # a kernel without request timeouts ran without the one the workload asks for
-            sp_k = {**sim_params, **timeout.sim_params(kernel, w, seed, {})}
+            sp_k = timeout.with_kernel(kernel, w, seed, {}, sim_params)
             replayed.append(simulate_measured(strategy, w, seed, {}, g.mount.start_ns, engine,
                                               sp_k))
             if not args.quiet:
