@@ -221,7 +221,8 @@ def evidence(files: dict[str, bytes], ops: np.ndarray, start: np.ndarray, lat: n
     out["fsyncs"] = fsyncs
     w = log[log["kind"] == KIND_WRITE]
     out["writes_received"] = int(len(w))
-    out["writes_received_in_stall"] = (int(((w["t_recv_ns"] - t0) >= stall[0]).sum())
+    rel = w["t_recv_ns"] - t0
+    out["writes_received_in_stall"] = (int(((rel >= stall[0]) & (rel < stall[0] + stall[1])).sum())
                                        if stall is not None else 0)
     return out
 
@@ -282,8 +283,8 @@ def render(label_g: str, guests: list[dict], sims: list[dict]) -> str:
         ff = g["first_failed"]
         lines.append(
             f"  {label_g} run {i + 1}: timeout {g['request_timeout_s']} s, abort "
-            f"{_s(g['abort_ns'])} (FUSE_INIT {_s(g['fuse_init_ns'])}, expected on its grid "
-            f"{_s(g['expected_abort_ns'])}; checks ran at "
+            f"{_s(g['abort_ns'])} (FUSE_INIT {_s(g['fuse_init_ns'])}, the model's rule on "
+            f"this grid {_s(g['expected_abort_ns'])}; checks ran at "
             f"{', '.join(_s(t) for t in g['checks_ns']) if g.get('checks_ns') else '-'}; "
             f"fusectl waiting 0 at {_s(g['waiting_zero_ns'])}), "
             f"{g['aborted_requests'] if g['aborted_requests'] is not None else '-'} requests "
