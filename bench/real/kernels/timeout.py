@@ -14,6 +14,11 @@ timeout and timeout + 15 s after the oldest stuck request was made, on a grid th
 the mount, which in a guest is a little before the run's time 0.  The knob is read once, at
 FUSE_INIT: it must be written before the server mounts (initramfs.TIMEOUT_KNOB).
 
+Measured on 7.2.13 and 7.3-rc7 (README, "Request timeouts"): the abort came at the first check
+at which the oldest request was older than max(timeout, 15 s), one check later than the rule
+above for timeouts under 15 s; which line of their fs/fuse does that was not found (their
+sources were not read here).  ``expected_abort_ns`` is the rule above, on the guest's grid.
+
 What a guest records for it (initramfs.GuestJob.request_timeout_s and fuse_trace):
 
 - ``fuse_trace``: the kernel's fuse:fuse_request_send and fuse:fuse_request_end events on the
