@@ -1210,6 +1210,11 @@ def test_the_request_trace_and_failed_calls_are_parsed_and_bad_lines_refused():
     assert ktimeout.read_failed_calls("").shape == (0, 4)
     with pytest.raises(ValueError, match="failed_calls line 2"):
         ktimeout.read_failed_calls("3 103 100 200\n4 107\n")
+    # a call that failed returned: its time to the failure, for a blocking pattern
+    lat = ktimeout.ended_latency(np.array([0, 50, 300]), np.array([10, -1, -1]),
+                                 {"failed_calls": b"1 103 50 200\n"})
+    assert lat.tolist() == [10, 150, -1]
+    assert ktimeout.ended_latency(np.array([0]), np.array([-1]), {}).tolist() == [-1]
 
 
 def test_the_abort_a_guest_saw_from_its_trace_samples_failed_calls_and_log():

@@ -75,14 +75,15 @@ def guest_details(workload: str, params: dict, seed: int, g) -> dict[str, Any]:
     (validate.schedule), what its server's log says of arrivals (validate.arrivals), its row
     start times (for the simulator on measured timing) and, with a stall window, its blocking
     pattern (validate.blocking_pattern)."""
-    from . import validate
+    from . import timeout, validate
     wl, _ = validate.sim_side(workload, seed, params)
     m = g.mount
     out: dict[str, Any] = {"schedule": validate.schedule(wl.ops, m.start_ns, m.latency_ns),
                            "arrivals": validate.arrivals(m.log), "start_ns": m.start_ns}
     stall = validate.stall_of(workload, seed, params)
-    if stall is not None:
-        out["blocking"] = validate.blocking_pattern(wl.ops, m.start_ns, m.latency_ns, *stall)
+    if stall is not None:       # a call that failed on an aborted connection returned
+        lat = timeout.ended_latency(m.start_ns, m.latency_ns, getattr(g, "files", {}))
+        out["blocking"] = validate.blocking_pattern(wl.ops, m.start_ns, lat, *stall)
     return out
 
 

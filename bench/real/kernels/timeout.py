@@ -158,6 +158,16 @@ def read_failed_calls(text: str | bytes) -> np.ndarray:
     return np.array(rows, np.int64).reshape(-1, 4)
 
 
+def ended_latency(start: np.ndarray, lat: np.ndarray, files: dict[str, bytes]) -> np.ndarray:
+    """`lat` with each failed call's time to its failure (failed_calls) in place of -1: for a
+    blocking pattern, where a call that failed at the abort returned, with an error."""
+    out = np.array(lat, np.int64, copy=True)
+    fc = read_failed_calls(files.get("failed_calls", b""))
+    rows = fc[:, 0]
+    out[rows] = fc[:, 3] - np.asarray(start, np.int64)[rows]
+    return out
+
+
 def _errname(e: int) -> str:
     return _errno.errorcode.get(abs(int(e)), str(e))
 
