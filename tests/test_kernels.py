@@ -879,9 +879,17 @@ def _qemu_pids(tag: str) -> list[int]:
 
 @pytest.mark.skipif(not GUEST_OK, reason=GUEST_WHY or "guest available")
 def test_smoke_6_1_boots_and_runs_a_seq_write_with_temp_pages(tmp_path):
+    said = []
     g = guest.execute("6.1", "seq-write", 0, file_size=16 * MiB, block_size=MiB, cpu_probe=True,
-                      trace=guest.TRACE_WRITEBACK)
+                      trace=guest.TRACE_WRITEBACK, request_timeout_ns=10 * 1_000_000_000,
+                      progress=lambda stage, m: said.append((stage, m)))
     r, meta = g.run, dict(g.run.meta)
+    # 6.1 has no request timeout: the run goes on without one, and says so
+    assert any(st == "timeout" and "kernel 6.1 has no FUSE request timeout" in m for st, m in said)
+    assert "kernel 6.1 has no FUSE request timeout" in meta["request_timeout_note"]
+    rt = meta["request_timeout"]
+    assert rt["asked_s"] == 10 and rt["request_timeout_s"] == 0 and rt["guest_knob_s"] == -1
+    assert rt["failed_calls"] == 0 and "failed_calls" not in g.files
     # the flusher's CPU: kworker time over the run, and the WRITEs it sent before the fsync
     u = guest.cpu_usage(g)
     assert u["kworker_ns"] > 0 and u["server_ns"] > 0 and u["span_s"] > 0
@@ -1129,3 +1137,178 @@ def test_cli_features_shows_the_catalog_and_flags_kept_guest_files_that_disagree
     assert p.returncode == 0, p.stderr
     assert "NOTE: 6.1 iomap_writeback: the catalog says no, the kept guest files say yes" in p.stdout
     assert "6.1 (kept)" in p.stdout.splitlines()[0]
+
+
+# ---- the request timeout (bench.real.kernels.timeout) ----
+
+from bench.real.kernels import timeout as ktimeout  # noqa: E402
+
+S = 1_000_000_000
+
+
+def test_a_timeout_goes_to_the_knob_before_the_server_mounts_and_the_runner_goes_on():
+    text = initramfs.init_script(initramfs.GuestJob(("--threads=16",), False, request_timeout_s=10,
+                                                    fuse_trace=True))
+    knob = text.index(f"echo 10 > {initramfs.TIMEOUT_KNOB}")
+    assert f"[ -f {initramfs.TIMEOUT_KNOB} ] ||\n    fail" in text     # a kernel without it: one line
+    assert knob < text.index("export FWB_GO_ON_OUT=/out/failed_calls") < text.index("/fwb_fuse_server")
+    # the request trace starts before the mount (FUSE_INIT) and is saved once the server is gone
+    inst = text.index(f"instances/{initramfs.FUSE_TRACE_INSTANCE}")
+    assert inst < text.index("/fwb_fuse_server") < text.index("wait $server") < \
+        text.index("/out/fuse_trace") < text.index("\nsend\n")
+    assert "echo mono > " in text and "function.function == fuse_check_timeout" in text
+    plain = initramfs.init_script(initramfs.GuestJob(("--threads=16",), False))
+    assert initramfs.TIMEOUT_KNOB not in plain and "FWB_GO_ON_OUT" not in plain
+    assert "fuse_request_end" not in plain
+
+
+def test_a_timeout_is_whole_seconds_and_runs_only_where_the_kernel_has_one():
+    assert ktimeout.asked({"request_timeout_ns": 10 * S}, {}) == 10 * S
+    p = {"request_timeout_ns": 3 * S}
+    assert ktimeout.asked({"request_timeout_ns": 10 * S}, p) == 3 * S and p == {}   # popped
+    for bad in (1_500_000_000, -S, 65536 * S, True, "10"):
+        with pytest.raises(ValueError, match="request_timeout_ns"):
+            ktimeout.asked({}, {"request_timeout_ns": bad})
+    for name in ("7.2", "7.3"):
+        assert ktimeout.effective(catalog.get(name), 10 * S) == (10 * S, "")
+    for name in ("6.1", "6.12"):
+        t, note = ktimeout.effective(catalog.get(name), 10 * S)
+        assert t == 0 and f"kernel {name} has no FUSE request timeout" in note
+        assert ktimeout.effective(catalog.get(name), 0) == (0, "")
+    # the simulated side of a kernel without one drops the workload's timeout too
+    assert ktimeout.sim_params_for(catalog.get("6.1"), "stuck-server-timeout", 0, {}) == \
+        {"request_timeout_ns": 0}
+    assert ktimeout.sim_params_for(catalog.get("7.2"), "stuck-server-timeout", 0, {}) == {}
+    assert ktimeout.sim_params_for(catalog.get("6.1"), "stuck-server-long", 0, {}) == {}
+    # and a timeout given as a parameter reaches the simulator as the model's parameter
+    _, sp = kvalidate.sim_side("stuck-server-long", 0, {"request_timeout_ns": 5 * S})
+    assert sp["request_timeout_ns"] == 5 * S
+
+
+_TRACE = """\
+# tracer: nop
+ fwb_fuse_server-137 [001] ...2.   12.805372: fuse_request_send: connection 26 req 2 opcode 26 (FUSE_INIT) len 104
+ fwb_fuse_server-137 [000] .....   12.806001: fuse_request_end: connection 26 req 2 len 80 error 0
+ kworker/u8:1-40     [000] .....   15.600000: fuse_request_send: connection 26 req 8 opcode 16 (FUSE_WRITE) len 131152
+ kworker/1:1-34      [001] .....   29.800000: workqueue_execute_start: work struct 00000000a1b2c3d4: function fuse_check_timeout
+ kworker/1:1-34      [001] .....   44.900000: workqueue_execute_start: work struct 00000000a1b2c3d4: function fuse_check_timeout
+ kworker/1:1-34      [001] .....   44.900100: fuse_request_end: connection 26 req 8 len 0 error -103
+ kworker/1:1-34      [001] .....   44.900200: fuse_request_send: connection 26 req 10 opcode 16 (FUSE_WRITE) len 131152
+ kworker/1:1-34      [001] .....   44.900300: fuse_request_end: connection 26 req 10 len 0 error -103
+"""
+
+
+def test_the_request_trace_and_failed_calls_are_parsed_and_bad_lines_refused():
+    tr = ktimeout.read_fuse_trace(_TRACE)
+    assert len(tr) == 6 and tr["end"].sum() == 3
+    assert tr["t_ns"][0] == 12_805_372_000 and tr["opcode"][0] == ktimeout.FUSE_INIT_OPCODE
+    assert list(tr["error"][tr["end"]]) == [0, -103, -103] and tr["unique"][-1] == 10
+    assert ktimeout.check_times(_TRACE) == [29_800_000_000, 44_900_000_000]
+    assert ktimeout.check_times("no checks here") is None
+    fc = ktimeout.read_failed_calls("3 103 100 200\n4 107 300 400\n")
+    assert fc.shape == (2, 4) and fc[1].tolist() == [4, 107, 300, 400]
+    assert ktimeout.read_failed_calls("").shape == (0, 4)
+    with pytest.raises(ValueError, match="failed_calls line 2"):
+        ktimeout.read_failed_calls("3 103 100 200\n4 107\n")
+    # a call that failed returned: its time to the failure, for a blocking pattern
+    lat = ktimeout.ended_latency(np.array([0, 50, 300]), np.array([10, -1, -1]),
+                                 {"failed_calls": b"1 103 50 200\n"})
+    assert lat.tolist() == [10, 150, -1]
+    assert ktimeout.ended_latency(np.array([0]), np.array([-1]), {}).tolist() == [-1]
+
+
+def test_the_abort_a_guest_saw_from_its_trace_samples_failed_calls_and_log():
+    ops = np.zeros(3, OP_DTYPE)
+    ops["op"] = [WRITE, FSYNC, WRITE]
+    ops["time"] = [0, S, 2 * S]
+    start = np.array([0, S, 30 * S], np.int64)
+    lat = np.array([5_000_000, -1, -1], np.int64)
+    t0 = 14 * S
+    samples = np.zeros(4, mount.SAMPLE_DTYPE)
+    samples["time_ns"] = [S // 2, 2 * S, 30 * S, 31 * S]
+    samples["fuse_waiting"] = [0, 20, 0, 0]
+    log = np.zeros(2, mount.LOG_DTYPE)
+    log["kind"] = mount.KIND_WRITE
+    log["t_recv_ns"] = [t0 + S // 2, t0 + 3 * S // 2]
+    files = {"fuse_trace": _TRACE.encode(), "failed_calls": b"1 103 1000000000 30900000000\n"
+                                                             b"2 107 30900000100 30900000200\n"}
+    e = ktimeout.evidence(files, ops, start, lat, samples, log, t0, (S, 40 * S), 10 * S)
+    assert e["fuse_init_ns"] == -1_194_628_000 and e["abort_ns"] == 30_900_100_000
+    assert e["aborted_requests"] == 2 and e["failed_requests"] == 2 and e["requests_sent"] == 3
+    assert e["checks_ns"] == [15_800_000_000, 30_900_000_000]
+    # the grid from FUSE_INIT: checks at 13.8 s (the oldest request 12.8 s old: due) ...
+    assert e["expected_abort_ns"] == -1_194_628_000 + 15 * S
+    assert e["waiting_zero_ns"] == 30 * S            # in the stall, after 20 were waiting
+    assert e["failed_calls"] == 2 and e["failed_errnos"] == {"ECONNABORTED": 1, "ENOTCONN": 1}
+    assert e["first_failed"] == {"row": 1, "op": FSYNC, "errno": "ECONNABORTED",
+                                 "end_ns": 30_900_000_000}
+    assert e["fsyncs"] == [{"row": 1, "start_ns": S, "end_ns": 30_900_000_000,
+                            "errno": "ECONNABORTED"}]
+    assert e["writes_received"] == 2 and e["writes_received_in_stall"] == 1
+    text = ktimeout.render("7.2", [e], [])
+    assert "abort 30.90 s" in text and "2 calls failed" in text
+
+
+def test_the_simulators_abort_is_found_in_both_engines_and_absent_without_a_timeout(monkeypatch):
+    from bench.sim import machine
+    monkeypatch.setenv(machine.ENV, "qemu-7.2-2cpu-4g")
+    c, py = [ktimeout.sim_evidence("iomap-blocks", "stuck-server-timeout", 0, {}, e)
+             for e in ("c", "python")]
+    long_ = ktimeout.sim_evidence("iomap-blocks", "stuck-server-long", 0, {}, "c")
+    assert c == {**py, "engine": "c"}
+    assert c["request_timeout_s"] == 10 and c["aborted_calls"] > 0
+    # the first check, 15 s after the first call, finds the requests held since 1 s expired
+    assert 15 * S <= c["abort_ns"] <= 15 * S + 2_000_000
+    # the fsync waiting on the held WRITEs returns at the abort (the series is 1 ms apart)
+    assert 0 <= c["abort_ns"] - c["fsyncs"][0]["end_ns"] <= 1_000_000
+    assert long_["abort_ns"] is None and long_["aborted_calls"] == 0
+    assert long_["fsyncs"][0]["end_ns"] >= 41 * S       # waits the 40 s stall out
+
+
+@pytest.mark.skipif(not (RUNNER_OK and mount.available()[0]), reason="no guest runner or no FUSE")
+def test_the_guest_runner_goes_on_after_the_connection_is_aborted(tmp_path):
+    """On this machine's FUSE: a server holding every WRITE, the connection aborted through
+    fusectl while the runner's fsync waits; the runner records that fsync and runs the rest."""
+    import threading
+    import time
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    srv = subprocess.Popen([str(mount.SERVER), str(mnt), "-f", f"--log={tmp_path / 'w.log'}",
+                            "--stall=0:60000000000"], stderr=subprocess.DEVNULL,
+                           start_new_session=True)
+    try:
+        for _ in range(500):
+            if os.path.ismount(mnt):
+                break
+            time.sleep(0.01)
+        assert os.path.ismount(mnt)
+        conn = os.minor(os.stat(mnt).st_dev)
+        ops = np.zeros(4, OP_DTYPE)
+        rows = [(0, WRITE, 0, MiB), (0, FSYNC, 0, 0), (2 * S, WRITE, MiB, MiB), (2 * S, FSYNC, 0, 0)]
+        for r, (t, op, off, ln) in zip(ops, rows):
+            r["time"], r["op"], r["offset"], r["length"] = t, op, off, ln
+        (tmp_path / "ops.bin").write_bytes(guest.op_file(ops, [0], np.zeros(1, np.int64), 1, 0,
+                                                         10_000_000))
+        aborter = threading.Timer(1.0, lambda: Path(
+            f"/sys/fs/fuse/connections/{conn}/abort").write_text("1"))
+        aborter.start()
+        p = subprocess.run([str(guest.GUEST_RUNNER), str(tmp_path / "ops.bin"),
+                            str(tmp_path / "res.bin"), str(mnt)], capture_output=True, text=True,
+                           env={**os.environ, "FWB_GO_ON_OUT": str(tmp_path / "failed")},
+                           timeout=60)
+        aborter.join()
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+        srv.kill()
+        srv.wait(10)
+    assert p.returncode == 0, p.stderr
+    head, start, lat, _, _ = guest.read_result((tmp_path / "res.bin").read_bytes(), 4)
+    fc = ktimeout.read_failed_calls((tmp_path / "failed").read_bytes())
+    lost = {__import__("errno").ENOTCONN, __import__("errno").ECONNABORTED,
+            __import__("errno").EIO}
+    assert int(head["rc"]) == 0 and int(head["failed"]) == len(fc) >= 1
+    assert int(head["err_row"]) == 1 and fc[0][0] == 1 and set(fc[:, 1]) <= lost
+    assert 0.9 * S < fc[0][3] < 1.9 * S                 # the fsync ended at the abort
+    assert (start >= 0).all() and lat[0] >= 0           # every row ran; the failed ones untimed
+    assert set(np.flatnonzero(lat < 0)) == set(fc[:, 0].tolist())
+    assert start[2] >= 2 * S                            # the rest kept its schedule

@@ -22,7 +22,7 @@
  *
  * RESULT_FILE:
  *   header, 64 bytes: char magic[8] = "FWBRES1\0", int32 rc, int32 err_row,
- *                     int32 err_errno, int32 reserved, int64 n_ops, int64 n_samples,
+ *                     int32 err_errno, int32 failed, int64 n_ops, int64 n_samples,
  *                     int64 t0_ns, int64 compact_skipped, int64 t_end_ns
  *   int64 start_ns[n_ops], int64 latency_ns[n_ops], int64 faults[n_ops]
  *   n_samples rows of 9 int64 (bench/real/mount.py SAMPLE_DTYPE): time_ns (CLOCK_MONOTONIC),
@@ -30,6 +30,17 @@
  *   bdi strict_limit; -1 where a source is missing.
  * Exit status: 0 when the result file was written (the driver's own error is in rc),
  * 1 otherwise, with one line on stderr.
+ *
+ * A lost connection (for runs on a FUSE request timeout): when the environment holds
+ * FWB_GO_ON_OUT, the runner keeps one descriptor of every file open over the run, and when the
+ * driver stops at a call that failed with ENOTCONN, ECONNABORTED or EIO (what calls on an
+ * aborted FUSE connection return), it goes on by itself: the rows not run yet, in time order on
+ * one thread (each at max(its time, the end of the previous one); WRITE, FSYNC and SYNC rows,
+ * any other row is left not run), on those descriptors, as an application holding its files
+ * open would.  Every failed call, the driver's included, is a line "row errno start_ns end_ns"
+ * (times from time 0) in FWB_GO_ON_OUT and has latency -1; the header's rc is then 0, its
+ * err_row / err_errno name the first failed call and `failed` (the otherwise reserved field)
+ * counts them.
  *
  * Tracing (optional, for measuring the kernel's writeback state over a run): when the
  * environment holds FWB_TRACE and FWB_TRACE_OUT, every sample also reads the files FWB_TRACE
@@ -76,7 +87,7 @@ struct res_header {
 	int32_t rc;
 	int32_t err_row;
 	int32_t err_errno;
-	int32_t reserved;
+	int32_t failed;			/* calls failed on a lost connection (FWB_GO_ON_OUT) */
 	int64_t n_ops;
 	int64_t n_samples;
 	int64_t t0_ns;
@@ -413,6 +424,91 @@ static int make_dio_source(const char *dir, int64_t len, char *path, size_t path
 	return close(fd);
 }
 
+/* ---- going on after the connection is lost (FWB_GO_ON_OUT) ---- */
+
+/* Op codes of bench.sim.ops (csrc/driver/fwb_driver.c keeps the same list). */
+enum { GO_WRITE = 0, GO_FSYNC = 3, GO_SYNC = 5 };
+
+static int connection_lost(int err)
+{
+	return err == ENOTCONN || err == ECONNABORTED || err == EIO;
+}
+
+static int go_write(int fd, const fwb_drv_op *op, char *buf, size_t buf_len)
+{
+	int64_t done = 0;
+
+	while (done < op->length) {
+		size_t n = (size_t)(op->length - done) < buf_len ? (size_t)(op->length - done) : buf_len;
+		ssize_t r = pwrite(fd, buf, n, op->offset + done);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? errno : EIO;
+		done += r;
+	}
+	return 0;
+}
+
+/*
+ * The driver stopped at row `bad` (errno `err`, returned at t_bad, absolute): record it, then
+ * run the rows not run yet on `fds`, each at max(its time, the end of its thread's last row).
+ * Returns the number of failed calls, or -1 when the list cannot be written.
+ */
+static int go_on(FILE *list, const fwb_drv_op *ops, int64_t n_ops, uint32_t n_threads,
+		 const int *fds, int64_t t0, int64_t *start, int64_t *lat, int32_t bad, int err,
+		 int64_t t_bad)
+{
+	static char buf[1 << 20];
+	int64_t *thread_end = calloc(n_threads, sizeof(int64_t)), row;
+	int failed = 0;
+
+	if (thread_end == NULL)
+		return -1;
+	memset(buf, 0x5a, sizeof(buf));
+	for (row = 0; row < n_ops; row++)		/* rows run in index order per thread */
+		if (start[row] >= 0 && lat[row] >= 0)
+			thread_end[ops[row].thread] = start[row] + lat[row];
+	start[bad] = ops[bad].time > thread_end[ops[bad].thread] ? ops[bad].time
+								 : thread_end[ops[bad].thread];
+	lat[bad] = -1;
+	thread_end[ops[bad].thread] = t_bad - t0;
+	fprintf(list, "%d %d %lld %lld\n", bad, err, (long long)start[bad], (long long)(t_bad - t0));
+	failed++;
+	for (row = 0; row < n_ops; row++) {
+		const fwb_drv_op *op = &ops[row];
+		int64_t at, t1, t2;
+		int e = 0;
+
+		if (start[row] >= 0 || (op->op != GO_WRITE && op->op != GO_FSYNC && op->op != GO_SYNC))
+			continue;
+		at = t0 + (op->time > thread_end[op->thread] ? op->time : thread_end[op->thread]);
+		while ((t1 = now_ns()) < at) {
+			struct timespec ts = { (at - t1) / 1000000000, (at - t1) % 1000000000 };
+
+			nanosleep(&ts, NULL);
+		}
+		if (op->op == GO_WRITE)
+			e = go_write(fds[op->file], op, buf, sizeof(buf));
+		else if (op->op == GO_FSYNC)
+			e = fsync(fds[op->file]) ? errno : 0;
+		else
+			sync();
+		t2 = now_ns();
+		start[row] = t1 - t0;
+		lat[row] = e ? -1 : t2 - t1;
+		thread_end[op->thread] = t2 - t0;
+		if (e) {
+			fprintf(list, "%lld %d %lld %lld\n", (long long)row, e, (long long)(t1 - t0),
+				(long long)(t2 - t0));
+			failed++;
+		}
+	}
+	free(thread_end);
+	return ferror(list) ? -1 : failed;
+}
+
 int main(int argc, char **argv)
 {
 	struct ops_header h;
@@ -424,6 +520,9 @@ int main(int argc, char **argv)
 	int64_t *sizes = NULL, *map_len = NULL, *start = NULL, *lat = NULL, *faults = NULL;
 	fwb_drv_op *ops = NULL;
 	char **paths = NULL, dio_path[512];
+	const char *go_on_path = getenv("FWB_GO_ON_OUT");
+	FILE *go_list = NULL;
+	int *held = NULL;		/* FWB_GO_ON_OUT: a descriptor of each file, kept open */
 	int32_t stop = 0;
 	int fd, out, ret = 1;
 	uint32_t i;
@@ -450,7 +549,8 @@ int main(int argc, char **argv)
 	start = calloc((size_t)h.n_ops, sizeof(int64_t));
 	lat = calloc((size_t)h.n_ops, sizeof(int64_t));
 	faults = calloc((size_t)h.n_ops, sizeof(int64_t));
-	if (!sizes || !map_len || !paths || !ops || !start || !lat || !faults) {
+	held = calloc(h.n_files, sizeof(int));
+	if (!sizes || !map_len || !paths || !ops || !start || !lat || !faults || !held) {
 		close(fd);
 		die("out of memory", NULL);
 		goto out_free;
@@ -464,6 +564,8 @@ int main(int argc, char **argv)
 		goto out_free;
 	}
 	close(fd);
+	for (i = 0; i < h.n_files; i++)
+		held[i] = -1;
 
 	for (i = 0; i < h.n_files; i++) {
 		size_t len = strlen(argv[3]) + 16;
@@ -482,7 +584,14 @@ int main(int argc, char **argv)
 				close(fd);
 			goto out_free;
 		}
-		close(fd);
+		if (go_on_path != NULL)
+			held[i] = fd;
+		else
+			close(fd);
+	}
+	if (go_on_path != NULL && (go_list = fopen(go_on_path, "we")) == NULL) {
+		die("cannot write", go_on_path);
+		goto out_free;
 	}
 	dio_path[0] = '\0';
 	if (h.dio_len > 0 &&
@@ -533,6 +642,12 @@ int main(int argc, char **argv)
 	memset(&r, 0, sizeof(r));
 	r.rc = fwb_drive(&run);
 	r.t_end_ns = now_ns();
+	if (go_list != NULL && r.rc == FWB_DRV_ESYSCALL && connection_lost(run.err_errno)) {
+		r.failed = go_on(go_list, ops, h.n_ops, h.n_threads, held, run.t0_used_ns, start, lat,
+				 run.err_row, run.err_errno, r.t_end_ns);
+		r.rc = r.failed < 0 ? FWB_DRV_ENOMEM : FWB_DRV_OK;
+		r.t_end_ns = now_ns();
+	}
 
 	pthread_mutex_lock(&s.lock);
 	s.done = 1;
@@ -573,6 +688,12 @@ out_samples:
 	pthread_cond_destroy(&s.cond);
 	pthread_mutex_destroy(&s.lock);
 out_free:
+	if (go_list != NULL && fclose(go_list) != 0 && ret == 0)
+		ret = die("cannot write", go_on_path);
+	for (i = 0; held != NULL && i < h.n_files; i++)
+		if (held[i] >= 0)
+			close(held[i]);
+	free(held);
 	if (paths != NULL)
 		for (i = 0; i < h.n_files; i++)
 			free(paths[i]);

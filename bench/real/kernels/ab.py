@@ -6,6 +6,10 @@ with seed i, and every metric is reported as the ratio of the pair's two runs: n
 kernel / temp-page kernel (or second / first when both are of one family), as the median and
 min..max of the per-pair ratios and the 95% bootstrap CI of their median (bench.results.stats).
 
+A workload asking for a FUSE request timeout (stuck-server-timeout) runs with it on a kernel
+that has one and without it on one that has not, its simulated side likewise
+(bench.real.kernels.timeout).
+
 Beside each measured ratio, the simulated one: the two kernels' strategies (catalog.Kernel.strategy:
 no-temp-page / merge-in-queue for a no-temp-page and a temp-page kernel) on one machine profile
 (the temp-page guest's, bench.real.kernels.validate.profile_for, unless --machine names another),
@@ -71,14 +75,15 @@ def guest_details(workload: str, params: dict, seed: int, g) -> dict[str, Any]:
     (validate.schedule), what its server's log says of arrivals (validate.arrivals), its row
     start times (for the simulator on measured timing) and, with a stall window, its blocking
     pattern (validate.blocking_pattern)."""
-    from . import validate
+    from . import timeout, validate
     wl, _ = validate.sim_side(workload, seed, params)
     m = g.mount
     out: dict[str, Any] = {"schedule": validate.schedule(wl.ops, m.start_ns, m.latency_ns),
                            "arrivals": validate.arrivals(m.log), "start_ns": m.start_ns}
     stall = validate.stall_of(workload, seed, params)
-    if stall is not None:
-        out["blocking"] = validate.blocking_pattern(wl.ops, m.start_ns, m.latency_ns, *stall)
+    if stall is not None:       # a call that failed on an aborted connection returned
+        lat = timeout.ended_latency(m.start_ns, m.latency_ns, getattr(g, "files", {}))
+        out["blocking"] = validate.blocking_pattern(wl.ops, m.start_ns, lat, *stall)
     return out
 
 
@@ -87,7 +92,7 @@ def simulate_measured(kernels: list[catalog.Kernel], workload: str, details: dic
     """Each kernel's strategy on that kernel's measured row start times, per seed of the A/B
     (details: {(kernel name, seed): guest_details}); seeds where either guest is missing are
     left out."""
-    from . import validate
+    from . import timeout, validate
     base, other = order(kernels)
     seeds = sorted({s for (_, s) in details})
     out = []
@@ -95,9 +100,9 @@ def simulate_measured(kernels: list[catalog.Kernel], workload: str, details: dic
         if (base.name, seed) not in details or (other.name, seed) not in details:
             continue
         for k in (base, other):
-            out.append(validate.simulate_measured(k.strategy, workload, seed, params,
-                                                  details[(k.name, seed)]["start_ns"], engine,
-                                                  sim_params))
+            out.append(validate.simulate_measured(
+                k.strategy, workload, seed, params, details[(k.name, seed)]["start_ns"], engine,
+                timeout.with_kernel(k, workload, seed, params, sim_params)))
     return out
 
 
@@ -189,9 +194,10 @@ def simulate(kernels: list[catalog.Kernel], workload: str, seeds: list[int], par
              engine: str, sim_params: dict | None = None) -> list[Run]:
     """The simulator's runs of both kernels' strategies (the active machine profile), for every
     seed of the A/B, with the guests' op arrays and server."""
-    from . import validate
+    from . import timeout, validate
     base, other = order(kernels)
-    return [validate.simulate(k.strategy, workload, seed, params, engine, sim_params)
+    return [validate.simulate(k.strategy, workload, seed, params, engine,
+                              timeout.with_kernel(k, workload, seed, params, sim_params))
             for seed in seeds for k in (base, other)]
 
 

@@ -160,6 +160,12 @@ def render_run(run) -> str:
     bdi = (f"bdi max_ratio {meta.get('bdi_max_ratio')}, strict_limit {meta.get('bdi_strict_limit')}, "
            f"max_bytes {meta.get('bdi_max_bytes')} (-1: not in this kernel)")
     lines.append(f"  guest: {meta.get('guest_cpus')} CPUs, {meta.get('guest_mem_mb')} MiB; {bdi}")
+    if meta.get("request_timeout") is not None:
+        from . import timeout
+        lines.append(timeout.render(meta.get("kernel_name", "guest"), [meta["request_timeout"]],
+                                    []).rstrip("\n"))
+    if meta.get("request_timeout_note"):
+        lines.append(f"  NOTE: {meta['request_timeout_note']}")
     lines.append(f"  boot {meta.get('boot_to_init_s')} s to /init (guest uptime "
                  f"{meta.get('guest_uptime_at_init_s')} s), run {meta.get('run_s')} s, clocksource "
                  f"{meta.get('clocksource')}, family seen: {meta.get('family')} "
@@ -265,7 +271,7 @@ def cmd_ab(args: argparse.Namespace) -> int:
     from bench.cli import parse_pairs, pick_names
     from bench.real import validate as host_validate
     from bench.sim import machine as _machine, params as _params, workloads as known_workloads
-    from . import ab, validate
+    from . import ab, timeout, validate
     kernels = catalog.parse_list(args.kernels)
     if len(kernels) != 2:
         raise ValueError("--kernels: name two kernels (a temp-page one and a no-temp-page one)")
@@ -313,12 +319,23 @@ def cmd_ab(args: argparse.Namespace) -> int:
     if stall is not None:
         base_k, other_k = ab.order(kernels)
         sim_blocking = {k.strategy: ab.blocking_summary(
-            [validate.pattern_sim(k.strategy, workload, seed, params, engine, sim_params)
+            [validate.pattern_sim(k.strategy, workload, seed, params, engine,
+                                  timeout.with_kernel(k, workload, seed, params, sim_params))
              for seed in seeds]) for k in (base_k, other_k)}
+    timeouts = []           # the request timeout, per kernel: its guests and its strategy
+    for k in ab.order(kernels):
+        got = [dict(r.meta)["request_timeout"] for r in runs
+               if dict(r.meta).get("kernel_name") == k.name and "request_timeout" in dict(r.meta)]
+        if got:
+            timeouts.append((k, got, [timeout.sim_evidence(
+                k.strategy, workload, seeds[0], params, engine,
+                timeout.with_kernel(k, workload, seeds[0], params, sim_params))]))
     measured = ab.ratios(runs, kernels)
     if args.json:
         doc = ab.as_json(workload, kernels, measured, sims, summary, sim_blocking)
-        doc.update(runs_per_kernel=args.runs, params=params, sim_params=sim_params)
+        doc.update(runs_per_kernel=args.runs, params=params, sim_params=sim_params,
+                   request_timeout=[{"kernel": k.name, "guest": g, "simulated": s}
+                                    for k, g, s in timeouts])
         json.dump(validate.no_nan(doc), sys.stdout, indent=1, allow_nan=False)
         sys.stdout.write("\n")
     else:
@@ -332,6 +349,8 @@ def cmd_ab(args: argparse.Namespace) -> int:
                     for k in ab.order(kernels) if "blocking" in summary[k.name]]
             cols += [(f"{k} (simulated)", b) for k, b in sim_blocking.items()]
             sys.stdout.write(ab.render_blocking(cols, stall[1]))
+        for k, g, s in timeouts:
+            sys.stdout.write(timeout.render(f"{k.name} (guest)", g, s))
         if args.runs < 6:
             print(f"  note: {args.runs} runs per kernel; under TCG runs spread by 6 to 16 %, so a "
                   "throughput ratio wants at least 6")

@@ -6,9 +6,13 @@ the same server (built static), and turned into a ``Run`` by the same function
 (bench.real.mount.result_from) from the server's WRITE log, the runner's per-row timings and its
 /proc/meminfo samples.  The run is named after the kernel (``kernel-6.1.176``), engine "mount".
 
-Parameters are the mount's (bench.real.mount: workload parameters, then server ones), with two
-differences: ``sample_interval_ns`` defaults to 5 ms, and ``timeout_s`` is the whole guest's
-time limit (default: 240 s plus 10 times the workload's last row time, TCG being slow).
+Parameters are the mount's (bench.real.mount: workload parameters, then server ones), with three
+differences: ``sample_interval_ns`` defaults to 5 ms, ``timeout_s`` is the whole guest's
+time limit (default: 240 s plus 10 times the workload's last row time, TCG being slow), and
+``request_timeout_ns`` (else the workload's, as stuck-server-timeout carries one) is the FUSE
+request timeout the guest's kernel gets through fs.fuse.default_request_timeout before the
+mount; a kernel without request timeouts runs without it and says so (bench.real.kernels.timeout,
+which also reads what the guest saw of the abort into the run's meta, ``request_timeout``).
 """
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ from bench.real import mount
 from bench.results import Run
 from bench.sim.ops import OP_DTYPE
 
-from . import boot, catalog, features, fetch, folios, initramfs
+from . import boot, catalog, features, fetch, folios, initramfs, timeout as _timeout
 
 BIN = Path(__file__).resolve().parent.parent / "_bin"
 GUEST_SERVER = BIN / "fwb_fuse_server_static"
@@ -33,7 +37,7 @@ GUEST_RUNNER = BIN / "fwb_guest_runner"
 OPS_MAGIC = b"FWBOPS1\0"
 RES_MAGIC = b"FWBRES1\0"
 RES_HEADER_DTYPE = np.dtype([("magic", "S8"), ("rc", "<i4"), ("err_row", "<i4"),
-                             ("err_errno", "<i4"), ("reserved", "<i4"), ("n_ops", "<i8"),
+                             ("err_errno", "<i4"), ("failed", "<i4"), ("n_ops", "<i8"),
                              ("n_samples", "<i8"), ("t0_ns", "<i8"), ("compact_skipped", "<i8"),
                              ("t_end_ns", "<i8")])
 SAMPLE_INTERVAL_NS = 5_000_000
@@ -144,7 +148,14 @@ def execute(kernel: str | catalog.Kernel, workload: Any, seed: int = 0, *, retri
     ok, why = available()
     if not ok:
         raise RuntimeError(why)
+    params = dict(params)
+    asked_rt = params.pop("request_timeout_ns", None)
     wl, p = mount._split_params(workload, seed, params)
+    asked_rt = _timeout.asked(wl.params, {} if asked_rt is None
+                              else {"request_timeout_ns": asked_rt})
+    timeout_ns, timeout_note = _timeout.effective(k, asked_rt)
+    if timeout_note and progress:
+        progress("timeout", timeout_note)
     hang_ns = mount._check_int("hang_threshold_ns", p.get("hang_threshold_ns", 2_000_000_000), 1,
                                1 << 62)
     interval = mount._check_int("sample_interval_ns",
@@ -168,7 +179,9 @@ def execute(kernel: str | catalog.Kernel, workload: Any, seed: int = 0, *, retri
                              has_fuse_module=fetched.fuse_module is not None,
                              epoch_lead_ns=EPOCH_LEAD_NS if opts.stalls else 0,
                              dio_kb=dio_len // 1024, has_brd_module=brd is not None,
-                             trace=trace, cpu_probe=cpu_probe, folio_trace=folio_trace)
+                             trace=trace, cpu_probe=cpu_probe, folio_trace=folio_trace,
+                             request_timeout_s=timeout_ns // _timeout.S,
+                             fuse_trace=bool(opts.stalls or timeout_ns))
     with tempfile.TemporaryDirectory(prefix="fwb-guest-") as tmp:
         initrd = os.path.join(tmp, "initrd.cpio")
         initramfs.build(initrd, server=GUEST_SERVER, runner=GUEST_RUNNER,
@@ -195,7 +208,9 @@ def execute(kernel: str | catalog.Kernel, workload: Any, seed: int = 0, *, retri
         if rc != 0:
             raise RuntimeError(f"guest driver: {DRIVER_ERRORS.get(rc, f'error {rc}')} at row "
                                f"{int(head['err_row'])}: {os.strerror(int(head['err_errno']))}")
-        if info_g.get("server_rc") != "0":
+        aborted = int(head["failed"]) > 0 or b"error -%d" % _timeout.ECONNABORTED in \
+            files.get("fuse_trace", b"")
+        if info_g.get("server_rc") != "0" and not aborted:
             raise RuntimeError(f"FUSE server in the guest failed at unmount (exit "
                                f"{info_g.get('server_rc', '?')}): its request log is incomplete; "
                                + files.get("server.err", b"").decode(errors="replace").strip()[-200:])
@@ -245,6 +260,16 @@ def execute(kernel: str | catalog.Kernel, workload: Any, seed: int = 0, *, retri
         "dmesg_warnings": warnings[:5],
         "fuse_knobs": features.parse_knobs(files.get("fuse_knobs", b"")),
     }
+    if timeout_ns or asked_rt or opts.stalls:
+        stall = opts.stalls[0] if len(opts.stalls) == 1 else None
+        info["request_timeout"] = _timeout.evidence(files, wl.ops, start, lat, samples, log,
+                                                    t0, stall, timeout_ns)
+        info["request_timeout"]["asked_s"] = asked_rt // _timeout.S
+        # the knob as the guest read it back; -1: not written
+        info["request_timeout"]["guest_knob_s"] = _int(info_g.get("request_timeout_s"))
+        info["request_timeout"]["server_rc"] = info_g.get("server_rc", "?")
+        if timeout_note:
+            info["request_timeout_note"] = timeout_note
     fol = folios.from_files(files)
     if fol is not None:
         info.update(fol)

@@ -140,6 +140,11 @@ class GuestJob:
                                       # idle second, before the run and after it
     folio_trace: bool = False         # trace filemap:mm_filemap_add_to_page_cache on the mount
                                       # over the run: the orders of the folios added (FOLIO_*)
+    request_timeout_s: int = 0        # > 0: fs.fuse.default_request_timeout before the mount
+                                      # (a kernel without the knob fails the guest), and the
+                                      # runner goes on after a lost connection (FWB_GO_ON_OUT)
+    fuse_trace: bool = False          # trace fuse:fuse_request_send/_end from before the mount
+                                      # (FUSE_TRACE_*): FUSE_INIT, and the requests an abort ends
 
 
 # What a CPU snapshot reads (grep -H: each line prefixed with its file): every task's stat and
@@ -161,6 +166,21 @@ FOLIO_BUFFER_KB = 16384               # per CPU: ~16 K events of a 64 MiB order-
 FOLIO_AWK = (r"!/^#/ && NF { o = -1; if (match($0, /order=[0-9]+/)) "
              r"o = substr($0, RSTART + 6, RLENGTH - 6); n[o]++ } "
              r"END { for (o in n) print o, n[o] }")
+# The FUSE request tracepoints (fs/fuse/fuse_trace.h, upstream since 6.16; their TP_printk:
+# "connection %u req %llu opcode %u (%s) len %u ..." and "connection %u req %llu len %u error
+# %d"), in a trace instance of their own (the folio trace clears the main buffer) on the mono
+# clock (CLOCK_MONOTONIC, as the runner's times), from before the server mounts to its exit;
+# bench.real.kernels.timeout reads /out/fuse_trace.  Beside them, when the kernel can filter
+# on a function pointer (.function), workqueue:workqueue_execute_start of fuse_check_timeout:
+# when the connection's checks ran.
+FUSE_TRACE_INSTANCE = "fwb-fuse"
+FUSE_TRACE_EVENTS = ("fuse_request_send", "fuse_request_end")
+FUSE_TRACE_BUFFER_KB = 4096
+# The knob a run's request timeout goes to (fs/fuse/sysctl.c; inode.c process_init_reply ->
+# init_server_timeout reads it at FUSE_INIT when the server asked for no timeout, as libfuse
+# 3.14 cannot).
+TIMEOUT_KNOB = "/proc/sys/fs/fuse/default_request_timeout"
+
 # What the kernel says of its FUSE (bench.real.kernels.features reads them): the fs.fuse sysctls,
 # the fuse module's parameters, and the names of its fuse_* and iomap_* functions (kallsyms).
 PROBE_SYMBOLS = r" [tTwW] (fuse_|iomap_)"
@@ -210,6 +230,42 @@ fi"""
         folio_save = f"""if [ -d "$ev" ]; then
     grep -H -E '^(entries|overrun):' "$tr"/per_cpu/cpu*/stats > /out/folio_stats
     awk '{FOLIO_AWK}' "$tr/trace" > /out/folio_orders
+fi"""
+    timeout = ":"
+    if job.request_timeout_s > 0:
+        t = int(job.request_timeout_s)
+        timeout = f"""[ -f {TIMEOUT_KNOB} ] ||
+    fail 'no {TIMEOUT_KNOB}: this kernel has no FUSE request timeout'
+echo {t} > {TIMEOUT_KNOB} || fail 'cannot write {t} to {TIMEOUT_KNOB}'
+info request_timeout_s "$(cat {TIMEOUT_KNOB})"
+export FWB_GO_ON_OUT=/out/failed_calls"""
+    fuse_on = fuse_save = ":"
+    if job.fuse_trace:
+        ft_dir = f"/sys/kernel/tracing/instances/{FUSE_TRACE_INSTANCE}"
+        enable = "\n".join(f'    echo 1 > "$ft/events/fuse/{e}/enable" || info fuse_trace "no {e}"'
+                           for e in FUSE_TRACE_EVENTS)
+        fuse_on = f"""mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null
+ft={ft_dir}
+if [ -d /sys/kernel/tracing/events/fuse/{FUSE_TRACE_EVENTS[1]} ] && mkdir "$ft" 2>/dev/null; then
+    echo mono > "$ft/trace_clock" || info fuse_trace "no mono trace clock"
+    echo {FUSE_TRACE_BUFFER_KB} > "$ft/buffer_size_kb"
+{enable}
+    wq=$ft/events/workqueue/workqueue_execute_start
+    if [ -d "$wq" ] && echo 'function.function == fuse_check_timeout' > "$wq/filter" 2>/dev/null
+    then
+        echo 1 > "$wq/enable" && info fuse_check_trace on
+    else
+        info fuse_check_trace "no function filter on workqueue_execute_start"
+    fi
+    info fuse_trace on
+else
+    ft=
+    info fuse_trace "no events/fuse in this kernel"
+fi"""
+        fuse_save = """if [ -n "$ft" ]; then
+    for e in $ft/events/fuse/*/enable $ft/events/workqueue/*/enable; do echo 0 > "$e"; done
+    cat "$ft/trace" > /out/fuse_trace
+    grep -H -E '^(entries|overrun):' "$ft"/per_cpu/cpu*/stats > /out/fuse_trace_stats
 fi"""
     cpu_idle = cpu_before = cpu_after = ":"
     if job.cpu_probe:
@@ -263,6 +319,8 @@ done
 grep -E '{PROBE_SYMBOLS}' /proc/kallsyms | awk '{{print $3}}' | sort -u > /out/fuse_symbols
 {dio}
 mount -t fusectl none /sys/fs/fuse/connections 2>/dev/null
+{timeout}
+{fuse_on}
 {epoch}
 /fwb_fuse_server /mnt -f -o fsname=fwb,subtype=fwb --log=/out/server.log {server} ${{epoch:+--epoch=$epoch}} 2> /out/server.err &
 server=$!
@@ -295,6 +353,7 @@ umount /mnt || fail "umount: $(tail -n1 /out/server.err)"
 wait $server
 info server_rc "$?"
 info uptime_server_exit_s "$(cut -d' ' -f1 /proc/uptime)"
+{fuse_save}
 info clocksource_end "$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
 dmesg > /out/dmesg
 send

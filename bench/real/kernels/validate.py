@@ -63,14 +63,20 @@ def profile_for(kernel: catalog.Kernel) -> tuple[str, str]:
 def sim_side(workload: Any, seed: int, params: dict) -> tuple[Any, dict[str, Any]]:
     """(the Workload, the simulator's server parameters) of a guest run of `workload` with
     `params` (mount parameters): the op array the guest runs, and its server in simulator
-    terms.  A server without an artificial delay runs at its own speed, which the simulator's
+    terms (and a request_timeout_ns in `params`, which a guest sets as its kernel's
+    fs.fuse.default_request_timeout).  A server without an artificial delay runs at its own
+    speed, which the simulator's
     server_base_ns / server_page_ns of the profile stand for; so they are only given when the
     guest's server was told to delay (a workload carrying its server, e.g. dio-redirty)."""
     from bench.real import mount
+    params = dict(params)
+    rt = params.pop("request_timeout_ns", None)     # the guest's knob: the model's parameter
     wl, p = mount._split_params(workload, seed, params)
     opts = mount._server_options(p, seed)
     out: dict[str, Any] = {"server_threads": opts.threads, "max_pages": opts.max_write // PAGE,
                            "max_background": opts.max_background, "server_dist": opts.dist}
+    if rt is not None:
+        out["request_timeout_ns"] = rt
     if opts.base_ns or opts.page_ns:
         out.update(server_base_ns=opts.base_ns, server_page_ns=opts.page_ns,
                    server_sigma=opts.sigma)
@@ -662,26 +668,38 @@ def cmd_validate_kernel(args: argparse.Namespace) -> int:
     ok, why = guest.available()
     if not ok:
         raise RuntimeError(f"validate --kernel needs a guest: {why}")
-    blocks, runs = [], []
+    from . import timeout
+    blocks, runs, timeouts = [], [], []
     for w in workloads:
         measured, predicted, details, replayed = [], [], [], []
+        rt_guest, rt_sim = [], []
         for seed in range(args.seeds):
             if not args.quiet:
                 print(f"validate: {kernel.name} {w} seed {seed}: guest", file=sys.stderr,
                       flush=True)
-            g = guest.execute(kernel, w, seed)
+            g = guest.execute(kernel, w, seed, progress=None if args.quiet else
+                              (lambda stage, m: print(f"{stage}: {m}", file=sys.stderr)))
             measured.append(g.run)
             wl, _ = sim_side(w, seed, {})
             details.append({"schedule": schedule(wl.ops, g.mount.start_ns, g.mount.latency_ns),
                             "arrivals": arrivals(g.mount.log)})
+            # a kernel without request timeouts ran without the one the workload asks for
+            sp_k = timeout.with_kernel(kernel, w, seed, {}, sim_params)
             replayed.append(simulate_measured(strategy, w, seed, {}, g.mount.start_ns, engine,
-                                              sim_params))
+                                              sp_k))
             if not args.quiet:
                 print(f"validate: {kernel.name} {w} seed {seed}: simulator ({strategy})",
                       file=sys.stderr, flush=True)
-            predicted.append(simulate(strategy, w, seed, {}, engine, sim_params))
+            predicted.append(simulate(strategy, w, seed, {}, engine, sp_k))
+            if "request_timeout" in dict(g.run.meta):
+                rt_guest.append(dict(g.run.meta)["request_timeout"])
+                if seed == 0:       # the simulator's abort does not depend on the seed here
+                    rt_sim += [timeout.sim_evidence(strategy, w, seed, {}, e, sp_k)
+                               for e in ("c", "python")]
         blocks.append(block(w, measured, predicted, details, replayed))
         runs += measured + predicted
+        if rt_guest:
+            timeouts.append({"workload": w, "guest": rt_guest, "simulated": rt_sim})
     stuck = None
     if not args.no_blocking:
         if not args.quiet:
@@ -696,6 +714,7 @@ def cmd_validate_kernel(args: argparse.Namespace) -> int:
     if args.json:
         doc = as_json(kernel, strategy, label, blocks)
         doc["blocking"] = stuck
+        doc["request_timeout"] = timeouts
         doc["passed"], doc["verdict"] = passed, line
         json.dump(no_nan(doc), sys.stdout, indent=1, allow_nan=False)
         sys.stdout.write("\n")
@@ -708,6 +727,9 @@ def cmd_validate_kernel(args: argparse.Namespace) -> int:
                                                             sim_params.items())
                      if sim_params else ""))
         sys.stdout.write(render(kernel, blocks, header))
+        for t in timeouts:
+            sys.stdout.write(f"\n{t['workload']}: " + timeout.render(
+                f"{kernel.name} (guest)", t["guest"], t["simulated"]))
         if stuck is not None:
             sys.stdout.write("\n" + render_blocking(
                 [(f"{kernel.name} (guest)", stuck["guest"]),
