@@ -1174,8 +1174,9 @@ static void fail(sim *s, int32_t r)
 /* fuse_request_expired: jiffies past create_time + req_timeout (whole jiffies). */
 static int expired(const sim *s, int32_t r)
 {
+	/* fuse_init_server_timeout: a timeout below the check period is raised to it */
 	int64_t jiffy = 1000000000 / s->cfg->hz;
-	int64_t limit = s->cfg->request_timeout_ns / 1000000000 * s->cfg->hz;
+	int64_t limit = max64(TIMEOUT_PERIOD_NS, s->cfg->request_timeout_ns) / 1000000000 * s->cfg->hz;
 	return s->now / jiffy > s->rq[r].created / jiffy + limit;
 }
 

@@ -1257,8 +1257,9 @@ def test_the_simulators_abort_is_found_in_both_engines_and_absent_without_a_time
     long_ = ktimeout.sim_evidence("iomap-blocks", "stuck-server-long", 0, {}, "c")
     assert c == {**py, "engine": "c"}
     assert c["request_timeout_s"] == 10 and c["aborted_calls"] > 0
-    # the first check, 15 s after the first call, finds the requests held since 1 s expired
-    assert 15 * S <= c["abort_ns"] <= 15 * S + 2_000_000
+    # the timeout is raised to 15 s (fuse_init_server_timeout), so the first check, 15 s after
+    # the first call, finds the requests held since 1 s 14 s old: the second, at 30 s, aborts
+    assert 30 * S <= c["abort_ns"] <= 30 * S + 2_000_000
     # the fsync waiting on the held WRITEs returns at the abort (the series is 1 ms apart)
     assert 0 <= c["abort_ns"] - c["fsyncs"][0]["end_ns"] <= 1_000_000
     assert long_["abort_ns"] is None and long_["aborted_calls"] == 0

@@ -661,10 +661,10 @@ _preset("stuck-server-long", "stuck-server",
         "without a timeout the fsync waits the 40 s out.", {},
         duration_ns=2 * S, stall_ns=40 * S)
 _preset("stuck-server-timeout", "stuck-server",
-        "stuck-server-long on a connection with a 10 s request timeout (9b17cb59a7db): the check "
-        "every 15 s finds the oldest request stuck past it and aborts the connection inside the "
-        "stall, so the fsync returns (with an error) instead of waiting the 40 s out; the "
-        "requests ended so are aborted_calls.", {},
+        "stuck-server-long on a connection with a 10 s request timeout (9b17cb59a7db), which the "
+        "kernel raises to its 15 s check period: the check at 30 s finds the oldest request stuck "
+        "past it and aborts the connection inside the stall, so the fsync returns (with an error) "
+        "instead of waiting the 40 s out; the requests ended so are aborted_calls.", {},
         duration_ns=2 * S, stall_ns=40 * S, request_timeout_ns=10 * S)
 
 
