@@ -37,7 +37,6 @@
 
 #include "fwb_internal.h"
 
-#define LN2 0.6931471805599453
 #define MAX_FILE_BYTES ((int64_t)1 << 40)
 #define MAX_THREADS 64
 #define MAX_SERVER_THREADS 256	/* params.py server_threads range; the idle bitmap is sized by it */
@@ -343,8 +342,11 @@ static void vec_push(sim *s, vec *x, int64_t v)
 }
 
 /* ------------------------------------------------------------ randomness */
-/* splitmix64 and log/exp from + - * / only, as in refsim; with -ffp-contract=off
- * the service times are bit-identical to Python's. */
+/* splitmix64, and a log and an exp built from + - * only (with exact steps: the
+ * exponent and mantissa fields of a double, table look-ups, conversions of
+ * integers), as in refsim, whose comments explain the constants (written there
+ * with the same hex floats); with -ffp-contract=off the service times are
+ * bit-identical to Python's. */
 
 static uint64_t splitmix64(uint64_t *state)
 {
@@ -356,39 +358,138 @@ static uint64_t splitmix64(uint64_t *state)
 	return z ^ (z >> 31);
 }
 
+#define LN2_HI 0x1.62e42fefa4000p-1
+#define LN2_LO (-0x1.8432a1b0e2634p-43)
+#define LOG_N 128
+#define LOG_FIRST 90
+#define LOG_ROWS 90
+static const double LOG_TABLE[LOG_ROWS][2] = {	/* c ~ 1/m, log(1/c) */
+	{0x1.6a13cd1537300p+0, -0x1.630030b3aad85p-2}, {0x1.661ec6a512300p+0, -0x1.57bf753c8d20fp-2},
+	{0x1.623fa77016200p+0, -0x1.4c9e09e172b84p-2}, {0x1.5e75bb8d01600p+0, -0x1.419b423d5e90fp-2},
+	{0x1.5ac056b015b00p+0, -0x1.36b6776be11d3p-2}, {0x1.571ed3c506b00p+0, -0x1.2bef07cdc92a8p-2},
+	{0x1.5390948f41000p+0, -0x1.214456d0eb914p-2}, {0x1.5015015015000p+0, -0x1.16b5ccbacfb33p-2},
+	{0x1.4cab88725af00p+0, -0x1.0c42d6761618fp-2}, {0x1.49539e3b2d000p+0, -0x1.01eae5626c551p-2},
+	{0x1.460cbc7f5d000p+0, -0x1.ef5ade4dd0266p-3}, {0x1.42d6625d52000p+0, -0x1.db13db0d48c40p-3},
+	{0x1.3fb013fb01400p+0, -0x1.c6ffbc6f00f91p-3}, {0x1.3c995a47bac00p+0, -0x1.b31d8575bceddp-3},
+	{0x1.3991c2c187f00p+0, -0x1.9f6c4070893dcp-3}, {0x1.3698df3de0700p+0, -0x1.8beafeb38fcb4p-3},
+	{0x1.33ae45b57bd00p+0, -0x1.7898d85444e7bp-3}, {0x1.30d190130d200p+0, -0x1.6574ebe8c162ap-3},
+	{0x1.2e025c04b8100p+0, -0x1.527e5e4a1b855p-3}, {0x1.2b404ad012b00p+0, -0x1.3fb45a5992714p-3},
+	{0x1.288b01288b000p+0, -0x1.2d1610c8680bap-3}, {0x1.25e2270809300p+0, -0x1.1aa2b7e23f792p-3},
+	{0x1.23456789abd00p+0, -0x1.08598b59e3aefp-3}, {0x1.20b470c67c100p+0, -0x1.ec739830a1350p-4},
+	{0x1.1e2ef3b3fb800p+0, -0x1.c885801bc44a3p-4}, {0x1.1bb4a4046ed00p+0, -0x1.a4e7640b1b9e8p-4},
+	{0x1.19453808ca300p+0, -0x1.8197e2f40e9a0p-4}, {0x1.16e0689427300p+0, -0x1.5e95a4d978adbp-4},
+	{0x1.1485f0e0acd00p+0, -0x1.3bdf5a7d1eaf4p-4}, {0x1.12358e75d3000p+0, -0x1.1973bd1465267p-4},
+	{0x1.0fef010fef000p+0, -0x1.eea31c006b67cp-5}, {0x1.0db20a88f4700p+0, -0x1.aaef2d0fb1d9cp-5},
+	{0x1.0b7e6ec259e00p+0, -0x1.67c94f2d4c218p-5}, {0x1.0953f39010900p+0, -0x1.252f32f8d0e1fp-5},
+	{0x1.073260a47f800p+0, -0x1.c63d2ec14b8f2p-6}, {0x1.05197f7d73400p+0, -0x1.432a925980bc1p-6},
+	{0x1.03091b51f5e00p+0, -0x1.82448a38895aap-7}, {0x1.0000000000000p+0, 0x0.0p+0},
+	{0x1.0000000000000p+0, 0x0.0p+0}, {0x1.fa11caa01fa00p-1, 0x1.7dc475f810ef7p-7},
+	{0x1.f6310aca0dc00p-1, 0x1.3cea443469bf5p-6}, {0x1.f25f644230b00p-1, 0x1.b9fc027af87f8p-6},
+	{0x1.ee9c7f8458e00p-1, 0x1.1b0d98923d9a0p-5}, {0x1.eae807aba0200p-1, 0x1.58a5bafc8e375p-5},
+	{0x1.e741aa5975100p-1, 0x1.95c830ec8e21bp-5}, {0x1.e3a9179dc1a00p-1, 0x1.d276b8adb12f2p-5},
+	{0x1.e01e01e01e000p-1, 0x1.075983598e571p-4}, {0x1.dca01dca01e00p-1, 0x1.253f62f0a1247p-4},
+	{0x1.d92f2231e8000p-1, 0x1.42edcbea642f0p-4}, {0x1.d5cac80757300p-1, 0x1.60658a9374e1cp-4},
+	{0x1.d272ca3fc5b00p-1, 0x1.7da766d7b13b5p-4}, {0x1.cf26e5c44c000p-1, 0x1.9ab42462031adp-4},
+	{0x1.cbe6d9601cc00p-1, 0x1.b78c82bb0ecc1p-4}, {0x1.c8b265afb8a00p-1, 0x1.d4313d66cb5adp-4},
+	{0x1.c5894d10d4a00p-1, 0x1.f0a30c0115e56p-4}, {0x1.c26b5392ea000p-1, 0x1.0671512ca59eep-3},
+	{0x1.bf583ee868e00p-1, 0x1.1478584674094p-3}, {0x1.bc4fd65883e00p-1, 0x1.2266f190a5d03p-3},
+	{0x1.b951e2b18ff00p-1, 0x1.303d718e48077p-3}, {0x1.b65e2e3beee00p-1, 0x1.3dfc2b0ecc642p-3},
+	{0x1.b37484ad80700p-1, 0x1.4ba36f39a54f9p-3}, {0x1.b094b31d92300p-1, 0x1.59338d9981ed2p-3},
+	{0x1.adbe87f949000p-1, 0x1.66acd4272af11p-3}, {0x1.aaf1d2f87ec00p-1, 0x1.740f8f5403795p-3},
+	{0x1.a82e65130e100p-1, 0x1.815c0a1435997p-3}, {0x1.a574107688a00p-1, 0x1.8e928de886ea9p-3},
+	{0x1.a2c2a87c51d00p-1, 0x1.9bb362e7df9afp-3}, {0x1.a01a01a01a000p-1, 0x1.a8becfc882f99p-3},
+	{0x1.9d79f176b6800p-1, 0x1.b5b519e8fb684p-3}, {0x1.9ae24ea551100p-1, 0x1.c2968558c1805p-3},
+	{0x1.9852f0d8ec100p-1, 0x1.cf6354e09c5d8p-3}, {0x1.95cbb0be37800p-1, 0x1.dc1bca0abeaddp-3},
+	{0x1.934c67f9b2d00p-1, 0x1.e8c0252aa59dcp-3}, {0x1.90d4f12019100p-1, 0x1.f550a564b7a5bp-3},
+	{0x1.8e6527af13700p-1, 0x1.00e6c45ad50bfp-2}, {0x1.8bfce8062ff00p-1, 0x1.071b85fcd59a3p-2},
+	{0x1.899c0f6018a00p-1, 0x1.0d46b579ab647p-2}, {0x1.87427bcc09300p-1, 0x1.136870293a7f6p-2},
+	{0x1.84f00c2780600p-1, 0x1.1980d2dd423a3p-2}, {0x1.82a4a0182a500p-1, 0x1.1f8ff9e48a1f5p-2},
+	{0x1.8060180601800p-1, 0x1.2596010df764ap-2}, {0x1.7e225515a4f00p-1, 0x1.2b9303ab89d73p-2},
+	{0x1.7beb3922e0100p-1, 0x1.31871c95442d3p-2}, {0x1.79baa6bb63a00p-1, 0x1.3772662bfd71fp-2},
+	{0x1.77908119ac600p-1, 0x1.3d54fa5c1f734p-2}, {0x1.756cac2017500p-1, 0x1.432ef2a04e93ep-2},
+	{0x1.734f0c541ff00p-1, 0x1.4900680400893p-2}, {0x1.713786d9c7c00p-1, 0x1.4ec9732600282p-2},
+	{0x1.6f26016f26000p-1, 0x1.548a2c3add2a3p-2}, {0x1.6d1a62681c800p-1, 0x1.5a42ab0f4d0f2p-2},
+};
+#define LOG_C2 (-0x1.0000000000000p-1)
+#define LOG_C3 0x1.5555555555555p-2
+#define LOG_C4 (-0x1.0000000000000p-2)
+#define LOG_C5 0x1.999999999999ap-3
+#define LOG_C6 (-0x1.5555555555555p-3)
+#define LOG_C7 0x1.2492492492492p-3
+#define LOG_C8 (-0x1.0000000000000p-3)
+#define EXP_N 32
+#define EXP_INV 0x1.71547652b82fep+5
+#define EXP_LN2_HI 0x1.62e42fefa0000p-6
+#define EXP_LN2_LO 0x1.cf79abc9e3b3ap-45
+#define EXP_SHIFT 0x1.8p52
+static const double EXP_TABLE[EXP_N] = {	/* 2**(j/EXP_N) */
+	0x1.0000000000000p+0, 0x1.059b0d3158574p+0, 0x1.0b5586cf9890fp+0, 0x1.11301d0125b51p+0,
+	0x1.172b83c7d517bp+0, 0x1.1d4873168b9aap+0, 0x1.2387a6e756238p+0, 0x1.29e9df51fdee1p+0,
+	0x1.306fe0a31b715p+0, 0x1.371a7373aa9cbp+0, 0x1.3dea64c123422p+0, 0x1.44e086061892dp+0,
+	0x1.4bfdad5362a27p+0, 0x1.5342b569d4f82p+0, 0x1.5ab07dd485429p+0, 0x1.6247eb03a5585p+0,
+	0x1.6a09e667f3bcdp+0, 0x1.71f75e8ec5f74p+0, 0x1.7a11473eb0187p+0, 0x1.82589994cce13p+0,
+	0x1.8ace5422aa0dbp+0, 0x1.93737b0cdc5e5p+0, 0x1.9c49182a3f090p+0, 0x1.a5503b23e255dp+0,
+	0x1.ae89f995ad3adp+0, 0x1.b7f76f2fb5e47p+0, 0x1.c199bdd85529cp+0, 0x1.cb720dcef9069p+0,
+	0x1.d5818dcfba487p+0, 0x1.dfc97337b9b5fp+0, 0x1.ea4afa2a490dap+0, 0x1.f50765b6e4540p+0,
+};
+#define EXP_C2 0x1.0000000000000p-1
+#define EXP_C3 0x1.5555555555555p-3
+#define EXP_C4 0x1.5555555555555p-5
+#define EXP_C5 0x1.1111111111111p-7
+#define EXP_C6 0x1.6c16c16c16c17p-10
+
+/* ln x for a finite x > 0; x = 2**e * m with m in [0.703125, 1.40625) */
 static double det_log(double x)
 {
-	int e;
-	double m = frexp(x, &e);	/* x = m * 2**e, m in [0.5, 1) */
-	double s = (m - 1.0) / (m + 1.0);
-	double s2 = s * s;
-	double term = s, acc = 0.0;
-	int k;
-	for (k = 1; k < 40; k += 2) {	/* 2*atanh(s) = ln(m); |s| <= 1/3 */
-		acc += term / (double)k;
-		term *= s2;
+	uint64_t u;
+	int e, i;
+	double m, mh, r, q;
+	const double *ct;
+	memcpy(&u, &x, sizeof u);
+	if (u >> 52) {			/* normal: m and e from the fields, as frexp gives them */
+		e = (int)(u >> 52) - 1022;
+		u = (u & 0xFFFFFFFFFFFFFULL) | 0x3FE0000000000000ULL;
+		memcpy(&m, &u, sizeof m);
+	} else {
+		m = frexp(x, &e);
 	}
-	return 2.0 * acc + (double)e * LN2;
+	if (m < 0.703125) {
+		m *= 2.0;
+		e -= 1;
+	}
+	i = (int)(m * LOG_N);
+	ct = LOG_TABLE[i - LOG_FIRST];
+	mh = (double)i * (1.0 / LOG_N);
+	r = (mh * ct[0] - 1.0) + (m - mh) * ct[0];
+	q = (((((LOG_C8 * r + LOG_C7) * r + LOG_C6) * r + LOG_C5) * r + LOG_C4) * r + LOG_C3) * r + LOG_C2;
+	return ((double)e * LN2_HI + ct[1]) + ((double)e * LN2_LO + (r + (r * r) * q));
 }
 
+/* e**x for |x| <= 700 (service: |x| <= 32): the result is normal, so scaling it by
+ * 2**n built in the exponent field is ldexp's exact product */
 static double det_exp(double x)
 {
-	double k = floor(x / LN2 + 0.5);
-	double r = x - k * LN2;		/* |r| <= ln2/2 */
-	double acc = 1.0, term = 1.0;
-	int i;
-	for (i = 1; i < 26; i++) {
-		term = term * r / (double)i;
-		acc += term;
-	}
-	return ldexp(acc, (int)k);
+	double kf = (x * EXP_INV + EXP_SHIFT) - EXP_SHIFT;
+	int k = (int)kf;
+	unsigned j = (unsigned)k & (EXP_N - 1);
+	double r = (x - kf * EXP_LN2_HI) - kf * EXP_LN2_LO;
+	double q = (((EXP_C6 * r + EXP_C5) * r + EXP_C4) * r + EXP_C3) * r + EXP_C2;
+	double sj = EXP_TABLE[j], scale;
+	uint64_t u = (uint64_t)((k - (int)j) / EXP_N + 1023) << 52;
+	memcpy(&scale, &u, sizeof scale);
+	return (sj + sj * (r + (r * r) * q)) * scale;
+}
+
+/* Server.uniform53: an integer in [1, 2**53] */
+static uint64_t uniform53(sim *s)
+{
+	return (splitmix64(&s->rng) >> 11) + 1;
 }
 
 /* Server.uniform: (0, 1] */
 static double uniform(sim *s)
 {
-	uint64_t z = splitmix64(&s->rng);
-	return (double)((z >> 11) + 1) * (1.0 / 9007199254740992.0);
+	return (double)uniform53(s) * (1.0 / 9007199254740992.0);
 }
 
 /* Server.service */
@@ -401,11 +502,12 @@ static int64_t service(sim *s, int64_t mean)
 	if (c->server_dist == 1) {
 		v = -(double)mean * det_log(uniform(s));
 	} else {
-		double z = 0.0, sg = c->server_sigma;
+		double z, sg = c->server_sigma;
+		uint64_t n = 0;
 		int i;
 		for (i = 0; i < 12; i++)	/* Irwin-Hall: a normal deviate from 12 uniforms */
-			z += uniform(s);
-		z -= 6.0;
+			n += uniform53(s);	/* summed exactly: n <= 12 * 2**53 */
+		z = (double)((int64_t)n - 6 * ((int64_t)1 << 53)) * (1.0 / 9007199254740992.0);
 		v = (double)mean * det_exp(sg * z - 0.5 * sg * sg);
 	}
 	if (!(v < 9223372036854775808.0))	/* past int64: past any max_time_ns */

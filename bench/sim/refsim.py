@@ -195,7 +195,6 @@ from bench.sim import ops as O
 
 PAGE = O.PAGE_SIZE
 M64 = (1 << 64) - 1
-LN2 = 0.6931471805599453
 
 # events
 EV_ACTOR, EV_DONE, EV_TIMER, EV_STALL, EV_CPU, EV_TIMEOUT = 0, 1, 2, 3, 4, 5
@@ -227,8 +226,11 @@ SERIES_FIELDS = ("time_ns", "dirty", "writeback", "temp", "cache", "anon")
 
 
 # ---------------------------------------------------------------- randomness
-# splitmix64 and hand-written log/exp built from + - * / only, so that the C
-# engine, compiled with -ffp-contract=off, gets bit-identical service times.
+# splitmix64, and a log and an exp built from + - * only (with exact steps: frexp, ldexp,
+# table look-ups, conversions of integers), so that the C engine, compiled with
+# -ffp-contract=off, gets bit-identical service times.  The constants are hex floats,
+# written the same in engine.c; tests/test_detmath.py derives them again with decimal
+# arithmetic and holds both functions to math.log / math.exp.
 
 def splitmix64(state: int) -> tuple[int, int]:
     state = (state + 0x9E3779B97F4A7C15) & M64
@@ -238,27 +240,118 @@ def splitmix64(state: int) -> tuple[int, int]:
     return state, z ^ (z >> 31)
 
 
+def _hex_floats(text: str) -> tuple[float, ...]:
+    return tuple(float.fromhex(h) for h in text.split())
+
+
+LN2_HI = float.fromhex("0x1.62e42fefa4000p-1")    # ln 2 in 40 bits: e * LN2_HI is exact
+LN2_LO = float.fromhex("-0x1.8432a1b0e2634p-43")  # ln 2 - LN2_HI
+# det_log: x = 2**e * m, ln x = e ln 2 + ln(1/c) + log1p(r) with r = m c - 1 small.  m in
+# [LOG_FIRST/LOG_N, 2 * LOG_FIRST/LOG_N) is cut into steps of 1/LOG_N; row i - LOG_FIRST holds
+# c ~ 1/m on [i/LOG_N, (i+1)/LOG_N), rounded to 45 bits so that (i/LOG_N) * c is exact, and
+# ln(1/c).  On the two steps either side of 1, c = 1: there r = m - 1 exactly, so ln x keeps
+# its relative accuracy as x -> 1 (|r| <= 1/128 there, about 1/180 elsewhere).
+LOG_N = 128
+LOG_FIRST = 90
+_LOG_FLAT = _hex_floats("""
+0x1.6a13cd1537300p+0 -0x1.630030b3aad85p-2  0x1.661ec6a512300p+0 -0x1.57bf753c8d20fp-2
+0x1.623fa77016200p+0 -0x1.4c9e09e172b84p-2  0x1.5e75bb8d01600p+0 -0x1.419b423d5e90fp-2
+0x1.5ac056b015b00p+0 -0x1.36b6776be11d3p-2  0x1.571ed3c506b00p+0 -0x1.2bef07cdc92a8p-2
+0x1.5390948f41000p+0 -0x1.214456d0eb914p-2  0x1.5015015015000p+0 -0x1.16b5ccbacfb33p-2
+0x1.4cab88725af00p+0 -0x1.0c42d6761618fp-2  0x1.49539e3b2d000p+0 -0x1.01eae5626c551p-2
+0x1.460cbc7f5d000p+0 -0x1.ef5ade4dd0266p-3  0x1.42d6625d52000p+0 -0x1.db13db0d48c40p-3
+0x1.3fb013fb01400p+0 -0x1.c6ffbc6f00f91p-3  0x1.3c995a47bac00p+0 -0x1.b31d8575bceddp-3
+0x1.3991c2c187f00p+0 -0x1.9f6c4070893dcp-3  0x1.3698df3de0700p+0 -0x1.8beafeb38fcb4p-3
+0x1.33ae45b57bd00p+0 -0x1.7898d85444e7bp-3  0x1.30d190130d200p+0 -0x1.6574ebe8c162ap-3
+0x1.2e025c04b8100p+0 -0x1.527e5e4a1b855p-3  0x1.2b404ad012b00p+0 -0x1.3fb45a5992714p-3
+0x1.288b01288b000p+0 -0x1.2d1610c8680bap-3  0x1.25e2270809300p+0 -0x1.1aa2b7e23f792p-3
+0x1.23456789abd00p+0 -0x1.08598b59e3aefp-3  0x1.20b470c67c100p+0 -0x1.ec739830a1350p-4
+0x1.1e2ef3b3fb800p+0 -0x1.c885801bc44a3p-4  0x1.1bb4a4046ed00p+0 -0x1.a4e7640b1b9e8p-4
+0x1.19453808ca300p+0 -0x1.8197e2f40e9a0p-4  0x1.16e0689427300p+0 -0x1.5e95a4d978adbp-4
+0x1.1485f0e0acd00p+0 -0x1.3bdf5a7d1eaf4p-4  0x1.12358e75d3000p+0 -0x1.1973bd1465267p-4
+0x1.0fef010fef000p+0 -0x1.eea31c006b67cp-5  0x1.0db20a88f4700p+0 -0x1.aaef2d0fb1d9cp-5
+0x1.0b7e6ec259e00p+0 -0x1.67c94f2d4c218p-5  0x1.0953f39010900p+0 -0x1.252f32f8d0e1fp-5
+0x1.073260a47f800p+0 -0x1.c63d2ec14b8f2p-6  0x1.05197f7d73400p+0 -0x1.432a925980bc1p-6
+0x1.03091b51f5e00p+0 -0x1.82448a38895aap-7  0x1.0000000000000p+0 0x0.0p+0
+0x1.0000000000000p+0 0x0.0p+0  0x1.fa11caa01fa00p-1 0x1.7dc475f810ef7p-7
+0x1.f6310aca0dc00p-1 0x1.3cea443469bf5p-6  0x1.f25f644230b00p-1 0x1.b9fc027af87f8p-6
+0x1.ee9c7f8458e00p-1 0x1.1b0d98923d9a0p-5  0x1.eae807aba0200p-1 0x1.58a5bafc8e375p-5
+0x1.e741aa5975100p-1 0x1.95c830ec8e21bp-5  0x1.e3a9179dc1a00p-1 0x1.d276b8adb12f2p-5
+0x1.e01e01e01e000p-1 0x1.075983598e571p-4  0x1.dca01dca01e00p-1 0x1.253f62f0a1247p-4
+0x1.d92f2231e8000p-1 0x1.42edcbea642f0p-4  0x1.d5cac80757300p-1 0x1.60658a9374e1cp-4
+0x1.d272ca3fc5b00p-1 0x1.7da766d7b13b5p-4  0x1.cf26e5c44c000p-1 0x1.9ab42462031adp-4
+0x1.cbe6d9601cc00p-1 0x1.b78c82bb0ecc1p-4  0x1.c8b265afb8a00p-1 0x1.d4313d66cb5adp-4
+0x1.c5894d10d4a00p-1 0x1.f0a30c0115e56p-4  0x1.c26b5392ea000p-1 0x1.0671512ca59eep-3
+0x1.bf583ee868e00p-1 0x1.1478584674094p-3  0x1.bc4fd65883e00p-1 0x1.2266f190a5d03p-3
+0x1.b951e2b18ff00p-1 0x1.303d718e48077p-3  0x1.b65e2e3beee00p-1 0x1.3dfc2b0ecc642p-3
+0x1.b37484ad80700p-1 0x1.4ba36f39a54f9p-3  0x1.b094b31d92300p-1 0x1.59338d9981ed2p-3
+0x1.adbe87f949000p-1 0x1.66acd4272af11p-3  0x1.aaf1d2f87ec00p-1 0x1.740f8f5403795p-3
+0x1.a82e65130e100p-1 0x1.815c0a1435997p-3  0x1.a574107688a00p-1 0x1.8e928de886ea9p-3
+0x1.a2c2a87c51d00p-1 0x1.9bb362e7df9afp-3  0x1.a01a01a01a000p-1 0x1.a8becfc882f99p-3
+0x1.9d79f176b6800p-1 0x1.b5b519e8fb684p-3  0x1.9ae24ea551100p-1 0x1.c2968558c1805p-3
+0x1.9852f0d8ec100p-1 0x1.cf6354e09c5d8p-3  0x1.95cbb0be37800p-1 0x1.dc1bca0abeaddp-3
+0x1.934c67f9b2d00p-1 0x1.e8c0252aa59dcp-3  0x1.90d4f12019100p-1 0x1.f550a564b7a5bp-3
+0x1.8e6527af13700p-1 0x1.00e6c45ad50bfp-2  0x1.8bfce8062ff00p-1 0x1.071b85fcd59a3p-2
+0x1.899c0f6018a00p-1 0x1.0d46b579ab647p-2  0x1.87427bcc09300p-1 0x1.136870293a7f6p-2
+0x1.84f00c2780600p-1 0x1.1980d2dd423a3p-2  0x1.82a4a0182a500p-1 0x1.1f8ff9e48a1f5p-2
+0x1.8060180601800p-1 0x1.2596010df764ap-2  0x1.7e225515a4f00p-1 0x1.2b9303ab89d73p-2
+0x1.7beb3922e0100p-1 0x1.31871c95442d3p-2  0x1.79baa6bb63a00p-1 0x1.3772662bfd71fp-2
+0x1.77908119ac600p-1 0x1.3d54fa5c1f734p-2  0x1.756cac2017500p-1 0x1.432ef2a04e93ep-2
+0x1.734f0c541ff00p-1 0x1.4900680400893p-2  0x1.713786d9c7c00p-1 0x1.4ec9732600282p-2
+0x1.6f26016f26000p-1 0x1.548a2c3add2a3p-2  0x1.6d1a62681c800p-1 0x1.5a42ab0f4d0f2p-2
+""")
+LOG_TABLE = tuple(zip(_LOG_FLAT[0::2], _LOG_FLAT[1::2]))
+# log1p(r) = r + r*r * (LOG_C2 + r*(LOG_C3 + ... + r*LOG_C8)), LOG_Ck = (-1)**(k+1) / k: the
+# Taylor series
+LOG_C2, LOG_C3, LOG_C4, LOG_C5, LOG_C6, LOG_C7, LOG_C8 = _hex_floats("""
+    -0x1.0000000000000p-1 0x1.5555555555555p-2 -0x1.0000000000000p-2 0x1.999999999999ap-3
+    -0x1.5555555555555p-3 0x1.2492492492492p-3 -0x1.0000000000000p-3""")
+# det_exp: x = (k/EXP_N) ln 2 + r, |r| <= ln 2 / (2 EXP_N), e**x = 2**(k // EXP_N) *
+# 2**(j/EXP_N) * (1 + expm1(r)) with j = k mod EXP_N; EXP_TABLE[j] = 2**(j/EXP_N)
+EXP_N = 32
+EXP_INV = float.fromhex("0x1.71547652b82fep+5")      # EXP_N / ln 2
+EXP_LN2_HI = float.fromhex("0x1.62e42fefa0000p-6")   # ln 2 / EXP_N in 36 bits: k * EXP_LN2_HI exact
+EXP_LN2_LO = float.fromhex("0x1.cf79abc9e3b3ap-45")  # ln 2 / EXP_N - EXP_LN2_HI
+EXP_SHIFT = float.fromhex("0x1.8p52")                # (y + EXP_SHIFT) - EXP_SHIFT: y to nearest integer
+EXP_TABLE = _hex_floats("""
+0x1.0000000000000p+0 0x1.059b0d3158574p+0 0x1.0b5586cf9890fp+0 0x1.11301d0125b51p+0
+0x1.172b83c7d517bp+0 0x1.1d4873168b9aap+0 0x1.2387a6e756238p+0 0x1.29e9df51fdee1p+0
+0x1.306fe0a31b715p+0 0x1.371a7373aa9cbp+0 0x1.3dea64c123422p+0 0x1.44e086061892dp+0
+0x1.4bfdad5362a27p+0 0x1.5342b569d4f82p+0 0x1.5ab07dd485429p+0 0x1.6247eb03a5585p+0
+0x1.6a09e667f3bcdp+0 0x1.71f75e8ec5f74p+0 0x1.7a11473eb0187p+0 0x1.82589994cce13p+0
+0x1.8ace5422aa0dbp+0 0x1.93737b0cdc5e5p+0 0x1.9c49182a3f090p+0 0x1.a5503b23e255dp+0
+0x1.ae89f995ad3adp+0 0x1.b7f76f2fb5e47p+0 0x1.c199bdd85529cp+0 0x1.cb720dcef9069p+0
+0x1.d5818dcfba487p+0 0x1.dfc97337b9b5fp+0 0x1.ea4afa2a490dap+0 0x1.f50765b6e4540p+0
+""")
+# expm1(r) = r + r*r * (EXP_C2 + r*(EXP_C3 + ... + r*EXP_C6)), EXP_Ck = 1/k!: the Taylor series
+EXP_C2, EXP_C3, EXP_C4, EXP_C5, EXP_C6 = _hex_floats("""
+    0x1.0000000000000p-1 0x1.5555555555555p-3 0x1.5555555555555p-5 0x1.1111111111111p-7
+    0x1.6c16c16c16c17p-10""")
+
+
 def det_log(x: float) -> float:
+    """ln x for a finite x > 0, within about one ulp (tests/test_detmath.py)."""
     m, e = math.frexp(x)              # x = m * 2**e, m in [0.5, 1)
-    s = (m - 1.0) / (m + 1.0)
-    s2 = s * s
-    term = s
-    acc = 0.0
-    for k in range(1, 40, 2):         # 2*atanh(s) = ln(m); |s| <= 1/3
-        acc += term / k
-        term *= s2
-    return 2.0 * acc + e * LN2
+    if m < 0.703125:                  # m in [0.703125, 1.40625): ln x near 0 only with e == 0
+        m *= 2.0
+        e -= 1
+    i = int(m * LOG_N)
+    c, t = LOG_TABLE[i - LOG_FIRST]
+    mh = i * (1.0 / LOG_N)            # m's top bits
+    r = (mh * c - 1.0) + (m - mh) * c     # m*c - 1: the first sum and m - mh exact
+    q = ((((((LOG_C8 * r + LOG_C7) * r + LOG_C6) * r + LOG_C5) * r + LOG_C4) * r + LOG_C3) * r
+         + LOG_C2)
+    return (e * LN2_HI + t) + (e * LN2_LO + (r + (r * r) * q))
 
 
 def det_exp(x: float) -> float:
-    k = math.floor(x / LN2 + 0.5)
-    r = x - k * LN2                   # |r| <= ln2/2
-    acc = 1.0
-    term = 1.0
-    for i in range(1, 26):
-        term = term * r / i
-        acc += term
-    return math.ldexp(acc, int(k))
+    """e**x for |x| <= 700 (service: |x| <= 32), within about one ulp (tests/test_detmath.py)."""
+    kf = (x * EXP_INV + EXP_SHIFT) - EXP_SHIFT
+    k = int(kf)
+    r = (x - kf * EXP_LN2_HI) - kf * EXP_LN2_LO     # the first difference exact
+    q = (((EXP_C6 * r + EXP_C5) * r + EXP_C4) * r + EXP_C3) * r + EXP_C2
+    s = EXP_TABLE[k & (EXP_N - 1)]
+    return math.ldexp(s + s * (r + (r * r) * q), k // EXP_N)
 
 
 class Server:
@@ -271,9 +364,12 @@ class Server:
         self.sigma = float(cfg["server_sigma"])
         self.windows = cfg["stall_windows"]
 
-    def uniform(self) -> float:
+    def uniform53(self) -> int:
         self.rng, z = splitmix64(self.rng)
-        return ((z >> 11) + 1) * (1.0 / 9007199254740992.0)   # (0, 1]
+        return (z >> 11) + 1                                   # [1, 2**53]
+
+    def uniform(self) -> float:
+        return self.uniform53() * (1.0 / 9007199254740992.0)   # (0, 1]
 
     def service(self, mean: int) -> int:
         if self.dist == 0:
@@ -281,10 +377,10 @@ class Server:
         if self.dist == 1:
             v = -float(mean) * det_log(self.uniform())
         else:
-            z = 0.0
+            n = 0
             for _ in range(12):       # Irwin-Hall: a normal deviate from 12 uniforms
-                z += self.uniform()
-            z -= 6.0
+                n += self.uniform53()             # summed exactly
+            z = (n - 6 * 2**53) * (1.0 / 9007199254740992.0)
             s = self.sigma
             v = float(mean) * det_exp(s * z - 0.5 * s * s)
         return max(1, int(v))
