@@ -16,6 +16,7 @@ bench.results.SERIES_FIELDS).  ``load`` reads a store back as a Suite, checked l
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -54,23 +55,43 @@ def check_store(path: str | os.PathLike) -> Path:
 
 
 # ---------------------------------------------------------------- rows
-def run_row(key: str, machine: str, machine_sha256: str, run: results.Run) -> dict[str, Any]:
-    """A run as one flat row."""
-    d = results.run_to_dict(run)
-    row: dict[str, Any] = {"key": key, "strategy": d["strategy"], "workload": d["workload"],
+_PLAIN = frozenset((int, float, str, bool, type(None)))
+_JSON = json.JSONEncoder(sort_keys=True)     # json.dumps(v, sort_keys=True), made once
+_LATENCY_COLUMNS = {name: tuple((k, f"{name}.{k}") for k in LATENCY_KEYS) for name in LATENCY_METRICS}
+
+
+def params_json(params: Mapping[str, Any]) -> str:
+    """The `params` column of a run with these parameters."""
+    return _JSON.encode(results.jsonable(dict(params)))
+
+
+def run_row(key: str, machine: str, machine_sha256: str, run: results.Run,
+            params: str | None = None) -> dict[str, Any]:
+    """A run as one flat row: the values of results.run_to_dict(run), flattened.  `params`:
+    params_json(run.params), when the caller has it (the runs of a sweep share theirs)."""
+    row: dict[str, Any] = {"key": key, "strategy": run.strategy, "workload": run.workload,
                            "machine": machine, "machine_sha256": machine_sha256,
-                           "seed": d["seed"], "engine": d["engine"],
-                           "params": json.dumps(d["params"], sort_keys=True)}
-    for name, v in d["metrics"].items():
-        if name in LATENCY_METRICS:
-            for k in LATENCY_KEYS:
-                row[f"{name}.{k}"] = v[k]
-        elif isinstance(v, (dict, list)):
-            row[name] = json.dumps(v, sort_keys=True)
-        else:
+                           "seed": run.seed, "engine": run.engine,
+                           "params": params_json(run.params) if params is None else params}
+    plain, latency_columns = _PLAIN, _LATENCY_COLUMNS
+    for name, v in run.metrics.items():
+        if type(name) is not str:
+            name = str(name)
+        cols = latency_columns.get(name)
+        if cols is None:
+            if type(v) not in plain:
+                v = results.jsonable(v)
+                if isinstance(v, (dict, list)):
+                    v = _JSON.encode(v)
             row[name] = v
-    row["series"] = d.get("series", [])
-    row["meta"] = json.dumps(d.get("meta", {}), sort_keys=True)
+            continue
+        if type(v) is not dict:
+            v = results.jsonable(v)
+        for k, col in cols:
+            x = v[k]
+            row[col] = x if type(x) in plain else results.jsonable(x)
+    row["series"] = results._thin(run.series) if len(run.series) else []
+    row["meta"] = _JSON.encode(results.jsonable(dict(run.meta))) if run.meta else "{}"
     return row
 
 
@@ -108,7 +129,7 @@ def append(path: str | os.PathLike, rows: list[dict], metadata: Mapping[str, Any
     have = parts(p)
     n = int(PART_RE.fullmatch(have[-1].name).group(1)) + 1 if have else 0
     out = p / f"part-{n:06d}.parquet"
-    table = pa.Table.from_pylist(rows)
+    table = _table(rows)
     head = {"format": FORMAT, "schema_version": results.SCHEMA_VERSION,
             "metadata": results.jsonable(dict(metadata))}
     table = table.replace_schema_metadata({META_KEY: json.dumps(head, sort_keys=True).encode()})
@@ -123,6 +144,48 @@ def append(path: str | os.PathLike, rows: list[dict], metadata: Mapping[str, Any
         Path(tmp).unlink(missing_ok=True)
         raise
     return out
+
+
+def _table(rows: list[dict]):
+    """pyarrow.Table.from_pylist(rows), the same table, with its `series` column built from one
+    array of all the rows' values rather than from each row's lists (most of the time of a
+    part with series of many rows).  Columns are the first row's keys, as from_pylist takes."""
+    import pyarrow as pa
+    names = list(rows[0]) if rows else []
+    arrays: list[Any] = [[row[n] if n in row else None for row in rows] for n in names]
+    if "series" in names:
+        i = names.index("series")
+        arrays[i] = _series_array(arrays[i]) or arrays[i]
+    return pa.Table.from_arrays(arrays, names)
+
+
+def _series_array(col: list):
+    """`col` (each row's series: a list of rows of integers) as a list<list<int64>> array, or
+    None where pyarrow's own inference might differ: anything but lists of lists of Python
+    ints, no value at all (it infers a null type), a value out of int64."""
+    import numpy as np
+    import pyarrow as pa
+    if not all(type(s) is list for s in col):
+        return None
+    inner = list(itertools.chain.from_iterable(col))
+    if not all(type(r) is list for r in inner):
+        return None
+    flat = list(itertools.chain.from_iterable(inner))
+    if not flat or set(map(type, flat)) != {int}:
+        return None
+    try:
+        values = np.array(flat, dtype=np.int64)
+    except OverflowError:
+        return None
+    outer = np.zeros(len(col) + 1, np.int64)
+    np.cumsum(np.fromiter(map(len, col), np.int64, len(col)), out=outer[1:])
+    offsets = np.zeros(len(inner) + 1, np.int64)
+    np.cumsum(np.fromiter(map(len, inner), np.int64, len(inner)), out=offsets[1:])
+    if offsets[-1] >= 1 << 31:
+        return None                 # pyarrow would make a large list; not ours to guess
+    return pa.ListArray.from_arrays(pa.array(outer.astype(np.int32)),
+                                    pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)),
+                                                             pa.array(values)))
 
 
 # ---------------------------------------------------------------- reading

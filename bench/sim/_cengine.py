@@ -67,14 +67,16 @@ def _array(ptr, n: int) -> np.ndarray:
     return np.frombuffer(ffi.buffer(ptr, n * 8), dtype=np.int64).copy()
 
 
-def simulate(cfg: Mapping[str, Any], ops: np.ndarray, file_sizes: np.ndarray, seed: int) -> dict:
-    """Run the C engine; the same raw result shape as bench.sim.refsim.simulate."""
+def simulate(cfg: Mapping[str, Any], ops: np.ndarray, file_sizes: np.ndarray, seed: int,
+             config=None) -> dict:
+    """Run the C engine; the same raw result shape as bench.sim.refsim.simulate.  `config`:
+    make_config(cfg) made before (a sweep runs one configuration on many seeds), else made here."""
     _require()
     ops = np.ascontiguousarray(ops, dtype=OP_DTYPE)
     sizes = np.ascontiguousarray(file_sizes, dtype=np.int64)
     if ops.ndim != 1 or sizes.ndim != 1 or len(ops) == 0 or len(sizes) == 0:
         raise ValueError("ops and file_sizes must be non-empty 1-D arrays")
-    c = make_config(cfg)
+    c = make_config(cfg) if config is None else config
     res = ffi.new("fwb_result *")
     rc = lib.fwb_run(c, ffi.cast("const fwb_op *", ffi.from_buffer(ops)), len(ops),
                      ffi.cast("const int64_t *", ffi.from_buffer(sizes)), len(sizes),
@@ -84,10 +86,12 @@ def simulate(cfg: Mapping[str, Any], ops: np.ndarray, file_sizes: np.ndarray, se
     if rc != lib.FWB_OK:
         raise ValueError(f"C engine: invalid input (error {rc})")
     try:
-        counters = dict(zip(refsim.COUNTERS, (int(res.counters[i]) for i in range(len(refsim.COUNTERS)))))
-        hist = _array(res.pages_per_request, int(res.pages_per_request_n)).tolist()
-        lat = {k: _array(res.latency[i], int(res.latency_n[i])) for i, k in enumerate(refsim.LATENCIES)}
-        series = _array(res.series, int(res.series_n) * len(refsim.SERIES_FIELDS))
+        # ffi.unpack makes the Python ints in one call, not one attribute read each
+        counters = dict(zip(refsim.COUNTERS, ffi.unpack(res.counters, len(refsim.COUNTERS))))
+        n_hist = res.pages_per_request_n
+        hist = ffi.unpack(res.pages_per_request, n_hist) if n_hist else []
+        lat = {k: _array(res.latency[i], res.latency_n[i]) for i, k in enumerate(refsim.LATENCIES)}
+        series = _array(res.series, res.series_n * len(refsim.SERIES_FIELDS))
     finally:
         lib.fwb_result_free(res)
     return {"counters": counters, "pages_per_request": hist, "latency": lat,
