@@ -147,16 +147,57 @@ def append(path: str | os.PathLike, rows: list[dict], metadata: Mapping[str, Any
 
 
 def _table(rows: list[dict]):
-    """pyarrow.Table.from_pylist(rows), the same table, with its `series` column built from one
-    array of all the rows' values rather than from each row's lists (most of the time of a
-    part with series of many rows).  Columns are the first row's keys, as from_pylist takes."""
+    """pyarrow.Table.from_pylist(rows), the same table: the columns are the first row's keys,
+    as from_pylist takes them.  A column of Python ints, floats or strings only, or the
+    series column (lists of rows of ints), is made here from one numpy array or byte string
+    (_column, _series_array): faster, and without pyarrow's conversion of Python lists, which
+    imports pandas (0.3 s and more, once per process).  Anything else is pyarrow's."""
     import pyarrow as pa
     names = list(rows[0]) if rows else []
-    arrays: list[Any] = [[row[n] if n in row else None for row in rows] for n in names]
-    if "series" in names:
-        i = names.index("series")
-        arrays[i] = _series_array(arrays[i]) or arrays[i]
+    arrays: list[Any] = []
+    for n in names:
+        values = [row[n] if n in row else None for row in rows]
+        made = _series_array(values) if n == "series" else _column(values)
+        arrays.append(values if made is None else made)
     return pa.Table.from_arrays(arrays, names)
+
+
+def _buffers(pa_type, n: int, *buffers):
+    import pyarrow as pa
+    return pa.Array.from_buffers(pa_type, n, [None, *(pa.py_buffer(b) for b in buffers)])
+
+
+def _offsets(lengths: Iterable[int], n: int):
+    """int32 offsets of n lists or strings of these lengths, or None past int32 (pyarrow would
+    make another type, or chunks)."""
+    import numpy as np
+    out = np.zeros(n + 1, np.int64)
+    np.cumsum(np.fromiter(lengths, np.int64, n), out=out[1:])
+    return out.astype(np.int32) if out[-1] < 1 << 31 else None
+
+
+def _column(values: list):
+    """`values` as the Arrow array pyarrow infers for them (int64, double, string) when they
+    are all Python ints in int64, all floats or all strings; else None."""
+    import numpy as np
+    import pyarrow as pa
+    kinds = set(map(type, values))
+    n = len(values)
+    if kinds == {int}:
+        try:
+            return _buffers(pa.int64(), n, np.fromiter(values, np.int64, n))
+        except OverflowError:
+            return None
+    if kinds == {float}:
+        return _buffers(pa.float64(), n, np.fromiter(values, np.float64, n))
+    if kinds == {str}:
+        try:
+            data = [v.encode() for v in values]
+        except UnicodeEncodeError:
+            return None
+        offsets = _offsets(map(len, data), n)
+        return None if offsets is None else _buffers(pa.string(), n, offsets, b"".join(data))
+    return None
 
 
 def _series_array(col: list):
@@ -174,18 +215,16 @@ def _series_array(col: list):
     if not flat or set(map(type, flat)) != {int}:
         return None
     try:
-        values = np.array(flat, dtype=np.int64)
+        values = np.fromiter(flat, np.int64, len(flat))
     except OverflowError:
         return None
-    outer = np.zeros(len(col) + 1, np.int64)
-    np.cumsum(np.fromiter(map(len, col), np.int64, len(col)), out=outer[1:])
-    offsets = np.zeros(len(inner) + 1, np.int64)
-    np.cumsum(np.fromiter(map(len, inner), np.int64, len(inner)), out=offsets[1:])
-    if offsets[-1] >= 1 << 31:
-        return None                 # pyarrow would make a large list; not ours to guess
-    return pa.ListArray.from_arrays(pa.array(outer.astype(np.int32)),
-                                    pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)),
-                                                             pa.array(values)))
+    outer = _offsets(map(len, col), len(col))
+    offsets = _offsets(map(len, inner), len(inner))
+    if outer is None or offsets is None:
+        return None
+    rows = pa.ListArray.from_arrays(_buffers(pa.int32(), len(offsets), offsets),
+                                    _buffers(pa.int64(), len(values), values))
+    return pa.ListArray.from_arrays(_buffers(pa.int32(), len(outer), outer), rows)
 
 
 # ---------------------------------------------------------------- reading
@@ -208,8 +247,10 @@ def keys(path: str | os.PathLike) -> set[str]:
     import pyarrow.parquet as pq
     out: set[str] = set()
     for part in parts(path):
-        _head(part, _read(part, pq.read_schema))
-        out.update(_read(part, pq.read_table, columns=["key"]).column("key").to_pylist())
+        # ParquetFile, not read_table: the latter's dataset layer imports pandas (0.3 s and more)
+        with _read(part, pq.ParquetFile) as f:
+            _head(part, f.schema_arrow)
+            out.update(_read(part, lambda _: f.read(columns=["key"])).column("key").to_pylist())
     return out
 
 

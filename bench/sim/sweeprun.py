@@ -58,10 +58,10 @@ def _workload_key(c: Config, names: set[str]) -> tuple:
 
 def _cached_workload(c: Config, key: tuple, names: set[str]) -> tuple[Any, dict]:
     """(workload, the model parameters it carries) of c, whose _workload_key is `key`."""
-    from bench import sim
-    from bench.sim import workload as wl
     got = _WORKLOADS.get((key, c.seed))
     if got is None:
+        from bench import sim
+        from bench.sim import workload as wl
         w = wl.make(c.workload, seed=c.seed, mem_total_pages=key[3],
                     **{k: v for k, v in c.params.items() if k in names})
         sim.check_pages(w)
@@ -72,46 +72,73 @@ def _cached_workload(c: Config, key: tuple, names: set[str]) -> tuple[Any, dict]
     return got
 
 
+# The points of a grid seen in this process, by engine, machine profile (spec and content
+# hash), strategy, workload and parameters: what its runs, which differ only in seed, share (the
+# workload's key, the model parameters, the params column, and by the model parameters the
+# workload carries, the resolved configuration and its C struct).  Emptied past MAX_POINTS.
+_POINTS: dict[tuple, dict] = {}
+MAX_POINTS = 1 << 14
+
+
+def _point(c: Config) -> dict:
+    from bench import sim
+    from bench.results import store
+    from bench.sim import workload as wl
+    import strategies
+    key = (c.engine, c.machine, c.machine_sha256, c.strategy, c.workload,
+           repr(sorted(c.params.items())))
+    p = _POINTS.get(key)
+    if p is None:
+        if c.engine not in sim.ENGINES:
+            raise ValueError(f"engine: unknown {c.engine!r}; allowed: {', '.join(sim.ENGINES)}")
+        strategies.get(c.strategy)
+        names = set(wl.workload_params(c.workload))
+        p = {"names": names, "wkey": _workload_key(c, names),
+             "model": {k: v for k, v in c.params.items() if k not in names},
+             "json": store.params_json(c.params), "configs": {}}
+        if len(_POINTS) >= MAX_POINTS:
+            _POINTS.clear()
+        _POINTS[key] = p
+    return p
+
+
 def run_batch(configs: list[Config]) -> list[dict]:
     """Run `configs` and return their store rows.  This is the task a worker runs: it selects
     each run's machine profile for its process first.  Each run is bench.sim.run's, with the
     workload built once per seed (workload_of), and the configuration resolved (and, for the
-    C engine, its struct built) once per run that differs from the one before only in seed or
-    in the model parameters its workload carries."""
+    C engine, its struct built) once per point of the grid (_point) and model parameters its
+    workload carries."""
     from bench import sim
     from bench.results import Run, metrics, store
-    from bench.sim import _cengine, machine, workload as wl
-    import strategies as _strategies
+    from bench.sim import _cengine, machine
     rows = []
-    # by (engine, machine, strategy, workload, id of the params dict): the configs of one point
-    # of a grid share their params dict (sweepspec.expand), which `configs` keeps alive
-    points: dict[tuple, dict] = {}
+    # _point by id of the params dict, the one of c's point when seen before in this batch: the
+    # configs of one point share theirs (sweepspec.expand), and `configs` keeps them alive
+    seen: dict[int, tuple] = {}
     selected = None
     for c in configs:
         if c.machine != selected:
             if machine.spec() != c.machine:
                 machine.select(c.machine)
             selected = c.machine
-            points.clear()          # resolved under another profile
         if isinstance(c.seed, bool) or not isinstance(c.seed, int) or not 0 <= c.seed < 1 << 63:
             raise ValueError(f"seed: must be an integer in 0..2**63-1, got {c.seed!r}")
-        pk = (c.engine, c.strategy, c.workload, id(c.params))
-        p = points.get(pk)
-        if p is None or p["params"] is not c.params:
-            if c.engine not in sim.ENGINES:
-                raise ValueError(f"engine: unknown {c.engine!r}; allowed: {', '.join(sim.ENGINES)}")
-            _strategies.get(c.strategy)
-            names = set(wl.workload_params(c.workload))
-            p = points[pk] = {"params": c.params, "names": names, "wkey": _workload_key(c, names),
-                              "model": {k: v for k, v in c.params.items() if k not in names},
-                              "configs": {}, "json": store.params_json(c.params)}
+        got = seen.get(id(c.params))
+        if got is not None and got[0] == (c.engine, c.machine, c.machine_sha256, c.strategy,
+                                          c.workload):
+            p = got[1]
+        else:
+            p = _point(c)
+            seen[id(c.params)] = ((c.engine, c.machine, c.machine_sha256, c.strategy,
+                                   c.workload), p)
         w, carried = _cached_workload(c, p["wkey"], p["names"])
-        ck = repr(carried)          # sorted as the generator's parameters are
-        got = p["configs"].get(ck)
-        if got is None:
+        ck = repr(carried)          # in the generator's order of its parameters
+        cfg_struct = p["configs"].get(ck)
+        if cfg_struct is None:
             cfg = sim.configure(c.strategy, carried, p["model"])
-            got = p["configs"][ck] = (cfg, _cengine.make_config(cfg) if c.engine == "c" else None)
-        cfg, struct = got
+            cfg_struct = p["configs"][ck] = (cfg, _cengine.make_config(cfg)
+                                             if c.engine == "c" else None)
+        cfg, struct = cfg_struct
         if c.engine == "c":
             raw = _cengine.simulate(cfg, w.ops, w.file_sizes, c.seed, config=struct)
         else:
