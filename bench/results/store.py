@@ -69,12 +69,21 @@ def run_row(key: str, machine: str, machine_sha256: str, run: results.Run,
             params: str | None = None) -> dict[str, Any]:
     """A run as one flat row: the values of results.run_to_dict(run), flattened.  `params`:
     params_json(run.params), when the caller has it (the runs of a sweep share theirs)."""
-    row: dict[str, Any] = {"key": key, "strategy": run.strategy, "workload": run.workload,
+    return row_of(key, machine, machine_sha256, run.strategy, run.workload,
+                  params_json(run.params) if params is None else params, run.seed, run.engine,
+                  run.metrics, run.series, run.meta)
+
+
+def row_of(key: str, machine: str, machine_sha256: str, strategy: str, workload: str,
+           params: str, seed: int, engine: str, metrics: Mapping[str, Any], series,
+           meta: Mapping[str, Any]) -> dict[str, Any]:
+    """run_row of the Run with these fields (`params` as params_json gives it), without making
+    the Run: what a sweep's worker calls for each of its runs."""
+    row: dict[str, Any] = {"key": key, "strategy": strategy, "workload": workload,
                            "machine": machine, "machine_sha256": machine_sha256,
-                           "seed": run.seed, "engine": run.engine,
-                           "params": params_json(run.params) if params is None else params}
+                           "seed": seed, "engine": engine, "params": params}
     plain, latency_columns = _PLAIN, _LATENCY_COLUMNS
-    for name, v in run.metrics.items():
+    for name, v in metrics.items():
         if type(name) is not str:
             name = str(name)
         cols = latency_columns.get(name)
@@ -90,8 +99,8 @@ def run_row(key: str, machine: str, machine_sha256: str, run: results.Run,
         for k, col in cols:
             x = v[k]
             row[col] = x if type(x) in plain else results.jsonable(x)
-    row["series"] = results._thin(run.series) if len(run.series) else []
-    row["meta"] = _JSON.encode(results.jsonable(dict(run.meta))) if run.meta else "{}"
+    row["series"] = results._thin(series) if len(series) else []
+    row["meta"] = _JSON.encode(results.jsonable(dict(meta))) if meta else "{}"
     return row
 
 

@@ -109,7 +109,7 @@ def run_batch(configs: list[Config]) -> list[dict]:
     C engine, its struct built) once per point of the grid (_point) and model parameters its
     workload carries."""
     from bench import sim
-    from bench.results import Run, metrics, store
+    from bench.results import metrics, store
     from bench.sim import _cengine, machine
     rows = []
     # _point by id of the params dict, the one of c's point when seen before in this batch: the
@@ -143,9 +143,9 @@ def run_batch(configs: list[Config]) -> list[dict]:
             raw = _cengine.simulate(cfg, w.ops, w.file_sizes, c.seed, config=struct)
         else:
             raw = sim.simulate_raw(cfg, w, c.seed, c.engine)
-        r = Run(strategy=c.strategy, workload=w.name, params=c.params, seed=c.seed,
-                engine=c.engine, metrics=metrics.summarize(raw), series=raw["series"])
-        rows.append(store.run_row(c.key(), c.machine, c.machine_sha256, r, p["json"]))
+        rows.append(store.row_of(c.key(), c.machine, c.machine_sha256, c.strategy, w.name,
+                                 p["json"], c.seed, c.engine, metrics.summarize(raw),
+                                 raw["series"], {}))
     return rows
 
 
