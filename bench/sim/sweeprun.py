@@ -102,6 +102,19 @@ def _point(c: Config) -> dict:
     return p
 
 
+def _config(c: Config, p: dict, carried: dict) -> tuple[dict, Any]:
+    """(resolved configuration, its C struct or None) of c, of point p (_point), whose workload
+    carries the model parameters `carried`."""
+    ck = repr(carried)              # in the generator's order of its parameters
+    got = p["configs"].get(ck)
+    if got is None:
+        from bench import sim
+        from bench.sim import _cengine
+        cfg = sim.configure(c.strategy, carried, p["model"])
+        got = p["configs"][ck] = (cfg, _cengine.make_config(cfg) if c.engine == "c" else None)
+    return got
+
+
 def run_batch(configs: list[Config]) -> list[dict]:
     """Run `configs` and return their store rows.  This is the task a worker runs: it selects
     each run's machine profile for its process first.  Each run is bench.sim.run's, with the
@@ -132,13 +145,7 @@ def run_batch(configs: list[Config]) -> list[dict]:
             seen[id(c.params)] = ((c.engine, c.machine, c.machine_sha256, c.strategy,
                                    c.workload), p)
         w, carried = _cached_workload(c, p["wkey"], p["names"])
-        ck = repr(carried)          # in the generator's order of its parameters
-        cfg_struct = p["configs"].get(ck)
-        if cfg_struct is None:
-            cfg = sim.configure(c.strategy, carried, p["model"])
-            cfg_struct = p["configs"][ck] = (cfg, _cengine.make_config(cfg)
-                                             if c.engine == "c" else None)
-        cfg, struct = cfg_struct
+        cfg, struct = _config(c, p, carried)
         if c.engine == "c":
             raw = _cengine.simulate(cfg, w.ops, w.file_sizes, c.seed, config=struct)
         else:
