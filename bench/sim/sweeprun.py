@@ -77,7 +77,7 @@ def _cached_workload(c: Config, key: tuple, names: set[str]) -> tuple[Any, dict]
 # workload's key, the model parameters, the params column, and by the model parameters the
 # workload carries, the resolved configuration and its C struct).  Emptied past MAX_POINTS.
 _POINTS: dict[tuple, dict] = {}
-MAX_POINTS = 1 << 14
+MAX_POINTS = 1 << 12          # a point holds its configuration (a dict of ~70) and C struct
 
 
 def _point(c: Config) -> dict:
