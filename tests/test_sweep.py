@@ -367,3 +367,147 @@ def test_a_batch_builds_each_workload_once_and_writes_what_sim_run_gives(tmp_pat
         direct = sim.run(c.strategy, c.workload, seed=c.seed, engine=c.engine, **c.params)
         want = store.run_row(c.key(), c.machine, c.machine_sha256, direct)
         assert json.dumps(row, sort_keys=True) == json.dumps(want, sort_keys=True), c.key()
+
+
+# ---------------------------------------------------------------- the cost of a run (issue 12)
+def _reference_row(key, machine, sha, run):
+    """A row as store.run_row made it before its fast paths: results.run_to_dict, flattened."""
+    from bench.results.metrics import LATENCY_METRICS
+    d = results.run_to_dict(run)
+    row = {"key": key, "strategy": d["strategy"], "workload": d["workload"], "machine": machine,
+           "machine_sha256": sha, "seed": d["seed"], "engine": d["engine"],
+           "params": json.dumps(d["params"], sort_keys=True)}
+    for name, v in d["metrics"].items():
+        if name in LATENCY_METRICS:
+            for k in store.LATENCY_KEYS:
+                row[f"{name}.{k}"] = v[k]
+        elif isinstance(v, (dict, list)):
+            row[name] = json.dumps(v, sort_keys=True)
+        else:
+            row[name] = v
+    row["series"] = d.get("series", [])
+    row["meta"] = json.dumps(d.get("meta", {}), sort_keys=True)
+    return row
+
+
+def test_a_row_is_run_to_dict_flattened_whatever_its_values_types():
+    import numpy as np
+    plain = sim.run("merge-in-queue", "fsync-heavy", seed=1, writes=16)
+    m = dict(plain.metrics)
+    m["requests"] = np.int64(m["requests"])
+    m["app_throughput_bps"] = np.float64(m["app_throughput_bps"])
+    m["write_latency_ns"] = {k: np.int64(v) for k, v in m["write_latency_ns"].items()}
+    m["pages_per_request"] = {10: 1, 9: np.int32(2)}         # sorted as the strings they become
+    m["a_tuple"] = (1, np.int32(2))
+    odd = results.Run("merge-in-queue", "fsync-heavy", {"writes": np.int64(16), "t": (1, 2)}, 1,
+                      "c", m, plain.series, {"note": np.int64(3)})
+    for run in (plain, odd):
+        got, want = store.run_row("k", "m", "s", run), _reference_row("k", "m", "s", run)
+        assert json.dumps(got) == json.dumps(want)                        # order and values
+        assert [type(v) for v in got.values()] == [type(v) for v in want.values()]
+
+
+@pytest.mark.parametrize("rows", [
+    [{"a": 1, "s": "x", "f": 1.5, "series": [[1, 2, 3, 4, 5, 6]]},
+     {"a": -2 ** 63, "s": "\u00e9\U0001f600", "f": float("nan"), "series": [[7] * 6, [2 ** 63 - 1] * 6]}],
+    [{"a": 1, "series": []}, {"a": 2, "series": [[7] * 6]}],
+    [{"a": 1, "series": []}, {"a": 2, "series": []}],                # no value: a null type
+    [{"a": 1, "series": [[], [1, 2]]}],
+    [{"a": 1, "b": 1.0, "c": True}, {"a": 2.0, "b": 1, "c": False}],  # mixed: pyarrow's
+    [{"a": None, "s": None, "series": None}, {"a": 2, "s": "", "series": [[1]]}],
+    [{"a": 1}, {"a": 2, "series": [[1]]}],                           # the first row's columns
+    [{"a": 2 ** 63, "series": [[2 ** 63]]}],                         # past int64: pyarrow's error
+    [{"s": "\ud800"}],                                               # not UTF-8: pyarrow's error
+    [],
+])
+def test_a_part_s_table_is_the_one_pyarrow_infers(rows):
+    import pyarrow as pa
+    try:
+        want = pa.Table.from_pylist(rows)
+    except Exception as e:
+        with pytest.raises(type(e)):
+            store._table(rows)
+        return
+    got = store._table(rows)
+    assert got.schema == want.schema
+    assert repr(got.to_pylist()) == repr(want.to_pylist())            # nan as nan
+
+
+def test_writing_a_part_and_reading_a_store_s_keys_do_not_import_pandas(tmp_path):
+    # pyarrow's conversion of Python lists, and read_table, import pandas: 0.3 s and more of a
+    # sweep's parent
+    from pathlib import Path
+    out = tmp_path / "st"
+    code = textwrap.dedent(f"""
+        import sys
+        from bench.results import store
+        rows = [{{"key": "a", "n": 1, "x": 0.5, "hist": "{{}}", "series": [[1, 2, 3, 4, 5, 6]]}}]
+        store.append({str(out)!r}, rows, {{}})
+        assert store.keys({str(out)!r}) == {{"a"}}
+        print("pandas" in sys.modules)
+    """)
+    got = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.strip() == "False"
+    assert [r["series"] for r, _ in store.rows(out)] == [[[1, 2, 3, 4, 5, 6]]]
+
+
+def test_points_kept_across_batches_and_a_shared_params_dict_give_sim_run_s_rows(monkeypatch):
+    from bench.sim import machine
+    monkeypatch.setenv(machine.ENV, machine.spec())
+    shared = {"writes": 4096}       # one dict for configs of several points, as no grid makes
+
+    def config(strategy, seed, profile="ci-2cpu-24g", engine="c", params=shared):
+        return sweepspec.Config(strategy, "rand-write", profile, machine.load(profile).sha256,
+                                params, seed, engine)
+    first = [config("no-temp-page", 0), config("merge-in-queue", 0), config("no-temp-page", 1)]
+    second = [config("merge-in-queue", 1), config("no-temp-page", 0, "qemu-6.12-2cpu-4g"),
+              config("no-temp-page", 0, engine="python", params={"writes": 16})]
+    rows = sweeprun.run_batch(first) + sweeprun.run_batch(second)
+    assert len({json.dumps({k: v for k, v in r.items() if k not in store.KEY_COLUMNS})
+                for r in rows[:5]}) == 5                     # strategy, seed and profile tell
+    for c, row in zip(first + second, rows):
+        monkeypatch.setenv(machine.ENV, c.machine)
+        direct = sim.run(c.strategy, c.workload, seed=c.seed, engine=c.engine, **c.params)
+        assert row == store.run_row(c.key(), c.machine, c.machine_sha256, direct), c.key()
+
+
+def test_the_c_engine_given_its_struct_again_returns_what_it_returns_without():
+    import numpy as np
+    from bench.sim import _cengine
+    w, cfg = sim.prepare("merge-in-queue", "fsync-heavy", 3, writes=16)
+    struct = _cengine.make_config(cfg)
+    want = _cengine.simulate(cfg, w.ops, w.file_sizes, 3)
+    for _ in range(2):
+        got = _cengine.simulate(cfg, w.ops, w.file_sizes, 3, config=struct)
+        assert got["counters"] == want["counters"]
+        assert got["pages_per_request"] == want["pages_per_request"]
+        assert got["latency"].keys() == want["latency"].keys()
+        for k, a in got["latency"].items():
+            assert a.dtype == np.int64 and np.array_equal(a, want["latency"][k])
+        assert got["series"].shape == want["series"].shape
+        assert np.array_equal(got["series"], want["series"])
+    assert len(want["latency"]["write"]) and len(want["latency"]["fsync"])
+
+
+def test_sweepcost_s_spans_nest_and_its_jobs_mode_runs_the_sweep(tmp_path):
+    from bench.sim import sweepcost
+    spec = str(spec_file(tmp_path, """
+        engine = "c"
+        seeds = 2
+        [product]
+        strategy = "no-temp-page"
+        workload = "rand-write"
+        writes = 16
+        max_pages = [16, 32]
+        """))
+    m = sweepcost.measure(spec)
+    assert m["runs"] == 4 and m["parts"] >= 1
+    assert 0 < m["engine_s"] <= m["simulate_s"] <= m["batches_s"] <= m["wall_s"]
+    assert 0 < m["writes_s"] < m["wall_s"] - m["batches_s"]
+    assert "parent (wall - run_batch) / engine" in sweepcost.render(m)
+    j = sweepcost.measure_jobs(spec, 2, out=str(tmp_path / "st"))
+    assert j["runs"] == 4 and len(store.keys(tmp_path / "st")) == 4
+    assert 0 <= j["parent_cpu_s"] and 0 < j["wall_s"]
+    assert "local executor, 2 jobs" in sweepcost.render(j)

@@ -82,12 +82,9 @@ def latency(samples: np.ndarray) -> dict[str, int]:
     if n == 0:
         return {"p50": 0, "p99": 0, "p999": 0, "max": 0, "count": 0}
     s = np.sort(np.asarray(samples, dtype=np.int64))
-
-    def rank(q_num: int, q_den: int) -> int:
-        return int(s[max(0, -(-n * q_num // q_den) - 1)])
-
-    return {"p50": rank(50, 100), "p99": rank(99, 100), "p999": rank(999, 1000),
-            "max": int(s[-1]), "count": n}
+    # nearest rank q: the ceil(n * q)-th smallest, 1-based
+    return {"p50": int(s[-(-n * 50 // 100) - 1]), "p99": int(s[-(-n * 99 // 100) - 1]),
+            "p999": int(s[-(-n * 999 // 1000) - 1]), "max": int(s[-1]), "count": n}
 
 
 def summarize(raw: Mapping[str, Any]) -> dict[str, Any]:

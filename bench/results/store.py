@@ -16,6 +16,7 @@ bench.results.SERIES_FIELDS).  ``load`` reads a store back as a Suite, checked l
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -54,23 +55,52 @@ def check_store(path: str | os.PathLike) -> Path:
 
 
 # ---------------------------------------------------------------- rows
-def run_row(key: str, machine: str, machine_sha256: str, run: results.Run) -> dict[str, Any]:
-    """A run as one flat row."""
-    d = results.run_to_dict(run)
-    row: dict[str, Any] = {"key": key, "strategy": d["strategy"], "workload": d["workload"],
+_PLAIN = frozenset((int, float, str, bool, type(None)))
+_JSON = json.JSONEncoder(sort_keys=True)     # json.dumps(v, sort_keys=True), made once
+_LATENCY_COLUMNS = {name: tuple((k, f"{name}.{k}") for k in LATENCY_KEYS) for name in LATENCY_METRICS}
+
+
+def params_json(params: Mapping[str, Any]) -> str:
+    """The `params` column of a run with these parameters."""
+    return _JSON.encode(results.jsonable(dict(params)))
+
+
+def run_row(key: str, machine: str, machine_sha256: str, run: results.Run,
+            params: str | None = None) -> dict[str, Any]:
+    """A run as one flat row: the values of results.run_to_dict(run), flattened.  `params`:
+    params_json(run.params), when the caller has it (the runs of a sweep share theirs)."""
+    return row_of(key, machine, machine_sha256, run.strategy, run.workload,
+                  params_json(run.params) if params is None else params, run.seed, run.engine,
+                  run.metrics, run.series, run.meta)
+
+
+def row_of(key: str, machine: str, machine_sha256: str, strategy: str, workload: str,
+           params: str, seed: int, engine: str, metrics: Mapping[str, Any], series,
+           meta: Mapping[str, Any]) -> dict[str, Any]:
+    """run_row of the Run with these fields (`params` as params_json gives it), without making
+    the Run: what a sweep's worker calls for each of its runs."""
+    row: dict[str, Any] = {"key": key, "strategy": strategy, "workload": workload,
                            "machine": machine, "machine_sha256": machine_sha256,
-                           "seed": d["seed"], "engine": d["engine"],
-                           "params": json.dumps(d["params"], sort_keys=True)}
-    for name, v in d["metrics"].items():
-        if name in LATENCY_METRICS:
-            for k in LATENCY_KEYS:
-                row[f"{name}.{k}"] = v[k]
-        elif isinstance(v, (dict, list)):
-            row[name] = json.dumps(v, sort_keys=True)
-        else:
+                           "seed": seed, "engine": engine, "params": params}
+    plain, latency_columns = _PLAIN, _LATENCY_COLUMNS
+    for name, v in metrics.items():
+        if type(name) is not str:
+            name = str(name)
+        cols = latency_columns.get(name)
+        if cols is None:
+            if type(v) not in plain:
+                v = results.jsonable(v)
+                if isinstance(v, (dict, list)):
+                    v = _JSON.encode(v)
             row[name] = v
-    row["series"] = d.get("series", [])
-    row["meta"] = json.dumps(d.get("meta", {}), sort_keys=True)
+            continue
+        if type(v) is not dict:
+            v = results.jsonable(v)
+        for k, col in cols:
+            x = v[k]
+            row[col] = x if type(x) in plain else results.jsonable(x)
+    row["series"] = results._thin(series) if len(series) else []
+    row["meta"] = _JSON.encode(results.jsonable(dict(meta))) if meta else "{}"
     return row
 
 
@@ -108,7 +138,7 @@ def append(path: str | os.PathLike, rows: list[dict], metadata: Mapping[str, Any
     have = parts(p)
     n = int(PART_RE.fullmatch(have[-1].name).group(1)) + 1 if have else 0
     out = p / f"part-{n:06d}.parquet"
-    table = pa.Table.from_pylist(rows)
+    table = _table(rows)
     head = {"format": FORMAT, "schema_version": results.SCHEMA_VERSION,
             "metadata": results.jsonable(dict(metadata))}
     table = table.replace_schema_metadata({META_KEY: json.dumps(head, sort_keys=True).encode()})
@@ -123,6 +153,87 @@ def append(path: str | os.PathLike, rows: list[dict], metadata: Mapping[str, Any
         Path(tmp).unlink(missing_ok=True)
         raise
     return out
+
+
+def _table(rows: list[dict]):
+    """pyarrow.Table.from_pylist(rows), the same table: the columns are the first row's keys,
+    as from_pylist takes them.  A column of Python ints, floats or strings only, or the
+    series column (lists of rows of ints), is made here from one numpy array or byte string
+    (_column, _series_array): faster, and without pyarrow's conversion of Python lists, which
+    imports pandas (0.3 s and more, once per process).  Anything else is pyarrow's."""
+    import pyarrow as pa
+    names = list(rows[0]) if rows else []
+    arrays: list[Any] = []
+    for n in names:
+        values = [row[n] if n in row else None for row in rows]
+        made = _series_array(values) if n == "series" else _column(values)
+        arrays.append(values if made is None else made)
+    return pa.Table.from_arrays(arrays, names)
+
+
+def _buffers(pa_type, n: int, *buffers):
+    import pyarrow as pa
+    return pa.Array.from_buffers(pa_type, n, [None, *(pa.py_buffer(b) for b in buffers)])
+
+
+def _offsets(lengths: Iterable[int], n: int):
+    """int32 offsets of n lists or strings of these lengths, or None past int32 (pyarrow would
+    make another type, or chunks)."""
+    import numpy as np
+    out = np.zeros(n + 1, np.int64)
+    np.cumsum(np.fromiter(lengths, np.int64, n), out=out[1:])
+    return out.astype(np.int32) if out[-1] < 1 << 31 else None
+
+
+def _column(values: list):
+    """`values` as the Arrow array pyarrow infers for them (int64, double, string) when they
+    are all Python ints in int64, all floats or all strings; else None."""
+    import numpy as np
+    import pyarrow as pa
+    kinds = set(map(type, values))
+    n = len(values)
+    if kinds == {int}:
+        try:
+            return _buffers(pa.int64(), n, np.fromiter(values, np.int64, n))
+        except OverflowError:
+            return None
+    if kinds == {float}:
+        return _buffers(pa.float64(), n, np.fromiter(values, np.float64, n))
+    if kinds == {str}:
+        try:
+            data = [v.encode() for v in values]
+        except UnicodeEncodeError:
+            return None
+        offsets = _offsets(map(len, data), n)
+        return None if offsets is None else _buffers(pa.string(), n, offsets, b"".join(data))
+    return None
+
+
+def _series_array(col: list):
+    """`col` (each row's series: a list of rows of integers) as a list<list<int64>> array, or
+    None where pyarrow's own inference might differ: anything but lists of lists of Python
+    ints, no value at all (it infers a null type), a value out of int64."""
+    import numpy as np
+    import pyarrow as pa
+    if not all(type(s) is list for s in col):
+        return None
+    inner = list(itertools.chain.from_iterable(col))
+    if not all(type(r) is list for r in inner):
+        return None
+    flat = list(itertools.chain.from_iterable(inner))
+    if not flat or set(map(type, flat)) != {int}:
+        return None
+    try:
+        values = np.fromiter(flat, np.int64, len(flat))
+    except OverflowError:
+        return None
+    outer = _offsets(map(len, col), len(col))
+    offsets = _offsets(map(len, inner), len(inner))
+    if outer is None or offsets is None:
+        return None
+    rows = pa.ListArray.from_arrays(_buffers(pa.int32(), len(offsets), offsets),
+                                    _buffers(pa.int64(), len(values), values))
+    return pa.ListArray.from_arrays(_buffers(pa.int32(), len(outer), outer), rows)
 
 
 # ---------------------------------------------------------------- reading
@@ -145,8 +256,10 @@ def keys(path: str | os.PathLike) -> set[str]:
     import pyarrow.parquet as pq
     out: set[str] = set()
     for part in parts(path):
-        _head(part, _read(part, pq.read_schema))
-        out.update(_read(part, pq.read_table, columns=["key"]).column("key").to_pylist())
+        # ParquetFile, not read_table: the latter's dataset layer imports pandas (0.3 s and more)
+        with _read(part, pq.ParquetFile) as f:
+            _head(part, f.schema_arrow)
+            out.update(_read(part, lambda _: f.read(columns=["key"])).column("key").to_pylist())
     return out
 
 

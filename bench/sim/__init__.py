@@ -56,14 +56,32 @@ def prepare(strategy: str, workload: Any, seed: int = 0, **params: Any):
         wl = workload
     else:
         raise ValueError(f"workload: expected a name or a Workload, got {type(workload).__name__}")
-    for key, value in wl.params.items():           # a workload may carry its server (stalls)
-        if (key in _params.PARAM_BY_NAME or key in _params.FLOAT_PARAMS) and key not in model:
-            model[key] = value
-    cfg = _params.resolve(strategy, model)
+    cfg = configure(strategy, workload_model_params(wl), model)
+    check_pages(wl)
+    return wl, cfg
+
+
+def workload_model_params(wl: _workloads.Workload) -> dict[str, Any]:
+    """The model parameters a workload carries (its server's stalls, say), which a run takes
+    unless its caller gives them."""
+    return {k: v for k, v in wl.params.items()
+            if k in _params.PARAM_BY_NAME or k in _params.FLOAT_PARAMS}
+
+
+def configure(strategy: str, carried: dict[str, Any], model: dict[str, Any]) -> dict:
+    """The resolved configuration of `strategy` with the caller's model parameters `model`,
+    and those of `carried` (workload_model_params) that the caller does not give."""
+    model = dict(model)
+    for key, value in carried.items():
+        model.setdefault(key, value)
+    return _params.resolve(strategy, model)
+
+
+def check_pages(wl: _workloads.Workload) -> None:
+    """ValueError unless the workload's per-page state fits (MAX_TOTAL_PAGES)."""
     pages = _total_pages(wl)
     if pages > MAX_TOTAL_PAGES:
         raise ValueError(f"file_size: the workload touches {pages} pages; at most {MAX_TOTAL_PAGES}")
-    return wl, cfg
 
 
 def run(strategy: str, workload: Any, seed: int = 0, engine: str = "c", **params: Any) -> Run:

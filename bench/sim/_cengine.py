@@ -61,20 +61,17 @@ def make_config(cfg: Mapping[str, Any]):
     return c
 
 
-def _array(ptr, n: int) -> np.ndarray:
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    return np.frombuffer(ffi.buffer(ptr, n * 8), dtype=np.int64).copy()
-
-
-def simulate(cfg: Mapping[str, Any], ops: np.ndarray, file_sizes: np.ndarray, seed: int) -> dict:
-    """Run the C engine; the same raw result shape as bench.sim.refsim.simulate."""
+def simulate(cfg: Mapping[str, Any], ops: np.ndarray, file_sizes: np.ndarray, seed: int,
+             config=None) -> dict:
+    """Run the C engine; the same raw result shape as bench.sim.refsim.simulate.  `config`:
+    make_config(cfg) made before (a sweep runs one configuration on many seeds), else made here."""
     _require()
-    ops = np.ascontiguousarray(ops, dtype=OP_DTYPE)
+    if not (type(ops) is np.ndarray and ops.dtype is OP_DTYPE and ops.flags.c_contiguous):
+        ops = np.ascontiguousarray(ops, dtype=OP_DTYPE)
     sizes = np.ascontiguousarray(file_sizes, dtype=np.int64)
     if ops.ndim != 1 or sizes.ndim != 1 or len(ops) == 0 or len(sizes) == 0:
         raise ValueError("ops and file_sizes must be non-empty 1-D arrays")
-    c = make_config(cfg)
+    c = make_config(cfg) if config is None else config
     res = ffi.new("fwb_result *")
     rc = lib.fwb_run(c, ffi.cast("const fwb_op *", ffi.from_buffer(ops)), len(ops),
                      ffi.cast("const int64_t *", ffi.from_buffer(sizes)), len(sizes),
@@ -84,14 +81,33 @@ def simulate(cfg: Mapping[str, Any], ops: np.ndarray, file_sizes: np.ndarray, se
     if rc != lib.FWB_OK:
         raise ValueError(f"C engine: invalid input (error {rc})")
     try:
-        counters = dict(zip(refsim.COUNTERS, (int(res.counters[i]) for i in range(len(refsim.COUNTERS)))))
-        hist = _array(res.pages_per_request, int(res.pages_per_request_n)).tolist()
-        lat = {k: _array(res.latency[i], int(res.latency_n[i])) for i, k in enumerate(refsim.LATENCIES)}
-        series = _array(res.series, int(res.series_n) * len(refsim.SERIES_FIELDS))
+        # ffi.unpack makes the Python ints in one call, not one attribute read each
+        counters = dict(zip(refsim.COUNTERS, ffi.unpack(res.counters, len(refsim.COUNTERS))))
+        n_hist = res.pages_per_request_n
+        hist = ffi.unpack(res.pages_per_request, n_hist) if n_hist else []
+        lat, series = _samples(res)
     finally:
         lib.fwb_result_free(res)
-    return {"counters": counters, "pages_per_request": hist, "latency": lat,
-            "series": series.reshape(-1, len(refsim.SERIES_FIELDS))}
+    return {"counters": counters, "pages_per_request": hist, "latency": lat, "series": series}
+
+
+def _samples(res) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The latency arrays and the series of a result, copied into one new int64 array (one
+    allocation, not eight) of which each is a slice."""
+    ns = ffi.unpack(res.latency_n, len(refsim.LATENCIES))
+    width = len(refsim.SERIES_FIELDS)
+    n_series = res.series_n * width
+    buf = np.empty(sum(ns) + n_series, dtype=np.int64)
+    dst = ffi.cast("int64_t *", ffi.from_buffer(buf))
+    lat, at = {}, 0
+    for i, (k, n) in enumerate(zip(refsim.LATENCIES, ns)):
+        if n:
+            ffi.memmove(dst + at, res.latency[i], n * 8)
+        lat[k] = buf[at:at + n]
+        at += n
+    if n_series:
+        ffi.memmove(dst + at, res.series, n_series * 8)
+    return lat, buf[at:].reshape(-1, width)
 
 
 def bare_loop(ops: np.ndarray, file_sizes: np.ndarray) -> int:

@@ -2,9 +2,9 @@
 
 The runs a store already holds (by key) are skipped, so an interrupted sweep resumes where it
 stopped and a finished run is never redone.  The rest go out in batches of runs sized to about
-``TARGET_BATCH_S`` seconds each (from one timed run per workload), so a scheduler sees
-thousands of tasks rather than millions, and each finished batch is written to the store at
-once as one part file: a crash loses at most the batches in flight.
+``TARGET_BATCH_S`` seconds each (from the faster of two timed runs per workload), so a
+scheduler sees thousands of tasks rather than millions, and each finished batch is written to
+the store at once as one part file: a crash loses at most the batches in flight.
 
 Executors:
   local   this machine's cores: in this process for one job, else a process pool whose workers
@@ -30,13 +30,16 @@ from typing import Any, Callable
 from bench.sim.sweepspec import Config, Spec
 
 TARGET_BATCH_S = 1.0
+TIMING_RUNS = 2             # runs of each (machine, workload) timed to size its batches
 EXECUTORS = ("local", "dask")
 
 
 # Workloads built in this process, by (machine, workload, its parameters, seed): the runs of a
 # sweep that differ only in strategy or model parameters share one (a Workload is frozen).
-# Emptied when it holds more than MAX_CACHED_ROWS operation rows (40 bytes each).
-_WORKLOADS: dict[tuple, Any] = {}
+# Each is kept with the model parameters it carries (bench.sim.workload_model_params), its size
+# checked (bench.sim.check_pages) once.  Emptied when it holds more than MAX_CACHED_ROWS
+# operation rows (40 bytes each).
+_WORKLOADS: dict[tuple, tuple[Any, dict]] = {}
 MAX_CACHED_ROWS = 1 << 21
 
 
@@ -44,40 +47,112 @@ def workload_of(c: Config, names: set[str]):
     """c's workload, built as bench.sim.prepare builds it from c.params (`names`: the
     workload's parameter names), or the one built before for the same machine, workload
     parameters and seed.  The caller has selected c's machine profile."""
-    from bench.sim import workload as wl
+    return _cached_workload(c, _workload_key(c, names), names)[0]
+
+
+def _workload_key(c: Config, names: set[str]) -> tuple:
+    """What, besides the seed, names c's workload in _WORKLOADS."""
     mine = {k: v for k, v in c.params.items() if k in names}
-    mem = c.params.get("mem_total_pages")
-    key = (c.machine, c.workload, repr(sorted(mine.items())), c.seed, mem)
-    w = _WORKLOADS.get(key)
-    if w is None:
-        w = wl.make(c.workload, seed=c.seed, mem_total_pages=mem, **mine)
-        if sum(len(x.ops) for x in _WORKLOADS.values()) + len(w.ops) > MAX_CACHED_ROWS:
+    return (c.machine, c.workload, repr(sorted(mine.items())), c.params.get("mem_total_pages"))
+
+
+def _cached_workload(c: Config, key: tuple, names: set[str]) -> tuple[Any, dict]:
+    """(workload, the model parameters it carries) of c, whose _workload_key is `key`."""
+    got = _WORKLOADS.get((key, c.seed))
+    if got is None:
+        from bench import sim
+        from bench.sim import workload as wl
+        w = wl.make(c.workload, seed=c.seed, mem_total_pages=key[3],
+                    **{k: v for k, v in c.params.items() if k in names})
+        sim.check_pages(w)
+        got = (w, sim.workload_model_params(w))
+        if sum(len(x.ops) for x, _ in _WORKLOADS.values()) + len(w.ops) > MAX_CACHED_ROWS:
             _WORKLOADS.clear()
-        _WORKLOADS[key] = w
-    return w
+        _WORKLOADS[(key, c.seed)] = got
+    return got
+
+
+# The points of a grid seen in this process, by engine, machine profile (spec and content
+# hash), strategy, workload and parameters: what its runs, which differ only in seed, share (the
+# workload's key, the model parameters, the params column, and by the model parameters the
+# workload carries, the resolved configuration and its C struct).  Emptied past MAX_POINTS.
+_POINTS: dict[tuple, dict] = {}
+MAX_POINTS = 1 << 12          # a point holds its configuration (a dict of ~70) and C struct
+
+
+def _point(c: Config) -> dict:
+    from bench import sim
+    from bench.results import store
+    from bench.sim import workload as wl
+    import strategies
+    key = (c.engine, c.machine, c.machine_sha256, c.strategy, c.workload,
+           repr(sorted(c.params.items())))
+    p = _POINTS.get(key)
+    if p is None:
+        if c.engine not in sim.ENGINES:
+            raise ValueError(f"engine: unknown {c.engine!r}; allowed: {', '.join(sim.ENGINES)}")
+        strategies.get(c.strategy)
+        names = set(wl.workload_params(c.workload))
+        p = {"names": names, "wkey": _workload_key(c, names),
+             "model": {k: v for k, v in c.params.items() if k not in names},
+             "json": store.params_json(c.params), "configs": {}}
+        if len(_POINTS) >= MAX_POINTS:
+            _POINTS.clear()
+        _POINTS[key] = p
+    return p
+
+
+def _config(c: Config, p: dict, carried: dict) -> tuple[dict, Any]:
+    """(resolved configuration, its C struct or None) of c, of point p (_point), whose workload
+    carries the model parameters `carried`."""
+    ck = repr(carried)              # in the generator's order of its parameters
+    got = p["configs"].get(ck)
+    if got is None:
+        from bench import sim
+        from bench.sim import _cengine
+        cfg = sim.configure(c.strategy, carried, p["model"])
+        got = p["configs"][ck] = (cfg, _cengine.make_config(cfg) if c.engine == "c" else None)
+    return got
 
 
 def run_batch(configs: list[Config]) -> list[dict]:
-    """Run `configs` (one machine profile) and return their store rows.  This is the task a
-    worker runs: it selects the batch's machine profile for its process first.  Each run is
-    bench.sim.run's, with the workload built once per seed (workload_of)."""
+    """Run `configs` and return their store rows.  This is the task a worker runs: it selects
+    each run's machine profile for its process first.  Each run is bench.sim.run's, with the
+    workload built once per seed (workload_of), and the configuration resolved (and, for the
+    C engine, its struct built) once per point of the grid (_point) and model parameters its
+    workload carries."""
     from bench import sim
-    from bench.results import Run, metrics, store
-    from bench.sim import machine, workload as wl
+    from bench.results import metrics, store
+    from bench.sim import _cengine, machine
     rows = []
+    # _point by id of the params dict, the one of c's point when seen before in this batch: the
+    # configs of one point share theirs (sweepspec.expand), and `configs` keeps them alive
+    seen: dict[int, tuple] = {}
+    selected = None
     for c in configs:
-        if machine.spec() != c.machine:
-            machine.select(c.machine)
-        if c.engine not in sim.ENGINES:
-            raise ValueError(f"engine: unknown {c.engine!r}; allowed: {', '.join(sim.ENGINES)}")
-        names = set(wl.workload_params(c.workload))
-        w = workload_of(c, names)
-        _, cfg = sim.prepare(c.strategy, w, c.seed,
-                             **{k: v for k, v in c.params.items() if k not in names})
-        raw = sim.simulate_raw(cfg, w, c.seed, c.engine)
-        r = Run(strategy=c.strategy, workload=w.name, params=dict(c.params), seed=c.seed,
-                engine=c.engine, metrics=metrics.summarize(raw), series=raw["series"])
-        rows.append(store.run_row(c.key(), c.machine, c.machine_sha256, r))
+        if c.machine != selected:
+            if machine.spec() != c.machine:
+                machine.select(c.machine)
+            selected = c.machine
+        if isinstance(c.seed, bool) or not isinstance(c.seed, int) or not 0 <= c.seed < 1 << 63:
+            raise ValueError(f"seed: must be an integer in 0..2**63-1, got {c.seed!r}")
+        got = seen.get(id(c.params))
+        if got is not None and got[0] == (c.engine, c.machine, c.machine_sha256, c.strategy,
+                                          c.workload):
+            p = got[1]
+        else:
+            p = _point(c)
+            seen[id(c.params)] = ((c.engine, c.machine, c.machine_sha256, c.strategy,
+                                   c.workload), p)
+        w, carried = _cached_workload(c, p["wkey"], p["names"])
+        cfg, struct = _config(c, p, carried)
+        if c.engine == "c":
+            raw = _cengine.simulate(cfg, w.ops, w.file_sizes, c.seed, config=struct)
+        else:
+            raw = sim.simulate_raw(cfg, w, c.seed, c.engine)
+        rows.append(store.row_of(c.key(), c.machine, c.machine_sha256, c.strategy, w.name,
+                                 p["json"], c.seed, c.engine, metrics.summarize(raw),
+                                 raw["series"], {}))
     return rows
 
 
@@ -212,18 +287,22 @@ def _run(spec, out, executor_name, jobs, scheduler, progress, target_s, on_part)
         if on_part is not None:
             on_part(len(rows))
 
-    # One run per (machine, workload), timed here: what sizes the batches.  Its rows are kept.
+    # Two runs per (machine, workload), timed here: the faster sizes the batches (the first
+    # run of a process pays for its imports and first calls, tens of ms, which would make
+    # batches of runs that take a fraction of a ms far too small).  Their rows are kept.
     seconds: dict[tuple, float] = {}
+    timed: dict[tuple, int] = {}
     first: list[dict] = []
     rest: list[Config] = []
     for c in todo:
         g = (c.machine, c.workload)
-        if g in seconds:
+        if timed.get(g, 0) >= TIMING_RUNS:
             rest.append(c)
             continue
         t = time.perf_counter()
         first.extend(run_batch([c]))
-        seconds[g] = time.perf_counter() - t
+        seconds[g] = min(seconds.get(g, math.inf), time.perf_counter() - t)
+        timed[g] = timed.get(g, 0) + 1
     write(first)
     workers = jobs or os.cpu_count() or 1
     bs = batches(rest, seconds, workers, target_s)

@@ -53,6 +53,10 @@ RANDOM_KINDS = ("uniform", "log_uniform", "choice")
 MAX_RUNS = 10_000_000          # more than this is a typo, not a sweep
 
 
+# json.dumps(v, sort_keys=True, separators=(",", ":")), its encoder made once (a key a run)
+_KEY_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """One run of a sweep."""
@@ -68,10 +72,10 @@ class Config:
 
     def __post_init__(self):
         # the key is asked for several times per run (expand, the store's keys, the row)
-        object.__setattr__(self, "_key", json.dumps(
+        object.__setattr__(self, "_key", _KEY_JSON.encode(
             {"strategy": self.strategy, "workload": self.workload, "machine": self.machine,
              "machine_sha256": self.machine_sha256, "params": self.params, "seed": self.seed,
-             "engine": self.engine}, sort_keys=True, separators=(",", ":")))
+             "engine": self.engine}))
 
     def key(self) -> str:
         return self._key
@@ -339,15 +343,17 @@ def expand(spec: Spec) -> list[Config]:
 
 def _check(where: str, c: Config) -> None:
     """The engine's own checks of one configuration (names, ranges, the workload's size)."""
-    from bench import sim
-    from bench.sim import machine as machines, sweeprun, workload as wl
+    from bench.sim import machine as machines, sweeprun
     import os
     old = os.environ.get(machines.ENV)
     try:
         machines.select(c.machine)
-        names = set(wl.workload_params(c.workload))
-        w = sweeprun.workload_of(c, names)     # built once for every config that shares it
-        sim.prepare(c.strategy, w, c.seed, **{k: v for k, v in c.params.items() if k not in names})
+        if isinstance(c.seed, bool) or not isinstance(c.seed, int) or not 0 <= c.seed < 1 << 63:
+            raise ValueError(f"seed: must be an integer in 0..2**63-1, got {c.seed!r}")
+        # what bench.sim.prepare checks, through the caches a batch run here uses again
+        p = sweeprun._point(c)
+        _, carried = sweeprun._cached_workload(c, p["wkey"], p["names"])
+        sweeprun._config(c, p, carried)
     except ValueError as e:
         desc = ", ".join(f"{k}={v}" for k, v in c.params.items())
         raise ValueError(f"{where}: {c.strategy}/{c.workload}"
