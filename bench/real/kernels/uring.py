@@ -319,3 +319,63 @@ def measure(kernel: str | catalog.Kernel = "7.2", rounds: int = 3, pages: int | 
     for key in [k for k in out["rounds"][0] if k != "runs"]:
         out[f"median_{key}"] = float(np.median([row[key] for row in out["rounds"]]))
     return out
+
+
+def render(res: dict[str, Any]) -> str:
+    """The rounds of `measure` as a table, then the medians."""
+    terms = [(t, who, term) for who in ("server", "kworker") for term in ("page", "request")
+             for t in TRANSPORTS]
+    lines = [f"kernel {res['kernel']} ({res['append']}), {res['pages']} pages per boot; "
+             "guest (TCG) ns, so read the ratios"]
+    head = "round " + " ".join(f"{t[:8]:>8}/{who[:6]}/{term[:4]}" for t, who, term in terms)
+    lines.append(head)
+    for i, row in enumerate(res["rounds"]):
+        lines.append(f"{i + 1:>5} " + " ".join(f"{row[f'{t}_{who}_{term}_ns']:>20.0f}"
+                                                for t, who, term in terms))
+        w = row["runs"]
+        lines.append("      over io_uring: " + ", ".join(
+            f"{k}: {v['writes_uring']}/{v['writes']} WRITEs" for k, v in w.items()))
+    lines.append("median ratio io_uring/dev: " + ", ".join(
+        f"{who} per {term} {res[f'median_ratio_{who}_{term}']:.3f}"
+        for who in ("server", "kworker") for term in ("page", "request")))
+    return "\n".join(lines) + "\n"
+
+
+def cmd_uring(args) -> int:
+    import json
+    import sys
+    log = (lambda m: None) if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    progress = None if args.quiet else (lambda what, m: log(f"{what}: {m}"))
+    try:
+        if args.action == "build":
+            print(build(update=not args.no_update, log=log))
+            return 0
+        if args.action == "check":
+            res = check(args.kernel, pages=args.pages or 2048, progress=progress)
+        else:
+            res = measure(args.kernel, args.rounds, args.pages, progress=progress)
+    except (RuntimeError, ValueError) as exc:
+        print(f"kernels uring {args.action}: {exc}", file=sys.stderr)
+        return 2
+    if args.json or args.action == "check":
+        json.dump(res, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(render(res))
+    return 0
+
+
+def add_parser(sub) -> None:
+    q = sub.add_parser("uring", help="FUSE over io_uring in a guest: build the server against "
+                                     "libfuse 3.18 (fetched, never installed), check that "
+                                     "requests travel over the rings, or measure io_uring "
+                                     "against /dev/fuse")
+    q.add_argument("action", choices=("build", "check", "cost"))
+    q.add_argument("kernel", nargs="?", default="7.2", help="the kernel (default 7.2)")
+    q.add_argument("--rounds", type=int, default=3, help="cost: rounds (default 3)")
+    q.add_argument("--pages", type=int, default=None,
+                   help="pages per boot (default: check 2048, cost 16384)")
+    q.add_argument("--no-update", action="store_true", help="build: reuse the private lists")
+    q.add_argument("--json", action="store_true", help="cost: every run and term as JSON")
+    q.add_argument("--quiet", action="store_true", help="no progress lines")
+    q.set_defaults(func=cmd_uring)
