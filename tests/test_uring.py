@@ -112,7 +112,26 @@ def test_measure_solves_each_transport_and_divides(tmp_path, monkeypatch):
     assert res["median_ratio_kworker_request"] == pytest.approx(2.0)
     assert row["runs"]["io_uring contiguous"]["writes_uring"] == 2048 // 32
     assert row["runs"]["dev every-other"]["writes_uring"] == 0
-    assert "median ratio io_uring/dev: server per page 1.500" in uring.render(res)
+    # unsplit: every-other's 2048 one-page WRITEs cost (1500 + 4000) / (1000 + 8000) per page
+    assert res["median_ratio_server_run_every-other"] == pytest.approx(5500 / 9000)
+    assert res["median_ratio_server_run_contiguous"] == pytest.approx(
+        (1500 + 4000 / 32) / (1000 + 8000 / 32))
+    text = uring.render(res)
+    assert "server_page                  1.500 (1.500..1.500)" in text
+
+
+def test_a_ratio_whose_dev_term_is_not_positive_is_left_out_of_the_median(tmp_path,
+                                                                           monkeypatch):
+    p = uring.server_path(tmp_path)
+    p.parent.mkdir(parents=True)
+    p.write_bytes(b"")
+    p.chmod(0o755)
+    fake = _Fake({"dev": (1000.0, 0.0, 300.0, 900.0), "io_uring": (1500.0, 4000.0, 300.0, 1.0)})
+    monkeypatch.setattr(guest, "cpu_usage", fake.cpu_usage)
+    res = uring.measure("7.2", rounds=1, pages=2048, execute=fake.execute, root=tmp_path)
+    assert np.isnan(res["rounds"][0]["ratio_server_request"])
+    assert np.isnan(res["median_ratio_server_request"])
+    assert res["median_ratio_server_page"] == pytest.approx(1.5)
 
 
 @pytest.mark.parametrize("rounds, pages, field", [(0, 2048, "rounds"), (1, 100, "pages"),

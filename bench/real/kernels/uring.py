@@ -19,10 +19,14 @@ and csrc/server/fwb_fuse_server.c into one static server, ``fwb_fuse_server_urin
 low-level server opts in with the session option ``-o io_uring`` (lib/fuse_lowlevel.c,
 fuse_ll_opts; FUSE_CAP_OVER_IO_URING is wanted by default when the kernel offers it): at INIT
 libfuse registers one ring queue per CPU (get_nprocs_conf) and its ring threads serve the
-requests.  The kernel (fs/fuse/dev_uring.c, fuse_uring_do_register) switches a connection's
-input queue to the rings once every queue is registered; it offers FUSE_OVER_IO_URING only
-when ``fuse.enable_uring`` is set (fs/fuse/inode.c, fuse_send_init), which on the packaged
-7.x kernels (FUSE built in) is the kernel command line's ``fuse.enable_uring=1``.
+requests.  The kernel offers FUSE_OVER_IO_URING at INIT only when ``fuse.enable_uring`` is set
+(fs/fuse/inode.c, fuse_send_init: ``if (fuse_uring_enabled()) flags |= FUSE_OVER_IO_URING``),
+which on the packaged 7.x kernels (FUSE built in) is the kernel command line's
+``fuse.enable_uring=1``; fs/fuse/dev_uring.c's fuse_uring_do_register then switches the
+connection's input queue (fiq->ops) to the rings once the ring is ready (in the mainline source
+read, when every possible CPU's queue is registered), while FORGETs and INTERRUPTs stay on
+/dev/fuse (fuse_io_uring_ops).  Read in mainline, not checked against 7.2.13's own source; what
+7.2.13 does is what the server's log shows (every WRITE over a ring, below).
 
 The check that requests really travel over the rings is the server's own: every logged request
 carries flag bit 1 when libfuse's fuse_req_is_uring() says it came over a ring (FLAG_URING).
@@ -315,9 +319,18 @@ def measure(kernel: str | catalog.Kernel = "7.2", rounds: int = 3, pages: int | 
                 dev = row[f"dev_{who}_{term}_ns"]
                 row[f"ratio_{who}_{term}"] = (row[f"io_uring_{who}_{term}_ns"] / dev
                                               if dev > 0 else float("nan"))
+            # the whole runs, unsplit: CPU per page of one layout, io_uring over dev
+            for lay in cost.LAYOUTS:
+                d, u = got[("dev", lay)], got[("io_uring", lay)]
+                row[f"ratio_{who}_run_{lay}"] = ((u[f"{who}_ns"] / u["pages"])
+                                                 / (d[f"{who}_ns"] / d["pages"])
+                                                 if d[f"{who}_ns"] > 0 and d["pages"] > 0
+                                                 and u["pages"] > 0 else float("nan"))
         out["rounds"].append(row)
     for key in [k for k in out["rounds"][0] if k != "runs"]:
-        out[f"median_{key}"] = float(np.median([row[key] for row in out["rounds"]]))
+        v = np.array([row[key] for row in out["rounds"]], float)
+        v = v[np.isfinite(v)]       # a ratio is nan where dev's term came out <= 0
+        out[f"median_{key}"] = float(np.median(v)) if len(v) else float("nan")
     return out
 
 
@@ -335,9 +348,12 @@ def render(res: dict[str, Any]) -> str:
         w = row["runs"]
         lines.append("      over io_uring: " + ", ".join(
             f"{k}: {v['writes_uring']}/{v['writes']} WRITEs" for k, v in w.items()))
-    lines.append("median ratio io_uring/dev: " + ", ".join(
-        f"{who} per {term} {res[f'median_ratio_{who}_{term}']:.3f}"
-        for who in ("server", "kworker") for term in ("page", "request")))
+    lines.append("ratio io_uring/dev, median (min..max) over the rounds:")
+    for key in [k for k in res["rounds"][0] if k.startswith("ratio_")]:
+        v = np.array([row[key] for row in res["rounds"]], float)
+        v = v[np.isfinite(v)]
+        span = f" ({v.min():.3f}..{v.max():.3f})" if len(v) else ""
+        lines.append(f"  {key[6:]:<28} {res[f'median_{key}']:.3f}{span}")
     return "\n".join(lines) + "\n"
 
 
