@@ -178,3 +178,20 @@ def test_7_2_guest_serves_writes_over_io_uring_only_when_asked():
     assert dev["writes"] > 0 and dev["requests_uring"] == 0
     assert ur["writes"] > 0 and ur["writes_uring"] == ur["writes"]
     assert ur["requests_uring"] == ur["requests"]
+
+
+def test_qemu_7_2_io_uring_cost_is_the_dev_cost_times_the_measured_ratio(monkeypatch):
+    from bench.sim import machine, params
+    m = machine.load("qemu-7.2-2cpu-4g")
+    costs, reason = m.transport_costs("io_uring")
+    assert reason == "" and set(costs) == {"server_base_ns"}
+    ratio = m.doc["measurements"]["guest_uring_server_request_ratio"]
+    assert ratio["in_costs"] is True
+    assert ratio["median"] == pytest.approx(float(np.median(ratio["per_round"])), abs=1e-3)
+    assert costs["server_base_ns"] == round(m.values["server_base_ns"] * ratio["median"])
+    monkeypatch.setenv(machine.ENV, "qemu-7.2-2cpu-4g")
+    dev = params.resolve("no-temp-page", {})
+    ur = params.resolve("no-temp-page", {"transport": "io_uring"})
+    assert ur["server_base_ns"] == costs["server_base_ns"] < dev["server_base_ns"]
+    assert {k: v for k, v in ur.items() if k not in ("server_base_ns", "transport")} == \
+        {k: v for k, v in dev.items() if k not in ("server_base_ns", "transport")}
