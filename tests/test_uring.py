@@ -4,6 +4,7 @@ one 7.2 boot per transport that checks the requests' transport as the server log
 import os
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -195,3 +196,12 @@ def test_qemu_7_2_io_uring_cost_is_the_dev_cost_times_the_measured_ratio(monkeyp
     assert ur["server_base_ns"] == costs["server_base_ns"] < dev["server_base_ns"]
     assert {k: v for k, v in ur.items() if k not in ("server_base_ns", "transport")} == \
         {k: v for k, v in dev.items() if k not in ("server_base_ns", "transport")}
+
+
+def test_the_verb_says_in_one_line_that_the_server_is_not_built(tmp_path):
+    env = {**os.environ, "FWB_KERNEL_CACHE": str(tmp_path)}
+    p = subprocess.run([sys.executable, "-m", "bench", "kernels", "uring", "cost", "7.2",
+                        "--quiet"], capture_output=True, text=True, env=env, timeout=120)
+    assert p.returncode == 2 and p.stdout == ""
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and "kernels uring build" in lines[0], p.stderr

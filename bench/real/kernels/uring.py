@@ -370,7 +370,7 @@ def cmd_uring(args) -> int:
             res = check(args.kernel, pages=args.pages or 2048, progress=progress)
         else:
             res = measure(args.kernel, args.rounds, args.pages, progress=progress)
-    except (RuntimeError, ValueError) as exc:
+    except (RuntimeError, ValueError, OSError, tarfile.TarError) as exc:
         print(f"kernels uring {args.action}: {exc}", file=sys.stderr)
         return 2
     if args.json or args.action == "check":
