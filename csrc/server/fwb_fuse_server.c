@@ -30,7 +30,8 @@
  *                     before its reply is sent, so that a WRITE the kernel sends on
  *                     receiving that reply never seems to overlap it), uint64 ino,
  *                     int64 offset, uint32 size, uint16 kind (0 WRITE, 1 READ,
- *                     2 FSYNC, 3 FLUSH), uint16 flags (bit 0: FUSE_WRITE_CACHE),
+ *                     2 FSYNC, 3 FLUSH), uint16 flags (bit 0: FUSE_WRITE_CACHE; bit 1:
+ *                     the request came over FUSE-over-io_uring, see below),
  *                     uint32 pid, uint32 reserved
  *   Version 1 had 40-byte records without pid and reserved, and no FLUSH.
  * Records are buffered under one mutex and written in 1 MiB chunks, so logging
@@ -48,6 +49,16 @@
  * of at most FWB_SMALL bytes keep a small, growing first chunk instead.  WRITE is
  * served by write_buf, so libfuse splices the request from /dev/fuse into a pipe
  * (page references, no copy) and the data is copied once, pipe to chunk.
+ *
+ * FUSE over io_uring (kernel 6.14+, CONFIG_FUSE_IO_URING, fuse.enable_uring=1): with
+ * libfuse >= 3.18 built with liburing, `-o io_uring` (a libfuse session option) makes
+ * libfuse register one ring queue per CPU at INIT; once every queue is registered the
+ * kernel sends requests through the rings (forgets and interrupts still through
+ * /dev/fuse), served by libfuse's ring threads, which call the same handlers.  Each
+ * logged request then carries flag bit 1 when fuse_req_is_uring() says it came over a
+ * ring: the server's own account of the transport.  Against an older libfuse the bit is
+ * never set (and `-o io_uring` is an unknown option).
+ * bench/real/kernels/uring.py builds this variant.
  *
  * Compile with:
  *   cc -O2 -Wall -Wextra fwb_fuse_server.c $(pkg-config fuse3 --cflags --libs) -lm -o fwb_fuse_server
@@ -88,6 +99,7 @@
 #endif
 
 enum { LOG_WRITE = 0, LOG_READ = 1, LOG_FSYNC = 2, LOG_FLUSH = 3 };
+enum { FLAG_WRITE_CACHE = 1, FLAG_URING = 2 };	/* log_record.flags */
 enum { DELAY_FIXED = 0, DELAY_EXPONENTIAL = 1, DELAY_LOGNORMAL = 2 };
 
 struct log_header {
@@ -237,12 +249,26 @@ static void log_write_out(struct fwb *fs, const struct log_record *buf, size_t n
 	}
 }
 
+/* A request's log flags; call it before the reply, which frees req. */
+static int req_flags(fuse_req_t req, int cache)
+{
+	int flags = cache ? FLAG_WRITE_CACHE : 0;
+
+#if FUSE_VERSION >= FUSE_MAKE_VERSION(3, 18)
+	if (fuse_req_is_uring(req))
+		flags |= FLAG_URING;
+#else
+	(void)req;
+#endif
+	return flags;
+}
+
 static void log_request_at(struct fwb *fs, int kind, fuse_ino_t ino, off_t off, size_t size,
-			   int cache, pid_t pid, int64_t t_recv, int64_t t_reply)
+			   int flags, pid_t pid, int64_t t_recv, int64_t t_reply)
 {
 	struct log_record r = {
 		.t_recv_ns = t_recv, .t_reply_ns = t_reply, .ino = ino, .offset = off,
-		.size = (uint32_t)size, .kind = (uint16_t)kind, .flags = cache ? 1 : 0,
+		.size = (uint32_t)size, .kind = (uint16_t)kind, .flags = (uint16_t)flags,
 		.pid = (uint32_t)pid,
 	};
 	struct log_record *full;
@@ -270,9 +296,9 @@ static void log_request_at(struct fwb *fs, int kind, fuse_ino_t ino, off_t off, 
 }
 
 static void log_request(struct fwb *fs, int kind, fuse_ino_t ino, off_t off, size_t size,
-			int cache, pid_t pid, int64_t t_recv)
+			int flags, pid_t pid, int64_t t_recv)
 {
-	log_request_at(fs, kind, ino, off, size, cache, pid, t_recv, now_ns());
+	log_request_at(fs, kind, ino, off, size, flags, pid, t_recv, now_ns());
 }
 
 static int log_open(struct fwb *fs)
@@ -937,6 +963,7 @@ static void fwb_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	char *copy = NULL;
 	size_t len = 0;
 	pid_t pid;
+	int flags;
 
 	(void)fi;
 	if (n == NULL) {
@@ -962,6 +989,7 @@ static void fwb_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		direct = copy;
 	}
 	pid = fuse_req_ctx(req)->pid;	/* before the reply, which frees req */
+	flags = req_flags(req, 0);
 	if (len > 0 && direct == NULL)
 		fuse_reply_err(req, ENOMEM);
 	else
@@ -970,7 +998,7 @@ static void fwb_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	range_release(n, &r);
 	pthread_mutex_unlock(&n->lock);
 	free(copy);
-	log_request(fs, LOG_READ, ino, off, size, 0, pid, t);
+	log_request(fs, LOG_READ, ino, off, size, flags, pid, t);
 }
 
 /* write_buf rather than write: with FUSE_CAP_SPLICE_READ (on by default then) the
@@ -982,7 +1010,7 @@ static void fwb_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in
 	struct node *n = node_get(fs, ino);
 	size_t size = fuse_buf_size(in);
 	int64_t t = now_ns(), svc, t_done;
-	int cache = fi->writepage;	/* FUSE_WRITE_CACHE: sent by page-cache writeback */
+	int flags = req_flags(req, fi->writepage);	/* FUSE_WRITE_CACHE: sent by writeback */
 	pid_t pid = fuse_req_ctx(req)->pid;
 	struct range r = { .start = (size_t)off, .end = (size_t)off + size };
 	char *spare = NULL;
@@ -1022,7 +1050,7 @@ static void fwb_write_buf(fuse_req_t req, fuse_ino_t ino, struct fuse_bufvec *in
 		fuse_reply_err(req, err);
 	else
 		fuse_reply_write(req, size);
-	log_request_at(fs, LOG_WRITE, ino, off, size, cache, pid, t, t_done);
+	log_request_at(fs, LOG_WRITE, ino, off, size, flags, pid, t, t_done);
 }
 
 static void fwb_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -1030,10 +1058,11 @@ static void fwb_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fwb *fs = fwb_of(req);
 	pid_t pid = fuse_req_ctx(req)->pid;
 	int64_t t = now_ns();
+	int flags = req_flags(req, 0);
 
 	(void)fi;
 	fuse_reply_err(req, 0);	/* close(2): the kernel has written back and waited already */
-	log_request(fs, LOG_FLUSH, ino, 0, 0, 0, pid, t);
+	log_request(fs, LOG_FLUSH, ino, 0, 0, flags, pid, t);
 }
 
 static void fwb_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
@@ -1041,11 +1070,12 @@ static void fwb_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_
 	struct fwb *fs = fwb_of(req);	/* before the reply, which frees req */
 	pid_t pid = fuse_req_ctx(req)->pid;
 	int64_t t = now_ns();
+	int flags = req_flags(req, 0);
 
 	(void)datasync;
 	(void)fi;
 	fuse_reply_err(req, 0);	/* the data is in memory already: nothing to make durable */
-	log_request(fs, LOG_FSYNC, ino, 0, 0, 0, pid, t);
+	log_request(fs, LOG_FSYNC, ino, 0, 0, flags, pid, t);
 }
 
 static void fwb_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

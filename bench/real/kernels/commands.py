@@ -462,4 +462,6 @@ def add_parsers(subparsers) -> None:
     q.add_argument("--json", action="store_true", help="every run and term as JSON")
     q.add_argument("--quiet", action="store_true", help="no progress lines")
     q.set_defaults(func=cmd_cost)
+    from . import uring
+    uring.add_parser(sub)
 

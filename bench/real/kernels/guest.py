@@ -126,7 +126,9 @@ class GuestResult:
 def execute(kernel: str | catalog.Kernel, workload: Any, seed: int = 0, *, retries: int = 2,
             mem_mb: int = boot.MEM_MB, smp: int = boot.SMP, update: bool = False,
             progress=None, trace: str = "", cpu_probe: bool = False,
-            folio_trace: bool = True, **params: Any) -> GuestResult:
+            folio_trace: bool = True, server: str | os.PathLike | None = None,
+            server_args: tuple[str, ...] = (), append: str = "",
+            **params: Any) -> GuestResult:
     """Boot `kernel` (fetched first if it is not cached; `update` looks for a newer version)
     and run `workload` in it.  RuntimeError when it cannot be run or fails.
 
@@ -137,7 +139,10 @@ def execute(kernel: str | catalog.Kernel, workload: Any, seed: int = 0, *, retri
     `folio_trace`: the orders of the page-cache folios added on the mount over the run
     (bench.real.kernels.folios), in the run's meta as folio_orders, folio_pages_mean, ...
     Every run also keeps the kernel's FUSE knobs and fuse_*/iomap_* symbol names
-    (``files["fuse_knobs" | "fuse_symbols"]``, read by bench.real.kernels.features)."""
+    (``files["fuse_knobs" | "fuse_symbols"]``, read by bench.real.kernels.features).
+    `server`: another static server binary than GUEST_SERVER (bench.real.kernels.uring builds
+    one); `server_args`: options appended to the server's; `append`: words appended to the
+    kernel command line (e.g. ``fuse.enable_uring=1``)."""
     k = catalog.get(kernel) if isinstance(kernel, str) else kernel
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed: must be an integer >= 0, got {seed!r}")
@@ -150,6 +155,12 @@ def execute(kernel: str | catalog.Kernel, workload: Any, seed: int = 0, *, retri
         raise RuntimeError(why)
     params = dict(params)
     asked_rt = params.pop("request_timeout_ns", None)
+    server_bin = Path(server) if server is not None else GUEST_SERVER
+    if not os.access(server_bin, os.X_OK):
+        raise RuntimeError(f"guest server {server_bin} missing or not executable")
+    for what, words in (("server_args", server_args), ("append", (append,))):
+        if any(not isinstance(w, str) or any(c in w for c in "'\"\n") for w in words):
+            raise ValueError(f"{what}: strings without quotes or newlines")
     wl, p = mount._split_params(workload, seed, params)
     asked_rt = _timeout.asked(wl.params, {} if asked_rt is None
                               else {"request_timeout_ns": asked_rt})
@@ -175,7 +186,7 @@ def execute(kernel: str | catalog.Kernel, workload: Any, seed: int = 0, *, retri
     dio_len = int(wl.ops["length"][dio_rows].max()) if dio_rows.any() else 0
     dio_len = -(-dio_len // mount.PAGE_SIZE) * mount.PAGE_SIZE
     brd = fetched.brd_module if dio_len else None
-    job = initramfs.GuestJob(server_args=tuple(opts.argv()),
+    job = initramfs.GuestJob(server_args=tuple(opts.argv()) + tuple(server_args),
                              has_fuse_module=fetched.fuse_module is not None,
                              epoch_lead_ns=EPOCH_LEAD_NS if opts.stalls else 0,
                              dio_kb=dio_len // 1024, has_brd_module=brd is not None,
@@ -184,12 +195,13 @@ def execute(kernel: str | catalog.Kernel, workload: Any, seed: int = 0, *, retri
                              fuse_trace=bool(opts.stalls or timeout_ns))
     with tempfile.TemporaryDirectory(prefix="fwb-guest-") as tmp:
         initrd = os.path.join(tmp, "initrd.cpio")
-        initramfs.build(initrd, server=GUEST_SERVER, runner=GUEST_RUNNER,
+        initramfs.build(initrd, server=server_bin, runner=GUEST_RUNNER,
                         ops_file=op_file(wl.ops, wl.file_sizes, map_len, wl.threads, dio_len,
                                          interval),
                         job=job, fuse_module=fetched.fuse_module, brd_module=brd)
         b = boot.boot(fetched.vmlinuz, initrd, tmp, timeout_s=timeout_s, retries=retries,
                       mem_mb=mem_mb, smp=smp,
+                      append=boot.CMDLINE + (f" {append}" if append.strip() else ""),
                       progress=(lambda mark, t: progress("boot", f"{mark} at {t:.1f} s"))
                       if progress else None)
         files = b.files
@@ -253,7 +265,7 @@ def execute(kernel: str | catalog.Kernel, workload: Any, seed: int = 0, *, retri
         "bdi_max_ratio": bdi.get("max_ratio", -1),
         "bdi_strict_limit": bdi.get("strict_limit", -1),
         "bdi_max_bytes": bdi.get("max_bytes", -1),
-        "server": opts.argv(),
+        "server": opts.argv() + list(server_args),
         "compact_skipped": int(head["compact_skipped"]),
         "sample_interval_ns": interval,
         "dio_source": info_g.get("dio_source", ""),
