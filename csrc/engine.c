@@ -796,6 +796,31 @@ static int32_t fifo_popleft(sim *s, fifo *q)
 static void dispatch(sim *s);
 static void fail(sim *s, int32_t r);
 static void wake_waiters(sim *s);
+static void sample(sim *s, int64_t t);
+
+/* ------------------------------------------------------------ going on without an event */
+
+/* When the next queued event is due (INT64_MAX if none): the queue's head, or the pending
+ * CPU grant if it comes first. */
+static int64_t next_due(const sim *s)
+{
+	int64_t t = s->has_first ? s->first.t : s->nev ? s->heap[0].t : INT64_MAX;
+	return s->cpu_ev >= 0 ? min64(t, s->cpu_ev) : t;
+}
+
+/* An actor whose CPU work runs until t would sleep until then (an EV_ACTOR at t) and be
+ * the next event if nothing queued is due at or before t (an event pushed before it at
+ * the same time goes first): then it goes on at once, the clock moved to t as the loop
+ * would move it (series samples up to t); 1 then.  Not past max_time_ns (the loop stops
+ * there).  The event it saves is not counted in events. */
+static int go_on(sim *s, int64_t t)
+{
+	if (t > s->cfg->max_time_ns || t >= next_due(s))
+		return 0;
+	sample(s, t);
+	s->now = t;
+	return 1;
+}
 
 /* ------------------------------------------------------------ CPUs */
 
@@ -1392,7 +1417,10 @@ static int send_batch(sim *s, actor *a)
 		return 1;
 	a->wp_batch = 0;
 	work(s, a, s->cfg->wp_request_ns + s->temp * s->cfg->wb_tree_ns);
-	if (a->clk > s->now) {
+	/* Going on at once is what waking at a->clk does (writepages resumes at the page it
+	 * stopped at and sends the batch first), with nothing in between; not after the
+	 * abort, where sending fails the batch's pages under the loop's feet. */
+	if (a->clk > s->now && (s->aborted || !go_on(s, a->clk))) {
 		a->wp_ready = r;
 		sleep_until(s, a, a->clk);
 		return 0;
@@ -2337,7 +2365,7 @@ static void step_thread(sim *s, actor *a)
 			return;
 		}
 		t = max64(a->clk, a->ops[a->k]->time);
-		if (t > s->now) {
+		if (t > s->now && !go_on(s, t)) {
 			a->wake_pending = 1;
 			push(s, t, EV_ACTOR, a->id);
 			return;

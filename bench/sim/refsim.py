@@ -503,6 +503,24 @@ class Sim:
         heapq.heappush(self.heap, (t, self.seq, kind, arg))
         self.seq += 1
 
+    def next_due(self) -> float:
+        """When the next queued event is due (inf if none): the queue's head, or the pending CPU
+        grant if it comes first."""
+        t = self.heap[0][0] if self.heap else math.inf
+        return min(t, self.cpu_ev) if self.cpu_ev >= 0 else t
+
+    def go_on(self, t: int) -> bool:
+        """An actor whose CPU work runs until t would sleep until then (an EV_ACTOR at t) and be
+        the next event if nothing queued is due at or before t (an event pushed before it at the
+        same time goes first): then it goes on at once, the clock moved to t as the loop would
+        move it (series samples up to t).  Not past max_time_ns (the loop stops there).  The
+        event it saves is not counted in events."""
+        if t > self.cfg["max_time_ns"] or t >= self.next_due():
+            return False
+        self.sample(t)
+        self.now = t
+        return True
+
     def idle_cpu(self, t: int) -> int:
         """The CPU that became free last at or before t (so that one thread's successive pieces
         of work stay on one CPU and leave the others' idle time alone); -1 if none is."""
@@ -1016,7 +1034,10 @@ class Sim:
             return True
         a.wp_batch = None
         self.work(a, self.cfg["wp_request_ns"] + self.temp * self.cfg["wb_tree_ns"])
-        if a.clk > self.now:
+        # Going on at once is what waking at a.clk does (writepages resumes at the page it
+        # stopped at and sends the batch first), with nothing in between; not after the abort,
+        # where sending fails the batch's pages under the loop's feet.
+        if a.clk > self.now and (self.aborted or not self.go_on(a.clk)):
             a.wp_ready = r
             self.sleep_until(a, a.clk)
             return False
@@ -1755,7 +1776,7 @@ class Sim:
                 self.c["t_app_end"] = max(self.c["t_app_end"], a.clk)
                 return
             t = max(a.clk, int(a.ops[a.k]["time"]))
-            if t > self.now:
+            if t > self.now and not self.go_on(t):
                 a.wake_pending = True
                 self.push(t, EV_ACTOR, a.id)
                 return
