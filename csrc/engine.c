@@ -52,7 +52,7 @@
 #define MAX_FOLIO_ORDER 9	/* MAX_PAGECACHE_ORDER on x86-64 (HPAGE_PMD_ORDER): 2 MiB */
 
 /* events */
-enum { EV_ACTOR, EV_DONE, EV_TIMER, EV_STALL, EV_CPU, EV_TIMEOUT };
+enum { EV_ACTOR, EV_DONE, EV_TIMER, EV_STALL, EV_TIMEOUT };
 /* request kinds and states */
 enum { RQ_WRITE, RQ_READ, RQ_FSYNC };
 enum { ST_FILLING, ST_QUEUED, ST_BACKGROUND, ST_PENDING, ST_SENT, ST_DONE, ST_HELD };
@@ -204,7 +204,10 @@ typedef struct sim {
 	int64_t *runq_svc;
 	int64_t *runq_on;	/* the share of runq_svc on a CPU */
 	int32_t runq_head, runq_n;
-	int64_t cpu_ev;		/* time of the pending EV_CPU, -1 if none */
+	/* The pending CPU grant (run_cpu_queue), kept out of the event queue: due at cpu_ev
+	 * (-1 if none), after the events pushed before it (seq < cpu_seq) and before those
+	 * pushed since (seq >= cpu_seq), as an event pushed then would be. */
+	int64_t cpu_ev, cpu_seq;
 	int in_done;		/* handling a reply (EV_DONE) */
 
 	/* files */
@@ -916,8 +919,10 @@ static void book_server(sim *s, int32_t i, int32_t w, int64_t svc, int64_t on_cp
 	push(s, defer(s, sadd(s->now, svc)), EV_DONE, w);
 }
 
-/* Schedule EV_CPU for when a queued server thread may next find a CPU: the end of
- * the first server work if server_cpus are taken, else when the first CPU is free. */
+/* Schedule the CPU grant for when a queued server thread may next find a CPU: the end
+ * of the first server work if server_cpus are taken, else when the first CPU is free.
+ * A grant already pending is never later: while threads queue no server work is booked
+ * (srv_until stays) and cpu_free only grows, so neither time can move earlier. */
 static void cpu_wake(sim *s)
 {
 	int32_t i;
@@ -931,7 +936,7 @@ static void cpu_wake(sim *s)
 	}
 	if (s->cpu_ev < 0 || t < s->cpu_ev) {
 		s->cpu_ev = t;
-		push(s, t, EV_CPU, 0);
+		s->cpu_seq = s->seq;
 	}
 }
 
@@ -959,11 +964,9 @@ static void start_service(sim *s, int32_t w, int64_t svc, int64_t kern)
 	push(s, defer(s, sadd(s->now, svc)), EV_DONE, w);
 }
 
-/* EV_CPU: queued server threads take the CPUs idle now, in order. */
+/* The CPU grant: queued server threads take the CPUs idle now, in order. */
 static void run_cpu_queue(sim *s)
 {
-	if (s->now != s->cpu_ev)
-		return;		/* superseded by an earlier EV_CPU */
 	s->cpu_ev = -1;
 	while (s->runq_n) {
 		int32_t i = server_cpu(s), w;
@@ -2473,6 +2476,13 @@ static void log_pop(sim *s, const ev *e)
 	vec_push(s, &s->log_pop_pushed, s->seq);
 }
 
+/* Whether the pending CPU grant comes before every queued event. */
+static int grant_first(const sim *s)
+{
+	const ev *e = s->has_first ? &s->first : s->nev ? &s->heap[0] : NULL;
+	return !e || s->cpu_ev < e->t || (s->cpu_ev == e->t && s->cpu_seq <= e->seq);
+}
+
 static void run(sim *s)
 {
 	const fwb_config *c = s->cfg;
@@ -2496,8 +2506,21 @@ static void run(sim *s)
 		push(s, c->stall_end[i], EV_STALL, 0);
 	if (c->request_timeout_ns)	/* set_request_timeout at FUSE_INIT: first check in 15 s */
 		push(s, sadd(t0, TIMEOUT_PERIOD_NS), EV_TIMEOUT, 0);
-	while (s->has_first || s->nev) {
-		ev e = pop(s);
+	for (;;) {
+		ev e;
+		if (s->cpu_ev >= 0 && grant_first(s)) {	/* run_cpu_queue, not queued */
+			if (s->cpu_ev > c->max_time_ns) {
+				s->c[FWB_C_STUCK] = 1;
+				break;
+			}
+			sample(s, s->cpu_ev);
+			s->now = s->cpu_ev;
+			run_cpu_queue(s);
+			continue;
+		}
+		if (!(s->has_first || s->nev))
+			break;
+		e = pop(s);
 		if (s->evlog)
 			log_pop(s, &e);
 		if (e.kind == EV_TIMER && !s->alive)
@@ -2533,10 +2556,8 @@ static void run(sim *s)
 				push(s, sadd(e.t, c->dirty_writeback_interval_ns), EV_TIMER, 0);
 		} else if (e.kind == EV_STALL) {
 			dispatch(s);
-		} else if (e.kind == EV_TIMEOUT) {
-			check_timeout(s);
 		} else {
-			run_cpu_queue(s);
+			check_timeout(s);
 		}
 	}
 }

@@ -198,7 +198,7 @@ M64 = (1 << 64) - 1
 LN2 = 0.6931471805599453
 
 # events
-EV_ACTOR, EV_DONE, EV_TIMER, EV_STALL, EV_CPU, EV_TIMEOUT = 0, 1, 2, 3, 4, 5
+EV_ACTOR, EV_DONE, EV_TIMER, EV_STALL, EV_TIMEOUT = 0, 1, 2, 3, 4
 # request kinds and states
 RQ_WRITE, RQ_READ, RQ_FSYNC = 0, 1, 2
 ST_FILLING, ST_QUEUED, ST_BACKGROUND, ST_PENDING, ST_SENT, ST_DONE, ST_HELD = range(7)
@@ -483,7 +483,10 @@ class Sim:
         self.srv_until = [0] * cfg["cpus"]            # end of the server work on each CPU
         self.srv_cap = cfg["server_cpus"] or cfg["cpus"]
         self.cpu_runq: deque[tuple[int, int, int]] = deque()   # (server thread, service ns, on CPU)
-        self.cpu_ev = -1               # time of the pending EV_CPU, -1 if none
+        # The pending CPU grant (run_cpu_queue), kept out of the event queue: due at cpu_ev (-1 if
+        # none), after the events pushed before it (seq < cpu_seq) and before those pushed since.
+        self.cpu_ev = -1
+        self.cpu_seq = 0
         self.in_done = False           # handling a reply (EV_DONE)
 
         self.heap: list[tuple[int, int, int, int]] = []
@@ -578,20 +581,20 @@ class Sim:
         self.push(self.server.defer(self.now + svc), EV_DONE, w)
 
     def cpu_wake(self) -> None:
-        """Schedule EV_CPU for when a queued server thread may next find a CPU: the end of the
-        first server work if server_cpus are taken, else when the first CPU is free."""
+        """Schedule the CPU grant for when a queued server thread may next find a CPU: the end of
+        the first server work if server_cpus are taken, else when the first CPU is free.  A grant
+        already pending is never later: while threads queue no server work is booked (srv_until
+        stays) and cpu_free only grows, so neither time can move earlier."""
         if self.server_capped():
             t = min(u for u in self.srv_until if u > self.now)
         else:
             t = max(self.now, min(self.cpu_free))
         if self.cpu_ev < 0 or t < self.cpu_ev:
             self.cpu_ev = t
-            self.push(t, EV_CPU, 0)
+            self.cpu_seq = self.seq
 
     def run_cpu_queue(self) -> None:
-        """EV_CPU: queued server threads take the CPUs idle now, in order."""
-        if self.now != self.cpu_ev:
-            return                     # superseded by an earlier EV_CPU
+        """The CPU grant: queued server threads take the CPUs idle now, in order."""
         self.cpu_ev = -1
         while self.cpu_runq:
             i = self.server_cpu()
@@ -1855,7 +1858,15 @@ class Sim:
             self.push(end, EV_STALL, 0)
         if c["request_timeout_ns"]:    # set_request_timeout at FUSE_INIT: the first check in 15 s
             self.push(t0 + TIMEOUT_PERIOD_NS, EV_TIMEOUT, 0)
-        while self.heap:
+        while self.heap or self.cpu_ev >= 0:
+            if self.cpu_ev >= 0 and (not self.heap or (self.cpu_ev, self.cpu_seq) <= self.heap[0][:2]):
+                if self.cpu_ev > c["max_time_ns"]:    # the CPU grant, not queued
+                    self.c["stuck"] = 1
+                    break
+                self.sample(self.cpu_ev)
+                self.now = self.cpu_ev
+                self.run_cpu_queue()
+                continue
             t, _, kind, arg = heapq.heappop(self.heap)
             if kind == EV_TIMER and not self.alive:
                 continue               # the flusher's tick after the last thread ended
@@ -1887,10 +1898,8 @@ class Sim:
                     self.push(t + c["dirty_writeback_interval_ns"], EV_TIMER, 0)
             elif kind == EV_STALL:
                 self.dispatch()
-            elif kind == EV_TIMEOUT:
-                self.check_timeout()
             else:
-                self.run_cpu_queue()
+                self.check_timeout()
         return self.finish()
 
     def finish(self) -> dict[str, Any]:
