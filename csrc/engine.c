@@ -799,13 +799,21 @@ static int32_t fifo_popleft(sim *s, fifo *q)
 static void dispatch(sim *s);
 static void fail(sim *s, int32_t r);
 static void wake_waiters(sim *s);
-static void sample(sim *s, int64_t t);
+static void take_samples(sim *s, int64_t t);
+
+/* The series' samples due at or before t, taken before the clock moves to t (the check
+ * inline: most events fall between two samples). */
+static inline void sample(sim *s, int64_t t)
+{
+	if (s->next_sample <= t)
+		take_samples(s, t);
+}
 
 /* ------------------------------------------------------------ going on without an event */
 
 /* When the next queued event is due (INT64_MAX if none): the queue's head, or the pending
  * CPU grant if it comes first. */
-static int64_t next_due(const sim *s)
+static inline int64_t next_due(const sim *s)
 {
 	int64_t t = s->has_first ? s->first.t : s->nev ? s->heap[0].t : INT64_MAX;
 	return s->cpu_ev >= 0 ? min64(t, s->cpu_ev) : t;
@@ -816,7 +824,7 @@ static int64_t next_due(const sim *s)
  * the same time goes first): then it goes on at once, the clock moved to t as the loop
  * would move it (series samples up to t); 1 then.  Not past max_time_ns (the loop stops
  * there).  The event it saves is not counted in events. */
-static int go_on(sim *s, int64_t t)
+static inline int go_on(sim *s, int64_t t)
 {
 	if (t > s->cfg->max_time_ns || t >= next_due(s))
 		return 0;
@@ -859,21 +867,24 @@ static int64_t cpu_run(sim *s, int64_t t, int64_t ns, int32_t *on)
 	return end;
 }
 
-/* cpu_run for an actor.  Back-to-back work: when the CPU its last work ran on is free
- * exactly at its clock, no CPU free at or before then is free later, so idle_cpu's
- * answer is the first CPU free exactly then, found without the scan. */
-static void work(sim *s, actor *a, int64_t ns)
+/* cpu_run for an actor, inline for its two common cases.  Back-to-back work: when the
+ * CPU its last work ran on is free exactly at its clock, no CPU free at or before then
+ * is free later, so idle_cpu's answer is the first CPU free exactly then, found without
+ * the scan.  No CPU model (cpus = 0): the work only moves its clock. */
+static inline __attribute__((always_inline)) void work(sim *s, actor *a, int64_t ns)
 {
 	int32_t b = a->cpu, i;
-	const int64_t *cf = s->cpu_free;
+	int64_t *cf = s->cpu_free;
 	if (ns > 0 && b >= 0 && cf[b] == a->clk) {
 		for (i = 0; i < b && cf[i] != a->clk; i++)
 			;
-		a->clk = s->cpu_free[i] = sadd(a->clk, ns);
+		a->clk = cf[i] = sadd(a->clk, ns);
 		a->cpu = i;
-		return;
+	} else if (!s->ncpu) {
+		a->clk = sadd(a->clk, ns);
+	} else {
+		a->clk = cpu_run(s, a->clk, ns, &a->cpu);
 	}
-	a->clk = cpu_run(s, a->clk, ns, &a->cpu);
 }
 
 /* Bring srv_busy and srv_next_end up to now: recounted only once some server work
@@ -921,12 +932,18 @@ static void book_server(sim *s, int32_t i, int32_t w, int64_t svc, int64_t on_cp
 
 /* Schedule the CPU grant for when a queued server thread may next find a CPU: the end
  * of the first server work if server_cpus are taken, else when the first CPU is free.
- * A grant already pending is never later: while threads queue no server work is booked
- * (srv_until stays) and cpu_free only grows, so neither time can move earlier. */
+ * A grant is pending exactly while threads queue, and a pending one stands: since it
+ * was computed (at t0 <= now) no server work was booked (start_service queues behind
+ * the queue), so srv_until is as it was, and cpu_free only grew.  Capped now, it was
+ * capped at t0 and the first server work to end is the same one (or, now being its
+ * end, a later one); not capped now, either that work ended by now (the grant is due
+ * by now) or max(t0, first CPU free) has only grown: never earlier than the grant. */
 static void cpu_wake(sim *s)
 {
 	int32_t i;
 	int64_t t = INT64_MAX;
+	if (s->cpu_ev >= 0)
+		return;
 	if (server_capped(s)) {
 		t = s->srv_next_end;	/* the first server work to end */
 	} else {
@@ -934,10 +951,8 @@ static void cpu_wake(sim *s)
 			t = min64(t, s->cpu_free[i]);
 		t = max64(s->now, t);
 	}
-	if (s->cpu_ev < 0 || t < s->cpu_ev) {
-		s->cpu_ev = t;
-		s->cpu_seq = s->seq;
-	}
+	s->cpu_ev = t;
+	s->cpu_seq = s->seq;
 }
 
 /* Server thread w runs a request of svc ns, then kern ns of kernel work at its reply
@@ -948,8 +963,8 @@ static void start_service(sim *s, int32_t w, int64_t svc, int64_t kern)
 	int64_t on_cpu = sadd(svc * s->cfg->server_cpu_pct / 100, kern);
 	svc = sadd(svc, kern);
 	if (s->ncpu && on_cpu > 0) {
-		int32_t i = server_cpu(s);
-		if (i < 0 || s->runq_n) {
+		int32_t i = -1;
+		if (s->runq_n || (i = server_cpu(s)) < 0) {	/* behind those queued */
 			int32_t at = (s->runq_head + s->runq_n) % s->nthr;
 			s->runq_w[at] = w;
 			s->runq_svc[at] = svc;
@@ -1031,17 +1046,17 @@ static void start(sim *s, int32_t w, int32_t r)
 		const page *g = &s->pg[s->base[q->file] + q->first];
 		int64_t left = s->isize[q->file] - q->first * FWB_PAGE, fresh = 0;
 		int32_t i;
-		if (!s->temp) {		/* the server reads the page as it is now */
-			uint32_t *v = versions(s, r);
-			for (i = 0; i < q->n; i++)
+		uint32_t *v = s->temp ? NULL : versions(s, r);
+		/* pages the server has never been sent cost it more: its copy starts sparse; it
+		 * reads each page as it is now (its version), unless from a temp page */
+		for (i = 0; i < q->n; i++) {
+			fresh += g[i].srv_max == 0;
+			if (v)
 				v[i] = g[i].version;
 		}
 		q->crop = max64(0, min64((int64_t)q->n * FWB_PAGE, left));
 		s->c[FWB_C_REQUESTS]++;
 		s->hist[q->n]++;
-		/* pages the server has never been sent cost it more: its copy starts sparse */
-		for (i = 0; i < q->n; i++)
-			fresh += g[i].srv_max == 0;
 		mean = c->server_base_ns + c->server_page_ns * q->n + c->server_new_page_ns * fresh;
 		if (s->temp)	/* fuse_writepage_end: rb_erase, free the temp pages */
 			kern = c->wb_tree_ns * (1 + q->promoted) + c->temp_free_ns * q->n;
@@ -1082,6 +1097,7 @@ static void complete(sim *s, int32_t r)
 	int64_t base;
 	uint32_t *v;
 	int32_t i, sc;
+	uint8_t keep;
 	q->state = ST_DONE;
 	q->done = 1;
 	if (q->kind == RQ_READ) {
@@ -1093,6 +1109,11 @@ static void complete(sim *s, int32_t r)
 		return;		/* freed by the fsync that waits for it */
 	base = s->base[q->file] + q->first;
 	v = versions(s, r);
+	/* PG_writeback ends here unless temp pages ended it at once (the folio's with its
+	 * last range: iomap) */
+	keep = (uint8_t)~(PF_STALE | (s->iomap || !s->temp ? PF_PGWB : 0));
+	/* each page in one pass (a request of one page, rand-write's, is one iteration):
+	 * the server's version, the copy, the lookup, PG_writeback */
 	for (i = 0; i < q->n; i++) {
 		page *g = &s->pg[base + i];
 		if (v[i] < g->srv_max)
@@ -1100,25 +1121,18 @@ static void complete(sim *s, int32_t r)
 		else		/* the newest the server has had */
 			g->srv_max = v[i];
 		/* srv_ver = v */
-		g->flags = (uint8_t)((g->flags & ~PF_STALE) | (v[i] == g->version ? 0 : PF_STALE));
+		g->flags = (uint8_t)((g->flags & keep) | (v[i] == g->version ? 0 : PF_STALE));
 		g->inflight--;
-	}
-	if (s->lk)
-		for (i = 0; i < q->n; i++)
-			if (s->lk[base + i].wb_req == r)
-				s->lk[base + i].wb_req = 0;
-	if (s->iomap) {
-		for (i = 0; i < q->n; i++) {
+		if (s->lk && s->lk[base + i].wb_req == r)
+			s->lk[base + i].wb_req = 0;
+		if (s->iomap) {
 			int64_t h = head(s, base + i);
-			s->pg[base + i].flags &= (uint8_t)~PF_PGWB;
 			if (--s->fo[h].nwb == 0)
 				s->pinned -= nr(s, h);
 		}
-	} else if (!s->temp) {
-		for (i = 0; i < q->n; i++)
-			s->pg[base + i].flags &= (uint8_t)~PF_PGWB;
-		s->pinned -= q->n;
 	}
+	if (!s->iomap && !s->temp)
+		s->pinned -= q->n;
 	if (s->temp)
 		temp_add(s, -(int64_t)q->n);
 	s->c[FWB_C_BYTES_WRITTEN] = sadd(s->c[FWB_C_BYTES_WRITTEN], q->crop);
@@ -2441,7 +2455,7 @@ static void run_actor(sim *s, int32_t aid)
 
 /* ------------------------------------------------------------ loop */
 
-static void sample(sim *s, int64_t t)
+static void take_samples(sim *s, int64_t t)
 {
 	const fwb_config *c = s->cfg;
 	while (s->next_sample <= t && s->series.n / 6 < c->max_samples) {

@@ -13,6 +13,15 @@ the sequence making same-time events run in the order they were scheduled
   DONE     a server thread finished its request
   TIMER    the flusher's periodic wake-up (dirty_writeback_interval)
   STALL    a stall window of the server ended
+  TIMEOUT  the connection's request-timeout check (every 15 s)
+
+Two things happen in that order without going through the heap (the results are
+the same; the `events` counter counts only what went through it):
+  - the CPU grant (run_cpu_queue) is kept beside the heap, due at cpu_ev in its
+    place among the events (cpu_seq: after those pushed before it was set), as an
+    event pushed then would be;
+  - an actor whose CPU work runs until a time before anything queued is due goes on
+    at once (go_on) instead of sleeping in an ACTOR event that would come next.
 
 An *actor* runs atomically at an event's time: an application call changes the
 page cache at its start, and its CPU costs push the actor's own clock (`clk`)
@@ -571,8 +580,8 @@ class Sim:
         on_cpu = svc * self.cfg["server_cpu_pct"] // 100 + kern
         svc += kern
         if self.cpu_free and on_cpu > 0:
-            i = self.server_cpu()
-            if i < 0 or self.cpu_runq:
+            i = -1 if self.cpu_runq else self.server_cpu()     # behind those queued
+            if i < 0:
                 self.cpu_runq.append((w, svc, on_cpu))
                 self.cpu_wake()
                 return
@@ -583,15 +592,19 @@ class Sim:
     def cpu_wake(self) -> None:
         """Schedule the CPU grant for when a queued server thread may next find a CPU: the end of
         the first server work if server_cpus are taken, else when the first CPU is free.  A grant
-        already pending is never later: while threads queue no server work is booked (srv_until
-        stays) and cpu_free only grows, so neither time can move earlier."""
+        is pending exactly while threads queue, and a pending one stands: since it was computed
+        (at t0 <= now) no server work was booked (start_service queues behind the queue), so
+        srv_until is as it was, and cpu_free only grew.  Capped now, it was capped at t0 and the
+        first server work to end is the same one (or, now being its end, a later one); not capped
+        now, either that work ended by now (the grant is due by now) or max(t0, first CPU free)
+        has only grown: never earlier than the grant."""
+        if self.cpu_ev >= 0:
+            return
         if self.server_capped():
-            t = min(u for u in self.srv_until if u > self.now)
+            self.cpu_ev = min(u for u in self.srv_until if u > self.now)
         else:
-            t = max(self.now, min(self.cpu_free))
-        if self.cpu_ev < 0 or t < self.cpu_ev:
-            self.cpu_ev = t
-            self.cpu_seq = self.seq
+            self.cpu_ev = max(self.now, min(self.cpu_free))
+        self.cpu_seq = self.seq
 
     def run_cpu_queue(self) -> None:
         """The CPU grant: queued server threads take the CPUs idle now, in order."""
