@@ -1006,10 +1006,27 @@ static void refuse_request(sim *s, int32_t r)
 	wake_waiters(s);
 }
 
+/* The lowest idle server thread (nidle > 0: an idle bit is set). */
+static int32_t idle_thread(const sim *s)
+{
+	int32_t j = 0;
+	while (!s->idle[j])
+		j++;
+	return (j << 6) + __builtin_ctzll(s->idle[j]);
+}
+
+static void start(sim *s, int32_t w, int32_t r);
+
+/* r goes to the pending queue; alone there with a thread idle, it is read at once. */
 static inline void to_pending(sim *s, int32_t r)
 {
 	if (s->aborted) {
 		refuse_request(s, r);
+		return;
+	}
+	if (!s->pending.head && s->nidle && !stalled(s, s->now)) {
+		s->rq[r].next = 0;	/* what dispatch does with r alone in the queue */
+		start(s, idle_thread(s), r);
 		return;
 	}
 	s->rq[r].state = ST_PENDING;
@@ -1081,14 +1098,10 @@ static void start(sim *s, int32_t w, int32_t r)
 /* Pending requests go to the idle threads, lowest thread first. */
 static void dispatch(sim *s)
 {
-	int32_t j = 0;
 	if (!s->pending.head || !s->nidle || stalled(s, s->now))
 		return;
-	while (s->pending.head && s->nidle) {	/* nidle > 0: an idle bit is set */
-		while (!s->idle[j])
-			j++;
-		start(s, (j << 6) + __builtin_ctzll(s->idle[j]), fifo_popleft(s, &s->pending));
-	}
+	while (s->pending.head && s->nidle)
+		start(s, idle_thread(s), fifo_popleft(s, &s->pending));
 }
 
 static void complete(sim *s, int32_t r)
