@@ -51,7 +51,7 @@
 #define MAX_FOLIO_ORDER 9	/* MAX_PAGECACHE_ORDER on x86-64 (HPAGE_PMD_ORDER): 2 MiB */
 
 /* events */
-enum { EV_ACTOR, EV_DONE, EV_TIMER, EV_STALL, EV_CPU, EV_TIMEOUT };
+enum { EV_ACTOR, EV_DONE, EV_TIMER, EV_STALL, EV_TIMEOUT };
 /* request kinds and states */
 enum { RQ_WRITE, RQ_READ, RQ_FSYNC };
 enum { ST_FILLING, ST_QUEUED, ST_BACKGROUND, ST_PENDING, ST_SENT, ST_DONE, ST_HELD };
@@ -203,7 +203,10 @@ typedef struct sim {
 	int64_t *runq_svc;
 	int64_t *runq_on;	/* the share of runq_svc on a CPU */
 	int32_t runq_head, runq_n;
-	int64_t cpu_ev;		/* time of the pending EV_CPU, -1 if none */
+	/* The pending CPU grant (run_cpu_queue), kept out of the event queue: due at cpu_ev
+	 * (-1 if none), after the events pushed before it (seq < cpu_seq) and before those
+	 * pushed since (seq >= cpu_seq), as an event pushed then would be. */
+	int64_t cpu_ev, cpu_seq;
 	int in_done;		/* handling a reply (EV_DONE) */
 
 	/* files */
@@ -898,6 +901,39 @@ static int32_t fifo_popleft(sim *s, fifo *q)
 static void dispatch(sim *s);
 static void fail(sim *s, int32_t r);
 static void wake_waiters(sim *s);
+static void take_samples(sim *s, int64_t t);
+
+/* The series' samples due at or before t, taken before the clock moves to t (the check
+ * inline: most events fall between two samples). */
+static inline void sample(sim *s, int64_t t)
+{
+	if (s->next_sample <= t)
+		take_samples(s, t);
+}
+
+/* ------------------------------------------------------------ going on without an event */
+
+/* When the next queued event is due (INT64_MAX if none): the queue's head, or the pending
+ * CPU grant if it comes first. */
+static inline int64_t next_due(const sim *s)
+{
+	int64_t t = s->has_first ? s->first.t : s->nev ? s->heap[0].t : INT64_MAX;
+	return s->cpu_ev >= 0 ? min64(t, s->cpu_ev) : t;
+}
+
+/* An actor whose CPU work runs until t would sleep until then (an EV_ACTOR at t) and be
+ * the next event if nothing queued is due at or before t (an event pushed before it at
+ * the same time goes first): then it goes on at once, the clock moved to t as the loop
+ * would move it (series samples up to t); 1 then.  Not past max_time_ns (the loop stops
+ * there).  The event it saves is not counted in events. */
+static inline int go_on(sim *s, int64_t t)
+{
+	if (t > s->cfg->max_time_ns || t >= next_due(s))
+		return 0;
+	sample(s, t);
+	s->now = t;
+	return 1;
+}
 
 /* ------------------------------------------------------------ CPUs */
 
@@ -933,21 +969,24 @@ static int64_t cpu_run(sim *s, int64_t t, int64_t ns, int32_t *on)
 	return end;
 }
 
-/* cpu_run for an actor.  Back-to-back work: when the CPU its last work ran on is free
- * exactly at its clock, no CPU free at or before then is free later, so idle_cpu's
- * answer is the first CPU free exactly then, found without the scan. */
-static void work(sim *s, actor *a, int64_t ns)
+/* cpu_run for an actor, inline for its two common cases.  Back-to-back work: when the
+ * CPU its last work ran on is free exactly at its clock, no CPU free at or before then
+ * is free later, so idle_cpu's answer is the first CPU free exactly then, found without
+ * the scan.  No CPU model (cpus = 0): the work only moves its clock. */
+static inline __attribute__((always_inline)) void work(sim *s, actor *a, int64_t ns)
 {
 	int32_t b = a->cpu, i;
-	const int64_t *cf = s->cpu_free;
+	int64_t *cf = s->cpu_free;
 	if (ns > 0 && b >= 0 && cf[b] == a->clk) {
 		for (i = 0; i < b && cf[i] != a->clk; i++)
 			;
-		a->clk = s->cpu_free[i] = sadd(a->clk, ns);
+		a->clk = cf[i] = sadd(a->clk, ns);
 		a->cpu = i;
-		return;
+	} else if (!s->ncpu) {
+		a->clk = sadd(a->clk, ns);
+	} else {
+		a->clk = cpu_run(s, a->clk, ns, &a->cpu);
 	}
-	a->clk = cpu_run(s, a->clk, ns, &a->cpu);
 }
 
 /* Bring srv_busy and srv_next_end up to now: recounted only once some server work
@@ -993,12 +1032,20 @@ static void book_server(sim *s, int32_t i, int32_t w, int64_t svc, int64_t on_cp
 	push(s, defer(s, sadd(s->now, svc)), EV_DONE, w);
 }
 
-/* Schedule EV_CPU for when a queued server thread may next find a CPU: the end of
- * the first server work if server_cpus are taken, else when the first CPU is free. */
+/* Schedule the CPU grant for when a queued server thread may next find a CPU: the end
+ * of the first server work if server_cpus are taken, else when the first CPU is free.
+ * A grant is pending exactly while threads queue, and a pending one stands: since it
+ * was computed (at t0 <= now) no server work was booked (start_service queues behind
+ * the queue), so srv_until is as it was, and cpu_free only grew.  Capped now, it was
+ * capped at t0 and the first server work to end is the same one (or, now being its
+ * end, a later one); not capped now, either that work ended by now (the grant is due
+ * by now) or max(t0, first CPU free) has only grown: never earlier than the grant. */
 static void cpu_wake(sim *s)
 {
 	int32_t i;
 	int64_t t = INT64_MAX;
+	if (s->cpu_ev >= 0)
+		return;
 	if (server_capped(s)) {
 		t = s->srv_next_end;	/* the first server work to end */
 	} else {
@@ -1006,10 +1053,8 @@ static void cpu_wake(sim *s)
 			t = min64(t, s->cpu_free[i]);
 		t = max64(s->now, t);
 	}
-	if (s->cpu_ev < 0 || t < s->cpu_ev) {
-		s->cpu_ev = t;
-		push(s, t, EV_CPU, 0);
-	}
+	s->cpu_ev = t;
+	s->cpu_seq = s->seq;
 }
 
 /* Server thread w runs a request of svc ns, then kern ns of kernel work at its reply
@@ -1020,8 +1065,8 @@ static void start_service(sim *s, int32_t w, int64_t svc, int64_t kern)
 	int64_t on_cpu = sadd(svc * s->cfg->server_cpu_pct / 100, kern);
 	svc = sadd(svc, kern);
 	if (s->ncpu && on_cpu > 0) {
-		int32_t i = server_cpu(s);
-		if (i < 0 || s->runq_n) {
+		int32_t i = -1;
+		if (s->runq_n || (i = server_cpu(s)) < 0) {	/* behind those queued */
 			int32_t at = (s->runq_head + s->runq_n) % s->nthr;
 			s->runq_w[at] = w;
 			s->runq_svc[at] = svc;
@@ -1036,11 +1081,9 @@ static void start_service(sim *s, int32_t w, int64_t svc, int64_t kern)
 	push(s, defer(s, sadd(s->now, svc)), EV_DONE, w);
 }
 
-/* EV_CPU: queued server threads take the CPUs idle now, in order. */
+/* The CPU grant: queued server threads take the CPUs idle now, in order. */
 static void run_cpu_queue(sim *s)
 {
-	if (s->now != s->cpu_ev)
-		return;		/* superseded by an earlier EV_CPU */
 	s->cpu_ev = -1;
 	while (s->runq_n) {
 		int32_t i = server_cpu(s), w;
@@ -1065,10 +1108,27 @@ static void refuse_request(sim *s, int32_t r)
 	wake_waiters(s);
 }
 
+/* The lowest idle server thread (nidle > 0: an idle bit is set). */
+static int32_t idle_thread(const sim *s)
+{
+	int32_t j = 0;
+	while (!s->idle[j])
+		j++;
+	return (j << 6) + __builtin_ctzll(s->idle[j]);
+}
+
+static void start(sim *s, int32_t w, int32_t r);
+
+/* r goes to the pending queue; alone there with a thread idle, it is read at once. */
 static inline void to_pending(sim *s, int32_t r)
 {
 	if (s->aborted) {
 		refuse_request(s, r);
+		return;
+	}
+	if (!s->pending.head && s->nidle && !stalled(s, s->now)) {
+		s->rq[r].next = 0;	/* what dispatch does with r alone in the queue */
+		start(s, idle_thread(s), r);
 		return;
 	}
 	s->rq[r].state = ST_PENDING;
@@ -1105,17 +1165,17 @@ static void start(sim *s, int32_t w, int32_t r)
 		const page *g = &s->pg[s->base[q->file] + q->first];
 		int64_t left = s->isize[q->file] - q->first * FWB_PAGE, fresh = 0;
 		int32_t i;
-		if (!s->temp) {		/* the server reads the page as it is now */
-			uint32_t *v = versions(s, r);
-			for (i = 0; i < q->n; i++)
+		uint32_t *v = s->temp ? NULL : versions(s, r);
+		/* pages the server has never been sent cost it more: its copy starts sparse; it
+		 * reads each page as it is now (its version), unless from a temp page */
+		for (i = 0; i < q->n; i++) {
+			fresh += g[i].srv_max == 0;
+			if (v)
 				v[i] = g[i].version;
 		}
 		q->crop = max64(0, min64((int64_t)q->n * FWB_PAGE, left));
 		s->c[FWB_C_REQUESTS]++;
 		s->hist[q->n]++;
-		/* pages the server has never been sent cost it more: its copy starts sparse */
-		for (i = 0; i < q->n; i++)
-			fresh += g[i].srv_max == 0;
 		mean = c->server_base_ns + c->server_page_ns * q->n + c->server_new_page_ns * fresh;
 		if (s->temp)	/* fuse_writepage_end: rb_erase, free the temp pages */
 			kern = c->wb_tree_ns * (1 + q->promoted) + c->temp_free_ns * q->n;
@@ -1140,14 +1200,10 @@ static void start(sim *s, int32_t w, int32_t r)
 /* Pending requests go to the idle threads, lowest thread first. */
 static void dispatch(sim *s)
 {
-	int32_t j = 0;
 	if (!s->pending.head || !s->nidle || stalled(s, s->now))
 		return;
-	while (s->pending.head && s->nidle) {	/* nidle > 0: an idle bit is set */
-		while (!s->idle[j])
-			j++;
-		start(s, (j << 6) + __builtin_ctzll(s->idle[j]), fifo_popleft(s, &s->pending));
-	}
+	while (s->pending.head && s->nidle)
+		start(s, idle_thread(s), fifo_popleft(s, &s->pending));
 }
 
 static void complete(sim *s, int32_t r)
@@ -1156,6 +1212,7 @@ static void complete(sim *s, int32_t r)
 	int64_t base;
 	uint32_t *v;
 	int32_t i, sc;
+	uint8_t keep;
 	q->state = ST_DONE;
 	q->done = 1;
 	if (q->kind == RQ_READ) {
@@ -1167,6 +1224,11 @@ static void complete(sim *s, int32_t r)
 		return;		/* freed by the fsync that waits for it */
 	base = s->base[q->file] + q->first;
 	v = versions(s, r);
+	/* PG_writeback ends here unless temp pages ended it at once (the folio's with its
+	 * last range: iomap) */
+	keep = (uint8_t)~(PF_STALE | (s->iomap || !s->temp ? PF_PGWB : 0));
+	/* each page in one pass (a request of one page, rand-write's, is one iteration):
+	 * the server's version, the copy, the lookup, PG_writeback */
 	for (i = 0; i < q->n; i++) {
 		page *g = &s->pg[base + i];
 		if (v[i] < g->srv_max)
@@ -1174,25 +1236,18 @@ static void complete(sim *s, int32_t r)
 		else		/* the newest the server has had */
 			g->srv_max = v[i];
 		/* srv_ver = v */
-		g->flags = (uint8_t)((g->flags & ~PF_STALE) | (v[i] == g->version ? 0 : PF_STALE));
+		g->flags = (uint8_t)((g->flags & keep) | (v[i] == g->version ? 0 : PF_STALE));
 		g->inflight--;
-	}
-	if (s->lk)
-		for (i = 0; i < q->n; i++)
-			if (s->lk[base + i].wb_req == r)
-				s->lk[base + i].wb_req = 0;
-	if (s->iomap) {
-		for (i = 0; i < q->n; i++) {
+		if (s->lk && s->lk[base + i].wb_req == r)
+			s->lk[base + i].wb_req = 0;
+		if (s->iomap) {
 			int64_t h = head(s, base + i);
-			s->pg[base + i].flags &= (uint8_t)~PF_PGWB;
 			if (--s->fo[h].nwb == 0)
 				s->pinned -= nr(s, h);
 		}
-	} else if (!s->temp) {
-		for (i = 0; i < q->n; i++)
-			s->pg[base + i].flags &= (uint8_t)~PF_PGWB;
-		s->pinned -= q->n;
 	}
+	if (!s->iomap && !s->temp)
+		s->pinned -= q->n;
 	if (s->temp)
 		temp_add(s, -(int64_t)q->n);
 	s->c[FWB_C_BYTES_WRITTEN] = sadd(s->c[FWB_C_BYTES_WRITTEN], q->crop);
@@ -1495,7 +1550,10 @@ static int send_batch(sim *s, actor *a)
 		return 1;
 	a->wp_batch = 0;
 	work(s, a, s->cfg->wp_request_ns + s->temp * s->cfg->wb_tree_ns);
-	if (a->clk > s->now) {
+	/* Going on at once is what waking at a->clk does (writepages resumes at the page it
+	 * stopped at and sends the batch first), with nothing in between; not after the
+	 * abort, where sending fails the batch's pages under the loop's feet. */
+	if (a->clk > s->now && (s->aborted || !go_on(s, a->clk))) {
 		a->wp_ready = r;
 		sleep_until(s, a, a->clk);
 		return 0;
@@ -2440,7 +2498,7 @@ static void step_thread(sim *s, actor *a)
 			return;
 		}
 		t = max64(a->clk, a->ops[a->k]->time);
-		if (t > s->now) {
+		if (t > s->now && !go_on(s, t)) {
 			a->wake_pending = 1;
 			push(s, t, EV_ACTOR, a->id);
 			return;
@@ -2513,7 +2571,7 @@ static void run_actor(sim *s, int32_t aid)
 
 /* ------------------------------------------------------------ loop */
 
-static void sample(sim *s, int64_t t)
+static void take_samples(sim *s, int64_t t)
 {
 	const fwb_config *c = s->cfg;
 	while (s->next_sample <= t && s->series.n / 6 < c->max_samples) {
@@ -2548,6 +2606,13 @@ static void log_pop(sim *s, const ev *e)
 	vec_push(s, &s->log_pop_pushed, s->seq);
 }
 
+/* Whether the pending CPU grant comes before every queued event. */
+static int grant_first(const sim *s)
+{
+	const ev *e = s->has_first ? &s->first : s->nev ? &s->heap[0] : NULL;
+	return !e || s->cpu_ev < e->t || (s->cpu_ev == e->t && s->cpu_seq <= e->seq);
+}
+
 static void run(sim *s)
 {
 	const fwb_config *c = s->cfg;
@@ -2571,8 +2636,21 @@ static void run(sim *s)
 		push(s, c->stall_end[i], EV_STALL, 0);
 	if (c->request_timeout_ns)	/* set_request_timeout at FUSE_INIT: first check in 15 s */
 		push(s, sadd(t0, TIMEOUT_PERIOD_NS), EV_TIMEOUT, 0);
-	while (s->has_first || s->nev) {
-		ev e = pop(s);
+	for (;;) {
+		ev e;
+		if (s->cpu_ev >= 0 && grant_first(s)) {	/* run_cpu_queue, not queued */
+			if (s->cpu_ev > c->max_time_ns) {
+				s->c[FWB_C_STUCK] = 1;
+				break;
+			}
+			sample(s, s->cpu_ev);
+			s->now = s->cpu_ev;
+			run_cpu_queue(s);
+			continue;
+		}
+		if (!(s->has_first || s->nev))
+			break;
+		e = pop(s);
 		if (s->evlog)
 			log_pop(s, &e);
 		if (e.kind == EV_TIMER && !s->alive)
@@ -2608,10 +2686,8 @@ static void run(sim *s)
 				push(s, sadd(e.t, c->dirty_writeback_interval_ns), EV_TIMER, 0);
 		} else if (e.kind == EV_STALL) {
 			dispatch(s);
-		} else if (e.kind == EV_TIMEOUT) {
-			check_timeout(s);
 		} else {
-			run_cpu_queue(s);
+			check_timeout(s);
 		}
 	}
 }

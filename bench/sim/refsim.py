@@ -13,6 +13,15 @@ the sequence making same-time events run in the order they were scheduled
   DONE     a server thread finished its request
   TIMER    the flusher's periodic wake-up (dirty_writeback_interval)
   STALL    a stall window of the server ended
+  TIMEOUT  the connection's request-timeout check (every 15 s)
+
+Two things happen in that order without going through the heap (the results are
+the same; the `events` counter counts only what went through it):
+  - the CPU grant (run_cpu_queue) is kept beside the heap, due at cpu_ev in its
+    place among the events (cpu_seq: after those pushed before it was set), as an
+    event pushed then would be;
+  - an actor whose CPU work runs until a time before anything queued is due goes on
+    at once (go_on) instead of sleeping in an ACTOR event that would come next.
 
 An *actor* runs atomically at an event's time: an application call changes the
 page cache at its start, and its CPU costs push the actor's own clock (`clk`)
@@ -197,7 +206,7 @@ PAGE = O.PAGE_SIZE
 M64 = (1 << 64) - 1
 
 # events
-EV_ACTOR, EV_DONE, EV_TIMER, EV_STALL, EV_CPU, EV_TIMEOUT = 0, 1, 2, 3, 4, 5
+EV_ACTOR, EV_DONE, EV_TIMER, EV_STALL, EV_TIMEOUT = 0, 1, 2, 3, 4
 # request kinds and states
 RQ_WRITE, RQ_READ, RQ_FSYNC = 0, 1, 2
 ST_FILLING, ST_QUEUED, ST_BACKGROUND, ST_PENDING, ST_SENT, ST_DONE, ST_HELD = range(7)
@@ -579,7 +588,10 @@ class Sim:
         self.srv_until = [0] * cfg["cpus"]            # end of the server work on each CPU
         self.srv_cap = cfg["server_cpus"] or cfg["cpus"]
         self.cpu_runq: deque[tuple[int, int, int]] = deque()   # (server thread, service ns, on CPU)
-        self.cpu_ev = -1               # time of the pending EV_CPU, -1 if none
+        # The pending CPU grant (run_cpu_queue), kept out of the event queue: due at cpu_ev (-1 if
+        # none), after the events pushed before it (seq < cpu_seq) and before those pushed since.
+        self.cpu_ev = -1
+        self.cpu_seq = 0
         self.in_done = False           # handling a reply (EV_DONE)
 
         self.heap: list[tuple[int, int, int, int]] = []
@@ -598,6 +610,24 @@ class Sim:
     def push(self, t: int, kind: int, arg: int) -> None:
         heapq.heappush(self.heap, (t, self.seq, kind, arg))
         self.seq += 1
+
+    def next_due(self) -> float:
+        """When the next queued event is due (inf if none): the queue's head, or the pending CPU
+        grant if it comes first."""
+        t = self.heap[0][0] if self.heap else math.inf
+        return min(t, self.cpu_ev) if self.cpu_ev >= 0 else t
+
+    def go_on(self, t: int) -> bool:
+        """An actor whose CPU work runs until t would sleep until then (an EV_ACTOR at t) and be
+        the next event if nothing queued is due at or before t (an event pushed before it at the
+        same time goes first): then it goes on at once, the clock moved to t as the loop would
+        move it (series samples up to t).  Not past max_time_ns (the loop stops there).  The
+        event it saves is not counted in events."""
+        if t > self.cfg["max_time_ns"] or t >= self.next_due():
+            return False
+        self.sample(t)
+        self.now = t
+        return True
 
     def idle_cpu(self, t: int) -> int:
         """The CPU that became free last at or before t (so that one thread's successive pieces
@@ -646,8 +676,8 @@ class Sim:
         on_cpu = svc * self.cfg["server_cpu_pct"] // 100 + kern
         svc += kern
         if self.cpu_free and on_cpu > 0:
-            i = self.server_cpu()
-            if i < 0 or self.cpu_runq:
+            i = -1 if self.cpu_runq else self.server_cpu()     # behind those queued
+            if i < 0:
                 self.cpu_runq.append((w, svc, on_cpu))
                 self.cpu_wake()
                 return
@@ -656,20 +686,24 @@ class Sim:
         self.push(self.server.defer(self.now + svc), EV_DONE, w)
 
     def cpu_wake(self) -> None:
-        """Schedule EV_CPU for when a queued server thread may next find a CPU: the end of the
-        first server work if server_cpus are taken, else when the first CPU is free."""
+        """Schedule the CPU grant for when a queued server thread may next find a CPU: the end of
+        the first server work if server_cpus are taken, else when the first CPU is free.  A grant
+        is pending exactly while threads queue, and a pending one stands: since it was computed
+        (at t0 <= now) no server work was booked (start_service queues behind the queue), so
+        srv_until is as it was, and cpu_free only grew.  Capped now, it was capped at t0 and the
+        first server work to end is the same one (or, now being its end, a later one); not capped
+        now, either that work ended by now (the grant is due by now) or max(t0, first CPU free)
+        has only grown: never earlier than the grant."""
+        if self.cpu_ev >= 0:
+            return
         if self.server_capped():
-            t = min(u for u in self.srv_until if u > self.now)
+            self.cpu_ev = min(u for u in self.srv_until if u > self.now)
         else:
-            t = max(self.now, min(self.cpu_free))
-        if self.cpu_ev < 0 or t < self.cpu_ev:
-            self.cpu_ev = t
-            self.push(t, EV_CPU, 0)
+            self.cpu_ev = max(self.now, min(self.cpu_free))
+        self.cpu_seq = self.seq
 
     def run_cpu_queue(self) -> None:
-        """EV_CPU: queued server threads take the CPUs idle now, in order."""
-        if self.now != self.cpu_ev:
-            return                     # superseded by an earlier EV_CPU
+        """The CPU grant: queued server threads take the CPUs idle now, in order."""
         self.cpu_ev = -1
         while self.cpu_runq:
             i = self.server_cpu()
@@ -1116,7 +1150,10 @@ class Sim:
             return True
         a.wp_batch = None
         self.work(a, self.cfg["wp_request_ns"] + self.temp * self.cfg["wb_tree_ns"])
-        if a.clk > self.now:
+        # Going on at once is what waking at a.clk does (writepages resumes at the page it
+        # stopped at and sends the batch first), with nothing in between; not after the abort,
+        # where sending fails the batch's pages under the loop's feet.
+        if a.clk > self.now and (self.aborted or not self.go_on(a.clk)):
             a.wp_ready = r
             self.sleep_until(a, a.clk)
             return False
@@ -1855,7 +1892,7 @@ class Sim:
                 self.c["t_app_end"] = max(self.c["t_app_end"], a.clk)
                 return
             t = max(a.clk, int(a.ops[a.k]["time"]))
-            if t > self.now:
+            if t > self.now and not self.go_on(t):
                 a.wake_pending = True
                 self.push(t, EV_ACTOR, a.id)
                 return
@@ -1934,7 +1971,15 @@ class Sim:
             self.push(end, EV_STALL, 0)
         if c["request_timeout_ns"]:    # set_request_timeout at FUSE_INIT: the first check in 15 s
             self.push(t0 + TIMEOUT_PERIOD_NS, EV_TIMEOUT, 0)
-        while self.heap:
+        while self.heap or self.cpu_ev >= 0:
+            if self.cpu_ev >= 0 and (not self.heap or (self.cpu_ev, self.cpu_seq) <= self.heap[0][:2]):
+                if self.cpu_ev > c["max_time_ns"]:    # the CPU grant, not queued
+                    self.c["stuck"] = 1
+                    break
+                self.sample(self.cpu_ev)
+                self.now = self.cpu_ev
+                self.run_cpu_queue()
+                continue
             t, _, kind, arg = heapq.heappop(self.heap)
             if kind == EV_TIMER and not self.alive:
                 continue               # the flusher's tick after the last thread ended
@@ -1966,10 +2011,8 @@ class Sim:
                     self.push(t + c["dirty_writeback_interval_ns"], EV_TIMER, 0)
             elif kind == EV_STALL:
                 self.dispatch()
-            elif kind == EV_TIMEOUT:
-                self.check_timeout()
             else:
-                self.run_cpu_queue()
+                self.check_timeout()
         return self.finish()
 
     def finish(self) -> dict[str, Any]:
