@@ -96,7 +96,9 @@ def configs(draw):
 def test_random_configurations_agree(strategy, w, params, extra, merge_primary, seed):
     if strategy == "merge-in-queue":
         extra["merge_queued_primary"] = merge_primary
-    wl, cfg = sim.prepare(strategy, w, seed, **params, **extra)
+    # max_time_ns 30 s, not the table's hour: a drawn configuration that leaves a writer stuck
+    # is still compared to its end, without the Python engine ticking for an hour of time
+    wl, cfg = sim.prepare(strategy, w, seed, **params, **extra, max_time_ns=30 * 10**9)
     a = refsim.simulate(cfg, wl.ops, wl.file_sizes, seed)
     b = _cengine.simulate(cfg, wl.ops, wl.file_sizes, seed)
     assert_same_raw(a, b, f"{strategy} {params} {extra} seed={seed}")
@@ -110,7 +112,8 @@ def test_folio_strategies_agree_with_folios_up_to_64_pages(strategy, w, params, 
                                                            writer_waits, seed):
     # configs() keeps max_pages <= 8; large folios (up to max_pages pages) need more room
     params = {**params, "max_pages": max_pages}
-    wl, cfg = sim.prepare(strategy, w, seed, **params, writer_waits=writer_waits)
+    wl, cfg = sim.prepare(strategy, w, seed, **params, writer_waits=writer_waits,
+                          max_time_ns=30 * 10**9)
     a = refsim.simulate(cfg, wl.ops, wl.file_sizes, seed)
     b = _cengine.simulate(cfg, wl.ops, wl.file_sizes, seed)
     assert_same_raw(a, b, f"{strategy} {params} writer_waits={writer_waits} seed={seed}")

@@ -76,11 +76,14 @@ def test_a_pending_cpu_grant_stands():
     assert FreshGrant.checked > 0
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(strategy=st.sampled_from(sim.strategies()), w=op_arrays(), params=configs(),
        seed=st.integers(0, 2**32))
 def test_random_configurations_without_the_bypass_agree(strategy, w, params, seed):
-    wl, cfg = sim.prepare(strategy, w, seed, **params)
+    # A drawn configuration can leave a writer stuck (a legitimate outcome, counted in
+    # `stuck`); ending such runs at 2 s of simulated time, not the table's hour, keeps the
+    # Python engine's three runs per example to seconds (one took minutes otherwise).
+    wl, cfg = sim.prepare(strategy, w, seed, **params, max_time_ns=2 * 10**9)
     a = refsim.simulate(cfg, wl.ops, wl.file_sizes, seed)
     b = QueuedWakeups(cfg, wl.ops, wl.file_sizes, seed).run()
     c = FreshGrant(cfg, wl.ops, wl.file_sizes, seed).run()
