@@ -485,3 +485,15 @@ def test_history_errors_are_one_line(files, tmp_path, capsys):
     assert len(err) == 4 and all(e.startswith("ERROR: ") for e in err), err
     assert "holds no result file" in err[0] and "not a directory" in err[1]
     assert not (tmp_path / "s").exists()
+
+
+def test_a_latency_of_seconds_is_shown_in_seconds_so_seven_columns_fit():
+    # stuck-server-long's fsync waits 40 s: in µs ("40,024,332") seven strategy columns overflow
+    # an 800 px window; the row switches to seconds and says so in its label
+    from bench import sim
+    from bench.results.report import _site
+    runs = tuple(sim.run(s, "stuck-server-long", seed=0) for s in ("merge-in-queue", "no-temp-page"))
+    rows = compare.rows(results.Suite({}, runs), "merge-in-queue")
+    html = _site._comparison_table("stuck-server-long", rows)
+    assert "fsync p99 (s)" in html and "write p99 (µs)" in html
+    assert "40,0" not in html

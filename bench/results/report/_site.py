@@ -586,6 +586,9 @@ def _comparison_table(w: str, rows: list) -> str:
         _, label, _, scale, unit = headline.get(m, (m, m, None, 1, ""))
         by = {r.strategy: r for r in rows if r.metric == m}
         unit = {"us": "µs"}.get(unit, unit)
+        if unit == "µs" and max((abs(r.median * scale) for r in by.values()
+                                if not math.isnan(r.median)), default=0) >= 1e6:
+            scale, unit = scale * 1e-6, "s"     # a 40 s stall in µs would widen all 7 columns
         cells = [th_row(f"{label} ({unit})" if unit else label)]
         for s in strategies:
             r = by.get(s)
