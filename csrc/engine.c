@@ -1206,6 +1206,21 @@ static void dispatch(sim *s)
 		start(s, idle_thread(s), fifo_popleft(s, &s->pending));
 }
 
+/* One page of r is no longer in flight (a reply or the abort): its in-flight lookup goes, and
+ * under iomap the folio's writeback ends with its last range.  PG_writeback's flag, pinned pages
+ * of the other strategies and temp pages are the caller's, per request. */
+static inline void end_copy(sim *s, int32_t r, int64_t p)
+{
+	s->pg[p].inflight--;
+	if (s->lk && s->lk[p].wb_req == r)
+		s->lk[p].wb_req = 0;
+	if (s->iomap) {
+		int64_t h = head(s, p);
+		if (--s->fo[h].nwb == 0)
+			s->pinned -= nr(s, h);
+	}
+}
+
 static void complete(sim *s, int32_t r)
 {
 	req *q = &s->rq[r];
@@ -1237,14 +1252,7 @@ static void complete(sim *s, int32_t r)
 			g->srv_max = v[i];
 		/* srv_ver = v */
 		g->flags = (uint8_t)((g->flags & keep) | (v[i] == g->version ? 0 : PF_STALE));
-		g->inflight--;
-		if (s->lk && s->lk[base + i].wb_req == r)
-			s->lk[base + i].wb_req = 0;
-		if (s->iomap) {
-			int64_t h = head(s, base + i);
-			if (--s->fo[h].nwb == 0)
-				s->pinned -= nr(s, h);
-		}
+		end_copy(s, r, base + i);
 	}
 	if (!s->iomap && !s->temp)
 		s->pinned -= q->n;
@@ -1294,26 +1302,15 @@ static void fail(sim *s, int32_t r)
 	}
 	if (q->kind == RQ_FSYNC)
 		return;		/* freed by the fsync that waits for it */
-	for (i = 0; i < q->n; i++)
-		s->pg[base + i].inflight--;
-	if (s->lk)
-		for (i = 0; i < q->n; i++)
-			if (s->lk[base + i].wb_req == r)
-				s->lk[base + i].wb_req = 0;
-	if (s->iomap) {		/* the folio's writeback ends with its last range */
-		for (i = 0; i < q->n; i++) {
-			int64_t h = head(s, base + i);
+	for (i = 0; i < q->n; i++) {
+		if (!s->temp)	/* temp pages ended PG_writeback at the copy */
 			s->pg[base + i].flags &= (uint8_t)~PF_PGWB;
-			if (--s->fo[h].nwb == 0)
-				s->pinned -= nr(s, h);
-		}
-	} else if (!s->temp) {
-		for (i = 0; i < q->n; i++)
-			s->pg[base + i].flags &= (uint8_t)~PF_PGWB;
-		s->pinned -= q->n;
-	} else {
-		temp_add(s, -(int64_t)q->n);
+		end_copy(s, r, base + i);
 	}
+	if (!s->iomap && !s->temp)
+		s->pinned -= q->n;
+	if (s->temp)
+		temp_add(s, -(int64_t)q->n);
 	s->f_inflight[q->file]--;
 	if (q->bg) {
 		s->active_bg--;

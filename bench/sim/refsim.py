@@ -944,18 +944,7 @@ class Sim:
             self.srv_ver[p] = v
             if v > self.srv_max[p]:
                 self.srv_max[p] = v
-            self.inflight[p] -= 1
-            if self.wb_req[p] is r:
-                self.wb_req[p] = None
-            if self.iomap:
-                self.pgwb[p] = 0
-                h = p - self.fofs[p]
-                self.fwbc[h] -= 1
-                if self.fwbc[h] == 0:
-                    self.pinned -= self.nr(h)
-            elif not self.temp:
-                self.pgwb[p] = 0
-                self.pinned -= 1
+            self.end_copy(r, p)
         if self.temp:
             self.temp_add(-r.n)
         self.c["bytes_written"] += r.crop
@@ -976,6 +965,23 @@ class Sim:
             q.bg = True
             self.to_pending(q)
 
+    def end_copy(self, r: Request, p: int) -> None:
+        """Page p of r is no longer in flight (a reply or the abort): its in-flight lookup goes,
+        and PG_writeback ends unless temp pages ended it at the copy (under iomap, the folio's
+        with its last range)."""
+        self.inflight[p] -= 1
+        if self.wb_req[p] is r:
+            self.wb_req[p] = None
+        if self.iomap:
+            self.pgwb[p] = 0
+            h = p - self.fofs[p]
+            self.fwbc[h] -= 1
+            if self.fwbc[h] == 0:
+                self.pinned -= self.nr(h)
+        elif not self.temp:
+            self.pgwb[p] = 0
+            self.pinned -= 1
+
     # --------------------------------------------------- request timeout
     def fail(self, r: Request) -> None:
         """End r with the abort's error (fuse_abort_conn, or -ENOTCONN for a request made after
@@ -993,19 +999,7 @@ class Sim:
             return
         base = self.base[r.file] + r.first
         for i in range(r.n):
-            p = base + i
-            self.inflight[p] -= 1
-            if self.wb_req[p] is r:
-                self.wb_req[p] = None
-            if self.iomap:             # the folio's writeback ends with its last range
-                self.pgwb[p] = 0
-                h = p - self.fofs[p]
-                self.fwbc[h] -= 1
-                if self.fwbc[h] == 0:
-                    self.pinned -= self.nr(h)
-            elif not self.temp:
-                self.pgwb[p] = 0
-                self.pinned -= 1
+            self.end_copy(r, base + i)
         if self.temp:
             self.temp_add(-r.n)
         self.f_inflight[r.file] -= 1
