@@ -223,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("files", nargs="*", metavar="RESULT.json")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="directory for the site")
     p.add_argument("--history", metavar="DIR",
-                   help="the result files (*.json) of successive commits in DIR, oldest first by "
+                   help="the result files (*.json) and sweep stores of successive commits in DIR, "
+                        "oldest first by "
                         "their date: trend pages, and each regression named by the commit that "
                         "brought it")
     p.set_defaults(func=cmd_report)

@@ -473,6 +473,31 @@ def test_history_orders_files_by_date_and_names_the_regressing_commit(files, tmp
     assert "None: no file regressed" in (tmp_path / "site" / "index.html").read_text()
 
 
+def test_history_reads_sweep_stores_beside_result_files(files, tmp_path):
+    """A sweep's store (a directory of part-*.parquet) is one step of the history, dated by
+    its metadata like a JSON file, and a regression it brings is named by its commit."""
+    from bench.results import store
+    base = results.load(files[0])
+    d = tmp_path / "history"
+    d.mkdir()
+    _commit_file(d, "a.json", base, "2" * 40, "2026-12-02T10:00:00+00:00")
+    (d / "notes").mkdir()                        # a directory that is not a store: ignored
+    _commit_file(tmp_path, "b.json", base, "3" * 40, "2026-12-03T10:00:00+00:00", factor=0.8)
+    b = results.load(tmp_path / "b.json")
+    rows = [store.run_row(f"k{i}", "m", "s", r) for i, r in enumerate(b.runs)]
+    store.append(d / "sweep-b", rows[:5], b.metadata)     # two parts, as a sweep appends them
+    store.append(d / "sweep-b", rows[5:], b.metadata)
+    got = report.history(str(d))
+    assert [Path(f).name for f, _ in got] == ["a.json", "sweep-b"]
+    from bench.__main__ import main
+    assert main(["report", "--history", str(d), "-o", str(tmp_path / "site")]) == 0
+    index = (tmp_path / "site" / "index.html").read_text()
+    rows = [r for r in index.split("<tr>") if r.startswith('<td title="')]
+    assert len(rows) == 1 and "app_throughput_bps" in rows[0]
+    cells = [c.split(">", 1)[1].split("<", 1)[0] for c in rows[0].split("<td")[1:]]
+    assert cells[0] == "3333333" and cells[1] == "2222222" and cells[6] == "-20.0%"
+
+
 def test_history_errors_are_one_line(files, tmp_path, capsys):
     from bench.__main__ import main
     (tmp_path / "empty").mkdir()

@@ -22,6 +22,7 @@ from .. import compare, stats
 from ..metrics import METRIC_BY_NAME
 from .. import Run, Suite, warn_partial
 from ..store import load_any as load        # JSON result files and sweep stores
+from ..store import parts as store_parts
 from . import _figures as F
 from ._html import esc, figure, fmt, link, page, table, td, th_row
 
@@ -112,20 +113,22 @@ def _slugs(names: Sequence[str]) -> dict[str, str]:
 
 
 def history_files(directory: str) -> list[str]:
-    """The result files (*.json) of a directory, oldest first by metadata.date (then by the
-    file's name): the files of successive commits, as `report --history DIR` takes them."""
+    """The result files (*.json) and sweep stores (subdirectories of part-*.parquet) of a
+    directory, oldest first by metadata.date (then by name): the results of successive
+    commits, as `report --history DIR` takes them."""
     return [p for p, _ in history(directory)]
 
 
 def history(directory: str) -> list[tuple[str, Suite]]:
-    """history_files with each file's loaded Suite, so that build need not load it again."""
+    """history_files with each one's loaded Suite, so that build need not load it again."""
     d = Path(directory)
     if not d.is_dir():
         raise ValueError(f"--history: {directory}: not a directory")
-    files = sorted(str(f) for f in d.glob("*.json") if f.is_file())
-    if not files:
-        raise ValueError(f"--history: {directory}: holds no result file (*.json)")
-    loaded = [(f, load(f)) for f in files]
+    found = sorted(str(f) for f in d.iterdir()
+                   if (f.suffix == ".json" and f.is_file()) or (f.is_dir() and store_parts(f)))
+    if not found:
+        raise ValueError(f"--history: {directory}: holds no result file (*.json) or sweep store")
+    loaded = [(f, load(f)) for f in found]
     return sorted(loaded, key=lambda fs: (str(fs[1].metadata.get("date") or ""), Path(fs[0]).name))
 
 
