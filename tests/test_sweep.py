@@ -219,6 +219,17 @@ def test_the_example_spec_is_about_200_runs():
     assert 150 <= len(sweepspec.expand(spec)) <= 250
 
 
+def test_every_example_spec_has_the_run_count_its_comment_states():
+    import re
+    from pathlib import Path
+    specs = sorted((Path(__file__).parents[1] / "examples").glob("sweep*.toml"))
+    assert len(specs) >= 3
+    for path in specs:
+        stated = re.search(r"= ([\d,]+) runs", path.read_text())
+        assert stated, f"{path.name}: no '= N runs' in its comment"
+        assert len(sweepspec.expand(sweepspec.load(path))) == int(stated[1].replace(",", "")), path.name
+
+
 def test_a_damaged_part_is_one_error_line(tmp_path):
     out = tmp_path / "st"
     assert bench("sweep", str(spec_file(tmp_path)), "--out", str(out), "--quiet").returncode == 0
