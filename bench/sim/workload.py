@@ -36,7 +36,7 @@ from bench.sim.params import SERVER_DISTS
 from bench.sim.ops import (ALLOC, COMPACT, DIO_READ, FREE, FSYNC, MAX_FILE_BYTES, MAX_THREADS,
                        MMAP_STORE, MSYNC, OP_DTYPE, PAGE_SIZE, SYNC, WRITE, validate_ops)
 
-__all__ = ["Workload", "StreamedWorkload", "Param", "GeneratorSpec", "WORKLOADS", "workload_names",
+__all__ = ["Workload", "StreamedWorkload", "StreamedError", "Param", "GeneratorSpec", "WORKLOADS", "workload_names",
            "workload_params", "make", "from_arrays"]
 
 KiB, MiB = 1 << 10, 1 << 20
@@ -77,11 +77,16 @@ class Workload:
         return int(self.ops["length"][np.isin(self.ops["op"], DIRTYING_OPS)].sum())
 
 
+class StreamedError(ValueError):
+    """Raised for the array of a StreamedWorkload: what needs one (a real mount, a guest, a
+    trace) cannot run it."""
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class StreamedWorkload:
     """A workload of more than STREAM_ROWS rows, made as the engines run it (bench.sim.stream):
     only the simulator runs one; anything that needs the array (a real mount, a guest, a trace)
-    gets a one-line ValueError from ``ops``."""
+    gets a one-line ValueError (StreamedError) from ``ops``."""
     name: str
     stream: _stream.OpStream
     params: dict
@@ -96,8 +101,9 @@ class StreamedWorkload:
 
     @property
     def ops(self) -> np.ndarray:
-        raise ValueError(f"workload {self.name}: its {self.stream.n_ops} operations are streamed "
-                         f"(more than {STREAM_ROWS}); only the simulator runs a streamed workload")
+        raise StreamedError(f"workload {self.name}: its {self.stream.n_ops} operations are "
+                            f"streamed (more than {STREAM_ROWS}); only the simulator runs a "
+                            "streamed workload")
 
 
 @dataclass(frozen=True, slots=True)
