@@ -28,7 +28,9 @@
  * one does not, refsim cannot return its int64 arrays either.
  *
  * Out of memory anywhere in a run longjmps back to fwb_run, which frees the
- * run and returns FWB_ENOMEM.
+ * run and returns FWB_ENOMEM; so does a stream's failed fill or bad chunk
+ * (fwb_run_stream: FWB_EFILL, FWB_EINVAL).  A stream's thread runs its rows from
+ * a chunk of them (refill) where an array's runs them from the array.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -372,17 +374,12 @@ static int64_t lat_bucket(int64_t v)
 	       (v >> (e - FWB_LAT_SUB_BITS)) - FWB_LAT_SUB;
 }
 
-/* One latency sample of set i: kept as it is up to lat_exact samples; the one past
- * them folds the set into a histogram, which takes every later one. */
-static void lat_add(sim *s, int i, int64_t v)
+/* lat_add past set i's exact samples: the first time, fold them into a histogram. */
+static void lat_add_folded(sim *s, int i, int64_t v)
 {
 	vec *x = &s->lat[i];
 	int64_t j;
 	if (!s->lhist[i]) {
-		if (x->n < s->lat_exact) {
-			vec_push(s, x, v);
-			return;
-		}
 		s->lhist[i] = xcalloc(s, FWB_LAT_BUCKETS, sizeof(int64_t));
 		s->lmax[i] = v;
 		for (j = 0; j < x->n; j++) {
@@ -396,6 +393,16 @@ static void lat_add(sim *s, int i, int64_t v)
 	s->lhist[i][lat_bucket(v)]++;
 	s->lmax[i] = max64(s->lmax[i], v);
 	x->n++;
+}
+
+/* One latency sample of set i: kept as it is up to lat_exact samples; the one past
+ * them folds the set into a histogram, which takes every later one. */
+static inline __attribute__((always_inline)) void lat_add(sim *s, int i, int64_t v)
+{
+	if (s->lat[i].n < s->lat_exact)	/* n only grows: never again once folded */
+		vec_push(s, &s->lat[i], v);
+	else
+		lat_add_folded(s, i, v);
 }
 
 static uint64_t splitmix64(uint64_t *state)
@@ -2807,13 +2814,10 @@ static void finish(sim *s, fwb_result *out)
 	out->pages_per_request_n = s->cfg->max_pages + 1;
 	s->hist = NULL;
 	for (i = 0; i < FWB_N_LATENCIES; i++) {
-		int64_t j, top = s->lmax[i];
-		for (j = 0; s->lat[i].v && j < s->lat[i].n; j++)
-			top = j ? max64(top, s->lat[i].v[j]) : s->lat[i].v[j];
 		out->latency[i] = s->lat[i].v;
 		out->latency_n[i] = s->lat[i].n;
 		out->latency_hist[i] = s->lhist[i];
-		out->latency_max[i] = top;
+		out->latency_max[i] = s->lmax[i];
 		s->lat[i].v = NULL;
 		s->lhist[i] = NULL;
 	}
@@ -2884,7 +2888,7 @@ static int is_range_op(int32_t code)
 }
 
 /* One row's fields, as bench.ops.validate_ops checks them. */
-static int row_ok(const fwb_op *op, int32_t n_files)
+static inline __attribute__((always_inline)) int row_ok(const fwb_op *op, int32_t n_files)
 {
 	if (op->time < 0 || !in_range(op->thread, 0, MAX_THREADS - 1) ||
 	    !in_range(op->op, 0, FWB_N_OPS - 1))

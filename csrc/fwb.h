@@ -128,7 +128,7 @@ typedef struct fwb_result {
 	int64_t *latency[7];		/* owned; latency_n[i] samples, or NULL once folded */
 	int64_t latency_n[7];		/* samples taken */
 	int64_t *latency_hist[7];	/* owned; NULL, or FWB_LAT_BUCKETS counts once folded */
-	int64_t latency_max[7];		/* the largest sample (kept when folded) */
+	int64_t latency_max[7];		/* a folded set's largest sample (else 0) */
 	int64_t *series;		/* series_n rows of 6: time, dirty, writeback, temp, cache, anon */
 	int64_t series_n;
 } fwb_result;

@@ -5,6 +5,11 @@ same raw result for the same configuration, operations and seed, counter for
 counter.  Both are written as the same explicit state machine; keep them in
 step.
 
+Operations come as an array (each thread's rows in array order) or as a stream
+(bench.sim.stream: each thread's rows in chunks, asked for when the thread has run
+the last; simulate_stream), with the same results.  Latency samples are kept one by
+one up to lathist.EXACT per kind, then folded into a histogram (bench.sim.lathist).
+
 Time is integer nanoseconds.  Events sit in a heap ordered by (time, sequence),
 the sequence making same-time events run in the order they were scheduled
 (SimPy's rule).  Kinds of event:

@@ -17,8 +17,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from bench.sim.ops import (FILE_OPS, FILE_RANGE_OPS, MAX_FILE_BYTES, MAX_THREADS, MEMORY_OPS,
-                           OP_DTYPE, OP_NAMES, PAGE_SIZE)
+from bench.sim.ops import (FILE_OPS, FILE_RANGE_OPS, MAX_FILE_BYTES, MAX_FILES, MAX_THREADS,
+                           MEMORY_OPS, OP_DTYPE, OP_NAMES, PAGE_SIZE)
 
 CHUNK = 8192            # rows per fill: 320 KiB a thread in the C engine
 MAX_OPS = 1 << 30       # csrc/engine.c MAX_OPS: page versions fit 32 bits
@@ -30,10 +30,15 @@ class OpStream:
     threads: int
     file_sizes: np.ndarray      # int64, bytes at the start
     file_pages: np.ndarray      # int64, each file's page capacity (its size, every page a row touches)
-    n_ops: int                  # rows of all threads
+    n_ops: int                  # rows of all threads, as the maker counts them (for messages)
     source: Callable[[int], Iterator[np.ndarray]]   # thread -> its OP_DTYPE rows, in blocks
 
     def __post_init__(self):
+        sizes, pages = self.file_sizes, self.file_pages
+        if sizes.ndim != 1 or not 1 <= len(sizes) <= MAX_FILES or pages.shape != sizes.shape:
+            raise ValueError(f"file_sizes: expected 1..{MAX_FILES} files, each with its file_pages")
+        if (sizes < 0).any() or (sizes > MAX_FILE_BYTES).any():
+            raise ValueError(f"file_sizes: each must be in 0..{MAX_FILE_BYTES}")
         if not 1 <= self.threads <= MAX_THREADS:
             raise ValueError(f"threads: must be in 1..{MAX_THREADS}, got {self.threads}")
         if not 1 <= self.n_ops <= MAX_OPS:
