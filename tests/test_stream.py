@@ -196,3 +196,26 @@ def test_histogram_buckets():
         assert lathist.bucket(int(low)) == lathist.bucket(v)
     assert np.array_equal(lo[:4], [0, 1, 255, 256])
     assert lathist.bucket((1 << 63) - 1) == lathist.BUCKETS - 1
+
+
+def test_compare_runs_a_streamed_workload_that_its_mount_skips(tmp_path, monkeypatch, capsys):
+    """`compare` simulates a streamed workload as it does its array, and its real-mount column
+    says it did not mount it (mount.run is replaced by what it does first: the array)."""
+    from bench import results
+    from bench.__main__ import main
+    from bench.real import mount
+    from bench.sim import machine
+    monkeypatch.setenv(machine.ENV, "none")
+    monkeypatch.setattr(W, "STREAM_ROWS", 100)
+    monkeypatch.setattr(mount, "available", lambda: (True, ""))
+    monkeypatch.setattr(mount, "run", lambda w, seed, **p: W.make(w, seed=seed, **p).ops)
+    rc = main(["compare", "--workloads", "seq-write", "--strategies", "temp-naive,no-temp-page",
+               "--baseline", "temp-naive", "--seeds", "1", "--jobs", "1", "--param",
+               "file_size=1048576", "--param", "block_size=4096", "--out", str(tmp_path / "r.json")])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "real mount: not run: workload seq-write: its 257 operations are streamed" in err
+    monkeypatch.setattr(W, "STREAM_ROWS", W.MAX_ROWS)
+    arr = W.make("seq-write", file_size=1 << 20, block_size=4096)
+    got = {r.strategy: r.metrics for r in results.load(tmp_path / "r.json").runs}
+    assert got == {s: sim.run(s, arr).metrics for s in ("temp-naive", "no-temp-page")}
