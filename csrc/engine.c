@@ -28,7 +28,9 @@
  * one does not, refsim cannot return its int64 arrays either.
  *
  * Out of memory anywhere in a run longjmps back to fwb_run, which frees the
- * run and returns FWB_ENOMEM.
+ * run and returns FWB_ENOMEM; so does a stream's failed fill or bad chunk
+ * (fwb_run_stream: FWB_EFILL, FWB_EINVAL).  A stream's thread runs its rows from
+ * a chunk of them (refill) where an array's runs them from the array.
  */
 #include <math.h>
 #include <setjmp.h>
@@ -173,10 +175,12 @@ typedef struct actor {
 	int finished;
 	int failed;		/* its call failed at once (the connection was aborted) */
 	int32_t cpu;		/* a CPU its work last ran on (a hint for work()), -1 none */
+	int64_t last_t;		/* a stream's thread: the time of its last row so far */
 } actor;
 
 typedef struct sim {
 	jmp_buf oom;
+	int err;		/* why the run longjmped to oom: 0 out of memory, else a fwb_error */
 	const fwb_config *cfg;
 	const struct fwb_strategy *strategy;
 	int temp;
@@ -244,6 +248,11 @@ typedef struct sim {
 	actor *flusher;
 	const fwb_op **order;
 	int64_t alive;
+	/* fwb_run_stream: each thread's chunk of rows, and pointers to them (its ops) */
+	const fwb_stream *st;
+	fwb_op *srows;
+	const fwb_op **sptr;
+	int64_t streamed;	/* rows the stream has given */
 
 	ev *heap;
 	int64_t nev, cap_ev;	/* nev: events in the heap, not counting the slot */
@@ -258,7 +267,10 @@ typedef struct sim {
 
 	int64_t c[FWB_N_COUNTERS];
 	int64_t *hist;		/* max_pages + 1 entries, moved into the result */
-	vec lat[FWB_N_LATENCIES];
+	vec lat[FWB_N_LATENCIES];	/* n counts the samples, folded ones too */
+	int64_t lat_exact;		/* samples kept one by one, per set */
+	int64_t *lhist[FWB_N_LATENCIES];	/* a folded set's FWB_LAT_BUCKETS counts */
+	int64_t lmax[FWB_N_LATENCIES];	/* a folded set's largest sample */
 	vec series;
 	int64_t next_sample;
 } sim;
@@ -350,6 +362,48 @@ static void vec_push(sim *s, vec *x, int64_t v)
  * integers), as in refsim, whose comments explain the constants (written there
  * with the same hex floats); with -ffp-contract=off the service times are
  * bit-identical to Python's. */
+
+/* The histogram bucket of a latency (fwb.h, enum fwb_lat_hist). */
+static int64_t lat_bucket(int64_t v)
+{
+	int e;
+	if (v < 2 * FWB_LAT_SUB)
+		return v < 0 ? 0 : v;
+	e = 63 - __builtin_clzll((uint64_t)v);
+	return ((int64_t)(e - FWB_LAT_SUB_BITS + 1) << FWB_LAT_SUB_BITS) +
+	       (v >> (e - FWB_LAT_SUB_BITS)) - FWB_LAT_SUB;
+}
+
+/* lat_add past set i's exact samples: the first time, fold them into a histogram. */
+static void lat_add_folded(sim *s, int i, int64_t v)
+{
+	vec *x = &s->lat[i];
+	int64_t j;
+	if (!s->lhist[i]) {
+		s->lhist[i] = xcalloc(s, FWB_LAT_BUCKETS, sizeof(int64_t));
+		s->lmax[i] = v;
+		for (j = 0; j < x->n; j++) {
+			s->lhist[i][lat_bucket(x->v[j])]++;
+			s->lmax[i] = max64(s->lmax[i], x->v[j]);
+		}
+		free(x->v);
+		x->v = NULL;
+		x->cap = 0;
+	}
+	s->lhist[i][lat_bucket(v)]++;
+	s->lmax[i] = max64(s->lmax[i], v);
+	x->n++;
+}
+
+/* One latency sample of set i: kept as it is up to lat_exact samples; the one past
+ * them folds the set into a histogram, which takes every later one. */
+static inline __attribute__((always_inline)) void lat_add(sim *s, int i, int64_t v)
+{
+	if (s->lat[i].n < s->lat_exact)	/* n only grows: never again once folded */
+		vec_push(s, &s->lat[i], v);
+	else
+		lat_add_folded(s, i, v);
+}
 
 static uint64_t splitmix64(uint64_t *state)
 {
@@ -1453,7 +1507,7 @@ static void end_wait(sim *s, actor *a)
 			s->c[FWB_C_DEADLOCKS]++;
 	}
 	if (a->wait_kind == W_THROTTLE)
-		vec_push(s, &s->lat[FWB_L_THROTTLE], dur);
+		lat_add(s, FWB_L_THROTTLE, dur);
 	work(s, a, s->cfg->wakeup_ns);	/* it slept and was woken: two context switches */
 }
 
@@ -1977,7 +2031,7 @@ static int reserve(sim *s, actor *a, int64_t n)
 	}
 	a->in_reclaim = 0;
 	a->rc_active = 0;
-	vec_push(s, &s->lat[FWB_L_RECLAIM], ssub(a->clk, a->rc_start));
+	lat_add(s, FWB_L_RECLAIM, ssub(a->clk, a->rc_start));
 	return 1;
 }
 
@@ -2150,7 +2204,7 @@ static int pause_task(sim *s, actor *a, int64_t dirty, int64_t rate)
 	}
 	a->nr_dirtied = 0;
 	a->paused_when = sadd(a->clk, (ahead + pause) * jiffy);
-	vec_push(s, &s->lat[FWB_L_THROTTLE], pause * jiffy);
+	lat_add(s, FWB_L_THROTTLE, pause * jiffy);
 	a->bal_state = BAL_PAUSE;
 	sleep_until(s, a, sadd(a->clk, pause * jiffy));
 	return 0;
@@ -2257,7 +2311,7 @@ static int do_write(sim *s, actor *a, const fwb_op *op)
 			return 0;
 	}
 	s->c[FWB_C_BYTES_DIRTIED] = sadd(s->c[FWB_C_BYTES_DIRTIED], ln);
-	vec_push(s, &s->lat[FWB_L_WRITE], ssub(a->clk, a->op_start));
+	lat_add(s, FWB_L_WRITE, ssub(a->clk, a->op_start));
 	return 1;
 }
 
@@ -2291,7 +2345,7 @@ static int do_mmap_store(sim *s, actor *a, const fwb_op *op)
 			}
 			s->pg[p].flags |= PF_MAPW;
 			a->nr_dirtied += set_dirty(s, p, f);
-			vec_push(s, &s->lat[FWB_L_FAULT], ssub(a->clk, a->fault_start));
+			lat_add(s, FWB_L_FAULT, ssub(a->clk, a->fault_start));
 			a->fault_start = -1;
 		}
 		s->pg[p].version++;
@@ -2374,7 +2428,7 @@ static int do_fsync(sim *s, actor *a, const fwb_op *op, int64_t first, int64_t e
 	}
 	free_req(s, a->req);
 	a->req = 0;
-	vec_push(s, &s->lat[FWB_L_FSYNC], ssub(a->clk, a->op_start));
+	lat_add(s, FWB_L_FSYNC, ssub(a->clk, a->op_start));
 	return 1;
 }
 
@@ -2390,7 +2444,7 @@ static int do_sync(sim *s, actor *a)
 		if (!c->sync_waits) {
 			s->flusher->fl_sync = 1;
 			kick_flusher(s);
-			vec_push(s, &s->lat[FWB_L_SYNC], ssub(a->clk, a->op_start));
+			lat_add(s, FWB_L_SYNC, ssub(a->clk, a->op_start));
 			return 1;
 		}
 	}
@@ -2408,7 +2462,7 @@ static int do_sync(sim *s, actor *a)
 		block(a, W_ALL, 0);
 		return 0;
 	}
-	vec_push(s, &s->lat[FWB_L_SYNC], ssub(a->clk, a->op_start));
+	lat_add(s, FWB_L_SYNC, ssub(a->clk, a->op_start));
 	return 1;
 }
 
@@ -2432,7 +2486,7 @@ static int do_memory(sim *s, actor *a, const fwb_op *op)
 		*cu = sadd(*cu, unmovable);
 		stall = a->clk;
 		work(s, a, smul(ssub(n, unmovable), c->compact_page_ns));
-		vec_push(s, &s->lat[FWB_L_COMPACTION], ssub(a->clk, stall));
+		lat_add(s, FWB_L_COMPACTION, ssub(a->clk, stall));
 	}
 	return 1;
 }
@@ -2462,6 +2516,30 @@ static int run_op(sim *s, actor *a)
 
 /* ------------------------------------------------------------ actors */
 
+static int chunk_ok(const sim *s, const actor *a, int64_t n);
+
+/* A stream's thread that has run its rows: its next chunk into a->ops, a->k = 0.
+ * Returns the rows (0: none left, and always for an array).  A failed fill or a bad
+ * chunk ends the run (longjmp, as out of memory does). */
+static int64_t refill(sim *s, actor *a)
+{
+	const fwb_stream *st = s->st;
+	int64_t n;
+	if (!st)
+		return 0;
+	n = st->fill(st->ctx, a->id, s->srows + (int64_t)a->id * st->chunk, st->chunk);
+	if (n < 0 || n > st->chunk || n > MAX_OPS - s->streamed || !chunk_ok(s, a, n)) {
+		s->err = n < 0 ? FWB_EFILL : FWB_EINVAL;
+		longjmp(s->oom, 1);
+	}
+	s->streamed += n;
+	a->nops = n;
+	a->k = 0;
+	if (n)
+		a->last_t = a->ops[n - 1]->time;
+	return n;
+}
+
 static void step_thread(sim *s, actor *a)
 {
 	for (;;) {
@@ -2488,7 +2566,7 @@ static void step_thread(sim *s, actor *a)
 					__builtin_prefetch(&s->lk[q]);
 			}
 		}
-		if (a->k == a->nops) {
+		if (a->k == a->nops && !refill(s, a)) {
 			a->finished = 1;
 			s->alive--;
 			s->c[FWB_C_T_APP_END] = max64(s->c[FWB_C_T_APP_END], a->clk);
@@ -2738,7 +2816,10 @@ static void finish(sim *s, fwb_result *out)
 	for (i = 0; i < FWB_N_LATENCIES; i++) {
 		out->latency[i] = s->lat[i].v;
 		out->latency_n[i] = s->lat[i].n;
+		out->latency_hist[i] = s->lhist[i];
+		out->latency_max[i] = s->lmax[i];
 		s->lat[i].v = NULL;
+		s->lhist[i] = NULL;
 	}
 	out->series = s->series.v;
 	out->series_n = s->series.n / 6;
@@ -2806,6 +2887,20 @@ static int is_range_op(int32_t code)
 	       code == FWB_OP_MSYNC;
 }
 
+/* One row's fields, as bench.ops.validate_ops checks them. */
+static inline __attribute__((always_inline)) int row_ok(const fwb_op *op, int32_t n_files)
+{
+	if (op->time < 0 || !in_range(op->thread, 0, MAX_THREADS - 1) ||
+	    !in_range(op->op, 0, FWB_N_OPS - 1))
+		return 0;
+	if ((is_range_op(op->op) || op->op == FWB_OP_FSYNC) && !in_range(op->file, 0, n_files - 1))
+		return 0;
+	if (is_range_op(op->op) && !(in_range(op->offset, 0, MAX_FILE_BYTES) &&
+				     in_range(op->length, 1, MAX_FILE_BYTES - op->offset)))
+		return 0;
+	return !(op->op >= FWB_OP_ALLOC && op->length <= 0);
+}
+
 /* bench.ops.validate_ops, minus the time order (the engine does not need it). */
 static int ops_ok(const fwb_op *ops, int64_t n_ops, const int64_t *sizes, int32_t n_files)
 {
@@ -2816,19 +2911,43 @@ static int ops_ok(const fwb_op *ops, int64_t n_ops, const int64_t *sizes, int32_
 	for (f = 0; f < n_files; f++)
 		if (!in_range(sizes[f], 0, MAX_FILE_BYTES))
 			return 0;
-	for (i = 0; i < n_ops; i++) {
-		const fwb_op *op = &ops[i];
-		if (op->time < 0 || !in_range(op->thread, 0, MAX_THREADS - 1) ||
-		    !in_range(op->op, 0, FWB_N_OPS - 1))
+	for (i = 0; i < n_ops; i++)
+		if (!row_ok(&ops[i], n_files))
 			return 0;
-		if ((is_range_op(op->op) || op->op == FWB_OP_FSYNC) && !in_range(op->file, 0, n_files - 1))
+	return 1;
+}
+
+/* A chunk of n rows just filled for stream thread a: what ops_ok checks of an array,
+ * and that the rows are a's, in time order after its earlier ones, and inside the
+ * declared page capacity of their file. */
+static int chunk_ok(const sim *s, const actor *a, int64_t n)
+{
+	int64_t i, last = a->last_t;
+	for (i = 0; i < n; i++) {
+		const fwb_op *op = a->ops[i];
+		if (op->thread != a->id || op->time < last || !row_ok(op, s->nfiles))
 			return 0;
-		if (is_range_op(op->op) && !(in_range(op->offset, 0, MAX_FILE_BYTES) &&
-					     in_range(op->length, 1, MAX_FILE_BYTES - op->offset)))
+		if (is_range_op(op->op) &&
+		    (op->offset + op->length + FWB_PAGE - 1) / FWB_PAGE > s->npages[op->file])
 			return 0;
-		if (op->op >= FWB_OP_ALLOC && op->length <= 0)
-			return 0;
+		last = op->time;
 	}
+	return 1;
+}
+
+/* fwb_run_stream's input, but for the chunks (chunk_ok). */
+static int stream_ok(const fwb_stream *st)
+{
+	int32_t f;
+	if (!st || !in_range(st->threads, 1, MAX_THREADS) || st->n_files <= 0 || !st->file_sizes ||
+	    !st->file_pages || !in_range(st->chunk, 1, (int64_t)1 << 20) || !st->fill ||
+	    !in_range(st->latency_exact, 0, FWB_LAT_EXACT))
+		return 0;
+	for (f = 0; f < st->n_files; f++)
+		if (!in_range(st->file_sizes[f], 0, MAX_FILE_BYTES) ||
+		    !in_range(st->file_pages[f], (st->file_sizes[f] + FWB_PAGE - 1) / FWB_PAGE,
+			      MAX_FILE_BYTES / FWB_PAGE))
+			return 0;
 	return 1;
 }
 
@@ -2909,8 +3028,12 @@ static void sim_free(sim *s)
 	free(s->actors);
 	free(s->order);
 	free(s->heap);
-	for (i = 0; i < FWB_N_LATENCIES; i++)
+	for (i = 0; i < FWB_N_LATENCIES; i++) {
 		free(s->lat[i].v);
+		free(s->lhist[i]);
+	}
+	free(s->srows);
+	free(s->sptr);
 	free(s->series.v);
 	free(s->hist);
 	free(s->log_t.v);
@@ -2921,7 +3044,7 @@ static void sim_free(sim *s)
 }
 
 static void sim_init(sim *s, const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
-		     const int64_t *sizes, int32_t nf, uint64_t seed)
+		     const int64_t *sizes, int32_t nf, const fwb_stream *st, uint64_t seed)
 {
 	int64_t n, i, nw, count[MAX_THREADS], at[MAX_THREADS];
 	int32_t f, t, nthreads = 0;
@@ -2961,7 +3084,12 @@ static void sim_init(sim *s, const fwb_config *cfg, const fwb_op *ops, int64_t n
 	s->f_ndirty = xcalloc(s, (size_t)nf, sizeof(int64_t));
 	s->f_dirtied_when = xcalloc(s, (size_t)nf, sizeof(int64_t));
 	s->f_inflight = xcalloc(s, (size_t)nf, sizeof(int64_t));
-	n = capacity(ops, n_ops, sizes, nf, s->npages);
+	if (st) {	/* declared up front; chunk_ok holds the rows to it */
+		for (n = 0, f = 0; f < nf; f++)
+			n += s->npages[f] = st->file_pages[f];
+	} else {
+		n = capacity(ops, n_ops, sizes, nf, s->npages);
+	}
 	if (n > MAX_TOTAL_PAGES)
 		longjmp(s->oom, 1);
 	for (f = 1; f < nf; f++)
@@ -2982,9 +3110,11 @@ static void sim_init(sim *s, const fwb_config *cfg, const fwb_op *ops, int64_t n
 	s->dsum = xcalloc(s, (size_t)(nw + 63) / 64 + 1, sizeof(uint64_t));
 	/* past n / 4 entries, scanning every page costs about as much; below LIST_MIN_PAGES
 	 * pages the scan is cheap and the list not kept */
+	s->lat_exact = st && st->latency_exact ? st->latency_exact : FWB_LAT_EXACT;
 	s->dirtied_cap = n / 4;
 	s->dirtied_all = n < LIST_MIN_PAGES;
-	prefault(s, ops, n_ops);
+	if (!st)	/* a stream's rows are not known yet */
+		prefault(s, ops, n_ops);
 
 	/* a request never holds more than req_pages, nor more pages than there are */
 	s->vstride = max64(1, min64(s->req_pages, n));
@@ -3006,6 +3136,14 @@ static void sim_init(sim *s, const fwb_config *cfg, const fwb_op *ops, int64_t n
 			nthreads = ops[i].thread + 1;
 	}
 	s->order = xmalloc(s, (size_t)n_ops * sizeof(const fwb_op *));
+	if (st) {	/* a chunk for each thread, which refill() fills */
+		s->st = st;
+		nthreads = st->threads;
+		s->srows = xmalloc(s, (size_t)(nthreads * st->chunk) * sizeof(fwb_op));
+		s->sptr = xmalloc(s, (size_t)(nthreads * st->chunk) * sizeof(const fwb_op *));
+		for (i = 0; i < nthreads * st->chunk; i++)
+			s->sptr[i] = &s->srows[i];
+	}
 	for (t = 0, i = 0; t < nthreads; t++) {
 		at[t] = i;
 		i += count[t];
@@ -3016,8 +3154,10 @@ static void sim_init(sim *s, const fwb_config *cfg, const fwb_op *ops, int64_t n
 		actor *a = &s->actors[t];
 		a->id = t;
 		a->is_flusher = t == nthreads;
-		a->ops = a->is_flusher ? NULL : s->order + at[t];
+		a->ops = a->is_flusher ? NULL : st ? s->sptr + t * st->chunk : s->order + at[t];
 		a->nops = a->is_flusher ? 0 : count[t];
+		if (st && !a->is_flusher)
+			refill(s, a);	/* its first chunk, in thread order */
 		a->phase = PH_START;
 		a->fault_start = -1;
 		a->wait_kind = W_NONE;
@@ -3055,24 +3195,26 @@ static void log_finish(sim *s, fwb_evlog *log)
 
 /* fwb_run, and with log the event log too. */
 static int simulate(const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
-		    const int64_t *file_sizes, int32_t n_files, uint64_t seed, fwb_result *out,
-		    fwb_evlog *log)
+		    const int64_t *file_sizes, int32_t n_files, const fwb_stream *st, uint64_t seed,
+		    fwb_result *out, fwb_evlog *log)
 {
 	sim *s;
 	if (!out)
 		return FWB_EINVAL;
 	memset(out, 0, sizeof *out);
-	if (!cfg || !config_ok(cfg) || !ops_ok(ops, n_ops, file_sizes, n_files))
+	if (!cfg || !config_ok(cfg) || !(st ? stream_ok(st) : ops_ok(ops, n_ops, file_sizes, n_files)))
 		return FWB_EINVAL;
 	s = calloc(1, sizeof *s);
 	if (!s)
 		return FWB_ENOMEM;
 	if (setjmp(s->oom)) {	/* s itself is never reassigned: safe to use here */
+		int err = s->err ? s->err : FWB_ENOMEM;
 		sim_free(s);
 		memset(out, 0, sizeof *out);
-		return FWB_ENOMEM;
+		return err;
 	}
-	sim_init(s, cfg, ops, n_ops, file_sizes, n_files, seed);
+	sim_init(s, cfg, ops, n_ops, st ? st->file_sizes : file_sizes, st ? st->n_files : n_files,
+		 st, seed);
 	s->evlog = log != NULL;
 	run(s);
 	if (log)
@@ -3085,7 +3227,12 @@ static int simulate(const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
 int fwb_run(const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
 	    const int64_t *file_sizes, int32_t n_files, uint64_t seed, fwb_result *out)
 {
-	return simulate(cfg, ops, n_ops, file_sizes, n_files, seed, out, NULL);
+	return simulate(cfg, ops, n_ops, file_sizes, n_files, NULL, seed, out, NULL);
+}
+
+int fwb_run_stream(const fwb_config *cfg, const fwb_stream *st, uint64_t seed, fwb_result *out)
+{
+	return simulate(cfg, NULL, 0, NULL, 0, st, seed, out, NULL);
 }
 
 int fwb_event_log(const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
@@ -3096,7 +3243,7 @@ int fwb_event_log(const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
 	if (!out)
 		return FWB_EINVAL;
 	memset(out, 0, sizeof *out);
-	rc = simulate(cfg, ops, n_ops, file_sizes, n_files, seed, &res, out);
+	rc = simulate(cfg, ops, n_ops, file_sizes, n_files, NULL, seed, &res, out);
 	if (rc == FWB_OK)
 		fwb_result_free(&res);
 	else
@@ -3172,8 +3319,10 @@ void fwb_result_free(fwb_result *res)
 		return;
 	for (i = 0; i < FWB_N_LATENCIES; i++) {
 		free(res->latency[i]);
+		free(res->latency_hist[i]);
 		res->latency[i] = NULL;
-		res->latency_n[i] = 0;
+		res->latency_hist[i] = NULL;
+		res->latency_n[i] = res->latency_max[i] = 0;
 	}
 	free(res->series);
 	res->series = NULL;

@@ -106,14 +106,29 @@ enum fwb_latency {
 	FWB_L_RECLAIM = 5, FWB_L_COMPACTION = 6, FWB_N_LATENCIES = 7
 };
 
-enum fwb_error { FWB_OK = 0, FWB_ENOMEM = -1, FWB_EINVAL = -2 };
+/* FWB_EFILL: a stream's fill callback returned a negative count. */
+enum fwb_error { FWB_OK = 0, FWB_ENOMEM = -1, FWB_EINVAL = -2, FWB_EFILL = -3 };
+
+/*
+ * Latency samples are kept one by one up to a limit per set (FWB_LAT_EXACT, or a stream's
+ * latency_exact); the sample past it folds the set into a histogram of FWB_LAT_BUCKETS
+ * log-spaced buckets: a value below 2 * FWB_LAT_SUB has its own bucket, a larger one v with
+ * 2**e <= v < 2**(e+1) falls in the bucket of its top FWB_LAT_SUB_BITS + 1 bits, which holds
+ * 2**(e - FWB_LAT_SUB_BITS) values: its lowest value is below v by less than v / FWB_LAT_SUB.
+ * bench/sim/lathist.py has the same buckets.
+ */
+enum fwb_lat_hist {
+	FWB_LAT_SUB_BITS = 7, FWB_LAT_SUB = 128, FWB_LAT_BUCKETS = 7296, FWB_LAT_EXACT = 4194304
+};
 
 typedef struct fwb_result {
 	int64_t counters[32];
 	int64_t *pages_per_request;	/* owned; pages_per_request_n = max_pages + 1 entries */
 	int64_t pages_per_request_n;
-	int64_t *latency[7];		/* owned; freed by fwb_result_free */
-	int64_t latency_n[7];
+	int64_t *latency[7];		/* owned; latency_n[i] samples, or NULL once folded */
+	int64_t latency_n[7];		/* samples taken */
+	int64_t *latency_hist[7];	/* owned; NULL, or FWB_LAT_BUCKETS counts once folded */
+	int64_t latency_max[7];		/* a folded set's largest sample (else 0) */
 	int64_t *series;		/* series_n rows of 6: time, dirty, writeback, temp, cache, anon */
 	int64_t series_n;
 } fwb_result;
@@ -127,6 +142,32 @@ int fwb_run(const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
 	    const int64_t *file_sizes, int32_t n_files, uint64_t seed, fwb_result *out);
 
 void fwb_result_free(fwb_result *res);
+
+/*
+ * A workload made in chunks: fill(ctx, thread, buf, cap) writes up to cap (= chunk) of
+ * that thread's next rows, in its program order, into buf and returns how many (0: the
+ * thread has no more), or a negative number for an error of its own (FWB_EFILL).  The
+ * engine asks for each thread's first chunk in thread order before the run, and for the
+ * next one when the thread has run the last, so a thread's rows must not depend on the
+ * chunk size nor on when they are asked for.  What the rows need is given up front:
+ * file_pages[f] is file f's page capacity, at least its initial size and every page a
+ * row of it touches (the array form's capacity is the largest of these).  Each chunk is
+ * checked as fwb_run checks an array, and also for its thread, its time order (after the
+ * thread's rows before it) and its capacity: FWB_EINVAL.  latency_exact: samples kept
+ * one by one per set (0: FWB_LAT_EXACT; at most that).
+ */
+typedef struct fwb_stream {
+	int32_t threads;	/* 1..64 */
+	int32_t n_files;
+	const int64_t *file_sizes;
+	const int64_t *file_pages;
+	int64_t chunk;		/* rows per fill, >= 1 */
+	int64_t latency_exact;
+	int64_t (*fill)(void *ctx, int32_t thread, fwb_op *buf, int64_t cap);
+	void *ctx;
+} fwb_stream;
+
+int fwb_run_stream(const fwb_config *cfg, const fwb_stream *st, uint64_t seed, fwb_result *out);
 
 /*
  * The event queue's floor: fwb_event_log runs the simulation (as fwb_run, same checks

@@ -1,7 +1,7 @@
 """The C engine under AddressSanitizer and UndefinedBehaviorSanitizer.
 
-tests/c/asan_driver.c runs fwb_run (and fwb_bare_loop) on an input file outside
-Python; it is built here with -fsanitize=address,undefined and run on a few
+tests/c/asan_driver.c runs fwb_run (and fwb_bare_loop, and fwb_run_stream on the same
+rows in chunks) on an input file outside Python; it is built here with -fsanitize=address,undefined and run on a few
 workloads under every strategy, chosen so that reads, throttling, reclaim,
 compaction, stalls, hangs, secondaries, in-place updates, skips and waits all
 happen, plus 256 server threads (the event heap grows), extreme but valid inputs
@@ -132,6 +132,9 @@ def _check_agrees(driver: Path, tmp_path: Path, cfg: dict, wl: Workload, seed: i
     assert set(refsim.COUNTERS) <= set(got)
     want = _expected(_cengine.simulate(cfg, wl.ops, wl.file_sizes, seed))
     want["bare_loop"] = _cengine.bare_loop(wl.ops, wl.file_sizes)
+    # the same rows streamed 3 at a time, with and without folded latencies, and a bad chunk
+    # and a failed fill (tests/c/asan_driver.c check_stream)
+    want.update(stream_same=1, stream_fold_same=1, stream_einval=-2, stream_efill=-3)
     diff = {k: (got.get(k), v) for k, v in want.items() if got.get(k) != v}
     assert not diff, f"{what}: driver vs in-process engine (driver, engine): {diff}"
 

@@ -119,7 +119,9 @@ def mount_runs(workloads: Iterable[str], seeds: Iterable[int], params: dict | No
     Runs are named like simulator runs with strategy = the kernel (``kernel-6.18.44``) and engine
     "mount", so bench.results.compare.rows puts them beside the strategies.  Of `params`, a mount takes
     each workload's own parameters and the server parameters bench.real.mount knows; simulator-only
-    ones (memory, costs) are left out, as a kernel cannot be given them.  A workload that fails on
+    ones (memory, costs) are left out, as a kernel cannot be given them.  A streamed workload
+    (bench.sim.workload.StreamedWorkload: too long for an array) is not run, and said so in the
+    note.  A workload that fails on
     the mount is left out and named in the returned note; with `failed`, a list, each run left
     out is appended to it ({strategy, workload, seed, engine, error}: the result file's
     ``metadata.failed_runs``, which marks it as partial)."""
@@ -129,7 +131,7 @@ def mount_runs(workloads: Iterable[str], seeds: Iterable[int], params: dict | No
     if not ok:
         return (), f"no real-mount rows: {why}"
     params = dict(params or {})
-    runs, notes = [], []
+    runs, notes, streamed = [], [], []
     seeds = list(seeds)
     for w in workloads:
         own = _wl.workload_params(w)
@@ -139,6 +141,9 @@ def mount_runs(workloads: Iterable[str], seeds: Iterable[int], params: dict | No
                 print(f"mount: {w} seed {seed}", file=sys.stderr)
             try:
                 runs.append(mount.run(w, seed, **p))
+            except _wl.StreamedError as exc:      # too long for an array: simulated only
+                streamed.append(str(exc))
+                break
             except RuntimeError as exc:
                 notes.append(f"{w}/{seed}: {exc}")
                 if failed is not None:    # this seed and the ones not tried after it
@@ -148,6 +153,8 @@ def mount_runs(workloads: Iterable[str], seeds: Iterable[int], params: dict | No
                                   for s in seeds[seeds.index(seed):])
                 break
     note = "" if not notes else "real mount failed on " + "; ".join(notes)
+    if streamed:
+        note = "; ".join(([note] if note else []) + [f"real mount: not run: {m}" for m in streamed])
     return tuple(runs), note
 
 

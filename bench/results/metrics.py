@@ -76,11 +76,17 @@ _LATENCY_KEYS = {
 }
 
 
-def latency(samples: np.ndarray) -> dict[str, int]:
-    """p50/p99/p99.9/max by nearest rank (no interpolation, so integers stay exact)."""
+def latency(samples) -> dict[str, int]:
+    """p50/p99/p99.9/max by nearest rank (no interpolation, so integers stay exact).  samples:
+    an array of them, or a bench.sim.lathist.Histogram (a set folded past 2**22 samples), whose
+    percentiles are their buckets' lowest values, less than 0.78 % below the true ones; its
+    count and max are exact."""
     n = int(len(samples))
     if n == 0:
         return {"p50": 0, "p99": 0, "p999": 0, "max": 0, "count": 0}
+    if hasattr(samples, "rank"):
+        return {"p50": samples.rank(-(-n * 50 // 100)), "p99": samples.rank(-(-n * 99 // 100)),
+                "p999": samples.rank(-(-n * 999 // 1000)), "max": int(samples.max), "count": n}
     s = np.sort(np.asarray(samples, dtype=np.int64))
     # nearest rank q: the ceil(n * q)-th smallest, 1-based
     return {"p50": int(s[-(-n * 50 // 100) - 1]), "p99": int(s[-(-n * 99 // 100) - 1]),

@@ -33,7 +33,9 @@ def workloads() -> list[str]:
     return _workloads.workload_names()
 
 
-def _total_pages(w: _workloads.Workload) -> int:
+def _total_pages(w: _workloads.Workload | _workloads.StreamedWorkload) -> int:
+    if isinstance(w, _workloads.StreamedWorkload):
+        return int(w.stream.file_pages.sum())
     cap = (w.file_sizes.astype(np.int64) + PAGE_SIZE - 1) // PAGE_SIZE
     on = np.isin(w.ops["op"], FILE_RANGE_OPS)
     if on.any():
@@ -52,7 +54,7 @@ def prepare(strategy: str, workload: Any, seed: int = 0, **params: Any):
         names = _workloads.workload_params(workload)
         wl = _workloads.make(workload, seed=seed, mem_total_pages=model.get("mem_total_pages"),
                              **{k: model.pop(k) for k in list(model) if k in names})
-    elif isinstance(workload, _workloads.Workload):
+    elif isinstance(workload, (_workloads.Workload, _workloads.StreamedWorkload)):
         wl = workload
     else:
         raise ValueError(f"workload: expected a name or a Workload, got {type(workload).__name__}")
@@ -94,10 +96,17 @@ def run(strategy: str, workload: Any, seed: int = 0, engine: str = "c", **params
                metrics=metrics.summarize(raw), series=raw["series"])
 
 
-def simulate_raw(cfg: dict, wl: _workloads.Workload, seed: int, engine: str) -> dict:
-    """The engine's raw output (counters, histogram, latency samples, series)."""
+def simulate_raw(cfg: dict, wl: _workloads.Workload | _workloads.StreamedWorkload, seed: int,
+                 engine: str, config=None) -> dict:
+    """The engine's raw output (counters, histogram, latency samples, series).  config: the C
+    engine's struct of cfg (_cengine.make_config), if made before."""
+    streamed = isinstance(wl, _workloads.StreamedWorkload)
     if engine == "python":
         from bench.sim import refsim
+        if streamed:
+            return refsim.simulate_stream(cfg, wl.stream, seed)
         return refsim.simulate(cfg, wl.ops, wl.file_sizes, seed)
     from bench.sim import _cengine
-    return _cengine.simulate(cfg, wl.ops, wl.file_sizes, seed)
+    if streamed:
+        return _cengine.simulate_stream(cfg, wl.stream, seed, config=config)
+    return _cengine.simulate(cfg, wl.ops, wl.file_sizes, seed, config=config)

@@ -1,7 +1,8 @@
 """cffi builder for the C engine (API mode), run by setuptools at install time only.
 
 `pip install .` (or `-e .`) compiles csrc/*.c into the extension bench.sim._fwb.
-The cdef is csrc/fwb.h as it is: the header is kept cdef-clean for that.
+The cdef is csrc/fwb.h as it is: the header is kept cdef-clean for that, plus the one
+callback written in Python (bench.sim._cengine's fill of a streamed workload's chunks).
 """
 from __future__ import annotations
 
@@ -34,6 +35,8 @@ def _preflight() -> None:
 _preflight()
 ffi = FFI()
 ffi.cdef((CSRC / "fwb.h").read_text())
+# fwb_stream.fill for a Python source of rows (bench.sim._cengine.simulate_stream)
+ffi.cdef('extern "Python" int64_t fwb_py_fill(void *, int32_t, fwb_op *, int64_t);')
 ffi.set_source(
     "bench.sim._fwb",
     '#include <stdint.h>\n#include "fwb.h"\n',

@@ -10,8 +10,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from bench.sim import refsim
+from bench.sim import lathist, refsim
 from bench.sim.ops import OP_DTYPE
+from bench.sim.stream import CHUNK, Feed, OpStream
 
 try:
     from bench.sim._fwb import ffi, lib
@@ -76,6 +77,56 @@ def simulate(cfg: Mapping[str, Any], ops: np.ndarray, file_sizes: np.ndarray, se
     rc = lib.fwb_run(c, ffi.cast("const fwb_op *", ffi.from_buffer(ops)), len(ops),
                      ffi.cast("const int64_t *", ffi.from_buffer(sizes)), len(sizes),
                      seed & ((1 << 64) - 1), res)
+    return _result(rc, res)
+
+
+def simulate_stream(cfg: Mapping[str, Any], stream: OpStream, seed: int, config=None,
+                    chunk: int = CHUNK, latency_exact: int = 0) -> dict:
+    """Run the C engine on a streamed workload (bench.sim.stream), `chunk` rows per fill; the
+    same raw result as simulate on the stream's array.  latency_exact: samples kept one by one
+    per latency set before it folds into a histogram (0: lathist.EXACT; tests lower it).  An
+    exception of the stream's source (or a bad chunk) is raised here, after the run stops."""
+    _require()
+    feed = Feed(stream)
+    sizes = np.ascontiguousarray(stream.file_sizes, dtype=np.int64)
+    pages = np.ascontiguousarray(stream.file_pages, dtype=np.int64)
+    st = ffi.new("fwb_stream *")
+    st.threads, st.n_files, st.chunk = stream.threads, len(sizes), chunk
+    st.file_sizes = ffi.cast("const int64_t *", ffi.from_buffer(sizes))
+    st.file_pages = ffi.cast("const int64_t *", ffi.from_buffer(pages))
+    st.latency_exact = latency_exact
+    st.fill = lib.fwb_py_fill
+    handle = ffi.new_handle(feed)
+    st.ctx = handle
+    res = ffi.new("fwb_result *")
+    rc = lib.fwb_run_stream(make_config(cfg) if config is None else config, st,
+                            seed & ((1 << 64) - 1), res)
+    if rc == lib.FWB_EFILL and feed.error is not None:
+        raise feed.error
+    if rc == lib.FWB_EINVAL:
+        raise ValueError("C engine: the stream or one of its chunks is invalid (a row of another "
+                         "thread, out of time order or past its file's declared pages)")
+    return _result(rc, res)
+
+
+if ffi is not None:
+    @ffi.def_extern()
+    def fwb_py_fill(ctx, thread, buf, cap):
+        """fwb_stream.fill: thread's next rows from the Feed behind ctx into buf.  An exception
+        is kept in the Feed (simulate_stream raises it) and ends the run (-1)."""
+        feed = ffi.from_handle(ctx)
+        try:
+            rows = feed.take(thread, cap)
+            if len(rows):
+                ffi.memmove(buf, np.ascontiguousarray(rows), rows.nbytes)
+            return len(rows)
+        except BaseException as exc:   # noqa: BLE001 - raised again by simulate_stream
+            feed.error = exc
+            return -1
+
+
+def _result(rc: int, res) -> dict:
+    """The raw result of a finished fwb_run or fwb_run_stream, or its error raised."""
     if rc == lib.FWB_ENOMEM:
         raise MemoryError("C engine: out of memory")
     if rc != lib.FWB_OK:
@@ -95,12 +146,18 @@ def _samples(res) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The latency arrays and the series of a result, copied into one new int64 array (one
     allocation, not eight) of which each is a slice."""
     ns = ffi.unpack(res.latency_n, len(refsim.LATENCIES))
+    exact = sum(n for i, n in enumerate(ns) if res.latency_hist[i] == ffi.NULL)
     width = len(refsim.SERIES_FIELDS)
     n_series = res.series_n * width
-    buf = np.empty(sum(ns) + n_series, dtype=np.int64)
+    buf = np.empty(exact + n_series, dtype=np.int64)
     dst = ffi.cast("int64_t *", ffi.from_buffer(buf))
     lat, at = {}, 0
     for i, (k, n) in enumerate(zip(refsim.LATENCIES, ns)):
+        if res.latency_hist[i] != ffi.NULL:
+            counts = np.frombuffer(ffi.buffer(res.latency_hist[i], lathist.BUCKETS * 8),
+                                   dtype=np.int64).copy()
+            lat[k] = lathist.Histogram(counts, n, res.latency_max[i])
+            continue
         if n:
             ffi.memmove(dst + at, res.latency[i], n * 8)
         lat[k] = buf[at:at + n]

@@ -5,6 +5,11 @@ same raw result for the same configuration, operations and seed, counter for
 counter.  Both are written as the same explicit state machine; keep them in
 step.
 
+Operations come as an array (each thread's rows in array order) or as a stream
+(bench.sim.stream: each thread's rows in chunks, asked for when the thread has run
+the last; simulate_stream), with the same results.  Latency samples are kept one by
+one up to lathist.EXACT per kind, then folded into a histogram (bench.sim.lathist).
+
 Time is integer nanoseconds.  Events sit in a heap ordered by (time, sequence),
 the sequence making same-time events run in the order they were scheduled
 (SimPy's rule).  Kinds of event:
@@ -200,7 +205,8 @@ import numpy as np
 import strategies
 from strategies import Action, BusyPage
 
-from bench.sim import ops as O
+from bench.sim import lathist, ops as O
+from bench.sim.stream import CHUNK, Feed, OpStream
 
 PAGE = O.PAGE_SIZE
 M64 = (1 << 64) - 1
@@ -510,7 +516,11 @@ def page_array(n: int, fill: int | None) -> Any:
 
 
 class Sim:
-    def __init__(self, cfg: Mapping[str, Any], ops: np.ndarray, file_sizes: np.ndarray, seed: int):
+    def __init__(self, cfg: Mapping[str, Any], ops: np.ndarray | None, file_sizes: np.ndarray,
+                 seed: int, stream: OpStream | None = None, chunk: int = CHUNK,
+                 latency_exact: int = 0):
+        """ops and file_sizes, or (ops None) a stream read `chunk` rows at a time (Feed).
+        latency_exact: samples kept one by one per latency set (0: lathist.EXACT)."""
         self.cfg = cfg
         self.strategy = next(s for s in strategies.STRATEGIES.values() if s.code == cfg["strategy"])
         self.temp = self.strategy.temp_pages
@@ -524,12 +534,18 @@ class Sim:
             if self.large else 1
         self.server = Server(cfg, seed)
 
-        # files: page capacity covers the initial size and every byte an op touches
+        # files: page capacity covers the initial size and every byte an op touches (a stream
+        # declares it, and its Feed holds the rows to it)
+        if stream is not None:
+            file_sizes = stream.file_sizes
+            cap = [int(p) for p in stream.file_pages]
+        else:
+            cap = [(int(s) + PAGE - 1) // PAGE for s in file_sizes]
+            on_file = np.isin(ops["op"], O.FILE_RANGE_OPS)
+            for f, end in zip(ops["file"][on_file],
+                              ops["offset"][on_file] + ops["length"][on_file]):
+                cap[f] = max(cap[f], (int(end) + PAGE - 1) // PAGE)
         nf = len(file_sizes)
-        cap = [(int(s) + PAGE - 1) // PAGE for s in file_sizes]
-        on_file = np.isin(ops["op"], O.FILE_RANGE_OPS)
-        for f, end in zip(ops["file"][on_file], ops["offset"][on_file] + ops["length"][on_file]):
-            cap[f] = max(cap[f], (int(end) + PAGE - 1) // PAGE)
         self.nfiles = nf
         self.npages = cap
         self.base = [0] * nf
@@ -576,9 +592,15 @@ class Sim:
         self.pending: deque[Request] = deque()
         self.next_rid = 0
 
-        # actors: threads 0..T-1, then the flusher
-        nthreads = int(ops["thread"].max()) + 1
-        self.actors = [Actor(t, ops[ops["thread"] == t]) for t in range(nthreads)]
+        # actors: threads 0..T-1, then the flusher; a stream's threads with their first chunk,
+        # in thread order
+        self.feed, self.chunk = (Feed(stream), chunk) if stream is not None else (None, 0)
+        if stream is not None:
+            nthreads = stream.threads
+            self.actors = [Actor(t, self.feed.take(t, chunk)) for t in range(nthreads)]
+        else:
+            nthreads = int(ops["thread"].max()) + 1
+            self.actors = [Actor(t, ops[ops["thread"] == t]) for t in range(nthreads)]
         self.flusher = Actor(nthreads, None)
         self.actors.append(self.flusher)
         self.alive = sum(1 for a in self.actors if not a.finished)
@@ -603,10 +625,27 @@ class Sim:
         self.hist = [0] * (cfg["max_pages"] + 1)
         self.aborted = False           # fuse_abort_conn ran (request_timeout_ns)
         self.lat: dict[str, list[int]] = {k: [] for k in LATENCIES}
+        self.lat_exact = latency_exact or lathist.EXACT
+        self.lat_hist: dict[str, list[int]] = {}      # a folded set's bucket counts
+        self.lat_max: dict[str, int] = {}             # ... and its largest sample
         self.series: list[tuple[int, ...]] = []
         self.next_sample = 0
 
     # ------------------------------------------------------------- plumbing
+    def lat_add(self, kind: str, v: int) -> None:
+        """One latency sample: kept as it is up to lat_exact samples; the one past them folds
+        the set into a histogram (bench.sim.lathist), which takes every later one."""
+        counts = self.lat_hist.get(kind)
+        if counts is None:
+            if len(self.lat[kind]) < self.lat_exact:
+                self.lat[kind].append(v)
+                return
+            counts = self.lat_hist[kind] = lathist.fold(self.lat[kind])
+            self.lat_max[kind] = max(self.lat[kind], default=v)
+            self.lat[kind] = []
+        counts[lathist.bucket(v)] += 1
+        self.lat_max[kind] = max(self.lat_max[kind], v)
+
     def push(self, t: int, kind: int, arg: int) -> None:
         heapq.heappush(self.heap, (t, self.seq, kind, arg))
         self.seq += 1
@@ -1111,7 +1150,7 @@ class Sim:
             if a.wait_reclaim:
                 self.c["deadlocks"] += 1
         if a.wait_kind == W_THROTTLE:
-            self.lat["throttle"].append(dur)
+            self.lat_add("throttle", dur)
         self.work(a, self.cfg["wakeup_ns"])   # it slept and was woken: two context switches
 
     def wake_waiters(self) -> None:
@@ -1491,7 +1530,7 @@ class Sim:
                     return False
         a.in_reclaim = False
         a.rc_active = False
-        self.lat["reclaim"].append(a.clk - a.rc_start)
+        self.lat_add("reclaim", a.clk - a.rc_start)
         return True
 
     # -------------------------------------------------------- the page cache
@@ -1660,7 +1699,7 @@ class Sim:
             pause = max_pause
         a.nr_dirtied = 0
         a.paused_when = a.clk + (ahead + pause) * jiffy
-        self.lat["throttle"].append(pause * jiffy)
+        self.lat_add("throttle", pause * jiffy)
         a.bal_state = BAL_PAUSE
         self.sleep_until(a, a.clk + pause * jiffy)
         return False
@@ -1709,7 +1748,7 @@ class Sim:
             if not self.throttle(a):
                 return False
         self.c["bytes_dirtied"] += ln
-        self.lat["write"].append(a.clk - a.op_start)
+        self.lat_add("write", a.clk - a.op_start)
         return True
 
     def do_mmap_store(self, a: Actor, op) -> bool:
@@ -1737,7 +1776,7 @@ class Sim:
                     return False
                 self.mapw[p] = 1
                 a.nr_dirtied += self.set_dirty(p, f)
-                self.lat["fault"].append(a.clk - a.fault_start)
+                self.lat_add("fault", a.clk - a.fault_start)
                 a.fault_start = -1
             self.version[p] += 1
             self.set_dirty(p, f)
@@ -1801,7 +1840,7 @@ class Sim:
             self.block(a, W_REQ, a.req.id)
             return False
         a.req = None
-        self.lat["fsync"].append(a.clk - a.op_start)
+        self.lat_add("fsync", a.clk - a.op_start)
         return True
 
     def do_sync(self, a: Actor) -> bool:
@@ -1816,7 +1855,7 @@ class Sim:
             if not c["sync_waits"]:
                 self.flusher.fl_sync = True
                 self.kick_flusher()
-                self.lat["sync"].append(a.clk - a.op_start)
+                self.lat_add("sync", a.clk - a.op_start)
                 return True
         if a.phase == PH_WP:
             while a.sync_f < self.nfiles:
@@ -1829,7 +1868,7 @@ class Sim:
         if self.pinned:                # wait_sb_inodes: pages still under PG_writeback
             self.block(a, W_ALL, 0)
             return False
-        self.lat["sync"].append(a.clk - a.op_start)
+        self.lat_add("sync", a.clk - a.op_start)
         return True
 
     def do_memory(self, a: Actor, op) -> bool:
@@ -1848,7 +1887,7 @@ class Sim:
             self.c["compaction_unmovable"] += unmovable
             t0 = a.clk
             self.work(a, (n - unmovable) * c["compact_page_ns"])
-            self.lat["compaction"].append(a.clk - t0)
+            self.lat_add("compaction", a.clk - t0)
         return True
 
     def run_op(self, a: Actor) -> bool:
@@ -1880,6 +1919,8 @@ class Sim:
                 self.drop_call(a)      # the call returned its error: the next one
             a.phase = PH_START
             a.k += 1
+            if a.k == len(a.ops) and self.feed is not None:   # a stream's next chunk
+                a.ops, a.k = self.feed.take(a.id, self.chunk), 0
             if a.k == len(a.ops):
                 a.finished = True
                 self.alive -= 1
@@ -2027,7 +2068,10 @@ class Sim:
         return {
             "counters": dict(c),
             "pages_per_request": self.hist,
-            "latency": {k: np.asarray(v, dtype=np.int64) for k, v in self.lat.items()},
+            "latency": {k: np.asarray(v, dtype=np.int64) if k not in self.lat_hist else
+                        lathist.Histogram(np.asarray(self.lat_hist[k], dtype=np.int64),
+                                          sum(self.lat_hist[k]), self.lat_max[k])
+                        for k, v in self.lat.items()},
             "series": np.asarray(self.series, dtype=np.int64).reshape(-1, len(SERIES_FIELDS)),
         }
 
@@ -2035,3 +2079,9 @@ class Sim:
 def simulate(cfg: Mapping[str, Any], ops: np.ndarray, file_sizes: np.ndarray, seed: int) -> dict[str, Any]:
     """Run the reference engine on a resolved configuration; return the raw result."""
     return Sim(cfg, ops, file_sizes, seed).run()
+
+
+def simulate_stream(cfg: Mapping[str, Any], stream: OpStream, seed: int, chunk: int = CHUNK,
+                    latency_exact: int = 0) -> dict[str, Any]:
+    """simulate on a streamed workload (bench.sim.stream), read `chunk` rows at a time."""
+    return Sim(cfg, None, stream.file_sizes, seed, stream, chunk, latency_exact).run()

@@ -66,10 +66,16 @@ def _cached_workload(c: Config, key: tuple, names: set[str]) -> tuple[Any, dict]
                     **{k: v for k, v in c.params.items() if k in names})
         sim.check_pages(w)
         got = (w, sim.workload_model_params(w))
-        if sum(len(x.ops) for x, _ in _WORKLOADS.values()) + len(w.ops) > MAX_CACHED_ROWS:
+        if sum(_rows_held(x) for x, _ in _WORKLOADS.values()) + _rows_held(w) > MAX_CACHED_ROWS:
             _WORKLOADS.clear()
         _WORKLOADS[(key, c.seed)] = got
     return got
+
+
+def _rows_held(w) -> int:
+    """Operation rows a cached workload holds in memory (a streamed one: none)."""
+    from bench.sim.workload import StreamedWorkload
+    return 0 if isinstance(w, StreamedWorkload) else len(w.ops)
 
 
 # The points of a grid seen in this process, by engine, machine profile (spec and content
@@ -123,7 +129,7 @@ def run_batch(configs: list[Config]) -> list[dict]:
     workload carries."""
     from bench import sim
     from bench.results import metrics, store
-    from bench.sim import _cengine, machine
+    from bench.sim import machine
     rows = []
     # _point by id of the params dict, the one of c's point when seen before in this batch: the
     # configs of one point share theirs (sweepspec.expand), and `configs` keeps them alive
@@ -146,10 +152,7 @@ def run_batch(configs: list[Config]) -> list[dict]:
                                    c.workload), p)
         w, carried = _cached_workload(c, p["wkey"], p["names"])
         cfg, struct = _config(c, p, carried)
-        if c.engine == "c":
-            raw = _cengine.simulate(cfg, w.ops, w.file_sizes, c.seed, config=struct)
-        else:
-            raw = sim.simulate_raw(cfg, w, c.seed, c.engine)
+        raw = sim.simulate_raw(cfg, w, c.seed, c.engine, config=struct)
         rows.append(store.row_of(c.key(), c.machine, c.machine_sha256, c.strategy, w.name,
                                  p["json"], c.seed, c.engine, metrics.summarize(raw),
                                  raw["series"], {}))

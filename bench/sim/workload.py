@@ -3,7 +3,9 @@
 A workload is a name, an ``OP_DTYPE`` array (bench.sim.ops) sorted by time, the initial size of every
 file (the server holds those bytes at the start) and the parameters that made it.  ``make`` runs a
 registered generator; ``from_arrays`` wraps arrays from elsewhere; ``make(w.name, **w.params)``
-rebuilds ``w``.  A named preset (``_preset``: seq-write-128k, ...) is a generator with some
+rebuilds ``w``.  seq-write and rand-write (uniform or zipf) of more than ``STREAM_ROWS`` rows
+(2**22) give a ``StreamedWorkload`` instead, whose rows are made in chunks as the engines run
+them (bench.sim.stream), up to 2**30 rows.  A named preset (``_preset``: seq-write-128k, ...) is a generator with some
 parameters held by its name and other defaults.
 
 Determinism: the same name, parameters and seed give byte-identical arrays on any machine and numpy
@@ -29,18 +31,23 @@ from typing import Callable
 
 import numpy as np
 
-from bench.sim import params as _params
+from bench.sim import params as _params, stream as _stream
 from bench.sim.params import SERVER_DISTS
 from bench.sim.ops import (ALLOC, COMPACT, DIO_READ, FREE, FSYNC, MAX_FILE_BYTES, MAX_THREADS,
                        MMAP_STORE, MSYNC, OP_DTYPE, PAGE_SIZE, SYNC, WRITE, validate_ops)
 
-__all__ = ["Workload", "Param", "GeneratorSpec", "WORKLOADS", "workload_names",
+__all__ = ["Workload", "StreamedWorkload", "StreamedError", "Param", "GeneratorSpec", "WORKLOADS", "workload_names",
            "workload_params", "make", "from_arrays"]
 
 KiB, MiB = 1 << 10, 1 << 20
 MS, S = 1_000_000, 1_000_000_000
 # Caps keep arrays in memory and times inside int64: rows * ns <= 2**22 * 2**38 = 2**60.
 MAX_ROWS = 1 << 22
+# seq-write and rand-write (but randmap) stream their rows past STREAM_ROWS of them, up to the
+# engine's MAX_OPS (bench.sim.stream); tests lower STREAM_ROWS to stream small workloads.
+STREAM_ROWS = MAX_ROWS
+MAX_STREAM_ROWS = _stream.MAX_OPS
+STREAM_BLOCK = 1 << 16  # rows a streamed generator makes at once
 MAX_NS = 1 << 38        # about 275 s for one parameter
 MAX_HOT_PAGES = 1 << 20  # the zipf table is built in a Python loop
 DIRTYING_OPS = (WRITE, MMAP_STORE, DIO_READ)
@@ -68,6 +75,35 @@ class Workload:
     def bytes_dirtied(self) -> int:
         """Total length of the WRITE, MMAP_STORE and DIO_READ rows."""
         return int(self.ops["length"][np.isin(self.ops["op"], DIRTYING_OPS)].sum())
+
+
+class StreamedError(ValueError):
+    """Raised for the array of a StreamedWorkload: what needs one (a real mount, a guest, a
+    trace) cannot run it."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class StreamedWorkload:
+    """A workload of more than STREAM_ROWS rows, made as the engines run it (bench.sim.stream):
+    only the simulator runs one; anything that needs the array (a real mount, a guest, a trace)
+    gets a one-line ValueError (StreamedError) from ``ops``."""
+    name: str
+    stream: _stream.OpStream
+    params: dict
+
+    @property
+    def file_sizes(self) -> np.ndarray:
+        return self.stream.file_sizes
+
+    @property
+    def threads(self) -> int:
+        return self.stream.threads
+
+    @property
+    def ops(self) -> np.ndarray:
+        raise StreamedError(f"workload {self.name}: its {self.stream.n_ops} operations are "
+                            f"streamed (more than {STREAM_ROWS}); only the simulator runs a "
+                            "streamed workload")
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,8 +208,11 @@ def _at_most(field: str, value: int, limit: int, what: str) -> None:
 class _Stream:
     """Draws from PCG64(seed).random_raw with our own math, so they never change with numpy."""
 
-    def __init__(self, seed: int):
+    def __init__(self, seed: int, skip: int = 0):
+        self.seed = seed
         self._bits = np.random.PCG64(seed)   # seeded through SeedSequence: stable too
+        if skip:
+            self._bits.advance(skip)         # as if skip draws had been made (one step each)
 
     def below(self, n: int, size: int) -> np.ndarray:
         """size integers in [0, n): the top 53 bits modulo n (bias < n / 2**53, negligible)."""
@@ -269,6 +308,8 @@ def _seq_write(s, threads, file_size, block_size, think_ns, overwrite):
     cover both phases, and think_ns paces start times from time 0, so with a lay-out the first
     measured writes start late and run back to back until they meet the schedule."""
     per = (-(-file_size // block_size) + 1) * (1 + overwrite)    # rows of one thread
+    if threads * per > STREAM_ROWS:
+        return _seq_write_stream(threads, file_size, block_size, think_ns, overwrite, per)
     _limit("block_size", threads * per)
     off, ln = _blocks(file_size, block_size)
     parts = []
@@ -280,6 +321,40 @@ def _seq_write(s, threads, file_size, block_size, think_ns, overwrite):
     return parts, [0] * threads
 
 
+def _stream_limit(field: str, rows: int, last_ns: int) -> None:
+    """A streamed workload's bounds: rows, and times inside int64."""
+    if rows > MAX_STREAM_ROWS:
+        raise ValueError(f"{field}: would make {rows} operations; the limit is {MAX_STREAM_ROWS}")
+    if last_ns > 1 << 62:
+        raise ValueError(f"think_ns: the last write would start at {last_ns} ns; at most 2**62")
+
+
+def _seq_blocks(thread: int, file: int, size: int, block: int, think_ns: int):
+    """_rows of the sequential writes of `block` bytes over [0, size) at i * think_ns, made
+    STREAM_BLOCK at a time."""
+    n = -(-size // block)
+    for lo in range(0, n, STREAM_BLOCK):
+        i = np.arange(lo, min(lo + STREAM_BLOCK, n), dtype=np.int64)
+        yield _rows(i * think_ns, thread, WRITE, file, i * block, np.minimum(block, size - i * block))
+
+
+def _seq_write_stream(threads, file_size, block_size, think_ns, overwrite, per):
+    """seq-write's rows as a stream: the same rows as its array, thread by thread."""
+    n = -(-file_size // block_size)
+    _stream_limit("block_size", threads * per, (n - 1) * think_ns)
+
+    def rows(t):
+        if overwrite:
+            yield from _seq_blocks(t, t, file_size, block_size, 0)
+            yield _rows(0, t, FSYNC, t)
+        yield from _seq_blocks(t, t, file_size, block_size, think_ns)
+        yield _rows((n - 1) * think_ns, t, FSYNC, t)
+    # each file's capacity is its pages: every write lies inside [0, file_size)
+    return _stream.OpStream(threads, np.zeros(threads, np.int64),
+                            np.full(threads, -(-file_size // PAGE_SIZE), np.int64),
+                            threads * per, rows)
+
+
 @_register(
     "rand-write",
     threads=_threads(1),
@@ -287,7 +362,8 @@ def _seq_write(s, threads, file_size, block_size, think_ns, overwrite):
     block_size=_size(4096, "bytes per write(2) (byte-granular: partial pages need a READ)"),
     align=_size(None, "write offsets are multiples of this (default: block_size)",
                 same_as="block_size"),
-    writes=_count(16384, "write(2) calls per thread"),
+    writes=_count(16384, f"write(2) calls per thread (past {MAX_ROWS} rows in all, streamed)",
+                  hi=MAX_STREAM_ROWS),
     distribution=_choice("uniform", "how offsets are drawn: uniform (with replacement), zipf "
                          "over a hot set, or randmap (every block once, in random order)",
                          choices=("uniform", "zipf", "randmap")),
@@ -318,21 +394,51 @@ def _rand_write(s, threads, file_size, block_size, align, writes, distribution, 
         raise ValueError(f"threads: overwrite=1 lays the shared file out in one thread and "
                          f"threads cannot wait for each other; must be 1, got {threads}")
     lay = overwrite * (-(-file_size // block_size) + 1)
-    _limit("writes", threads * (writes + 1) + lay)
     n_slots = (file_size - block_size) // align + 1
+    rows = threads * (writes + 1) + lay
+    if rows > STREAM_ROWS and distribution != "randmap":
+        _stream_limit("writes", rows, (writes - 1) * think_ns)
+        return _rand_write_stream(s.seed, threads, file_size, block_size, align, writes,
+                                  distribution, zipf_s, hot_pages, think_ns, overwrite, n_slots,
+                                  rows)
+    _limit("writes", rows)
     if distribution == "uniform":
         off = s.below(n_slots, threads * writes) * align
     elif distribution == "randmap":
         off = _random_map(s, threads * writes, file_size // block_size, block_size, align)
     else:
-        pages = _zipf_pages(s, threads * writes, file_size, hot_pages, zipf_s)
-        off = np.minimum(pages * PAGE_SIZE // align, n_slots - 1) * align
+        u = s.uniform(threads * writes)
+        off = _zipf_offsets(u, *_zipf_table(s, file_size, hot_pages, zipf_s), align, n_slots)
     times = np.arange(writes) * think_ns
     parts = [_rows(times, t, WRITE, 0, off[t * writes:(t + 1) * writes], block_size)
              for t in range(threads)]
     if overwrite:
         parts[0] = np.concatenate([_layout(0, 0, file_size, block_size), parts[0]])
     return [_final_fsync(rows, [0]) for rows in parts], [0 if overwrite else file_size]
+
+
+def _rand_write_stream(seed, threads, file_size, block_size, align, writes, distribution, zipf_s,
+                       hot_pages, think_ns, overwrite, n_slots, n_rows):
+    """rand-write's rows (uniform or zipf) as a stream: the same rows as its array.  The array
+    draws the offsets of all threads in one sequence, thread t's from draw t * writes on, then
+    the zipf hot set's order: each thread's source starts its own generator there (advance)."""
+    table = _zipf_table(_Stream(seed, threads * writes), file_size, hot_pages, zipf_s) \
+        if distribution == "zipf" else None
+
+    def rows(t):
+        if overwrite:      # threads == 1
+            yield from _seq_blocks(0, 0, file_size, block_size, 0)
+            yield _rows(0, 0, FSYNC, 0)
+        s = _Stream(seed, t * writes)
+        for lo in range(0, writes, STREAM_BLOCK):
+            n = min(STREAM_BLOCK, writes - lo)
+            off = s.below(n_slots, n) * align if table is None else \
+                _zipf_offsets(s.uniform(n), *table, align, n_slots)
+            yield _rows(np.arange(lo, lo + n, dtype=np.int64) * think_ns, t, WRITE, 0, off,
+                        block_size)
+        yield _rows((writes - 1) * think_ns, t, FSYNC, 0)
+    return _stream.OpStream(threads, np.array([0 if overwrite else file_size], np.int64),
+                            np.array([-(-file_size // PAGE_SIZE)], np.int64), n_rows, rows)
 
 
 def _random_map(s, n, n_blocks, block_size, align):
@@ -348,17 +454,23 @@ def _random_map(s, n, n_blocks, block_size, align):
     return s.permutations(passes, n_blocks).ravel()[:n] * block_size
 
 
-def _zipf_pages(s, n, file_size, hot_pages, zipf_s):
+def _zipf_table(s, file_size, hot_pages, zipf_s):
+    """(cdf, page of each rank) of the zipf hot set; draws the hot set's order from s."""
     n_pages = -(-file_size // PAGE_SIZE)
     _at_most("hot_pages", hot_pages, n_pages, "the file's pages")
     # Unnormalised CDF summed in a fixed order with Python floats: the same bits everywhere.
     cdf = np.array(list(itertools.accumulate(math.exp(-zipf_s * math.log(k))
                                              for k in range(1, hot_pages + 1))))
-    rank = np.searchsorted(cdf, s.uniform(n) * cdf[-1], side="right")
-    rank = np.minimum(rank, hot_pages - 1)   # u * total may round up to total
     # Hot pages every stride-th page in a seeded order: the hottest ones are not neighbours that
     # would always travel in one request.
-    return s.permutations(1, hot_pages)[0, rank] * (n_pages // hot_pages)
+    return cdf, s.permutations(1, hot_pages)[0] * (n_pages // hot_pages)
+
+
+def _zipf_offsets(u, cdf, hot, align, n_slots):
+    """Write offsets from uniform draws u through the zipf table (_zipf_table)."""
+    rank = np.minimum(np.searchsorted(cdf, u * cdf[-1], side="right"),
+                      len(cdf) - 1)        # u * total may round up to total
+    return np.minimum(hot[rank] * PAGE_SIZE // align, n_slots - 1) * align
 
 
 @_register(
@@ -686,7 +798,8 @@ def workload_params(name: str) -> dict[str, tuple]:
     return {k: (p.default, p.doc) for k, p in _spec(name).params.items()}
 
 
-def make(name: str, seed: int = 0, mem_total_pages: int | None = None, **params) -> Workload:
+def make(name: str, seed: int = 0, mem_total_pages: int | None = None,
+         **params) -> Workload | StreamedWorkload:
     """Build a registered workload; bad names, parameters or values raise a one-line ValueError.
 
     A parameter whose default follows the memory (mem-pressure's sizes, say) takes it from
@@ -707,7 +820,10 @@ def make(name: str, seed: int = 0, mem_total_pages: int | None = None, **params)
             values[key] = _check(key, p, p.per_memory(_memory_bytes(mem_total_pages)))
         else:
             values[key] = values[p.same_as] if p.same_as else p.default
-    parts, sizes = spec.fn(_Stream(int(seed)), **values)
+    made = spec.fn(_Stream(int(seed)), **values)
+    if isinstance(made, _stream.OpStream):
+        return StreamedWorkload(name, made, {**values, "seed": int(seed)})
+    parts, sizes = made
     # Each part is one thread in program order with non-decreasing times, so a stable sort on time
     # keeps every thread's order (ties between threads go to the lower thread id).
     ops = np.concatenate(parts)

@@ -11,13 +11,19 @@
  * (bench.refsim.COUNTERS), the non-zero histogram buckets as "hist_<pages> count",
  * "lat_<name>_n" / "lat_<name>_sum" for each latency set, "series_n" and
  * "series_sum" (sums modulo 2**64, unsigned), and "bare_loop" (fwb_bare_loop's
- * checksum on the same input).
+ * checksum on the same input).  Then the same rows as a stream (fwb_run_stream, a
+ * fill that hands out each thread's rows STREAM_CHUNK at a time): "stream_same 1" if
+ * its result is fwb_run's, "stream_fold_same 1" if with latency_exact = 1 every
+ * latency set holds the same count and max in its histogram, and the error codes of
+ * a chunk of another thread's rows ("stream_einval") and of a failing fill
+ * ("stream_efill").
  * Exit status 0 on success, 1 on a bad input file, 2 if fwb_run fails (its error
  * code on stderr as "fwb_run: error N").
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "fwb.h"
 
@@ -32,6 +38,121 @@ static const char *const COUNTERS[FWB_N_COUNTERS] = {
 static const char *const LATENCIES[FWB_N_LATENCIES] = {
 	"write", "fault", "fsync", "sync", "throttle", "reclaim", "compaction",
 };
+
+#define STREAM_CHUNK 3
+
+/* A stream over an op array: each thread's rows in array order, from its cursor on. */
+struct feed {
+	const fwb_op *ops;
+	int64_t n_ops;
+	int64_t at[64];
+	int bad;	/* 1: a chunk's first row says another thread; 2: fail */
+};
+
+static int64_t feed_fill(void *ctx, int32_t thread, fwb_op *buf, int64_t cap)
+{
+	struct feed *fd = ctx;
+	int64_t n = 0;
+	if (fd->bad == 2)
+		return -1;
+	for (; fd->at[thread] < fd->n_ops && n < cap; fd->at[thread]++)
+		if (fd->ops[fd->at[thread]].thread == thread)
+			buf[n++] = fd->ops[fd->at[thread]];
+	if (fd->bad == 1 && n)
+		buf[0].thread = thread + 1;
+	return n;
+}
+
+static int same_result(const fwb_result *a, const fwb_result *b)
+{
+	int64_t i, j;
+	if (memcmp(a->counters, b->counters, sizeof a->counters) ||
+	    a->pages_per_request_n != b->pages_per_request_n || a->series_n != b->series_n ||
+	    memcmp(a->series, b->series, (size_t)(6 * a->series_n) * sizeof(int64_t)))
+		return 0;
+	for (i = 0; i < a->pages_per_request_n; i++)
+		if (a->pages_per_request[i] != b->pages_per_request[i])
+			return 0;
+	for (i = 0; i < FWB_N_LATENCIES; i++) {
+		if (a->latency_n[i] != b->latency_n[i])
+			return 0;
+		for (j = 0; j < a->latency_n[i]; j++)
+			if (a->latency[i][j] != b->latency[i][j])
+				return 0;
+	}
+	return 1;
+}
+
+/* fwb_run's result res against streams of the same rows; prints the stream_* lines. */
+static void check_stream(const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
+			 const int64_t *sizes, int32_t n_files, uint64_t seed, const fwb_result *res)
+{
+	struct feed fd;
+	fwb_stream st;
+	fwb_result sres;
+	int64_t *pages = calloc((size_t)n_files, sizeof(int64_t)), i, j, n;
+	int32_t threads = 0, f;
+	int same;
+	if (!pages) {
+		printf("stream_same 0\n");
+		return;
+	}
+	for (f = 0; f < n_files; f++)
+		pages[f] = (sizes[f] + 4095) / 4096;
+	for (i = 0; i < n_ops; i++) {
+		const fwb_op *op = &ops[i];
+		if (op->thread + 1 > threads)
+			threads = op->thread + 1;
+		if (op->op <= 2 || op->op == 4)	/* write, mmap_store, dio_read, msync */
+			if ((op->offset + op->length + 4095) / 4096 > pages[op->file])
+				pages[op->file] = (op->offset + op->length + 4095) / 4096;
+	}
+	memset(&st, 0, sizeof st);
+	st.threads = threads;
+	st.n_files = n_files;
+	st.file_sizes = sizes;
+	st.file_pages = pages;
+	st.chunk = STREAM_CHUNK;
+	st.fill = feed_fill;
+	st.ctx = &fd;
+	memset(&fd, 0, sizeof fd);
+	fd.ops = ops;
+	fd.n_ops = n_ops;
+	same = fwb_run_stream(cfg, &st, seed, &sres) == FWB_OK && same_result(res, &sres);
+	if (same)
+		fwb_result_free(&sres);
+	printf("stream_same %d\n", same);
+
+	memset(&fd, 0, sizeof fd);
+	fd.ops = ops;
+	fd.n_ops = n_ops;
+	st.latency_exact = 1;
+	same = fwb_run_stream(cfg, &st, seed, &sres) == FWB_OK;
+	for (i = 0; same && i < FWB_N_LATENCIES; i++) {
+		int64_t top = 0;
+		for (j = 0; j < res->latency_n[i]; j++)
+			top = j ? (res->latency[i][j] > top ? res->latency[i][j] : top) : res->latency[i][j];
+		same = sres.latency_n[i] == res->latency_n[i] &&
+		       (!sres.latency_hist[i] || sres.latency_max[i] == top) &&
+		       (res->latency_n[i] > 1) == (sres.latency_hist[i] != NULL);
+		for (j = 0, n = 0; same && sres.latency_hist[i] && j < FWB_LAT_BUCKETS; j++)
+			n += sres.latency_hist[i][j];
+		same = same && (!sres.latency_hist[i] || n == res->latency_n[i]);
+	}
+	fwb_result_free(&sres);
+	printf("stream_fold_same %d\n", same);
+
+	st.latency_exact = 0;
+	for (i = 1; i <= 2; i++) {
+		memset(&fd, 0, sizeof fd);
+		fd.ops = ops;
+		fd.n_ops = n_ops;
+		fd.bad = (int)i;
+		printf("%s %d\n", i == 1 ? "stream_einval" : "stream_efill",
+		       fwb_run_stream(cfg, &st, seed, &sres));
+	}
+	free(pages);
+}
 
 static int read_all(FILE *fp, void *buf, size_t size, size_t n)
 {
@@ -96,6 +217,7 @@ int main(int argc, char **argv)
 		printf("series_n %lld\nseries_sum %llu\n", (long long)res.series_n,
 		       (unsigned long long)sum);
 	}
+	check_stream(&cfg, ops, n_ops, sizes, (int32_t)n_files, seed, &res);
 	fwb_result_free(&res);
 	printf("bare_loop %lld\n", (long long)fwb_bare_loop(ops, n_ops, sizes, (int32_t)n_files));
 	status = 0;
