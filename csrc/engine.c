@@ -7,7 +7,10 @@
  * tests hold them to identical raw results.  Only the data structures differ:
  *
  *   - pages are one flat array of 16-byte structs (struct page) indexed by a
- *     global page id, base[file] + index;
+ *     global page id, base[file] + slot: the slot is the page's index in the file,
+ *     or, when the ops reach few of the files' pages, its place among those
+ *     (pagespace.c, which explains why the results are the same); a request's
+ *     first page and writepages' range are slots, an op's pages file indices;
  *   - the files' dirty sets are one bitmap over page ids with a summary bit per
  *     64-page word, scanned in ascending order where refsim sorts a snapshot:
  *     within one writepages call no page but the one being handled changes state
@@ -211,10 +214,12 @@ typedef struct sim {
 
 	/* files */
 	int32_t nfiles;
-	int64_t *npages, *base, *isize;
+	int64_t *npages, *base, *isize;	/* npages: slots (page ids base .. base + npages) */
+	int64_t *fpages;	/* pages: the initial size and every byte an op touches */
+	struct fwb_pagespace ps;	/* how slots map to file indices, if compact */
 	int64_t *f_ndirty, *f_dirtied_when, *f_inflight;
 
-	/* pages: global page id = base[file] + index */
+	/* pages: global page id = base[file] + slot */
 	int64_t n;
 	page *pg;		/* n entries, 64-byte aligned */
 	void *pg_mem;		/* what to free */
@@ -697,6 +702,27 @@ static void temp_add(sim *s, int64_t d)
 		c[FWB_C_TEMP_PAGES_PEAK] = s->temp_pages;
 }
 
+/* The page id of a WRITE, MMAP_STORE or DIO_READ's first page (translated once, at set-up,
+ * when the page space is compact; its other pages follow it). */
+static inline int64_t op_page(const sim *s, const fwb_op *op)
+{
+	if (s->ps.opp)
+		return s->ps.opp[op - s->ps.ops];
+	return s->base[op->file] + op->offset / FWB_PAGE;
+}
+
+/* The slot of file f's page idx, or of the first page after it with one (a file range's
+ * first and end slots); and the file index of a slot. */
+static int64_t slot_of(const sim *s, int32_t f, int64_t idx)
+{
+	return s->ps.compact ? fwb_slot_of(&s->ps, f, idx) : idx;
+}
+
+static int64_t index_of(const sim *s, int32_t f, int64_t slot)
+{
+	return s->ps.compact ? fwb_index_of(&s->ps, s->base[f] + slot) : slot;
+}
+
 /* The head of page p's folio, and the pages of the folio whose head is h. */
 static inline int64_t head(const sim *s, int64_t p)
 {
@@ -1163,7 +1189,8 @@ static void start(sim *s, int32_t w, int32_t r)
 	q->state = ST_SENT;
 	if (q->kind == RQ_WRITE) {
 		const page *g = &s->pg[s->base[q->file] + q->first];
-		int64_t left = s->isize[q->file] - q->first * FWB_PAGE, fresh = 0;
+		int64_t left = s->isize[q->file] - index_of(s, q->file, q->first) * FWB_PAGE;
+		int64_t fresh = 0;
 		int32_t i;
 		uint32_t *v = s->temp ? NULL : versions(s, r);
 		/* pages the server has never been sent cost it more: its copy starts sparse; it
@@ -1392,9 +1419,9 @@ static void drop_call(sim *s, actor *a)
 	const fwb_op *op = a->ops[a->k];
 	a->failed = 0;
 	if (op->op == FWB_OP_DIO_READ && a->phase == PH_PAGES) {
-		int64_t idx, base = s->base[op->file];
-		for (idx = op->offset / FWB_PAGE; idx < a->pg; idx++)
-			s->pg[base + idx].gup--;
+		int64_t idx, first = op->offset / FWB_PAGE, p = op_page(s, op);
+		for (idx = first; idx < a->pg; idx++)
+			s->pg[p + idx - first].gup--;
 	}
 	a->fault_start = -1;
 }
@@ -1734,7 +1761,9 @@ static int writepages_iomap(sim *s, actor *a)
 }
 
 /* Advance a's writepages; 1 when finished, 0 when it must wait.  It resumes at the
- * page it stopped at, sending first the batch it slept for (send_batch). */
+ * page it stopped at, sending first the batch it slept for (send_batch).  Its range
+ * (wp_idx, wp_end) and idx below are slots: a page follows the batch's last one in the
+ * file exactly when it does in slots (pagespace.c). */
 static int writepages(sim *s, actor *a)
 {
 	int32_t f = a->wp_f;
@@ -1993,28 +2022,28 @@ static int ilog2_64(int64_t v)
 }
 
 
-/* A READ of one page (block) and a wait for its lock. */
-static void read_page(sim *s, actor *a, int32_t f, int64_t idx, int64_t p)
+/* A READ of one page (block) p of file f and a wait for its lock. */
+static void read_page(sim *s, actor *a, int32_t f, int64_t p)
 {
 	int32_t r;
 	if (s->temp && s->f_inflight[f])	/* fuse_wait_on_page_writeback first */
 		work(s, a, s->cfg->wb_lookup_ns);
 	s->pg[p].flags |= PF_LOCKED;
-	r = new_req(s, RQ_READ, f, idx);
+	r = new_req(s, RQ_READ, f, p - s->base[f]);
 	s->rq[r].n = 1;
 	to_pending(s, r);
 	block(a, W_LOCK, p);
 }
 
-/* __filemap_get_folio for a write of `want` bytes at page idx: the order the write asks
+/* __filemap_get_folio for a write of `want` bytes at page idx (id h): the order the write asks
  * for (fgf_set_order), lowered to the index's alignment, then tried down to 1; an order
  * fails if a page of its range is cached (-EEXIST), lies past the file's simulated
  * pages, or the allocation would need reclaim (__GFP_NORETRY).  Nothing is added if
  * every order above 0 fails: the caller adds an order-0 folio. */
-static void add_large_folio(sim *s, actor *a, int32_t f, int64_t idx, int64_t want)
+static void add_large_folio(sim *s, actor *a, int32_t f, int64_t idx, int64_t h, int64_t want)
 {
 	int order = ilog2_64(want) - 12, max_order = ilog2_64(s->max_folio);
-	int64_t h = s->base[f] + idx, n = 1, q;
+	int64_t n = 1, q;
 	if (order < 0)
 		order = 0;
 	if (order > max_order)
@@ -2024,7 +2053,7 @@ static void add_large_folio(sim *s, actor *a, int32_t f, int64_t idx, int64_t wa
 	for (; order > 0; order--) {
 		int ok;
 		n = (int64_t)1 << order;
-		ok = idx + n <= s->npages[f] &&
+		ok = idx + n <= s->fpages[f] &&
 		     ssub(free_pages(s), n) >= s->cfg->wmark_low_pages;
 		for (q = h; ok && q < h + n; q++)
 			ok = !(s->pg[q].flags & PF_CACHED);
@@ -2045,17 +2074,17 @@ static void add_large_folio(sim *s, actor *a, int32_t f, int64_t idx, int64_t wa
 	work(s, a, s->cfg->cache_add_ns);
 }
 
-/* Make page idx of f cached and up to date; 0 if a wait began.  want > 0: a write(2)
+/* Make page idx of f (id p) cached and up to date; 0 if a wait began.  want > 0: a write(2)
  * of that many bytes from this page on (the folio size it asks for). */
-static int page_ready(sim *s, actor *a, int32_t f, int64_t idx, int need_read, int64_t want)
+static int page_ready(sim *s, actor *a, int32_t f, int64_t idx, int64_t p, int need_read,
+		      int64_t want)
 {
-	int64_t p = s->base[f] + idx;
 	if (s->pg[p].flags & PF_LOCKED) {
 		block(a, W_LOCK, p);
 		return 0;
 	}
 	if (!(s->pg[p].flags & PF_CACHED) && want && s->large)
-		add_large_folio(s, a, f, idx, want);
+		add_large_folio(s, a, f, idx, p, want);
 	if (s->pg[p].flags & PF_CACHED) {
 		if (!(s->pg[p].flags & (PF_NOTUP | PF_BADREAD)))
 			return 1;
@@ -2065,7 +2094,7 @@ static int page_ready(sim *s, actor *a, int32_t f, int64_t idx, int need_read, i
 		}
 		if ((s->pg[p].flags & PF_BADREAD) || s->aborted)
 			return refuse_call(s, a);
-		read_page(s, a, f, idx, p);	/* a block of a large folio that is not uptodate */
+		read_page(s, a, f, p);	/* a block of a large folio that is not uptodate */
 		return 0;
 	}
 	if (need_read && s->aborted)
@@ -2079,7 +2108,7 @@ static int page_ready(sim *s, actor *a, int32_t f, int64_t idx, int need_read, i
 	lru_add(s, p);
 	work(s, a, s->cfg->cache_add_ns);
 	if (need_read) {	/* fuse_do_readpage: a READ, then wait for the page lock */
-		read_page(s, a, f, idx, p);
+		read_page(s, a, f, p);
 		return 0;
 	}
 	return 1;
@@ -2218,8 +2247,9 @@ static int do_write(sim *s, actor *a, const fwb_op *op)
 {
 	const fwb_config *c = s->cfg;
 	int32_t f = op->file;
-	int64_t off = op->offset, ln = op->length, first, last;
+	int64_t off = op->offset, ln = op->length, first, last, p0;
 	op_pages(op, &first, &last);
+	p0 = op_page(s, op) - first;	/* page idx's id: p0 + idx */
 	if (a->phase == PH_START) {
 		work(s, a, c->write_syscall_ns);
 		a->pg = first;
@@ -2228,7 +2258,7 @@ static int do_write(sim *s, actor *a, const fwb_op *op)
 	if (!resume_throttle(s, a))
 		return 0;
 	while (a->pg <= last) {
-		int64_t idx = a->pg, ps = idx * FWB_PAGE, p, end;
+		int64_t idx = a->pg, ps = idx * FWB_PAGE, p = p0 + idx, end;
 		int whole = off <= ps && off + ln >= ps + FWB_PAGE;
 		int need_read = !whole && ps < s->isize[f];
 		int64_t want = 0;
@@ -2236,9 +2266,8 @@ static int do_write(sim *s, actor *a, const fwb_op *op)
 			int64_t pos = max64(off, ps), chunk = s->max_folio * FWB_PAGE;
 			want = min64(off + ln - pos, chunk - pos % chunk);
 		}
-		if (!page_ready(s, a, f, idx, need_read, want))
+		if (!page_ready(s, a, f, idx, p, need_read, want))
 			return 0;
-		p = s->base[f] + idx;
 		if (s->writer_waits && s->temp && s->f_inflight[f])
 			work(s, a, c->wb_lookup_ns);	/* fuse_write_begin looks the page up */
 		if (s->writer_waits && busy(s, p)) {	/* fuse_wait_on_page_writeback */
@@ -2265,8 +2294,9 @@ static int do_mmap_store(sim *s, actor *a, const fwb_op *op)
 {
 	const fwb_config *c = s->cfg;
 	int32_t f = op->file;
-	int64_t first, last;
+	int64_t first, last, p0;
 	op_pages(op, &first, &last);
+	p0 = op_page(s, op) - first;
 	if (a->phase == PH_START) {
 		a->pg = first;
 		a->phase = PH_PAGES;
@@ -2274,14 +2304,14 @@ static int do_mmap_store(sim *s, actor *a, const fwb_op *op)
 	if (!resume_throttle(s, a))
 		return 0;
 	while (a->pg <= last) {
-		int64_t idx = a->pg, p = s->base[f] + idx;
+		int64_t idx = a->pg, p = p0 + idx;
 		uint8_t fl = s->pg[p].flags;
 		if (!((fl & PF_CACHED) && (fl & PF_MAPW) && !(fl & PF_LOCKED))) {
 			if (a->fault_start < 0) {	/* a write fault */
 				a->fault_start = a->clk;
 				work(s, a, c->fault_ns);
 			}
-			if (!page_ready(s, a, f, idx, idx * FWB_PAGE < s->isize[f], 0))
+			if (!page_ready(s, a, f, idx, p, idx * FWB_PAGE < s->isize[f], 0))
 				return 0;
 			if (s->temp && s->f_inflight[f])	/* fuse_page_mkwrite looks it up */
 				work(s, a, c->wb_lookup_ns);
@@ -2312,8 +2342,9 @@ static int do_dio_read(sim *s, actor *a, const fwb_op *op)
 {
 	const fwb_config *c = s->cfg;
 	int32_t f = op->file;
-	int64_t first, last, idx;
+	int64_t first, last, idx, p0;
 	op_pages(op, &first, &last);
+	p0 = op_page(s, op) - first;
 	if (a->phase == PH_START) {
 		a->pg = first;
 		a->phase = PH_PAGES;
@@ -2322,9 +2353,9 @@ static int do_dio_read(sim *s, actor *a, const fwb_op *op)
 		while (a->pg <= last) {		/* get_user_pages, then submit */
 			int64_t p;
 			idx = a->pg;
-			if (!page_ready(s, a, f, idx, idx * FWB_PAGE < s->isize[f], 0))
+			p = p0 + idx;
+			if (!page_ready(s, a, f, idx, p, idx * FWB_PAGE < s->isize[f], 0))
 				return 0;
-			p = s->base[f] + idx;
 			s->pg[p].gup++;
 			set_dirty(s, p, f);
 			a->pg++;
@@ -2335,7 +2366,7 @@ static int do_dio_read(sim *s, actor *a, const fwb_op *op)
 		return 0;
 	}
 	for (idx = first; idx <= last; idx++) {	/* completion: the data lands */
-		int64_t p = s->base[f] + idx;
+		int64_t p = p0 + idx;
 		s->pg[p].version++;
 		s->pg[p].flags |= PF_STALE;
 		set_dirty(s, p, f);
@@ -2345,7 +2376,8 @@ static int do_dio_read(sim *s, actor *a, const fwb_op *op)
 	return 1;
 }
 
-/* fsync / msync: WB_SYNC_ALL writepages, fuse_sync_writes, then FUSE_FSYNC. */
+/* fsync / msync: WB_SYNC_ALL writepages over slots [first, end), fuse_sync_writes, then
+ * FUSE_FSYNC. */
 static int do_fsync(sim *s, actor *a, const fwb_op *op, int64_t first, int64_t end)
 {
 	int32_t f = op->file;
@@ -2452,7 +2484,7 @@ static int run_op(sim *s, actor *a)
 		return do_fsync(s, a, op, 0, s->npages[op->file]);
 	case FWB_OP_MSYNC:
 		op_pages(op, &first, &last);
-		return do_fsync(s, a, op, first, last + 1);
+		return do_fsync(s, a, op, slot_of(s, op->file, first), slot_of(s, op->file, last + 1));
 	case FWB_OP_SYNC:
 		return do_sync(s, a);
 	default:
@@ -2482,7 +2514,7 @@ static void step_thread(sim *s, actor *a)
 		if (a->k + PREFETCH_AHEAD < a->nops) {
 			const fwb_op *nx = a->ops[a->k + PREFETCH_AHEAD];
 			if (nx->op <= FWB_OP_DIO_READ) {
-				int64_t q = s->base[nx->file] + nx->offset / FWB_PAGE;
+				int64_t q = op_page(s, nx);
 				__builtin_prefetch(&s->pg[q]);
 				if (s->lk)
 					__builtin_prefetch(&s->lk[q]);
@@ -2869,7 +2901,7 @@ static void prefault(sim *s, const fwb_op *ops, int64_t n_ops)
 		if (!is_range_op(ops[i].op))
 			continue;
 		op_pages(&ops[i], &first, &last);
-		b = s->base[ops[i].file];
+		b = op_page(s, &ops[i]) - first;
 		for (p = b + first;; p = min64(p + pg_step, b + last)) {
 			*(volatile uint8_t *)&s->pg[p].flags = 0;
 			if (s->lk && (p == b + first || (p % lk_step) < pg_step))
@@ -2892,6 +2924,8 @@ static void sim_free(sim *s)
 	free(s->runq_svc);
 	free(s->runq_on);
 	free(s->npages);
+	free(s->fpages);
+	fwb_pagespace_free(&s->ps);
 	free(s->base);
 	free(s->isize);
 	free(s->f_ndirty);
@@ -2920,11 +2954,28 @@ static void sim_free(sim *s)
 	free(s);
 }
 
+/* The files' pages and their page space: s->n page ids (see pagespace.c). */
+static void layout_pages(sim *s, const fwb_op *ops, int64_t n_ops, const int64_t *sizes,
+			 int layout)
+{
+	int32_t nf = s->nfiles;
+	int64_t n;
+	s->npages = xcalloc(s, (size_t)nf, sizeof(int64_t));
+	s->fpages = xcalloc(s, (size_t)nf, sizeof(int64_t));
+	s->base = xcalloc(s, (size_t)nf, sizeof(int64_t));
+	if (capacity(ops, n_ops, sizes, nf, s->fpages) > MAX_TOTAL_PAGES)
+		longjmp(s->oom, 1);
+	n = fwb_pagespace_build(&s->ps, ops, n_ops, nf, s->fpages, layout, s->base, s->npages);
+	if (n < 0)
+		longjmp(s->oom, 1);
+	s->n = n;
+}
+
 static void sim_init(sim *s, const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
-		     const int64_t *sizes, int32_t nf, uint64_t seed)
+		     const int64_t *sizes, int32_t nf, uint64_t seed, int layout)
 {
 	int64_t n, i, nw, count[MAX_THREADS], at[MAX_THREADS];
-	int32_t f, t, nthreads = 0;
+	int32_t t, nthreads = 0;
 
 	s->cfg = cfg;
 	s->strategy = STRATEGIES[cfg->strategy];
@@ -2955,20 +3006,14 @@ static void sim_init(sim *s, const fwb_config *cfg, const fwb_op *ops, int64_t n
 	s->cpu_ev = -1;
 
 	s->nfiles = nf;
-	s->npages = xcalloc(s, (size_t)nf, sizeof(int64_t));
-	s->base = xcalloc(s, (size_t)nf, sizeof(int64_t));
 	s->isize = xcalloc(s, (size_t)nf, sizeof(int64_t));
 	s->f_ndirty = xcalloc(s, (size_t)nf, sizeof(int64_t));
 	s->f_dirtied_when = xcalloc(s, (size_t)nf, sizeof(int64_t));
 	s->f_inflight = xcalloc(s, (size_t)nf, sizeof(int64_t));
-	n = capacity(ops, n_ops, sizes, nf, s->npages);
-	if (n > MAX_TOTAL_PAGES)
-		longjmp(s->oom, 1);
-	for (f = 1; f < nf; f++)
-		s->base[f] = s->base[f - 1] + s->npages[f - 1];
 	memcpy(s->isize, sizes, (size_t)nf * sizeof(int64_t));
+	layout_pages(s, ops, n_ops, sizes, layout);
+	n = s->n;
 
-	s->n = n;
 	s->pg_mem = xcalloc(s, (size_t)n + 4, sizeof(page));
 	s->pg = (page *)(((uintptr_t)s->pg_mem + 63) & ~(uintptr_t)63);
 	if (s->strategy->merges)
@@ -3053,16 +3098,21 @@ static void log_finish(sim *s, fwb_evlog *log)
 	s->log_t.v = s->log_ka.v = s->log_pop_seq.v = s->log_pop_pushed.v = NULL;
 }
 
-/* fwb_run, and with log the event log too. */
+static int layout_ok(int32_t layout)
+{
+	return layout == FWB_LAYOUT_AUTO || layout == FWB_LAYOUT_DENSE || layout == FWB_LAYOUT_COMPACT;
+}
+
+/* fwb_run_layout, and with log the event log too. */
 static int simulate(const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
-		    const int64_t *file_sizes, int32_t n_files, uint64_t seed, fwb_result *out,
-		    fwb_evlog *log)
+		    const int64_t *file_sizes, int32_t n_files, uint64_t seed, int32_t layout,
+		    fwb_result *out, fwb_evlog *log)
 {
 	sim *s;
 	if (!out)
 		return FWB_EINVAL;
 	memset(out, 0, sizeof *out);
-	if (!cfg || !config_ok(cfg) || !ops_ok(ops, n_ops, file_sizes, n_files))
+	if (!cfg || !config_ok(cfg) || !ops_ok(ops, n_ops, file_sizes, n_files) || !layout_ok(layout))
 		return FWB_EINVAL;
 	s = calloc(1, sizeof *s);
 	if (!s)
@@ -3072,7 +3122,7 @@ static int simulate(const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
 		memset(out, 0, sizeof *out);
 		return FWB_ENOMEM;
 	}
-	sim_init(s, cfg, ops, n_ops, file_sizes, n_files, seed);
+	sim_init(s, cfg, ops, n_ops, file_sizes, n_files, seed, layout);
 	s->evlog = log != NULL;
 	run(s);
 	if (log)
@@ -3085,7 +3135,34 @@ static int simulate(const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
 int fwb_run(const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
 	    const int64_t *file_sizes, int32_t n_files, uint64_t seed, fwb_result *out)
 {
-	return simulate(cfg, ops, n_ops, file_sizes, n_files, seed, out, NULL);
+	return simulate(cfg, ops, n_ops, file_sizes, n_files, seed, FWB_LAYOUT_AUTO, out, NULL);
+}
+
+int fwb_run_layout(const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
+		   const int64_t *file_sizes, int32_t n_files, uint64_t seed, int32_t layout,
+		   fwb_result *out)
+{
+	return simulate(cfg, ops, n_ops, file_sizes, n_files, seed, layout, out, NULL);
+}
+
+int64_t fwb_page_slots(const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
+		       const int64_t *file_sizes, int32_t n_files, int32_t layout)
+{
+	sim *s;
+	int64_t n;
+	if (!cfg || !config_ok(cfg) || !ops_ok(ops, n_ops, file_sizes, n_files) || !layout_ok(layout))
+		return FWB_EINVAL;
+	s = calloc(1, sizeof *s);
+	if (!s)
+		return FWB_ENOMEM;
+	if (setjmp(s->oom)) {
+		sim_free(s);
+		return FWB_ENOMEM;
+	}
+	sim_init(s, cfg, ops, n_ops, file_sizes, n_files, 0, layout);
+	n = s->n;
+	sim_free(s);
+	return n;
 }
 
 int fwb_event_log(const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
@@ -3096,7 +3173,7 @@ int fwb_event_log(const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
 	if (!out)
 		return FWB_EINVAL;
 	memset(out, 0, sizeof *out);
-	rc = simulate(cfg, ops, n_ops, file_sizes, n_files, seed, &res, out);
+	rc = simulate(cfg, ops, n_ops, file_sizes, n_files, seed, FWB_LAYOUT_AUTO, &res, out);
 	if (rc == FWB_OK)
 		fwb_result_free(&res);
 	else
