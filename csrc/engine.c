@@ -146,6 +146,7 @@ typedef struct actor {
 	int64_t nops, k;
 	int phase;
 	int64_t pg, clk, op_start, fault_start;
+	int64_t pg0;		/* its call's op_base: page pg has page id pg0 + pg */
 	int waiting, wake_pending, wait_kind;
 	int64_t wait_arg, block_start;
 	int wait_reclaim;
@@ -702,13 +703,11 @@ static void temp_add(sim *s, int64_t d)
 		c[FWB_C_TEMP_PAGES_PEAK] = s->temp_pages;
 }
 
-/* The page id of a WRITE, MMAP_STORE or DIO_READ's first page (translated once, at set-up,
- * when the page space is compact; its other pages follow it). */
-static inline int64_t op_page(const sim *s, const fwb_op *op)
+/* For a WRITE, MMAP_STORE or DIO_READ: its page idx has page id op_base + idx (translated
+ * once, at set-up, when the page space is compact: the op's pages are one extent's). */
+static inline int64_t op_base(const sim *s, const fwb_op *op)
 {
-	if (s->ps.opp)
-		return s->ps.opp[op - s->ps.ops];
-	return s->base[op->file] + op->offset / FWB_PAGE;
+	return s->ps.opbase ? s->ps.opbase[op - s->ps.ops] : s->base[op->file];
 }
 
 /* The slot of file f's page idx, or of the first page after it with one (a file range's
@@ -1419,9 +1418,9 @@ static void drop_call(sim *s, actor *a)
 	const fwb_op *op = a->ops[a->k];
 	a->failed = 0;
 	if (op->op == FWB_OP_DIO_READ && a->phase == PH_PAGES) {
-		int64_t idx, first = op->offset / FWB_PAGE, p = op_page(s, op);
-		for (idx = first; idx < a->pg; idx++)
-			s->pg[p + idx - first].gup--;
+		int64_t idx;
+		for (idx = op->offset / FWB_PAGE; idx < a->pg; idx++)
+			s->pg[a->pg0 + idx].gup--;
 	}
 	a->fault_start = -1;
 }
@@ -2247,18 +2246,18 @@ static int do_write(sim *s, actor *a, const fwb_op *op)
 {
 	const fwb_config *c = s->cfg;
 	int32_t f = op->file;
-	int64_t off = op->offset, ln = op->length, first, last, p0;
+	int64_t off = op->offset, ln = op->length, first, last;
 	op_pages(op, &first, &last);
-	p0 = op_page(s, op) - first;	/* page idx's id: p0 + idx */
 	if (a->phase == PH_START) {
 		work(s, a, c->write_syscall_ns);
 		a->pg = first;
+		a->pg0 = op_base(s, op);
 		a->phase = PH_PAGES;
 	}
 	if (!resume_throttle(s, a))
 		return 0;
 	while (a->pg <= last) {
-		int64_t idx = a->pg, ps = idx * FWB_PAGE, p = p0 + idx, end;
+		int64_t idx = a->pg, ps = idx * FWB_PAGE, p = a->pg0 + idx, end;
 		int whole = off <= ps && off + ln >= ps + FWB_PAGE;
 		int need_read = !whole && ps < s->isize[f];
 		int64_t want = 0;
@@ -2294,17 +2293,17 @@ static int do_mmap_store(sim *s, actor *a, const fwb_op *op)
 {
 	const fwb_config *c = s->cfg;
 	int32_t f = op->file;
-	int64_t first, last, p0;
+	int64_t first, last;
 	op_pages(op, &first, &last);
-	p0 = op_page(s, op) - first;
 	if (a->phase == PH_START) {
 		a->pg = first;
+		a->pg0 = op_base(s, op);
 		a->phase = PH_PAGES;
 	}
 	if (!resume_throttle(s, a))
 		return 0;
 	while (a->pg <= last) {
-		int64_t idx = a->pg, p = p0 + idx;
+		int64_t idx = a->pg, p = a->pg0 + idx;
 		uint8_t fl = s->pg[p].flags;
 		if (!((fl & PF_CACHED) && (fl & PF_MAPW) && !(fl & PF_LOCKED))) {
 			if (a->fault_start < 0) {	/* a write fault */
@@ -2342,18 +2341,18 @@ static int do_dio_read(sim *s, actor *a, const fwb_op *op)
 {
 	const fwb_config *c = s->cfg;
 	int32_t f = op->file;
-	int64_t first, last, idx, p0;
+	int64_t first, last, idx;
 	op_pages(op, &first, &last);
-	p0 = op_page(s, op) - first;
 	if (a->phase == PH_START) {
 		a->pg = first;
+		a->pg0 = op_base(s, op);
 		a->phase = PH_PAGES;
 	}
 	if (a->phase == PH_PAGES) {
 		while (a->pg <= last) {		/* get_user_pages, then submit */
 			int64_t p;
 			idx = a->pg;
-			p = p0 + idx;
+			p = a->pg0 + idx;
 			if (!page_ready(s, a, f, idx, p, idx * FWB_PAGE < s->isize[f], 0))
 				return 0;
 			s->pg[p].gup++;
@@ -2366,7 +2365,7 @@ static int do_dio_read(sim *s, actor *a, const fwb_op *op)
 		return 0;
 	}
 	for (idx = first; idx <= last; idx++) {	/* completion: the data lands */
-		int64_t p = p0 + idx;
+		int64_t p = a->pg0 + idx;
 		s->pg[p].version++;
 		s->pg[p].flags |= PF_STALE;
 		set_dirty(s, p, f);
@@ -2514,7 +2513,7 @@ static void step_thread(sim *s, actor *a)
 		if (a->k + PREFETCH_AHEAD < a->nops) {
 			const fwb_op *nx = a->ops[a->k + PREFETCH_AHEAD];
 			if (nx->op <= FWB_OP_DIO_READ) {
-				int64_t q = op_page(s, nx);
+				int64_t q = op_base(s, nx) + nx->offset / FWB_PAGE;
 				__builtin_prefetch(&s->pg[q]);
 				if (s->lk)
 					__builtin_prefetch(&s->lk[q]);
@@ -2901,7 +2900,7 @@ static void prefault(sim *s, const fwb_op *ops, int64_t n_ops)
 		if (!is_range_op(ops[i].op))
 			continue;
 		op_pages(&ops[i], &first, &last);
-		b = op_page(s, &ops[i]) - first;
+		b = op_base(s, &ops[i]);
 		for (p = b + first;; p = min64(p + pg_step, b + last)) {
 			*(volatile uint8_t *)&s->pg[p].flags = 0;
 			if (s->lk && (p == b + first || (p % lk_step) < pg_step))

@@ -59,8 +59,8 @@ struct fwb_extent {
 
 struct fwb_pagespace {
 	int compact;		/* 0: dense, slot = file index, and nothing below is set */
-	const fwb_op *ops;	/* the ops opp is indexed by */
-	int64_t *opp;		/* page id of each WRITE, MMAP_STORE or DIO_READ's first page */
+	const fwb_op *ops;	/* the ops opbase is indexed by */
+	int64_t *opbase;	/* per WRITE, MMAP_STORE or DIO_READ: its page idx has id opbase + idx */
 	struct fwb_extent *ext;	/* by file, then file index */
 	int64_t n_ext;
 	int64_t *fext;		/* n_files + 1: file f's extents are ext[fext[f] .. fext[f + 1]) */

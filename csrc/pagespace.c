@@ -84,7 +84,7 @@ static void dense(int32_t nf, const int64_t *fpages, int64_t *base, int64_t *nsl
 	}
 }
 
-/* Lay out the extents of the sorted ranges; each op's extent into ps->opp. */
+/* Lay out the extents of the sorted ranges; each op's extent into ps->opbase. */
 static void merge_ranges(struct fwb_pagespace *ps, const uint64_t *keys, int64_t m,
 			 const fwb_op *ops)
 {
@@ -105,7 +105,7 @@ static void merge_ranges(struct fwb_pagespace *ps, const uint64_t *keys, int64_t
 			e->c0 = same ? e[-1].c0 + e[-1].len + 1 : 0;	/* an unused slot between */
 			e->g0 = 0;
 		}
-		ps->opp[i] = nx - 1;
+		ps->opbase[i] = nx - 1;
 	}
 	ps->n_ext = nx;
 }
@@ -124,6 +124,9 @@ int64_t fwb_pagespace_build(struct fwb_pagespace *ps, const fwb_op *ops, int64_t
 		n_dense += fpages[f];
 	if (layout == FWB_LAYOUT_DENSE)
 		return n_dense;
+	/* Auto: compact when the ops' ranges (and a slot between each two) are a small share of
+	 * the pages: a dense run's first touches of its arrays are then most of its cost.  The
+	 * count stops past that share (n_dense / 8 ops at most: a many-op run pays little). */
 	for (i = 0; i < n_ops; i++) {
 		int64_t lo, hi;
 		if (!is_page_op(ops[i].op))
@@ -131,19 +134,17 @@ int64_t fwb_pagespace_build(struct fwb_pagespace *ps, const fwb_op *ops, int64_t
 		reach(&ops[i], &lo, &hi);
 		bound += hi - lo + 1;
 		m++;
+		if (layout == FWB_LAYOUT_AUTO && bound > n_dense / FWB_COMPACT_SHARE)
+			return n_dense;
 	}
-	/* Auto: compact when the ops can reach a small share of the pages (a dense run's faults
-	 * are then its main cost, and the slots fewer than COMPACT_SHARE of the pages). */
-	if (layout == FWB_LAYOUT_AUTO && bound > n_dense / FWB_COMPACT_SHARE)
-		return n_dense;
 	while (bits < 63 && ((int64_t)1 << bits) < n_dense)
 		bits++;
 	keys = malloc((size_t)(m ? m : 1) * sizeof *keys);
 	tmp = malloc((size_t)(m ? m : 1) * sizeof *tmp);
-	ps->opp = malloc((size_t)n_ops * sizeof *ps->opp);
+	ps->opbase = malloc((size_t)n_ops * sizeof *ps->opbase);
 	ps->ext = malloc((size_t)(m ? m : 1) * sizeof *ps->ext);
 	ps->fext = malloc(((size_t)nf + 1) * sizeof *ps->fext);
-	if (!keys || !tmp || !ps->opp || !ps->ext || !ps->fext) {
+	if (!keys || !tmp || !ps->opbase || !ps->ext || !ps->fext) {
 		free(keys);
 		free(tmp);
 		fwb_pagespace_free(ps);
@@ -185,8 +186,8 @@ int64_t fwb_pagespace_build(struct fwb_pagespace *ps, const fwb_op *ops, int64_t
 	}
 	for (i = 0; i < n_ops; i++)
 		if (is_page_op(ops[i].op)) {
-			const struct fwb_extent *e = &ps->ext[ps->opp[i]];
-			ps->opp[i] = base[e->file] + e->c0 + (ops[i].offset / FWB_PAGE - e->f0);
+			const struct fwb_extent *e = &ps->ext[ps->opbase[i]];
+			ps->opbase[i] = base[e->file] + e->c0 - e->f0;
 		}
 	ps->ops = ops;
 	ps->compact = 1;
@@ -219,7 +220,7 @@ int64_t fwb_index_of(const struct fwb_pagespace *ps, int64_t p)
 
 void fwb_pagespace_free(struct fwb_pagespace *ps)
 {
-	free(ps->opp);
+	free(ps->opbase);
 	free(ps->ext);
 	free(ps->fext);
 	free(ps->wext);
