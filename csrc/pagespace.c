@@ -34,7 +34,7 @@
 #include "fwb_internal.h"
 
 #define RADIX_BITS 8
-#define WEXT_SHIFT 3		/* wext: an entry per 8 page ids (at most 4 extents start there) */
+#define WEXT_SHIFT 3		/* wext: an entry per 8 page ids (at most 8 extents start there) */
 #define KEY_SHIFT 32		/* a sort key: (the range's first dense page id) << 32 | op index */
 
 static int is_page_op(int32_t code)
