@@ -7,7 +7,10 @@
  * tests hold them to identical raw results.  Only the data structures differ:
  *
  *   - pages are one flat array of 16-byte structs (struct page) indexed by a
- *     global page id, base[file] + index;
+ *     global page id, base[file] + slot: the slot is the page's index in the file,
+ *     or, when the ops reach few of the files' pages, its place among those
+ *     (pagespace.c, which explains why the results are the same); a request's
+ *     first page and writepages' range are slots, an op's pages file indices;
  *   - the files' dirty sets are one bitmap over page ids with a summary bit per
  *     64-page word, scanned in ascending order where refsim sorts a snapshot:
  *     within one writepages call no page but the one being handled changes state
@@ -145,6 +148,7 @@ typedef struct actor {
 	int64_t nops, k;
 	int phase;
 	int64_t pg, clk, op_start, fault_start;
+	int64_t pg0;		/* its call's op_base: page pg has page id pg0 + pg */
 	int waiting, wake_pending, wait_kind;
 	int64_t wait_arg, block_start;
 	int wait_reclaim;
@@ -215,10 +219,12 @@ typedef struct sim {
 
 	/* files */
 	int32_t nfiles;
-	int64_t *npages, *base, *isize;
+	int64_t *npages, *base, *isize;	/* npages: slots (page ids base .. base + npages) */
+	int64_t *fpages;	/* pages: the initial size and every byte an op touches */
+	struct fwb_pagespace ps;	/* how slots map to file indices, if compact */
 	int64_t *f_ndirty, *f_dirtied_when, *f_inflight;
 
-	/* pages: global page id = base[file] + index */
+	/* pages: global page id = base[file] + slot */
 	int64_t n;
 	page *pg;		/* n entries, 64-byte aligned */
 	void *pg_mem;		/* what to free */
@@ -751,6 +757,25 @@ static void temp_add(sim *s, int64_t d)
 		c[FWB_C_TEMP_PAGES_PEAK] = s->temp_pages;
 }
 
+/* For a WRITE, MMAP_STORE or DIO_READ: its page idx has page id op_base + idx (translated
+ * once, at set-up, when the page space is compact: the op's pages are one extent's). */
+static inline int64_t op_base(const sim *s, const fwb_op *op)
+{
+	return s->ps.opbase ? s->ps.opbase[op - s->ps.ops] : s->base[op->file];
+}
+
+/* The slot of file f's page idx, or of the first page after it with one (a file range's
+ * first and end slots); and the file index of a slot. */
+static int64_t slot_of(const sim *s, int32_t f, int64_t idx)
+{
+	return s->ps.compact ? fwb_slot_of(&s->ps, f, idx) : idx;
+}
+
+static int64_t index_of(const sim *s, int32_t f, int64_t slot)
+{
+	return s->ps.compact ? fwb_index_of(&s->ps, s->base[f] + slot) : slot;
+}
+
 /* The head of page p's folio, and the pages of the folio whose head is h. */
 static inline int64_t head(const sim *s, int64_t p)
 {
@@ -1217,7 +1242,8 @@ static void start(sim *s, int32_t w, int32_t r)
 	q->state = ST_SENT;
 	if (q->kind == RQ_WRITE) {
 		const page *g = &s->pg[s->base[q->file] + q->first];
-		int64_t left = s->isize[q->file] - q->first * FWB_PAGE, fresh = 0;
+		int64_t left = s->isize[q->file] - index_of(s, q->file, q->first) * FWB_PAGE;
+		int64_t fresh = 0;
 		int32_t i;
 		uint32_t *v = s->temp ? NULL : versions(s, r);
 		/* pages the server has never been sent cost it more: its copy starts sparse; it
@@ -1446,9 +1472,9 @@ static void drop_call(sim *s, actor *a)
 	const fwb_op *op = a->ops[a->k];
 	a->failed = 0;
 	if (op->op == FWB_OP_DIO_READ && a->phase == PH_PAGES) {
-		int64_t idx, base = s->base[op->file];
+		int64_t idx;
 		for (idx = op->offset / FWB_PAGE; idx < a->pg; idx++)
-			s->pg[base + idx].gup--;
+			s->pg[a->pg0 + idx].gup--;
 	}
 	a->fault_start = -1;
 }
@@ -1788,7 +1814,9 @@ static int writepages_iomap(sim *s, actor *a)
 }
 
 /* Advance a's writepages; 1 when finished, 0 when it must wait.  It resumes at the
- * page it stopped at, sending first the batch it slept for (send_batch). */
+ * page it stopped at, sending first the batch it slept for (send_batch).  Its range
+ * (wp_idx, wp_end) and idx below are slots: a page follows the batch's last one in the
+ * file exactly when it does in slots (pagespace.c). */
 static int writepages(sim *s, actor *a)
 {
 	int32_t f = a->wp_f;
@@ -2047,28 +2075,28 @@ static int ilog2_64(int64_t v)
 }
 
 
-/* A READ of one page (block) and a wait for its lock. */
-static void read_page(sim *s, actor *a, int32_t f, int64_t idx, int64_t p)
+/* A READ of one page (block) p of file f and a wait for its lock. */
+static void read_page(sim *s, actor *a, int32_t f, int64_t p)
 {
 	int32_t r;
 	if (s->temp && s->f_inflight[f])	/* fuse_wait_on_page_writeback first */
 		work(s, a, s->cfg->wb_lookup_ns);
 	s->pg[p].flags |= PF_LOCKED;
-	r = new_req(s, RQ_READ, f, idx);
+	r = new_req(s, RQ_READ, f, p - s->base[f]);
 	s->rq[r].n = 1;
 	to_pending(s, r);
 	block(a, W_LOCK, p);
 }
 
-/* __filemap_get_folio for a write of `want` bytes at page idx: the order the write asks
+/* __filemap_get_folio for a write of `want` bytes at page idx (id h): the order the write asks
  * for (fgf_set_order), lowered to the index's alignment, then tried down to 1; an order
  * fails if a page of its range is cached (-EEXIST), lies past the file's simulated
  * pages, or the allocation would need reclaim (__GFP_NORETRY).  Nothing is added if
  * every order above 0 fails: the caller adds an order-0 folio. */
-static void add_large_folio(sim *s, actor *a, int32_t f, int64_t idx, int64_t want)
+static void add_large_folio(sim *s, actor *a, int32_t f, int64_t idx, int64_t h, int64_t want)
 {
 	int order = ilog2_64(want) - 12, max_order = ilog2_64(s->max_folio);
-	int64_t h = s->base[f] + idx, n = 1, q;
+	int64_t n = 1, q;
 	if (order < 0)
 		order = 0;
 	if (order > max_order)
@@ -2078,7 +2106,7 @@ static void add_large_folio(sim *s, actor *a, int32_t f, int64_t idx, int64_t wa
 	for (; order > 0; order--) {
 		int ok;
 		n = (int64_t)1 << order;
-		ok = idx + n <= s->npages[f] &&
+		ok = idx + n <= s->fpages[f] &&
 		     ssub(free_pages(s), n) >= s->cfg->wmark_low_pages;
 		for (q = h; ok && q < h + n; q++)
 			ok = !(s->pg[q].flags & PF_CACHED);
@@ -2099,17 +2127,17 @@ static void add_large_folio(sim *s, actor *a, int32_t f, int64_t idx, int64_t wa
 	work(s, a, s->cfg->cache_add_ns);
 }
 
-/* Make page idx of f cached and up to date; 0 if a wait began.  want > 0: a write(2)
+/* Make page idx of f (id p) cached and up to date; 0 if a wait began.  want > 0: a write(2)
  * of that many bytes from this page on (the folio size it asks for). */
-static int page_ready(sim *s, actor *a, int32_t f, int64_t idx, int need_read, int64_t want)
+static int page_ready(sim *s, actor *a, int32_t f, int64_t idx, int64_t p, int need_read,
+		      int64_t want)
 {
-	int64_t p = s->base[f] + idx;
 	if (s->pg[p].flags & PF_LOCKED) {
 		block(a, W_LOCK, p);
 		return 0;
 	}
 	if (!(s->pg[p].flags & PF_CACHED) && want && s->large)
-		add_large_folio(s, a, f, idx, want);
+		add_large_folio(s, a, f, idx, p, want);
 	if (s->pg[p].flags & PF_CACHED) {
 		if (!(s->pg[p].flags & (PF_NOTUP | PF_BADREAD)))
 			return 1;
@@ -2119,7 +2147,7 @@ static int page_ready(sim *s, actor *a, int32_t f, int64_t idx, int need_read, i
 		}
 		if ((s->pg[p].flags & PF_BADREAD) || s->aborted)
 			return refuse_call(s, a);
-		read_page(s, a, f, idx, p);	/* a block of a large folio that is not uptodate */
+		read_page(s, a, f, p);	/* a block of a large folio that is not uptodate */
 		return 0;
 	}
 	if (need_read && s->aborted)
@@ -2133,7 +2161,7 @@ static int page_ready(sim *s, actor *a, int32_t f, int64_t idx, int need_read, i
 	lru_add(s, p);
 	work(s, a, s->cfg->cache_add_ns);
 	if (need_read) {	/* fuse_do_readpage: a READ, then wait for the page lock */
-		read_page(s, a, f, idx, p);
+		read_page(s, a, f, p);
 		return 0;
 	}
 	return 1;
@@ -2277,12 +2305,13 @@ static int do_write(sim *s, actor *a, const fwb_op *op)
 	if (a->phase == PH_START) {
 		work(s, a, c->write_syscall_ns);
 		a->pg = first;
+		a->pg0 = op_base(s, op);
 		a->phase = PH_PAGES;
 	}
 	if (!resume_throttle(s, a))
 		return 0;
 	while (a->pg <= last) {
-		int64_t idx = a->pg, ps = idx * FWB_PAGE, p, end;
+		int64_t idx = a->pg, ps = idx * FWB_PAGE, p = a->pg0 + idx, end;
 		int whole = off <= ps && off + ln >= ps + FWB_PAGE;
 		int need_read = !whole && ps < s->isize[f];
 		int64_t want = 0;
@@ -2290,9 +2319,8 @@ static int do_write(sim *s, actor *a, const fwb_op *op)
 			int64_t pos = max64(off, ps), chunk = s->max_folio * FWB_PAGE;
 			want = min64(off + ln - pos, chunk - pos % chunk);
 		}
-		if (!page_ready(s, a, f, idx, need_read, want))
+		if (!page_ready(s, a, f, idx, p, need_read, want))
 			return 0;
-		p = s->base[f] + idx;
 		if (s->writer_waits && s->temp && s->f_inflight[f])
 			work(s, a, c->wb_lookup_ns);	/* fuse_write_begin looks the page up */
 		if (s->writer_waits && busy(s, p)) {	/* fuse_wait_on_page_writeback */
@@ -2323,19 +2351,20 @@ static int do_mmap_store(sim *s, actor *a, const fwb_op *op)
 	op_pages(op, &first, &last);
 	if (a->phase == PH_START) {
 		a->pg = first;
+		a->pg0 = op_base(s, op);
 		a->phase = PH_PAGES;
 	}
 	if (!resume_throttle(s, a))
 		return 0;
 	while (a->pg <= last) {
-		int64_t idx = a->pg, p = s->base[f] + idx;
+		int64_t idx = a->pg, p = a->pg0 + idx;
 		uint8_t fl = s->pg[p].flags;
 		if (!((fl & PF_CACHED) && (fl & PF_MAPW) && !(fl & PF_LOCKED))) {
 			if (a->fault_start < 0) {	/* a write fault */
 				a->fault_start = a->clk;
 				work(s, a, c->fault_ns);
 			}
-			if (!page_ready(s, a, f, idx, idx * FWB_PAGE < s->isize[f], 0))
+			if (!page_ready(s, a, f, idx, p, idx * FWB_PAGE < s->isize[f], 0))
 				return 0;
 			if (s->temp && s->f_inflight[f])	/* fuse_page_mkwrite looks it up */
 				work(s, a, c->wb_lookup_ns);
@@ -2370,15 +2399,16 @@ static int do_dio_read(sim *s, actor *a, const fwb_op *op)
 	op_pages(op, &first, &last);
 	if (a->phase == PH_START) {
 		a->pg = first;
+		a->pg0 = op_base(s, op);
 		a->phase = PH_PAGES;
 	}
 	if (a->phase == PH_PAGES) {
 		while (a->pg <= last) {		/* get_user_pages, then submit */
 			int64_t p;
 			idx = a->pg;
-			if (!page_ready(s, a, f, idx, idx * FWB_PAGE < s->isize[f], 0))
+			p = a->pg0 + idx;
+			if (!page_ready(s, a, f, idx, p, idx * FWB_PAGE < s->isize[f], 0))
 				return 0;
-			p = s->base[f] + idx;
 			s->pg[p].gup++;
 			set_dirty(s, p, f);
 			a->pg++;
@@ -2389,7 +2419,7 @@ static int do_dio_read(sim *s, actor *a, const fwb_op *op)
 		return 0;
 	}
 	for (idx = first; idx <= last; idx++) {	/* completion: the data lands */
-		int64_t p = s->base[f] + idx;
+		int64_t p = a->pg0 + idx;
 		s->pg[p].version++;
 		s->pg[p].flags |= PF_STALE;
 		set_dirty(s, p, f);
@@ -2399,7 +2429,8 @@ static int do_dio_read(sim *s, actor *a, const fwb_op *op)
 	return 1;
 }
 
-/* fsync / msync: WB_SYNC_ALL writepages, fuse_sync_writes, then FUSE_FSYNC. */
+/* fsync / msync: WB_SYNC_ALL writepages over slots [first, end), fuse_sync_writes, then
+ * FUSE_FSYNC. */
 static int do_fsync(sim *s, actor *a, const fwb_op *op, int64_t first, int64_t end)
 {
 	int32_t f = op->file;
@@ -2506,7 +2537,7 @@ static int run_op(sim *s, actor *a)
 		return do_fsync(s, a, op, 0, s->npages[op->file]);
 	case FWB_OP_MSYNC:
 		op_pages(op, &first, &last);
-		return do_fsync(s, a, op, first, last + 1);
+		return do_fsync(s, a, op, slot_of(s, op->file, first), slot_of(s, op->file, last + 1));
 	case FWB_OP_SYNC:
 		return do_sync(s, a);
 	default:
@@ -2560,7 +2591,7 @@ static void step_thread(sim *s, actor *a)
 		if (a->k + PREFETCH_AHEAD < a->nops) {
 			const fwb_op *nx = a->ops[a->k + PREFETCH_AHEAD];
 			if (nx->op <= FWB_OP_DIO_READ) {
-				int64_t q = s->base[nx->file] + nx->offset / FWB_PAGE;
+				int64_t q = op_base(s, nx) + nx->offset / FWB_PAGE;
 				__builtin_prefetch(&s->pg[q]);
 				if (s->lk)
 					__builtin_prefetch(&s->lk[q]);
@@ -2988,7 +3019,7 @@ static void prefault(sim *s, const fwb_op *ops, int64_t n_ops)
 		if (!is_range_op(ops[i].op))
 			continue;
 		op_pages(&ops[i], &first, &last);
-		b = s->base[ops[i].file];
+		b = op_base(s, &ops[i]);
 		for (p = b + first;; p = min64(p + pg_step, b + last)) {
 			*(volatile uint8_t *)&s->pg[p].flags = 0;
 			if (s->lk && (p == b + first || (p % lk_step) < pg_step))
@@ -3011,6 +3042,8 @@ static void sim_free(sim *s)
 	free(s->runq_svc);
 	free(s->runq_on);
 	free(s->npages);
+	free(s->fpages);
+	fwb_pagespace_free(&s->ps);
 	free(s->base);
 	free(s->isize);
 	free(s->f_ndirty);
@@ -3043,11 +3076,35 @@ static void sim_free(sim *s)
 	free(s);
 }
 
+/* The files' pages and their page space: s->n page ids (see pagespace.c). */
+static void layout_pages(sim *s, const fwb_op *ops, int64_t n_ops, const int64_t *sizes,
+			 const fwb_stream *st, int layout)
+{
+	int32_t f, nf = s->nfiles;
+	int64_t n = 0;
+	s->npages = xcalloc(s, (size_t)nf, sizeof(int64_t));
+	s->fpages = xcalloc(s, (size_t)nf, sizeof(int64_t));
+	s->base = xcalloc(s, (size_t)nf, sizeof(int64_t));
+	if (st) {	/* declared up front (chunk_ok holds the rows to it); always dense */
+		for (f = 0; f < nf; f++)
+			n += s->fpages[f] = st->file_pages[f];
+	} else {
+		n = capacity(ops, n_ops, sizes, nf, s->fpages);
+	}
+	if (n > MAX_TOTAL_PAGES)
+		longjmp(s->oom, 1);
+	n = fwb_pagespace_build(&s->ps, ops, n_ops, nf, s->fpages, layout, s->base, s->npages);
+	if (n < 0)
+		longjmp(s->oom, 1);
+	s->n = n;
+}
+
 static void sim_init(sim *s, const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
-		     const int64_t *sizes, int32_t nf, const fwb_stream *st, uint64_t seed)
+		     const int64_t *sizes, int32_t nf, const fwb_stream *st, uint64_t seed,
+		     int layout)
 {
 	int64_t n, i, nw, count[MAX_THREADS], at[MAX_THREADS];
-	int32_t f, t, nthreads = 0;
+	int32_t t, nthreads = 0;
 
 	s->cfg = cfg;
 	s->strategy = STRATEGIES[cfg->strategy];
@@ -3078,25 +3135,14 @@ static void sim_init(sim *s, const fwb_config *cfg, const fwb_op *ops, int64_t n
 	s->cpu_ev = -1;
 
 	s->nfiles = nf;
-	s->npages = xcalloc(s, (size_t)nf, sizeof(int64_t));
-	s->base = xcalloc(s, (size_t)nf, sizeof(int64_t));
 	s->isize = xcalloc(s, (size_t)nf, sizeof(int64_t));
 	s->f_ndirty = xcalloc(s, (size_t)nf, sizeof(int64_t));
 	s->f_dirtied_when = xcalloc(s, (size_t)nf, sizeof(int64_t));
 	s->f_inflight = xcalloc(s, (size_t)nf, sizeof(int64_t));
-	if (st) {	/* declared up front; chunk_ok holds the rows to it */
-		for (n = 0, f = 0; f < nf; f++)
-			n += s->npages[f] = st->file_pages[f];
-	} else {
-		n = capacity(ops, n_ops, sizes, nf, s->npages);
-	}
-	if (n > MAX_TOTAL_PAGES)
-		longjmp(s->oom, 1);
-	for (f = 1; f < nf; f++)
-		s->base[f] = s->base[f - 1] + s->npages[f - 1];
 	memcpy(s->isize, sizes, (size_t)nf * sizeof(int64_t));
+	layout_pages(s, ops, n_ops, sizes, st, layout);
+	n = s->n;
 
-	s->n = n;
 	s->pg_mem = xcalloc(s, (size_t)n + 4, sizeof(page));
 	s->pg = (page *)(((uintptr_t)s->pg_mem + 63) & ~(uintptr_t)63);
 	if (s->strategy->merges)
@@ -3193,16 +3239,23 @@ static void log_finish(sim *s, fwb_evlog *log)
 	s->log_t.v = s->log_ka.v = s->log_pop_seq.v = s->log_pop_pushed.v = NULL;
 }
 
-/* fwb_run, and with log the event log too. */
+static int layout_ok(int32_t layout)
+{
+	return layout == FWB_LAYOUT_AUTO || layout == FWB_LAYOUT_DENSE || layout == FWB_LAYOUT_COMPACT;
+}
+
+/* fwb_run_layout, and with log the event log too. */
 static int simulate(const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
 		    const int64_t *file_sizes, int32_t n_files, const fwb_stream *st, uint64_t seed,
+		    int32_t layout,
 		    fwb_result *out, fwb_evlog *log)
 {
 	sim *s;
 	if (!out)
 		return FWB_EINVAL;
 	memset(out, 0, sizeof *out);
-	if (!cfg || !config_ok(cfg) || !(st ? stream_ok(st) : ops_ok(ops, n_ops, file_sizes, n_files)))
+	if (!cfg || !config_ok(cfg) || !layout_ok(layout) ||
+	    !(st ? stream_ok(st) : ops_ok(ops, n_ops, file_sizes, n_files)))
 		return FWB_EINVAL;
 	s = calloc(1, sizeof *s);
 	if (!s)
@@ -3214,7 +3267,7 @@ static int simulate(const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
 		return err;
 	}
 	sim_init(s, cfg, ops, n_ops, st ? st->file_sizes : file_sizes, st ? st->n_files : n_files,
-		 st, seed);
+		 st, seed, st ? FWB_LAYOUT_DENSE : layout);
 	s->evlog = log != NULL;
 	run(s);
 	if (log)
@@ -3227,12 +3280,39 @@ static int simulate(const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
 int fwb_run(const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
 	    const int64_t *file_sizes, int32_t n_files, uint64_t seed, fwb_result *out)
 {
-	return simulate(cfg, ops, n_ops, file_sizes, n_files, NULL, seed, out, NULL);
+	return simulate(cfg, ops, n_ops, file_sizes, n_files, NULL, seed, FWB_LAYOUT_AUTO, out, NULL);
 }
 
 int fwb_run_stream(const fwb_config *cfg, const fwb_stream *st, uint64_t seed, fwb_result *out)
 {
-	return simulate(cfg, NULL, 0, NULL, 0, st, seed, out, NULL);
+	return simulate(cfg, NULL, 0, NULL, 0, st, seed, FWB_LAYOUT_DENSE, out, NULL);
+}
+
+int fwb_run_layout(const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
+		   const int64_t *file_sizes, int32_t n_files, uint64_t seed, int32_t layout,
+		   fwb_result *out)
+{
+	return simulate(cfg, ops, n_ops, file_sizes, n_files, NULL, seed, layout, out, NULL);
+}
+
+int64_t fwb_page_slots(const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
+		       const int64_t *file_sizes, int32_t n_files, int32_t layout)
+{
+	sim *s;
+	int64_t n;
+	if (!cfg || !config_ok(cfg) || !ops_ok(ops, n_ops, file_sizes, n_files) || !layout_ok(layout))
+		return FWB_EINVAL;
+	s = calloc(1, sizeof *s);
+	if (!s)
+		return FWB_ENOMEM;
+	if (setjmp(s->oom)) {
+		sim_free(s);
+		return FWB_ENOMEM;
+	}
+	sim_init(s, cfg, ops, n_ops, file_sizes, n_files, NULL, 0, layout);
+	n = s->n;
+	sim_free(s);
+	return n;
 }
 
 int fwb_event_log(const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
@@ -3243,7 +3323,7 @@ int fwb_event_log(const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
 	if (!out)
 		return FWB_EINVAL;
 	memset(out, 0, sizeof *out);
-	rc = simulate(cfg, ops, n_ops, file_sizes, n_files, NULL, seed, &res, out);
+	rc = simulate(cfg, ops, n_ops, file_sizes, n_files, NULL, seed, FWB_LAYOUT_AUTO, &res, out);
 	if (rc == FWB_OK)
 		fwb_result_free(&res);
 	else

@@ -170,6 +170,22 @@ typedef struct fwb_stream {
 int fwb_run_stream(const fwb_config *cfg, const fwb_stream *st, uint64_t seed, fwb_result *out);
 
 /*
+ * Where the per-page state is kept (csrc/pagespace.c): over every page of every file
+ * (dense), or over the pages the ops can reach (compact), which auto picks when those are
+ * few against the files' pages.  A representation only: the results are the same.
+ */
+enum fwb_layout { FWB_LAYOUT_AUTO = 0, FWB_LAYOUT_DENSE = 1, FWB_LAYOUT_COMPACT = 2 };
+
+/* fwb_run in the given layout (fwb_run: auto); FWB_EINVAL for another layout value. */
+int fwb_run_layout(const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
+		   const int64_t *file_sizes, int32_t n_files, uint64_t seed, int32_t layout,
+		   fwb_result *out);
+
+/* The page slots (per-page states) such a run keeps, or a negative fwb_error. */
+int64_t fwb_page_slots(const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
+		       const int64_t *file_sizes, int32_t n_files, int32_t layout);
+
+/*
  * The event queue's floor: fwb_event_log runs the simulation (as fwb_run, same checks
  * and errors) and records every event the engine pushed, by sequence number, and the
  * order it popped them in; fwb_heap_replay pushes and pops the same events through the

@@ -1,8 +1,9 @@
 """The C engine under AddressSanitizer and UndefinedBehaviorSanitizer.
 
 tests/c/asan_driver.c runs fwb_run (and fwb_bare_loop, and fwb_run_stream on the same
-rows in chunks) on an input file outside Python; it is built here with -fsanitize=address,undefined and run on a few
-workloads under every strategy, chosen so that reads, throttling, reclaim,
+rows in chunks) on an input file outside Python; it is built here with
+-fsanitize=address,undefined and run on a few workloads under every strategy (and again
+with the compact page space), chosen so that reads, throttling, reclaim,
 compaction, stalls, hangs, secondaries, in-place updates, skips and waits all
 happen, plus 256 server threads (the event heap grows), extreme but valid inputs
 (saturating arithmetic) and the error paths.  Each run must exit as expected with
@@ -115,17 +116,20 @@ def _expected(raw: dict) -> dict[str, int]:
     return out
 
 
-def _run(driver: Path, path: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(driver), str(path)], capture_output=True, text=True, timeout=300,
+def _run(driver: Path, path: Path, layout: str = "auto") -> subprocess.CompletedProcess:
+    """The driver on an input file; fwb_run, or fwb_run_layout for another layout."""
+    extra = [] if layout == "auto" else [str(_cengine.LAYOUTS[layout])]
+    return subprocess.run([str(driver), str(path), *extra], capture_output=True, text=True,
+                          timeout=300,
                           env={"ASAN_OPTIONS": "detect_leaks=1",
                                "UBSAN_OPTIONS": "print_stacktrace=1", "PATH": "/usr/bin:/bin"})
 
 
 def _check_agrees(driver: Path, tmp_path: Path, cfg: dict, wl: Workload, seed: int,
-                  what: str) -> None:
+                  what: str, layout: str = "auto") -> None:
     path = tmp_path / "input.bin"
     path.write_bytes(_input(cfg, wl, seed))
-    done = _run(driver, path)
+    done = _run(driver, path, layout)
     assert done.returncode == 0, f"{what}: exit {done.returncode}\n{done.stderr}"
     assert done.stderr == "", f"{what}: sanitizer report:\n{done.stderr}"
     got = {name: int(value) for name, value in (line.split() for line in done.stdout.splitlines())}
@@ -146,6 +150,17 @@ def test_sanitized_run_is_clean_and_agrees(driver, tmp_path, workload, params, s
     wl = _every_op() if workload == "every-op" else workload
     wl, cfg = sim.prepare(strategy, wl, seed, **params)
     _check_agrees(driver, tmp_path, cfg, wl, seed, f"{workload} {strategy}")
+
+
+@pytest.mark.parametrize("strategy", sim.strategies())
+@pytest.mark.parametrize("workload,params", CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+def test_sanitized_compact_run_is_clean_and_agrees(driver, tmp_path, workload, params, strategy):
+    """The same runs with the page state kept compact (csrc/pagespace.c), which auto picks
+    for few ops over big files only: the same numbers, nothing out of bounds."""
+    seed = 11
+    wl = _every_op() if workload == "every-op" else workload
+    wl, cfg = sim.prepare(strategy, wl, seed, **params)
+    _check_agrees(driver, tmp_path, cfg, wl, seed, f"{workload} {strategy} compact", "compact")
 
 
 def _extreme() -> Workload:

@@ -62,21 +62,39 @@ def make_config(cfg: Mapping[str, Any]):
     return c
 
 
-def simulate(cfg: Mapping[str, Any], ops: np.ndarray, file_sizes: np.ndarray, seed: int,
-             config=None) -> dict:
-    """Run the C engine; the same raw result shape as bench.sim.refsim.simulate.  `config`:
-    make_config(cfg) made before (a sweep runs one configuration on many seeds), else made here."""
-    _require()
+# Where the C engine keeps its per-page state (csrc/pagespace.c); the results are the same.
+LAYOUTS = {"auto": 0, "dense": 1, "compact": 2}
+
+
+def _layout(layout: str) -> int:
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout: unknown {layout!r}; allowed: {', '.join(LAYOUTS)}")
+    return LAYOUTS[layout]
+
+
+def _arrays(ops: np.ndarray, file_sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if not (type(ops) is np.ndarray and ops.dtype is OP_DTYPE and ops.flags.c_contiguous):
         ops = np.ascontiguousarray(ops, dtype=OP_DTYPE)
     sizes = np.ascontiguousarray(file_sizes, dtype=np.int64)
     if ops.ndim != 1 or sizes.ndim != 1 or len(ops) == 0 or len(sizes) == 0:
         raise ValueError("ops and file_sizes must be non-empty 1-D arrays")
+    return ops, sizes
+
+
+def simulate(cfg: Mapping[str, Any], ops: np.ndarray, file_sizes: np.ndarray, seed: int,
+             config=None, layout: str = "auto") -> dict:
+    """Run the C engine; the same raw result shape as bench.sim.refsim.simulate.  `config`:
+    make_config(cfg) made before (a sweep runs one configuration on many seeds), else made here.
+    `layout`: LAYOUTS, "auto" unless a test compares them."""
+    _require()
+    mode = _layout(layout)
+    ops, sizes = _arrays(ops, file_sizes)
     c = make_config(cfg) if config is None else config
     res = ffi.new("fwb_result *")
-    rc = lib.fwb_run(c, ffi.cast("const fwb_op *", ffi.from_buffer(ops)), len(ops),
-                     ffi.cast("const int64_t *", ffi.from_buffer(sizes)), len(sizes),
-                     seed & ((1 << 64) - 1), res)
+    args = (c, ffi.cast("const fwb_op *", ffi.from_buffer(ops)), len(ops),
+            ffi.cast("const int64_t *", ffi.from_buffer(sizes)), len(sizes), seed & ((1 << 64) - 1))
+    # auto through fwb_run itself (bench.sim.sweepcost times the engine by that name)
+    rc = lib.fwb_run(*args, res) if mode == 0 else lib.fwb_run_layout(*args, mode, res)
     return _result(rc, res)
 
 
@@ -140,6 +158,23 @@ def _result(rc: int, res) -> dict:
     finally:
         lib.fwb_result_free(res)
     return {"counters": counters, "pages_per_request": hist, "latency": lat, "series": series}
+
+
+def page_slots(cfg: Mapping[str, Any], ops: np.ndarray, file_sizes: np.ndarray,
+               layout: str = "auto") -> int:
+    """The per-page states a run in `layout` keeps: the files' pages when dense, fewer when
+    compact."""
+    _require()
+    mode = _layout(layout)
+    ops, sizes = _arrays(ops, file_sizes)
+    n = lib.fwb_page_slots(make_config(cfg), ffi.cast("const fwb_op *", ffi.from_buffer(ops)),
+                           len(ops), ffi.cast("const int64_t *", ffi.from_buffer(sizes)),
+                           len(sizes), mode)
+    if n == lib.FWB_ENOMEM:
+        raise MemoryError("C engine: out of memory")
+    if n < 0:
+        raise ValueError(f"C engine: invalid input (error {n})")
+    return n
 
 
 def _samples(res) -> tuple[dict[str, np.ndarray], np.ndarray]:

@@ -17,6 +17,8 @@
  * latency set holds the same count and max in its histogram, and the error codes of
  * a chunk of another thread's rows ("stream_einval") and of a failing fill
  * ("stream_efill").
+ * With a second argument, a fwb_layout number, it runs fwb_run_layout in that
+ * layout instead of fwb_run.
  * Exit status 0 on success, 1 on a bad input file, 2 if fwb_run fails (its error
  * code on stderr as "fwb_run: error N").
  */
@@ -167,10 +169,12 @@ int main(int argc, char **argv)
 	int64_t n_ops, n_files, *sizes = NULL, i;
 	uint64_t seed;
 	FILE *fp;
-	int rc, status = 1;
+	int rc, status = 1, layout = -1;
 
-	if (argc != 2) {
-		fprintf(stderr, "usage: %s INPUT\n", argv[0]);
+	if (argc == 3 && argv[2][0] >= '0' && argv[2][0] <= '2' && !argv[2][1])
+		layout = argv[2][0] - '0';
+	if (argc != 2 && layout < 0) {
+		fprintf(stderr, "usage: %s INPUT [LAYOUT]\n", argv[0]);
 		return 1;
 	}
 	fp = fopen(argv[1], "rb");
@@ -191,7 +195,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: short file\n", argv[1]);
 		goto out;
 	}
-	rc = fwb_run(&cfg, ops, n_ops, sizes, (int32_t)n_files, seed, &res);
+	if (layout < 0)
+		rc = fwb_run(&cfg, ops, n_ops, sizes, (int32_t)n_files, seed, &res);
+	else
+		rc = fwb_run_layout(&cfg, ops, n_ops, sizes, (int32_t)n_files, seed, layout, &res);
 	if (rc != FWB_OK) {
 		fprintf(stderr, "fwb_run: error %d\n", rc);
 		status = 2;
