@@ -1081,7 +1081,9 @@ static void start_service(sim *s, int32_t w, int64_t svc, int64_t kern)
 	if (s->ncpu && on_cpu > 0) {
 		int32_t i = -1;
 		if (s->runq_n || (i = server_cpu(s)) < 0) {	/* behind those queued */
-			int32_t at = (s->runq_head + s->runq_n) % s->nthr;
+			int32_t at = s->runq_head + s->runq_n;	/* both < nthr: no division */
+			if (at >= s->nthr)
+				at -= s->nthr;
 			s->runq_w[at] = w;
 			s->runq_svc[at] = svc;
 			s->runq_on[at] = on_cpu;
@@ -1107,7 +1109,8 @@ static void run_cpu_queue(sim *s)
 		w = s->runq_w[s->runq_head];
 		svc = s->runq_svc[s->runq_head];
 		on_cpu = s->runq_on[s->runq_head];
-		s->runq_head = (s->runq_head + 1) % s->nthr;
+		if (++s->runq_head == s->nthr)
+			s->runq_head = 0;
 		s->runq_n--;
 		book_server(s, i, w, svc, on_cpu);
 	}
@@ -1815,7 +1818,8 @@ static int writepages(sim *s, actor *a)
 		/* The next dirty page, found now (nothing from here on changes a dirty bit but
 		 * p's) so that its state is fetched while this page is taken: in a big file
 		 * each is a cache miss (end <= n: &pg[end] is at most one past the end).
-		 * Inline: see step_thread on prefetches in helpers. */
+		 * Inline: see step_thread on prefetches in helpers.  (Found before the batch
+		 * is sent, it is found again after each sleep: more instructions, no faster.) */
 		pn = next_dirty(s, p + 1, end);
 		__builtin_prefetch(&s->pg[pn]);
 		if (s->lk)
@@ -2242,8 +2246,9 @@ static int resume_throttle(sim *s, actor *a)
 
 static void op_pages(const fwb_op *op, int64_t *first, int64_t *last)
 {
-	*first = op->offset / FWB_PAGE;
-	*last = (op->offset + op->length - 1) / FWB_PAGE;
+	/* offset >= 0 and length >= 1 (ops_ok): unsigned division, a shift */
+	*first = (int64_t)((uint64_t)op->offset / FWB_PAGE);
+	*last = (int64_t)((uint64_t)(op->offset + op->length - 1) / FWB_PAGE);
 }
 
 static int do_write(sim *s, actor *a, const fwb_op *op)
