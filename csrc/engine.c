@@ -1038,8 +1038,8 @@ static int32_t server_cpu(sim *s)
 static void book_server(sim *s, int32_t i, int32_t w, int64_t svc, int64_t on_cpu)
 {
 	/* CPU i is idle (cpu_free[i] <= now) and srv_until[i] <= cpu_free[i] always, so
-	 * it was not counted busy; on_cpu > 0 makes it busy past now */
-	srv_refresh(s);
+	 * it was not counted busy; on_cpu > 0 makes it busy past now.  srv_busy is up to
+	 * date: both callers found i with server_cpu() at this now. */
 	s->cpu_free[i] = s->srv_until[i] = sadd(s->now, on_cpu);
 	s->srv_busy++;
 	s->srv_next_end = min64(s->srv_next_end, s->srv_until[i]);
