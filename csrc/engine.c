@@ -83,14 +83,16 @@ typedef struct req {
 	int64_t first;		/* page index in the file */
 	int64_t crop;		/* bytes delivered, fixed when a server thread reads it */
 	int64_t created;	/* when it was allocated (fuse_request_init: create_time) */
-	int32_t kind, state, file, n;
+	int32_t file, n;
 	int32_t next;		/* link in the pending or bg queue, or in the free list */
 	int32_t sec_head, sec_tail;	/* held secondaries chained to this request */
 	int32_t sec_next;	/* link in its primary's chain */
+	uint32_t ver0;		/* its first page's version (ver()): in the struct, not a row */
+	int32_t nfolios;	/* folio ranges in it (iomap: ap->num_folios) */
+	uint8_t kind, state;
 	uint8_t bg;		/* counted in active_background */
 	uint8_t done;
 	uint8_t promoted;	/* a secondary re-inserted in fi->writepages at its primary's reply */
-	int32_t nfolios;	/* folio ranges in it (iomap: ap->num_folios) */
 	int64_t last_head;	/* the folio of its last range, -1 none */
 } req;
 
@@ -197,6 +199,7 @@ typedef struct sim {
 	int32_t *thr;		/* request on each server thread, 0 if idle */
 	int32_t nthr, nidle;
 	uint64_t idle[(MAX_SERVER_THREADS + 63) / 64];	/* a bit per idle server thread */
+	int64_t thr_pg[MAX_SERVER_THREADS];	/* the first page of thr[w]'s request (prefetch_next) */
 	uint64_t rng;
 
 	/* CPUs (cfg->cpus > 0): when each is next free, and server threads waiting for one */
@@ -216,6 +219,7 @@ typedef struct sim {
 	 * pushed since (seq >= cpu_seq), as an event pushed then would be. */
 	int64_t cpu_ev, cpu_seq;
 	int in_done;		/* handling a reply (EV_DONE) */
+	uint8_t reply_keep;	/* the page flags a reply leaves as they were (complete) */
 
 	/* files */
 	int32_t nfiles;
@@ -910,6 +914,13 @@ static uint32_t *versions(const sim *s, int32_t r)
 	return s->rver + (size_t)r * (size_t)s->vstride;
 }
 
+/* The version r carries for its page i: the first in r itself (a one-page request, the
+ * random writer's, touches no row), the others in r's row (slot 0 unused). */
+static inline uint32_t *ver(const sim *s, int32_t r, int32_t i)
+{
+	return i ? versions(s, r) + i : &s->rq[r].ver0;
+}
+
 static int32_t new_req(sim *s, int kind, int32_t f, int64_t first)
 {
 	int32_t r;
@@ -935,10 +946,12 @@ static int32_t new_req(sim *s, int kind, int32_t f, int64_t first)
 	r = s->rq_free;
 	q = &s->rq[r];
 	s->rq_free = q->next;
+	/* the next one taken: a burst of writeback takes many, last freed long ago */
+	__builtin_prefetch(&s->rq[s->rq_free]);
 	q->first = first;
 	q->crop = 0;
 	q->created = s->now;
-	q->kind = kind;
+	q->kind = (uint8_t)kind;
 	q->state = ST_FILLING;
 	q->file = f;
 	q->n = 0;
@@ -974,6 +987,7 @@ static int32_t fifo_popleft(sim *s, fifo *q)
 	q->head = s->rq[r].next;
 	if (!q->head)
 		q->tail = 0;
+	__builtin_prefetch(&s->rq[q->head]);	/* the next one out (prefetch_next) */
 	return r;
 }
 
@@ -1103,8 +1117,8 @@ static int32_t server_cpu(sim *s)
 static void book_server(sim *s, int32_t i, int32_t w, int64_t svc, int64_t on_cpu)
 {
 	/* CPU i is idle (cpu_free[i] <= now) and srv_until[i] <= cpu_free[i] always, so
-	 * it was not counted busy; on_cpu > 0 makes it busy past now */
-	srv_refresh(s);
+	 * it was not counted busy; on_cpu > 0 makes it busy past now.  srv_busy is up to
+	 * date: both callers found i with server_cpu() at this now. */
 	s->cpu_free[i] = s->srv_until[i] = sadd(s->now, on_cpu);
 	s->srv_busy++;
 	s->srv_next_end = min64(s->srv_next_end, s->srv_until[i]);
@@ -1146,7 +1160,9 @@ static void start_service(sim *s, int32_t w, int64_t svc, int64_t kern)
 	if (s->ncpu && on_cpu > 0) {
 		int32_t i = -1;
 		if (s->runq_n || (i = server_cpu(s)) < 0) {	/* behind those queued */
-			int32_t at = (s->runq_head + s->runq_n) % s->nthr;
+			int32_t at = s->runq_head + s->runq_n;	/* both < nthr: no division */
+			if (at >= s->nthr)
+				at -= s->nthr;
 			s->runq_w[at] = w;
 			s->runq_svc[at] = svc;
 			s->runq_on[at] = on_cpu;
@@ -1172,7 +1188,8 @@ static void run_cpu_queue(sim *s)
 		w = s->runq_w[s->runq_head];
 		svc = s->runq_svc[s->runq_head];
 		on_cpu = s->runq_on[s->runq_head];
-		s->runq_head = (s->runq_head + 1) % s->nthr;
+		if (++s->runq_head == s->nthr)
+			s->runq_head = 0;
 		s->runq_n--;
 		book_server(s, i, w, svc, on_cpu);
 	}
@@ -1239,19 +1256,24 @@ static void start(sim *s, int32_t w, int32_t r)
 	const fwb_config *c = s->cfg;
 	req *q = &s->rq[r];
 	int64_t mean, svc, kern = 0;	/* kern: kernel work of the thread that writes the reply */
+	int64_t p0 = s->base[q->file] + q->first;
 	q->state = ST_SENT;
+	s->thr_pg[w] = p0;
 	if (q->kind == RQ_WRITE) {
-		const page *g = &s->pg[s->base[q->file] + q->first];
+		const page *g = &s->pg[p0];
 		int64_t left = s->isize[q->file] - index_of(s, q->file, q->first) * FWB_PAGE;
 		int64_t fresh = 0;
 		int32_t i;
-		uint32_t *v = s->temp ? NULL : versions(s, r);
 		/* pages the server has never been sent cost it more: its copy starts sparse; it
 		 * reads each page as it is now (its version), unless from a temp page */
-		for (i = 0; i < q->n; i++) {
-			fresh += g[i].srv_max == 0;
-			if (v)
-				v[i] = g[i].version;
+		if (s->temp) {
+			for (i = 0; i < q->n; i++)
+				fresh += g[i].srv_max == 0;
+		} else {
+			for (i = 0; i < q->n; i++) {
+				fresh += g[i].srv_max == 0;
+				*ver(s, r, i) = g[i].version;
+			}
 		}
 		q->crop = max64(0, min64((int64_t)q->n * FWB_PAGE, left));
 		s->c[FWB_C_REQUESTS]++;
@@ -1321,17 +1343,18 @@ static void complete(sim *s, int32_t r)
 	v = versions(s, r);
 	/* PG_writeback ends here unless temp pages ended it at once (the folio's with its
 	 * last range: iomap) */
-	keep = (uint8_t)~(PF_STALE | (s->iomap || !s->temp ? PF_PGWB : 0));
+	keep = s->reply_keep;
 	/* each page in one pass (a request of one page, rand-write's, is one iteration):
 	 * the server's version, the copy, the lookup, PG_writeback */
 	for (i = 0; i < q->n; i++) {
 		page *g = &s->pg[base + i];
-		if (v[i] < g->srv_max)
+		uint32_t vi = i ? v[i] : q->ver0;
+		if (vi < g->srv_max)
 			s->c[FWB_C_OUT_OF_ORDER]++;
 		else		/* the newest the server has had */
-			g->srv_max = v[i];
+			g->srv_max = vi;
 		/* srv_ver = v */
-		g->flags = (uint8_t)((g->flags & keep) | (v[i] == g->version ? 0 : PF_STALE));
+		g->flags = (uint8_t)((g->flags & keep) | (vi == g->version ? 0 : PF_STALE));
 		end_copy(s, r, base + i);
 	}
 	if (!s->iomap && !s->temp)
@@ -1681,7 +1704,7 @@ static void take_page(sim *s, actor *a, int32_t r, int64_t p, int32_t f)
 			s->c[FWB_C_PINNED_PAGES_PEAK] = s->pinned;
 	}
 	add_copy(s, p);
-	versions(s, r)[q->n] = s->pg[p].version;
+	*ver(s, r, q->n) = s->pg[p].version;
 	q->n++;
 	if (s->lk)
 		s->lk[p].wb_req = r;
@@ -1706,7 +1729,7 @@ static int merge(sim *s, actor *a, int64_t p, int32_t f, int64_t idx)
 	if (sr) {		/* copy over the copy the server has not read */
 		/* fuse_writepage_add: a fresh temp page takes the copy and is swapped into the
 		 * held request, whose old temp page is freed; the writeback ends at once */
-		versions(s, sr)[0] = s->pg[p].version;
+		s->rq[sr].ver0 = s->pg[p].version;
 		s->c[FWB_C_INPLACE_UPDATES]++;
 		s->c[FWB_C_TEMP_BYTES_COPIED] += FWB_PAGE;
 		work(s, a, c->temp_alloc_ns + c->page_copy_ns + c->wb_tree_ns + c->temp_free_ns +
@@ -1822,7 +1845,7 @@ static int writepages(sim *s, actor *a)
 	int32_t f = a->wp_f;
 	int64_t base = s->base[f];
 	int64_t end = base + min64(a->wp_end, s->npages[f]);
-	int64_t p;
+	int64_t p, pn;
 	if (s->iomap)
 		return writepages_iomap(s, a);
 	if (a->wp_ready) {
@@ -1830,7 +1853,8 @@ static int writepages(sim *s, actor *a)
 		a->wp_ready = 0;
 		submit_bg(s, r);
 	}
-	for (p = next_dirty(s, base + a->wp_idx, end); p < end; p = next_dirty(s, p + 1, end)) {
+	p = next_dirty(s, base + a->wp_idx, end);
+	while (p < end) {
 		int64_t idx = p - base;
 		int32_t b;
 		/* Background writeback works in chunks (wb_chunk_pages, writeback_chunk_size)
@@ -1856,6 +1880,7 @@ static int writepages(sim *s, actor *a)
 			if (act == FWB_SKIP) {
 				s->c[s->temp ? FWB_C_REDIRTY_SKIPS : FWB_C_WRITEBACK_SKIPS]++;
 				a->wp_idx = idx + 1;
+				p = next_dirty(s, p + 1, end);
 				continue;
 			}
 			if (act == FWB_MERGE) {
@@ -1864,6 +1889,7 @@ static int writepages(sim *s, actor *a)
 					break;	/* -ENOMEM: the page stays dirty */
 				a->wp_sent++;
 				a->wp_idx = idx + 1;
+				p = next_dirty(s, p + 1, end);
 				continue;
 			}
 		}
@@ -1871,6 +1897,15 @@ static int writepages(sim *s, actor *a)
 		if (b && (idx != s->rq[b].first + s->rq[b].n || s->rq[b].n >= s->req_pages) &&
 		    !send_batch(s, a))
 			return 0;
+		/* The next dirty page, found now (nothing from here on changes a dirty bit but
+		 * p's) so that its state is fetched while this page is taken: in a big file
+		 * each is a cache miss (end <= n: &pg[end] is at most one past the end).
+		 * Inline: see step_thread on prefetches in helpers.  (Found before the batch
+		 * is sent, it is found again after each sleep: more instructions, no faster.) */
+		pn = next_dirty(s, p + 1, end);
+		__builtin_prefetch(&s->pg[pn]);
+		if (s->lk)
+			__builtin_prefetch(&s->lk[pn]);
 		if (s->temp && !alloc_temp(s, a))
 			break;
 		if (!a->wp_batch)
@@ -1879,6 +1914,7 @@ static int writepages(sim *s, actor *a)
 		a->wp_sent++;
 		a->wp_chunk++;
 		a->wp_idx = idx + 1;
+		p = pn;
 	}
 	if (!send_batch(s, a)) {
 		a->wp_idx = a->wp_end;	/* nothing more to look at once it is sent */
@@ -2292,8 +2328,9 @@ static int resume_throttle(sim *s, actor *a)
 
 static void op_pages(const fwb_op *op, int64_t *first, int64_t *last)
 {
-	*first = op->offset / FWB_PAGE;
-	*last = (op->offset + op->length - 1) / FWB_PAGE;
+	/* offset >= 0 and length >= 1 (ops_ok): unsigned division, a shift */
+	*first = (int64_t)((uint64_t)op->offset / FWB_PAGE);
+	*last = (int64_t)((uint64_t)(op->offset + op->length - 1) / FWB_PAGE);
 }
 
 static int do_write(sim *s, actor *a, const fwb_op *op)
@@ -2719,6 +2756,25 @@ static int grant_first(const sim *s)
 	return !e || s->cpu_ev < e->t || (s->cpu_ev == e->t && s->cpu_seq <= e->seq);
 }
 
+/* When the next event is a reply, fetch now what it will touch, so that the misses
+ * overlap this event's work: the request, its first page's state, and the first page of
+ * the request the reply lets out of the background queue (fifo_popleft fetched that
+ * request at the previous pop).  A macro: GCC deletes calls to a function whose only
+ * effect is a prefetch. */
+#define prefetch_next(s) do {								\
+	const ev *nx_ = (s)->has_first ? &(s)->first : (s)->nev ? &(s)->heap[0] : NULL;	\
+	if (nx_ && nx_->kind == EV_DONE) {						\
+		int64_t q_ = (s)->thr_pg[nx_->arg];					\
+		int32_t b_ = (s)->bg_queue.head;					\
+		__builtin_prefetch(&(s)->rq[(s)->thr[nx_->arg]]);			\
+		__builtin_prefetch(&(s)->pg[q_]);					\
+		if ((s)->lk)								\
+			__builtin_prefetch(&(s)->lk[q_]);				\
+		if (b_)									\
+			__builtin_prefetch(&(s)->pg[(s)->base[(s)->rq[b_].file] + (s)->rq[b_].first]); \
+	}										\
+} while (0)
+
 static void run(sim *s)
 {
 	const fwb_config *c = s->cfg;
@@ -2729,6 +2785,7 @@ static void run(sim *s)
 			t0 = min64(t0, s->actors[j].ops[0]->time);
 	s->c[FWB_C_T_FIRST] = s->c[FWB_C_T_APP_END] = s->c[FWB_C_T_WB_END] = t0;
 	s->now = s->temp_t = s->next_sample = t0;
+	s->reply_keep = (uint8_t)~(PF_STALE | (s->iomap || !s->temp ? PF_PGWB : 0));
 	for (j = 0; j < s->nact; j++) {
 		actor *a = &s->actors[j];
 		if (a->nops) {
@@ -2757,6 +2814,7 @@ static void run(sim *s)
 		if (!(s->has_first || s->nev))
 			break;
 		e = pop(s);
+		prefetch_next(s);
 		if (s->evlog)
 			log_pop(s, &e);
 		if (e.kind == EV_TIMER && !s->alive)
