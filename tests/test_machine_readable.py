@@ -33,6 +33,23 @@ def test_speed_targets_are_judged_both_ways():
     assert "speed: FAIL: missed Python / C, C / bare loop" in text and text.count("MISSED") == 2
 
 
+def test_speed_reports_events_per_second_of_the_engine_and_its_queue():
+    """The floor's event count is the pops of that run: the engine's own events counter and
+    the pops it skips at the end (the flusher's tick or a timeout after the last thread);
+    the rates are it over each median."""
+    from bench import sim
+    from bench.sim import _cengine
+    n = speed.floor_events()
+    wl, cfg = sim.prepare(speed.STRATEGY, speed.WORKLOAD, 0, **speed.FLOOR_PARAMS)
+    counted = _cengine.simulate(cfg, wl.ops, wl.file_sizes, 0)["counters"]["events"]
+    assert 100_000 < counted <= n <= counted + 2
+    medians = {"bare-loop": 1.0, "c-engine": 3.0, "python-engine": 300.0,
+               speed.FLOOR_NAMES[0]: 0.05, speed.FLOOR_NAMES[1]: 0.004}
+    doc = speed.as_json(medians, None, n)["event_floor"]
+    assert doc["events"] == n and doc["events_per_s"][speed.FLOOR_NAMES[0]] == n / 0.05
+    assert f"{n:,} events popped: engine {n / 0.05 / 1e6:.1f} M/s" in speed.render(medians, n)
+
+
 @pytest.fixture(scope="module")
 def speed_files(tmp_path_factory):
     d = tmp_path_factory.mktemp("speed")

@@ -12,7 +12,8 @@ Two more sets of figures are reported beside them, not gated: the C engine's tim
 the file's size at a fixed 4,096 page writes (SIZES: set-up and teardown should cost what
 a run touches, not the file), and on the 1 GiB rand-write the engine against the floor of
 its event queue, the same events pushed and popped by its queue code alone
-(bench.sim.evfloor; the simulator issue's target: within 1.5x).
+(bench.sim.evfloor; the simulator issue's target: within 1.5x), with the events each of
+the two goes through per second (the run's events are counted once, in this process).
 """
 from __future__ import annotations
 
@@ -102,6 +103,15 @@ def verdicts(medians: dict[str, float]) -> list[dict]:
     return out
 
 
+def floor_events() -> int:
+    """The events the engine pops on the floor's run (FLOOR_PARAMS), as many as the replay
+    pops: deterministic, so counted once here, not in the timed runs."""
+    from bench import sim
+    from bench.sim import evfloor
+    wl, cfg = sim.prepare(STRATEGY, WORKLOAD, 0, **FLOOR_PARAMS)
+    return evfloor.record(cfg, wl.ops, wl.file_sizes, 0).popped
+
+
 def floor_ratio(medians: dict[str, float]) -> float | None:
     """The engine's time over its event queue's floor, if both were measured."""
     if not all(n in medians for n in FLOOR_NAMES):
@@ -109,7 +119,7 @@ def floor_ratio(medians: dict[str, float]) -> float | None:
     return medians[FLOOR_NAMES[0]] / medians[FLOOR_NAMES[1]]
 
 
-def render(medians: dict[str, float]) -> str:
+def render(medians: dict[str, float], events: int | None = None) -> str:
     lines = [f"{WORKLOAD} {PARAMS['writes']} page writes over {PARAMS['file_size'] >> 20} MiB, "
              f"{STRATEGY}, medians (pyperf)"]
     for name in NAMES:
@@ -132,13 +142,16 @@ def render(medians: dict[str, float]) -> str:
             lines.append(f"  {name:24s} {medians[name] * 1e3:10.3f} ms")
         lines.append(f"  {'engine / floor':24s} {ratio:10.1f}x   target <= {FLOOR_TARGET:g}x "
                      f"{'met' if ratio <= FLOOR_TARGET else 'not met'}")
+        if events:
+            lines.append(f"  {events:,} events popped: engine {events / medians[FLOOR_NAMES[0]] / 1e6:.1f} M/s, "
+                         f"queue alone {events / medians[FLOOR_NAMES[1]] / 1e6:.1f} M/s")
     missed = [v["ratio"] for v in vs if not v["met"]]
     lines.append("speed: " + ("PASS: every target met" if not missed else
                               f"FAIL: missed {', '.join(missed)}"))
     return "\n".join(lines) + "\n"
 
 
-def as_json(medians: dict[str, float], out: str | None) -> dict:
+def as_json(medians: dict[str, float], out: str | None, events: int | None = None) -> dict:
     vs = verdicts(medians)
     doc = {"workload": WORKLOAD, "strategy": STRATEGY, "params": PARAMS,
            "medians_s": {n: medians[n] for n in NAMES}, "ratios": vs,
@@ -151,6 +164,9 @@ def as_json(medians: dict[str, float], out: str | None) -> dict:
         doc["event_floor"] = {"params": FLOOR_PARAMS,
                               "medians_s": {n: medians[n] for n in FLOOR_NAMES},
                               "engine_over_floor": ratio, "target": f"<= {FLOOR_TARGET:g}x"}
+        if events:
+            doc["event_floor"]["events"] = events
+            doc["event_floor"]["events_per_s"] = {n: events / medians[n] for n in FLOOR_NAMES}
     return doc
 
 
@@ -165,11 +181,12 @@ def cmd_speed(args: argparse.Namespace) -> int:
               file=sys.stderr)
     medians = measure(fast=not args.rigorous, out=out, single_value=args.single_value,
                       progress=not args.quiet)
+    events = floor_events() if floor_ratio(medians) is not None else None
     if args.json:
-        json.dump(as_json(medians, out), sys.stdout, indent=1)
+        json.dump(as_json(medians, out, events), sys.stdout, indent=1)
         sys.stdout.write("\n")
     else:
-        sys.stdout.write(render(medians))
+        sys.stdout.write(render(medians, events))
     if out and not args.quiet:
         print(f"pyperf JSON: {out} (python -m pyperf compare_to OLD.json {out})", file=sys.stderr)
     return 0 if all(v["met"] for v in verdicts(medians)) else 1

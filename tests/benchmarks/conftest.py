@@ -43,6 +43,10 @@ def pytest_terminal_summary(terminalreporter):
         e, h = MEDIANS["floor:engine"], MEDIANS["floor:heap"]
         tr.write_line(f"1 GiB rand-write: engine {e * 1e3:.1f} ms, its events on the heap alone "
                       f"{h * 1e3:.1f} ms, engine / floor = {e / h:.2f}x (target 1.5x)")
+        n = MEDIANS.get("floor:events")
+        if n:
+            tr.write_line(f"  {n:,.0f} events: engine {n / e / 1e6:.1f} M events/s, the queue alone "
+                          f"{n / h / 1e6:.1f} M events/s")
     for key in sorted(k for k in MEDIANS if k.startswith("sweep:")):
         tr.write_line(f"sweep of 400 runs, {key[len('sweep:'):]:16s} "
                       f"{MEDIANS[key]:7.1f} runs/s per core")

@@ -3,7 +3,7 @@
 - time against file size at a fixed 4,096 page writes (64 MiB, 1 GiB, 64 GiB): set-up
   and teardown should cost what a run touches;
 - the 1 GiB rand-write (262,144 page writes) against the same events pushed and popped by
-  the engine's queue code alone (bench.sim.evfloor; target within 1.5x);
+  the engine's queue code alone (bench.sim.evfloor; target within 1.5x), and the events per second of each;
 - runs per second per core of a 400-run sweep into a fresh store, on --jobs 1, --jobs 2
   and a 2-worker Dask LocalCluster (started and closed inside each round, as `sweep` does).
 
@@ -58,6 +58,7 @@ def test_floor_engine(benchmark, floor_case):
 def test_floor_heap_only(benchmark, floor_case):
     benchmark.pedantic(evfloor.replay, args=(floor_case[2],), rounds=5, warmup_rounds=1)
     MEDIANS["floor:heap"] = benchmark.stats.stats.median
+    MEDIANS["floor:events"] = floor_case[2].popped
 
 
 @pytest.mark.parametrize("executor,jobs", [("local", 1), ("local", 2), ("dask", 2)])
