@@ -2165,8 +2165,8 @@ static void add_large_folio(sim *s, actor *a, int32_t f, int64_t idx, int64_t h,
 
 /* Make page idx of f (id p) cached and up to date; 0 if a wait began.  want > 0: a write(2)
  * of that many bytes from this page on (the folio size it asks for). */
-static int page_ready(sim *s, actor *a, int32_t f, int64_t idx, int64_t p, int need_read,
-		      int64_t want)
+static int page_ready_slow(sim *s, actor *a, int32_t f, int64_t idx, int64_t p, int need_read,
+			   int64_t want)
 {
 	if (s->pg[p].flags & PF_LOCKED) {
 		block(a, W_LOCK, p);
@@ -2201,6 +2201,16 @@ static int page_ready(sim *s, actor *a, int32_t f, int64_t idx, int64_t p, int n
 		return 0;
 	}
 	return 1;
+}
+
+/* page_ready, its common case inline: a cached, up-to-date, unlocked page is ready as it
+ * is (page_ready_slow returns 1 at once for it and changes nothing). */
+static inline int page_ready(sim *s, actor *a, int32_t f, int64_t idx, int64_t p, int need_read,
+			     int64_t want)
+{
+	if ((s->pg[p].flags & (PF_LOCKED | PF_CACHED | PF_NOTUP | PF_BADREAD)) == PF_CACHED)
+		return 1;
+	return page_ready_slow(s, a, f, idx, p, need_read, want);
 }
 
 /* roundup_pow_of_two(v), v >= 1 */
