@@ -354,15 +354,20 @@ static void xgrow(sim *s, void **p, size_t new_n, size_t size)
 	*p = q;
 }
 
-static void vec_push(sim *s, vec *x, int64_t v)
+static void vec_grow(sim *s, vec *x)
 {
-	if (x->n == x->cap) {
-		int64_t cap = x->cap ? 2 * x->cap : 256;
-		void *p = x->v;
-		xgrow(s, &p, (size_t)cap, sizeof(int64_t));
-		x->v = p;
-		x->cap = cap;
-	}
+	int64_t cap = x->cap ? 2 * x->cap : 256;
+	void *p = x->v;
+	xgrow(s, &p, (size_t)cap, sizeof(int64_t));
+	x->v = p;
+	x->cap = cap;
+}
+
+/* Append v (inline: the growth, a call, is rare). */
+static inline void vec_push(sim *s, vec *x, int64_t v)
+{
+	if (x->n == x->cap)
+		vec_grow(s, x);
 	x->v[x->n++] = v;
 }
 
@@ -608,7 +613,7 @@ static int ev_less(const ev *a, const ev *b)
 	return a->t < b->t || (a->t == b->t && a->seq < b->seq);
 }
 
-static void heap_insert(sim *s, ev e)
+static inline __attribute__((always_inline)) void heap_insert(sim *s, ev e)
 {
 	int64_t i;
 	if (s->nev == s->cap_ev) {
@@ -638,13 +643,13 @@ static void push(sim *s, int64_t t, int kind, int32_t arg)
 	e.seq = s->seq++;
 	e.kind = kind;
 	e.arg = arg;
-	if (!s->has_first) {
-		if (s->nev && !ev_less(&e, &s->heap[0])) {
+	if (!s->has_first) {	/* e's seq is the newest: it goes first only if sooner */
+		if (s->nev && t >= s->heap[0].t) {
 			heap_insert(s, e);
 			return;
 		}
 		s->has_first = 1;
-	} else if (ev_less(&e, &s->first)) {
+	} else if (t < s->first.t) {
 		heap_insert(s, s->first);
 	} else {
 		heap_insert(s, e);
