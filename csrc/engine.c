@@ -2078,12 +2078,10 @@ static int reclaim_round(sim *s, actor *a)
 
 /* Direct reclaim until n pages can be taken above the low watermark; 0 means the
  * actor is waiting (it resumes here). */
-static int reserve(sim *s, actor *a, int64_t n)
+static int reserve_slow(sim *s, actor *a, int64_t n)
 {
 	const fwb_config *c = s->cfg;
 	if (!a->rc_active) {
-		if (ssub(free_pages(s), n) >= c->wmark_low_pages)
-			return 1;
 		a->rc_active = 1;
 		a->rc_start = a->clk;
 		a->rc_fails = 0;
@@ -2112,6 +2110,14 @@ static int reserve(sim *s, actor *a, int64_t n)
 	a->rc_active = 0;
 	lat_add(s, FWB_L_RECLAIM, ssub(a->clk, a->rc_start));
 	return 1;
+}
+
+/* reserve, its common case inline: no reclaim under way and enough free pages. */
+static inline int reserve(sim *s, actor *a, int64_t n)
+{
+	if (!a->rc_active && ssub(free_pages(s), n) >= s->cfg->wmark_low_pages)
+		return 1;
+	return reserve_slow(s, a, n);
 }
 
 /* ------------------------------------------------------------ the page cache */
