@@ -42,6 +42,16 @@
 
 #include "fwb_internal.h"
 
+/* A hot helper the compiler must inline (GCC and Clang; elsewhere a plain inline): the
+ * per-page and per-event paths, where a call costs more than the work. */
+#if defined(__GNUC__)
+#define HOT_INLINE static inline __attribute__((always_inline))
+#define PREFETCH(addr) __builtin_prefetch(addr)	/* a hint: no effect on results */
+#else
+#define HOT_INLINE static inline
+#define PREFETCH(addr) ((void)(addr))
+#endif
+
 #define MAX_FILE_BYTES ((int64_t)1 << 40)
 #define MAX_THREADS 64
 #define MAX_SERVER_THREADS 256	/* params.py server_threads range; the idle bitmap is sized by it */
@@ -412,7 +422,7 @@ static void lat_add_folded(sim *s, int i, int64_t v)
 
 /* One latency sample of set i: kept as it is up to lat_exact samples; the one past
  * them folds the set into a histogram, which takes every later one. */
-static inline __attribute__((always_inline)) void lat_add(sim *s, int i, int64_t v)
+HOT_INLINE void lat_add(sim *s, int i, int64_t v)
 {
 	if (s->lat[i].n < s->lat_exact)	/* n only grows: never again once folded */
 		vec_push(s, &s->lat[i], v);
@@ -613,7 +623,7 @@ static int ev_less(const ev *a, const ev *b)
 	return a->t < b->t || (a->t == b->t && a->seq < b->seq);
 }
 
-static inline __attribute__((always_inline)) void heap_insert(sim *s, ev e)
+HOT_INLINE void heap_insert(sim *s, ev e)
 {
 	int64_t i;
 	if (s->nev == s->cap_ev) {
@@ -755,7 +765,7 @@ static int64_t global_bg_thresh(const sim *s)
 	return dirtyable(s) * s->cfg->dirty_background_ratio / 100;
 }
 
-static inline __attribute__((always_inline)) void temp_add(sim *s, int64_t d)
+HOT_INLINE void temp_add(sim *s, int64_t d)
 {
 	int64_t *c = s->c;
 	int64_t dt = ssub(s->now, s->temp_t);
@@ -835,7 +845,7 @@ static int64_t set_dirty(sim *s, int64_t p, int32_t f)
 	return 1;
 }
 
-static inline __attribute__((always_inline)) void clear_dirty(sim *s, int64_t p, int32_t f)
+HOT_INLINE void clear_dirty(sim *s, int64_t p, int32_t f)
 {
 	uint64_t bit = (uint64_t)1 << (p & 63);
 	/* clear_page_dirty_for_io write-protects the pte */
@@ -952,7 +962,7 @@ static int32_t new_req(sim *s, int kind, int32_t f, int64_t first)
 	q = &s->rq[r];
 	s->rq_free = q->next;
 	/* the next one taken: a burst of writeback takes many, last freed long ago */
-	__builtin_prefetch(&s->rq[s->rq_free]);
+	PREFETCH(&s->rq[s->rq_free]);
 	q->first = first;
 	q->crop = 0;
 	q->created = s->now;
@@ -992,7 +1002,7 @@ static int32_t fifo_popleft(sim *s, fifo *q)
 	q->head = s->rq[r].next;
 	if (!q->head)
 		q->tail = 0;
-	__builtin_prefetch(&s->rq[q->head]);	/* the next one out (prefetch_next) */
+	PREFETCH(&s->rq[q->head]);	/* the next one out (prefetch_next) */
 	return r;
 }
 
@@ -1071,7 +1081,7 @@ static int64_t cpu_run(sim *s, int64_t t, int64_t ns, int32_t *on)
  * CPU its last work ran on is free exactly at its clock, no CPU free at or before then
  * is free later, so idle_cpu's answer is the first CPU free exactly then, found without
  * the scan.  No CPU model (cpus = 0): the work only moves its clock. */
-static inline __attribute__((always_inline)) void work(sim *s, actor *a, int64_t ns)
+HOT_INLINE void work(sim *s, actor *a, int64_t ns)
 {
 	int32_t b = a->cpu, i;
 	int64_t *cf = s->cpu_free;
@@ -1648,7 +1658,7 @@ static void wp_start(actor *a, int32_t f, int64_t first, int64_t end, int sync_a
 /* Send a's batch once the CPU work that made it is done: at once if a's clock is
  * not ahead, else a sleeps until it is and sends it when it resumes (writepages);
  * 0 then. */
-static inline __attribute__((always_inline)) int send_batch_inl(sim *s, actor *a)
+HOT_INLINE int send_batch_inl(sim *s, actor *a)
 {
 	int32_t r = a->wp_batch;
 	if (!r)
@@ -1675,7 +1685,7 @@ static int send_batch(sim *s, actor *a)
 }
 
 /* Take a temp page for a copy; 0 (and counted) under memory pressure. */
-static inline __attribute__((always_inline)) int alloc_temp(sim *s, actor *a)
+HOT_INLINE int alloc_temp(sim *s, actor *a)
 {
 	if (free_pages(s) <= s->cfg->wmark_min_pages) {
 		s->c[FWB_C_TEMP_ALLOC_FAILURES]++;
@@ -1697,7 +1707,7 @@ static void add_copy(sim *s, int64_t p)
 /* Put page p (dirty, temp page already taken if any) into request r.  Inline, as are
  * clear_dirty, alloc_temp and temp_add: writepages runs them once per page (the calls
  * were about 3.5% of the 1 GiB rand-write's instructions). */
-static inline __attribute__((always_inline)) void take_page(sim *s, actor *a, int32_t r, int64_t p,
+HOT_INLINE void take_page(sim *s, actor *a, int32_t r, int64_t p,
 							    int32_t f)
 {
 	req *q = &s->rq[r];
@@ -1918,9 +1928,9 @@ static int writepages(sim *s, actor *a)
 		 * Inline: see step_thread on prefetches in helpers.  (Found before the batch
 		 * is sent, it is found again after each sleep: more instructions, no faster.) */
 		pn = next_dirty(s, p + 1, end);
-		__builtin_prefetch(&s->pg[pn]);
+		PREFETCH(&s->pg[pn]);
 		if (s->lk)
-			__builtin_prefetch(&s->lk[pn]);
+			PREFETCH(&s->lk[pn]);
 		if (s->temp && !alloc_temp(s, a))
 			break;
 		if (!a->wp_batch)
@@ -2660,9 +2670,9 @@ static void step_thread(sim *s, actor *a)
 			const fwb_op *nx = a->ops[a->k + PREFETCH_AHEAD];
 			if (nx->op <= FWB_OP_DIO_READ) {
 				int64_t q = op_base(s, nx) + nx->offset / FWB_PAGE;
-				__builtin_prefetch(&s->pg[q]);
+				PREFETCH(&s->pg[q]);
 				if (s->lk)
-					__builtin_prefetch(&s->lk[q]);
+					PREFETCH(&s->lk[q]);
 			}
 		}
 		if (a->k == a->nops && !refill(s, a)) {
@@ -2797,12 +2807,12 @@ static int grant_first(const sim *s)
 	if (nx_ && nx_->kind == EV_DONE) {						\
 		int64_t q_ = (s)->thr_pg[nx_->arg];					\
 		int32_t b_ = (s)->bg_queue.head;					\
-		__builtin_prefetch(&(s)->rq[(s)->thr[nx_->arg]]);			\
-		__builtin_prefetch(&(s)->pg[q_]);					\
+		PREFETCH(&(s)->rq[(s)->thr[nx_->arg]]);					\
+		PREFETCH(&(s)->pg[q_]);							\
 		if ((s)->lk)								\
-			__builtin_prefetch(&(s)->lk[q_]);				\
+			PREFETCH(&(s)->lk[q_]);						\
 		if (b_)									\
-			__builtin_prefetch(&(s)->pg[(s)->base[(s)->rq[b_].file] + (s)->rq[b_].first]); \
+			PREFETCH(&(s)->pg[(s)->base[(s)->rq[b_].file] + (s)->rq[b_].first]); \
 	}										\
 } while (0)
 
@@ -3008,7 +3018,7 @@ static int is_range_op(int32_t code)
 }
 
 /* One row's fields, as bench.ops.validate_ops checks them. */
-static inline __attribute__((always_inline)) int row_ok(const fwb_op *op, int32_t n_files)
+HOT_INLINE int row_ok(const fwb_op *op, int32_t n_files)
 {
 	if (op->time < 0 || !in_range(op->thread, 0, MAX_THREADS - 1) ||
 	    !in_range(op->op, 0, FWB_N_OPS - 1))
