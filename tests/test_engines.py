@@ -18,10 +18,18 @@ KB = 1024
 MS = 1_000_000
 
 
+def _any_range(draw):
+    """op_arrays' default placement: any range over the first 128 KiB and a bit more."""
+    return lambda: (draw(st.integers(0, 128 * KB)), draw(st.integers(1, 160 * KB)))
+
+
 @st.composite
-def op_arrays(draw):
+def op_arrays(draw, file_size=st.integers(0, 96 * KB), placement=_any_range, name="random"):
+    """Random operation arrays over every op code.  placement(draw), drawn once an array
+    after the files' sizes: a function that draws (offset, length) for a range op."""
     nfiles = draw(st.integers(1, 3))
-    sizes = np.array([draw(st.integers(0, 96 * KB)) for _ in range(nfiles)], dtype=np.int64)
+    sizes = np.array([draw(file_size) for _ in range(nfiles)], dtype=np.int64)
+    place = placement(draw)
     threads = draw(st.integers(1, 3))
     n = draw(st.integers(1, 40))
     rows = O.make_ops(n)
@@ -33,11 +41,10 @@ def op_arrays(draw):
         rows[i]["op"] = code
         rows[i]["file"] = draw(st.integers(0, nfiles - 1))
         if code in O.FILE_RANGE_OPS:
-            rows[i]["offset"] = draw(st.integers(0, 128 * KB))
-            rows[i]["length"] = draw(st.integers(1, 160 * KB))
+            rows[i]["offset"], rows[i]["length"] = place()
         elif code in O.MEMORY_OPS:
             rows[i]["length"] = draw(st.integers(1, 40 << 20))
-    return from_arrays(rows, sizes, name="random")
+    return from_arrays(rows, sizes, name=name)
 
 
 @st.composite

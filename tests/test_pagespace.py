@@ -14,7 +14,7 @@ from bench import sim
 from bench.sim import _cengine, ops as O, refsim
 from bench.sim.workload import from_arrays
 from conftest import assert_same_raw
-from test_engines import configs
+from test_engines import configs, op_arrays
 
 KB = 1024
 MS = 1_000_000
@@ -35,32 +35,23 @@ def _slots(cfg, wl, layout):
     return _cengine.page_slots(cfg, wl.ops, wl.file_sizes, layout)
 
 
-@st.composite
-def sparse_ops(draw):
-    """Ops clustered around a few pages of files up to 8 MiB: their page ranges overlap,
-    touch, or leave a page or more between them; long aligned writes make large folios."""
-    nfiles = draw(st.integers(1, 3))
-    sizes = np.array([draw(st.sampled_from([0, 5000, 1 << 20, 8 << 20])) for _ in range(nfiles)],
-                     dtype=np.int64)
+def _clustered(draw):
+    """Ranges clustered around a few pages: they overlap, touch, or leave a page or more
+    between them; long aligned writes make large folios."""
     anchors = draw(st.lists(st.integers(0, 31), min_size=1, max_size=4))
-    threads = draw(st.integers(1, 3))
-    n = draw(st.integers(1, 40))
-    rows = O.make_ops(n)
-    times = sorted(draw(st.lists(st.integers(0, 40 * MS), min_size=n, max_size=n)))
-    for i in range(n):
-        code = draw(st.sampled_from(sorted(O.OP_NAMES)))
-        rows[i]["time"] = times[i]
-        rows[i]["thread"] = draw(st.integers(0, threads - 1))
-        rows[i]["op"] = code
-        rows[i]["file"] = draw(st.integers(0, nfiles - 1))
-        if code in O.FILE_RANGE_OPS:
-            page = max(0, 64 * draw(st.sampled_from(anchors)) + draw(st.integers(-3, 3)))
-            rows[i]["offset"] = page * PAGE + draw(st.sampled_from([0, 0, 1, 2048, 4095]))
-            rows[i]["length"] = draw(st.sampled_from([1, PAGE, 2 * PAGE, 3 * PAGE - 1, 64 * KB,
-                                                      256 * KB, 1 << 20]))
-        elif code in O.MEMORY_OPS:
-            rows[i]["length"] = draw(st.integers(1, 40 << 20))
-    return from_arrays(rows, sizes, name="sparse")
+
+    def place():
+        page = max(0, 64 * draw(st.sampled_from(anchors)) + draw(st.integers(-3, 3)))
+        offset = page * PAGE + draw(st.sampled_from([0, 0, 1, 2048, 4095]))
+        return offset, draw(st.sampled_from([1, PAGE, 2 * PAGE, 3 * PAGE - 1, 64 * KB,
+                                             256 * KB, 1 << 20]))
+    return place
+
+
+def sparse_ops():
+    """Ops clustered around a few pages of files up to 8 MiB (test_engines.op_arrays)."""
+    return op_arrays(file_size=st.sampled_from([0, 5000, 1 << 20, 8 << 20]),
+                     placement=_clustered, name="sparse")
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -17,8 +17,8 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from bench.sim.ops import (FILE_OPS, FILE_RANGE_OPS, MAX_FILE_BYTES, MAX_FILES, MAX_THREADS,
-                           MEMORY_OPS, OP_DTYPE, OP_NAMES, PAGE_SIZE)
+from bench.sim.ops import (FILE_RANGE_OPS, MAX_FILE_BYTES, MAX_FILES, MAX_THREADS, OP_DTYPE,
+                           PAGE_SIZE, validate_ops)
 
 CHUNK = 8192            # rows per fill: 320 KiB a thread in the C engine
 MAX_OPS = 1 << 30       # csrc/engine.c MAX_OPS: page versions fit 32 bits
@@ -56,8 +56,9 @@ class OpStream:
 
 def check_chunk(rows: np.ndarray, thread: int, last_time: int, stream: OpStream) -> None:
     """ValueError (one line naming the field) unless `rows` may follow `thread`'s earlier rows
-    (the last at last_time): the checks of bench.sim.ops.validate_ops, the thread, the time
-    order and the declared page capacity.  The C engine checks the same (chunk_ok)."""
+    (the last at last_time): the thread, the time order, the fields as an array's
+    (bench.sim.ops.validate_ops) and the declared page capacity.  The C engine checks the
+    same (chunk_ok)."""
     def bad(mask) -> int:
         return int(np.argmax(mask)) if mask.any() else -1
 
@@ -67,21 +68,9 @@ def check_chunk(rows: np.ndarray, thread: int, last_time: int, stream: OpStream)
     t = rows["time"]
     if (i := bad(np.diff(t, prepend=last_time) < 0)) >= 0:
         raise ValueError(f"time: {where} go back in time at {int(t[i])} (times must not decrease)")
-    code = rows["op"]
-    if (i := bad(~np.isin(code, list(OP_NAMES)))) >= 0:
-        raise ValueError(f"op: {where} include the unknown op code {int(code[i])}")
-    f = rows["file"]
-    if (((f < 0) | (f >= len(stream.file_sizes))) & np.isin(code, FILE_OPS)).any():
-        raise ValueError(f"file: {where} name a file outside 0..{len(stream.file_sizes) - 1}")
-    ranged = np.isin(code, FILE_RANGE_OPS)
-    off, ln = rows["offset"], rows["length"]
-    if ((off < 0) & ranged).any():
-        raise ValueError(f"offset: {where} include one < 0")
-    if ((ln <= 0) & (ranged | np.isin(code, MEMORY_OPS))).any():
-        raise ValueError(f"length: {where} include one <= 0")
-    if ((off > MAX_FILE_BYTES - ln) & ranged).any():
-        raise ValueError(f"offset+length: {where} go past {MAX_FILE_BYTES}")
-    end = (off + ln + PAGE_SIZE - 1) // PAGE_SIZE
+    validate_ops(rows, stream.file_sizes)
+    f, ranged = rows["file"], np.isin(rows["op"], FILE_RANGE_OPS)
+    end = (rows["offset"] + rows["length"] + PAGE_SIZE - 1) // PAGE_SIZE
     if (i := bad(ranged & (end > stream.file_pages[np.where(ranged, f, 0)]))) >= 0:
         raise ValueError(f"file_pages: {where} reach page {int(end[i]) - 1} of file {int(f[i])}, "
                          f"past its declared capacity of {int(stream.file_pages[f[i]])} pages")

@@ -121,15 +121,13 @@ static void fail(struct driver *d, int32_t code, int64_t row, int err)
 	pthread_mutex_unlock(&d->lock);
 }
 
-static int do_write(struct worker *w, const fwb_drv_op *op)
+int32_t fwb_drv_write_row(int32_t fd, const fwb_drv_op *op, const void *buf, int64_t buf_len)
 {
-	int fd = w->d->fds[op->file];
 	int64_t done = 0;
 
 	while (done < op->length) {
-		size_t n = (size_t)(op->length - done) < w->buf_len ? (size_t)(op->length - done)
-								     : w->buf_len;
-		ssize_t r = pwrite(fd, w->buf, n, op->offset + done);
+		size_t n = (size_t)(op->length - done < buf_len ? op->length - done : buf_len);
+		ssize_t r = pwrite(fd, buf, n, op->offset + done);
 
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -265,7 +263,7 @@ static void *worker_main(void *arg)
 		start = now_ns();
 		switch (op->op) {
 		case OP_WRITE:
-			err = do_write(w, op);
+			err = fwb_drv_write_row(w->d->fds[op->file], op, w->buf, (int64_t)w->buf_len);
 			break;
 		case OP_MMAP_STORE:
 			if (do_store(w, op, row) != 0) {

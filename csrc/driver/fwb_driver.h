@@ -57,6 +57,14 @@ typedef struct fwb_drv_run {
 /* Run every row; returns FWB_DRV_OK or the first error (the other threads stop too). */
 int32_t fwb_drive(fwb_drv_run *run);
 
+/*
+ * One WRITE row's write(2) calls: pwrite of op->length bytes at op->offset from buf, in
+ * pieces of at most buf_len bytes, again after EINTR and after a short write.  Returns 0
+ * or the errno (EIO for a write of nothing).  The driver's threads and the guest runner
+ * (csrc/guest) both write through it.
+ */
+int32_t fwb_drv_write_row(int32_t fd, const fwb_drv_op *op, const void *buf, int64_t buf_len);
+
 /* A static one-line description of an error code. */
 const char *fwb_drv_strerror(int32_t code);
 

@@ -434,23 +434,6 @@ static int connection_lost(int err)
 	return err == ENOTCONN || err == ECONNABORTED || err == EIO;
 }
 
-static int go_write(int fd, const fwb_drv_op *op, char *buf, size_t buf_len)
-{
-	int64_t done = 0;
-
-	while (done < op->length) {
-		size_t n = (size_t)(op->length - done) < buf_len ? (size_t)(op->length - done) : buf_len;
-		ssize_t r = pwrite(fd, buf, n, op->offset + done);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return r < 0 ? errno : EIO;
-		done += r;
-	}
-	return 0;
-}
-
 /*
  * The driver stopped at row `bad` (errno `err`, returned at t_bad, absolute): record it, then
  * run the rows not run yet on `fds`, each at max(its time, the end of its thread's last row).
@@ -490,7 +473,7 @@ static int go_on(FILE *list, const fwb_drv_op *ops, int64_t n_ops, uint32_t n_th
 			nanosleep(&ts, NULL);
 		}
 		if (op->op == GO_WRITE)
-			e = go_write(fds[op->file], op, buf, sizeof(buf));
+			e = fwb_drv_write_row(fds[op->file], op, buf, (int64_t)sizeof(buf));
 		else if (op->op == GO_FSYNC)
 			e = fsync(fds[op->file]) ? errno : 0;
 		else
