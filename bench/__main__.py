@@ -21,7 +21,7 @@ from bench.cli import (Parser, add_machine_option, add_sweep_arguments, check_se
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from bench.results import compare
+    from bench.results import compare, stats
     from bench import results
     failed = ""
     if args.files:
@@ -55,8 +55,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
         with results.output_lock(out_path):     # a second run on the same --out: one error line
             params = parse_pairs(args.param)
             failed_runs: list[dict] = []        # a partial file lists the runs it lacks
+            # the seeds' test needs scipy.stats: its import overlaps the runs
+            loading: list = []
             runs = sweep.sweep(strategies, workloads, range(args.seeds), args.engine, params,
-                                 jobs=args.jobs, progress=not args.quiet)
+                               jobs=args.jobs, progress=not args.quiet,
+                               started=(lambda: loading.append(stats.preload_test()))
+                               if args.seeds >= compare.MIN_SEEDS_FOR_TEST else None)
+            for t in loading:
+                t.join()        # before the mount runs, which want a quiet machine
             if not args.no_mount:       # after the pool is done, so the mount runs on a quiet machine
                 from bench.real import validate
                 mounted = [w for w in workloads if w in validate.MOUNT_SUITE]

@@ -116,3 +116,32 @@ def test_background_chunk_is_writeback_chunk_size_of_a_new_bdi():
     small = params.resolve("no-temp-page", {"mem_total_pages": 65536})
     assert small["wb_chunk_pages"] == (65536 * 20 // 100 // 8 + 1024) // 1024 * 1024
     assert params.resolve("no-temp-page", {"wb_chunk_pages": 7})["wb_chunk_pages"] == 7
+
+
+def test_a_reused_workload_gives_the_same_run():
+    """sim.run(reuse=True) shares a workload built from the same inputs, and only those."""
+    fresh = sim.run("temp-naive", "rand-write", seed=3, writes=300)
+    again = sim.run("temp-naive", "rand-write", seed=3, reuse=True, writes=300)
+    other = sim.run("no-temp-page", "rand-write", seed=3, reuse=True, writes=300)
+    assert again.metrics == fresh.metrics and again.params == fresh.params
+    assert other.metrics == sim.run("no-temp-page", "rand-write", seed=3, writes=300).metrics
+    w1, _ = sim.prepare("temp-naive", "rand-write", 3, reuse=True, writes=300)
+    assert sim.prepare("no-temp-page", "rand-write", 3, reuse=True, writes=300)[0] is w1
+    assert sim.prepare("temp-naive", "rand-write", 4, reuse=True, writes=300)[0] is not w1
+    assert sim.prepare("temp-naive", "rand-write", 3, reuse=True, writes=301)[0] is not w1
+    # a default that follows the memory: another memory, another workload
+    m1, _ = sim.prepare("temp-naive", "mem-pressure", 0, reuse=True, mem_total_pages=1 << 18)
+    m2, _ = sim.prepare("temp-naive", "mem-pressure", 0, reuse=True, mem_total_pages=1 << 19)
+    assert m1 is not m2 and m1.params != m2.params
+
+
+def test_compare_sweep_returns_runs_in_workload_strategy_seed_order():
+    from bench.sim import sweep
+    strategies, workloads, seeds = ["no-temp-page", "temp-naive"], ["rand-write", "fsync-heavy"], [2, 0, 1]
+    params = {"writes": 64}
+    for jobs in (1, 2):
+        runs = sweep.sweep(strategies, workloads, seeds, "c", params, jobs=jobs, progress=False)
+        assert [(r.workload, r.strategy, r.seed) for r in runs] == \
+            [(w, s, k) for w in workloads for s in strategies for k in seeds]
+        for r in runs[::5]:
+            assert r.metrics == sim.run(r.strategy, r.workload, seed=r.seed, **r.params).metrics

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable
+
+import numpy as np
 
 from bench.results import stats
 from bench.results.metrics import METRIC_BY_NAME
@@ -115,23 +117,38 @@ def _verdict(metric: str, ratio_up: bool, significant: bool) -> str:
     return "better" if ratio_up == hib else "worse"
 
 
-def _row(workload: str, metric: str, label: str, mine: list[float], base_name: str,
-         theirs: list[float]) -> Row:
-    s = stats.summarize(mine)
-    b = stats.summarize(theirs) if theirs else None
-    enough = b is not None and min(s.n, b.n) >= MIN_SEEDS_FOR_TEST
+def _rows(pending: list[tuple[str, str, str, list[float], str, list[float]]]) -> list[Row]:
+    """Rows of (workload, metric, label, mine, base name, theirs), their Mann-Whitney tests
+    made together (stats.mann_whitney_ps: the same p-values, a fraction of the calls)."""
+    summaries: dict[int, stats.Summary] = {}   # a baseline's values recur for every strategy
+
+    def summary(v: list[float]) -> stats.Summary:
+        got = summaries.get(id(v))
+        if got is None:
+            got = summaries[id(v)] = stats.summarize(v)
+        return got
+    made = []
+    for w, m, label, mine, base_name, theirs in pending:
+        s = summary(mine)
+        b = summary(theirs) if theirs else None
+        made.append((s, b, b is not None and min(s.n, b.n) >= MIN_SEEDS_FOR_TEST))
     # the test only with enough seeds: fewer never mark a change, and scipy is not imported
-    p = stats.mann_whitney_p(mine, theirs) if enough else math.nan
-    if b is None:
-        ratio = math.nan
-    elif b.median == 0:
-        ratio = 1.0 if s.median == 0 else math.nan
-    else:
-        ratio = s.median / b.median
-    sig = enough and not math.isnan(p) and p < ALPHA and s.median != b.median
-    up = b is not None and s.median > b.median
-    return Row(workload, metric, label, s.median, s.lo, s.hi, s.n, base_name, ratio, p, sig,
-               _verdict(metric, up, sig))
+    tested = [i for i, (_, _, enough) in enumerate(made) if enough]
+    ps = dict(zip(tested, stats.mann_whitney_ps([(pending[i][3], pending[i][5]) for i in tested])))
+    out = []
+    for i, ((w, m, label, _, base_name, _), (s, b, enough)) in enumerate(zip(pending, made)):
+        p = ps.get(i, math.nan)
+        if b is None:
+            ratio = math.nan
+        elif b.median == 0:
+            ratio = 1.0 if s.median == 0 else math.nan
+        else:
+            ratio = s.median / b.median
+        sig = enough and not math.isnan(p) and p < ALPHA and s.median != b.median
+        up = b is not None and s.median > b.median
+        out.append(Row(w, m, label, s.median, s.lo, s.hi, s.n, base_name, ratio, p, sig,
+                       _verdict(m, up, sig)))
+    return out
 
 
 def rows(suite: Suite, baseline: str = DEFAULT_BASELINE,
@@ -140,7 +157,7 @@ def rows(suite: Suite, baseline: str = DEFAULT_BASELINE,
     if baseline not in suite.strategies():
         raise ValueError(f"--baseline: {baseline!r} is not among the strategies run "
                          f"({', '.join(suite.strategies())})")
-    out = []
+    pending = []
     for w in suite.workloads():
         base_runs = suite.select(w, baseline)
         for m in metrics:
@@ -148,13 +165,13 @@ def rows(suite: Suite, baseline: str = DEFAULT_BASELINE,
             for s in suite.strategies():
                 mine = _values(suite.select(w, s), m)
                 if mine:
-                    out.append(_row(w, m, s, mine, baseline, theirs))
-    return out
+                    pending.append((w, m, s, mine, baseline, theirs))
+    return _rows(pending)
 
 
 def rows_between(old: Suite, new: Suite, metrics: Iterable[str] = tuple(_HEADLINE)) -> list[Row]:
     """Each (workload, strategy) of `new` against the same configuration in `old`."""
-    out = []
+    pending = []
     for w in new.workloads():
         for s in new.strategies():
             n_runs, o_runs = new.select(w, s), old.select(w, s)
@@ -163,10 +180,10 @@ def rows_between(old: Suite, new: Suite, metrics: Iterable[str] = tuple(_HEADLIN
             for m in metrics:
                 mine, theirs = _values(n_runs, m), _values(o_runs, m)
                 if mine and theirs:
-                    out.append(_row(w, m, s, mine, "old", theirs))
-    if not out:
+                    pending.append((w, m, s, mine, "old", theirs))
+    if not pending:
         raise ValueError("the two result files have no (workload, strategy) in common")
-    return out
+    return _rows(pending)
 
 
 # ------------------------------------------------------------------ verdicts
@@ -209,23 +226,25 @@ def _within(a: float, b: float) -> bool:
     return a == b or (a != 0 and b != 0 and max(a, b) / min(a, b) <= 1 + TIE and a * b > 0)
 
 
-def _winner(suite: Suite, workload: str, metric: str) -> Verdict | None:
+def _winner(suite: Suite, workload: str, metric: str):
+    """(the Verdict without its test, the two samples to test, or None) of one workload and
+    metric; None when fewer than two strategies have values."""
     hib = METRIC_BY_NAME[metric].higher_is_better
     vals = {s: v for s in _simulated(suite) if (v := _values(suite.select(workload, s), metric))}
     if len(vals) < 2:
         return None
-    meds = {s: float(stats.summarize(v).median) for s, v in vals.items()}
+    meds = {s: float(np.median(v)) for s, v in vals.items()}     # stats.summarize's median
     order = sorted(meds, key=lambda s: meds[s], reverse=hib)
     winners = tuple(s for s in order if _within(meds[s], meds[order[0]]))
     rest = [s for s in order if s not in winners]
     if not rest:
-        return Verdict(workload, metric, winners, (), math.nan, math.nan, False)
+        return Verdict(workload, metric, winners, (), math.nan, math.nan, False), None
     losers = tuple(s for s in rest if _within(meds[s], meds[rest[0]]))
     a, b = meds[winners[0]], meds[losers[0]]
     factor = (a / b if hib else b / a) if a and b else math.inf
     enough = min(len(vals[winners[0]]), len(vals[losers[0]])) >= MIN_SEEDS_FOR_TEST
-    p = stats.mann_whitney_p(vals[winners[0]], vals[losers[0]]) if enough else math.nan
-    return Verdict(workload, metric, winners, losers, factor, p, enough and p < ALPHA)
+    v = Verdict(workload, metric, winners, losers, factor, math.nan, False)
+    return v, ((vals[winners[0]], vals[losers[0]]) if enough else None)
 
 
 def verdicts(suite: Suite, metrics: Iterable[str] = ("app_throughput_bps", "write_latency_ns",
@@ -233,8 +252,12 @@ def verdicts(suite: Suite, metrics: Iterable[str] = ("app_throughput_bps", "writ
     """Per workload and metric, the simulated strategies with the best median and by how much
     they beat the next best, significant only with enough seeds (MIN_SEEDS_FOR_TEST) and
     p < ALPHA between the two best of each group."""
-    return [v for w in suite.workloads() for m in metrics
-            if (v := _winner(suite, w, m)) is not None]
+    found = [got for w in suite.workloads() for m in metrics
+             if (got := _winner(suite, w, m)) is not None]
+    tested = [i for i, (_, pair) in enumerate(found) if pair is not None]
+    ps = dict(zip(tested, stats.mann_whitney_ps([found[i][1] for i in tested])))
+    return [replace(v, p_value=ps[i], significant=bool(ps[i] < ALPHA)) if i in ps else v
+            for i, (v, _) in enumerate(found)]
 
 
 def failures(suite: Suite, workload: str) -> list[str]:
@@ -246,7 +269,7 @@ def failures(suite: Suite, workload: str) -> list[str]:
         bad = {}
         for s in strategies:
             v = _values(suite.select(workload, s), m)
-            if v and (med := stats.summarize(v).median) > 0:
+            if v and (med := float(np.median(v))) > 0:     # stats.summarize's median
                 bad[s] = med
         if len(bad) == len(strategies) > 1 and len(set(bad.values())) == 1:
             out.append(f"all: {next(iter(bad.values())):.0f} {m}")

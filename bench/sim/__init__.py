@@ -44,22 +44,50 @@ def _total_pages(w: _workloads.Workload | _workloads.StreamedWorkload) -> int:
     return int(cap.sum())
 
 
-def prepare(strategy: str, workload: Any, seed: int = 0, **params: Any):
-    """Resolve (strategy, workload, params) -> (Workload, config, caller's params)."""
+# Workloads built in this process for callers that ask to share them (reuse=True), by name,
+# seed, the memory a machine-relative default follows, and parameters: the runs of a compare
+# that differ only in strategy share one (a Workload is frozen; the engines only read its
+# arrays).  Emptied when it would hold more than MAX_SHARED_ROWS operation rows (40 bytes each).
+_SHARED: dict[tuple, Any] = {}
+MAX_SHARED_ROWS = 1 << 21
+
+
+def _make_workload(name: str, seed: int, mem_total_pages: Any, wparams: dict, reuse: bool):
+    """The named workload, its size checked (check_pages), or the one shared before."""
+    if not reuse:
+        w = _workloads.make(name, seed=seed, mem_total_pages=mem_total_pages, **wparams)
+        check_pages(w)
+        return w
+    key = (name, seed, _workloads.memory_bytes(mem_total_pages), repr(sorted(wparams.items())))
+    w = _SHARED.get(key)
+    if w is None:
+        w = _workloads.make(name, seed=seed, mem_total_pages=mem_total_pages, **wparams)
+        check_pages(w)
+        rows = len(w.ops) if isinstance(w, _workloads.Workload) else 0
+        if rows + sum(len(x.ops) for x in _SHARED.values()
+                      if isinstance(x, _workloads.Workload)) > MAX_SHARED_ROWS:
+            _SHARED.clear()
+        _SHARED[key] = w
+    return w
+
+
+def prepare(strategy: str, workload: Any, seed: int = 0, reuse: bool = False, **params: Any):
+    """Resolve (strategy, workload, params) -> (Workload, config).  reuse: a workload given by
+    name may be one this process built before from the same inputs (see _SHARED)."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 1 << 63:
         raise ValueError(f"seed: must be an integer in 0..2**63-1, got {seed!r}")
     _strategies.get(strategy)
     model = dict(params)
     if isinstance(workload, str):
         names = _workloads.workload_params(workload)
-        wl = _workloads.make(workload, seed=seed, mem_total_pages=model.get("mem_total_pages"),
-                             **{k: model.pop(k) for k in list(model) if k in names})
+        wl = _make_workload(workload, seed, model.get("mem_total_pages"),
+                            {k: model.pop(k) for k in list(model) if k in names}, reuse)
     elif isinstance(workload, (_workloads.Workload, _workloads.StreamedWorkload)):
         wl = workload
+        check_pages(wl)
     else:
         raise ValueError(f"workload: expected a name or a Workload, got {type(workload).__name__}")
     cfg = configure(strategy, workload_model_params(wl), model)
-    check_pages(wl)
     return wl, cfg
 
 
@@ -86,11 +114,13 @@ def check_pages(wl: _workloads.Workload) -> None:
         raise ValueError(f"file_size: the workload touches {pages} pages; at most {MAX_TOTAL_PAGES}")
 
 
-def run(strategy: str, workload: Any, seed: int = 0, engine: str = "c", **params: Any) -> Run:
-    """Simulate `strategy` on `workload` and return its Run (metrics named as in model.md)."""
+def run(strategy: str, workload: Any, seed: int = 0, engine: str = "c", reuse: bool = False,
+        **params: Any) -> Run:
+    """Simulate `strategy` on `workload` and return its Run (metrics named as in model.md).
+    reuse: as prepare's."""
     if engine not in ENGINES:
         raise ValueError(f"engine: unknown {engine!r}; allowed: {', '.join(ENGINES)}")
-    wl, cfg = prepare(strategy, workload, seed, **params)
+    wl, cfg = prepare(strategy, workload, seed, reuse=reuse, **params)
     raw = simulate_raw(cfg, wl, seed, engine)
     return Run(strategy=strategy, workload=wl.name, params=dict(params), seed=seed, engine=engine,
                metrics=metrics.summarize(raw), series=raw["series"])

@@ -5,7 +5,7 @@ import contextlib
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
-from typing import Iterable
+from typing import Callable, Iterable
 
 from bench.results import Run
 
@@ -27,7 +27,8 @@ def _die_with_parent(parent: int) -> None:
 def _one(task: tuple) -> Run:
     from bench import sim
     strategy, workload, seed, engine, params = task
-    return sim.run(strategy, workload, seed=seed, engine=engine, **params)
+    # the strategies of one (workload, seed) run one after another: their workload is built once
+    return sim.run(strategy, workload, seed=seed, engine=engine, reuse=True, **params)
 
 
 def workload_only_params() -> set[str]:
@@ -42,8 +43,10 @@ def workload_only_params() -> set[str]:
 
 
 def sweep(strategies: list[str], workloads: list[str], seeds: Iterable[int], engine: str,
-          params: dict, jobs: int | None = None, progress: bool = True) -> tuple[Run, ...]:
-    """Run every (workload, strategy, seed) on a process pool; runs come back in that order."""
+          params: dict, jobs: int | None = None, progress: bool = True,
+          started: Callable[[], object] | None = None) -> tuple[Run, ...]:
+    """Run every (workload, strategy, seed) on a process pool; runs come back in that order.
+    started: called once the runs are under way and every worker process has been forked."""
     from bench import sim
     from bench.sim import workload as wl
     seeds = list(seeds)
@@ -51,24 +54,35 @@ def sweep(strategies: list[str], workloads: list[str], seeds: Iterable[int], eng
     only = workload_only_params()
     per = {w: {k: v for k, v in params.items() if k not in only or k in own[w]}
            for w in workloads}
-    tasks = [(s, w, seed, engine, per[w]) for w in workloads for s in strategies for seed in seeds]
+    # Runs are made per (workload, seed), its strategies one after another, so that a worker
+    # builds each workload once (sim.run's reuse); they come back (workload, strategy, seed).
+    n_s, n_k = len(strategies), len(seeds)
+    made = [(wi, ki, si) for wi in range(len(workloads)) for ki in range(n_k) for si in range(n_s)]
+    slot = [(wi * n_s + si) * n_k + ki for wi, ki, si in made]
+    tasks = [(strategies[si], workloads[wi], seeds[ki], engine, per[workloads[wi]])
+             for wi, ki, si in made]
     # Check the parameters here, so a typo is one error line and not one per worker.
     for w in workloads:
-        sim.prepare(strategies[0], w, seeds[0], **per[w])
+        sim.prepare(strategies[0], w, seeds[0], reuse=True, **per[w])
     jobs = min(jobs or os.cpu_count() or 1, len(tasks))    # never more workers than runs
     bar = _progress(len(tasks), progress)
+    out: list = [None] * len(tasks)
     if jobs == 1:
-        out = []
-        for t in tasks:
-            out.append(_one(t))
+        if started:
+            started()
+        for i, t in zip(slot, tasks):
+            out[i] = _one(t)
             bar.update(1)
     else:
         pool = ProcessPoolExecutor(max_workers=jobs, initializer=_die_with_parent,
                                    initargs=(os.getpid(),))
         try:
-            out = []
-            for r in pool.map(_one, tasks, chunksize=1):
-                out.append(r)
+            # a worker takes a (workload, seed)'s strategies together, so builds it once
+            results = pool.map(_one, tasks, chunksize=n_s)  # forks every worker (fork context)
+            if started:
+                started()
+            for i, r in zip(slot, results):
+                out[i] = r
                 bar.update(1)
         except BaseException:
             # Interrupted or failed: the queued runs are dropped and the running ones killed,
