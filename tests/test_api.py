@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 import strategies
+from bench import results
 from bench.results import metrics
 from bench.sim import ops as O
 from bench import sim
@@ -144,4 +145,10 @@ def test_compare_sweep_returns_runs_in_workload_strategy_seed_order():
         assert [(r.workload, r.strategy, r.seed) for r in runs] == \
             [(w, s, k) for w in workloads for s in strategies for k in seeds]
         for r in runs[::5]:
-            assert r.metrics == sim.run(r.strategy, r.workload, seed=r.seed, **r.params).metrics
+            whole = sim.run(r.strategy, r.workload, seed=r.seed, **r.params)
+            assert r.metrics == whole.metrics
+            # the series as a result file keeps it
+            assert np.array_equal(r.series, results.thinned(whole.series))
+    long = sweep.sweep(["temp-naive"], ["rand-write"], [0], "c",
+                       {"writes": 4096, "sample_interval_ns": 10_000}, jobs=1, progress=False)[0]
+    assert len(long.series) == results.MAX_SERIES_ROWS

@@ -89,11 +89,16 @@ class Suite:
 
 
 # ------------------------------------------------------------------ writing
-def _thin(series: np.ndarray) -> list[list[int]]:
+def thinned(series: np.ndarray) -> np.ndarray:
+    """The rows of a series that a result file keeps (MAX_SERIES_ROWS, evenly spread); a
+    series thinned once is kept whole."""
     if len(series) <= MAX_SERIES_ROWS:
-        rows = series
-    else:
-        rows = series[np.linspace(0, len(series) - 1, MAX_SERIES_ROWS).round().astype(int)]
+        return series
+    return series[np.linspace(0, len(series) - 1, MAX_SERIES_ROWS).round().astype(int)]
+
+
+def _thin(series: np.ndarray) -> list[list[int]]:
+    rows = thinned(series)
     if rows.dtype.kind in "iu":
         return rows.tolist()             # Python ints, as int(v) gives, at a tenth of the time
     return [[int(v) for v in row] for row in rows]

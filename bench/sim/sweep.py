@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -25,10 +26,13 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _one(task: tuple) -> Run:
-    from bench import sim
+    from bench import results, sim
     strategy, workload, seed, engine, params = task
     # the strategies of one (workload, seed) run one after another: their workload is built once
-    return sim.run(strategy, workload, seed=seed, engine=engine, reuse=True, **params)
+    run = sim.run(strategy, workload, seed=seed, engine=engine, reuse=True, **params)
+    # only the rows a result file keeps: a default compare's whole series are 250 MB, to be
+    # sent from the workers and held until the file is written
+    return dataclasses.replace(run, series=results.thinned(run.series))
 
 
 def workload_only_params() -> set[str]:
@@ -45,7 +49,8 @@ def workload_only_params() -> set[str]:
 def sweep(strategies: list[str], workloads: list[str], seeds: Iterable[int], engine: str,
           params: dict, jobs: int | None = None, progress: bool = True,
           started: Callable[[], object] | None = None) -> tuple[Run, ...]:
-    """Run every (workload, strategy, seed) on a process pool; runs come back in that order.
+    """Run every (workload, strategy, seed) on a process pool; runs come back in that order,
+    their series thinned as result files keep them (results.thinned).
     started: called once the runs are under way and every worker process has been forked."""
     from bench import sim
     from bench.sim import workload as wl
