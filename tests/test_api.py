@@ -119,21 +119,32 @@ def test_background_chunk_is_writeback_chunk_size_of_a_new_bdi():
     assert params.resolve("no-temp-page", {"wb_chunk_pages": 7})["wb_chunk_pages"] == 7
 
 
-def test_a_reused_workload_gives_the_same_run():
-    """sim.run(reuse=True) shares a workload built from the same inputs, and only those."""
+def test_a_shared_workload_gives_the_same_run():
+    """sim.run_shared shares a workload built from the same inputs, and only those."""
     fresh = sim.run("temp-naive", "rand-write", seed=3, writes=300)
-    again = sim.run("temp-naive", "rand-write", seed=3, reuse=True, writes=300)
-    other = sim.run("no-temp-page", "rand-write", seed=3, reuse=True, writes=300)
+    again = sim.run_shared("temp-naive", "rand-write", 3, "c", {"writes": 300})
+    other = sim.run_shared("no-temp-page", "rand-write", 3, "c", {"writes": 300})
     assert again.metrics == fresh.metrics and again.params == fresh.params
     assert other.metrics == sim.run("no-temp-page", "rand-write", seed=3, writes=300).metrics
-    w1, _ = sim.prepare("temp-naive", "rand-write", 3, reuse=True, writes=300)
-    assert sim.prepare("no-temp-page", "rand-write", 3, reuse=True, writes=300)[0] is w1
-    assert sim.prepare("temp-naive", "rand-write", 4, reuse=True, writes=300)[0] is not w1
-    assert sim.prepare("temp-naive", "rand-write", 3, reuse=True, writes=301)[0] is not w1
+
+    def shared(strategy, workload, seed, **params):
+        return sim._prepare(strategy, workload, seed, params, reuse=True)[0]
+    w1 = shared("temp-naive", "rand-write", 3, writes=300)
+    assert shared("no-temp-page", "rand-write", 3, writes=300) is w1
+    assert shared("temp-naive", "rand-write", 4, writes=300) is not w1
+    assert shared("temp-naive", "rand-write", 3, writes=301) is not w1
+    assert sim.prepare("temp-naive", "rand-write", 3, writes=300)[0] is not w1
     # a default that follows the memory: another memory, another workload
-    m1, _ = sim.prepare("temp-naive", "mem-pressure", 0, reuse=True, mem_total_pages=1 << 18)
-    m2, _ = sim.prepare("temp-naive", "mem-pressure", 0, reuse=True, mem_total_pages=1 << 19)
+    m1 = shared("temp-naive", "mem-pressure", 0, mem_total_pages=1 << 18)
+    m2 = shared("temp-naive", "mem-pressure", 0, mem_total_pages=1 << 19)
     assert m1 is not m2 and m1.params != m2.params
+
+
+@pytest.mark.parametrize("key", ["reuse", "engine", "seed", "strategy", "workload"])
+def test_a_parameter_named_like_an_argument_is_one_line(key):
+    from bench.sim import sweep
+    with pytest.raises(ValueError, match=f"unknown parameter '{key}'"):
+        sweep.sweep(["temp-naive"], ["seq-write"], [0], "c", {key: 1}, jobs=1, progress=False)
 
 
 def test_compare_sweep_returns_runs_in_workload_strategy_seed_order():

@@ -44,7 +44,7 @@ def _total_pages(w: _workloads.Workload | _workloads.StreamedWorkload) -> int:
     return int(cap.sum())
 
 
-# Workloads built in this process for callers that ask to share them (reuse=True), by name,
+# Workloads built in this process for the runs that share them (run_shared), by name,
 # seed, the memory a machine-relative default follows, and parameters: the runs of a compare
 # that differ only in strategy share one (a Workload is frozen; the engines only read its
 # arrays).  Emptied when it would hold more than MAX_SHARED_ROWS operation rows (40 bytes each).
@@ -71,9 +71,15 @@ def _make_workload(name: str, seed: int, mem_total_pages: Any, wparams: dict, re
     return w
 
 
-def prepare(strategy: str, workload: Any, seed: int = 0, reuse: bool = False, **params: Any):
-    """Resolve (strategy, workload, params) -> (Workload, config).  reuse: a workload given by
-    name may be one this process built before from the same inputs (see _SHARED)."""
+def prepare(strategy: str, workload: Any, seed: int = 0, **params: Any):
+    """Resolve (strategy, workload, params) -> (Workload, config)."""
+    return _prepare(strategy, workload, seed, params, reuse=False)
+
+
+def _prepare(strategy: str, workload: Any, seed: int, params: dict, reuse: bool):
+    """prepare; with reuse, a workload given by name may be one this process built before from
+    the same inputs (_SHARED).  The flag is not a keyword of prepare or run, where it would
+    share a namespace with the parameters (`--param reuse=1`)."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 1 << 63:
         raise ValueError(f"seed: must be an integer in 0..2**63-1, got {seed!r}")
     _strategies.get(strategy)
@@ -114,13 +120,22 @@ def check_pages(wl: _workloads.Workload) -> None:
         raise ValueError(f"file_size: the workload touches {pages} pages; at most {MAX_TOTAL_PAGES}")
 
 
-def run(strategy: str, workload: Any, seed: int = 0, engine: str = "c", reuse: bool = False,
-        **params: Any) -> Run:
-    """Simulate `strategy` on `workload` and return its Run (metrics named as in model.md).
-    reuse: as prepare's."""
+def run(strategy: str, workload: Any, seed: int = 0, engine: str = "c", **params: Any) -> Run:
+    """Simulate `strategy` on `workload` and return its Run (metrics named as in model.md)."""
+    return _run(strategy, workload, seed, engine, params, reuse=False)
+
+
+def run_shared(strategy: str, workload: str, seed: int, engine: str, params: dict) -> Run:
+    """run, on a workload shared with the earlier runs of this process that built it from the
+    same inputs (_SHARED): a sweep's runs of one workload and seed differ only in strategy or
+    model parameters."""
+    return _run(strategy, workload, seed, engine, params, reuse=True)
+
+
+def _run(strategy: str, workload: Any, seed: int, engine: str, params: dict, reuse: bool) -> Run:
     if engine not in ENGINES:
         raise ValueError(f"engine: unknown {engine!r}; allowed: {', '.join(ENGINES)}")
-    wl, cfg = prepare(strategy, workload, seed, reuse=reuse, **params)
+    wl, cfg = _prepare(strategy, workload, seed, params, reuse)
     raw = simulate_raw(cfg, wl, seed, engine)
     return Run(strategy=strategy, workload=wl.name, params=dict(params), seed=seed, engine=engine,
                metrics=metrics.summarize(raw), series=raw["series"])

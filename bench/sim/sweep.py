@@ -29,7 +29,7 @@ def _one(task: tuple) -> Run:
     from bench import results, sim
     strategy, workload, seed, engine, params = task
     # the strategies of one (workload, seed) run one after another: their workload is built once
-    run = sim.run(strategy, workload, seed=seed, engine=engine, reuse=True, **params)
+    run = sim.run_shared(strategy, workload, seed, engine, params)
     # only the rows a result file keeps: a default compare's whole series are 250 MB, to be
     # sent from the workers and held until the file is written
     return dataclasses.replace(run, series=results.thinned(run.series))
@@ -60,15 +60,16 @@ def sweep(strategies: list[str], workloads: list[str], seeds: Iterable[int], eng
     per = {w: {k: v for k, v in params.items() if k not in only or k in own[w]}
            for w in workloads}
     # Runs are made per (workload, seed), its strategies one after another, so that a worker
-    # builds each workload once (sim.run's reuse); they come back (workload, strategy, seed).
+    # builds each workload once (sim.run_shared); they come back (workload, strategy, seed).
     n_s, n_k = len(strategies), len(seeds)
     made = [(wi, ki, si) for wi in range(len(workloads)) for ki in range(n_k) for si in range(n_s)]
     slot = [(wi * n_s + si) * n_k + ki for wi, ki, si in made]
     tasks = [(strategies[si], workloads[wi], seeds[ki], engine, per[workloads[wi]])
              for wi, ki, si in made]
-    # Check the parameters here, so a typo is one error line and not one per worker.
+    # Check the parameters here, so a typo is one error line and not one per worker (as a dict:
+    # a parameter named like an argument of prepare, `seed`, is then unknown, not a TypeError).
     for w in workloads:
-        sim.prepare(strategies[0], w, seeds[0], reuse=True, **per[w])
+        sim._prepare(strategies[0], w, seeds[0], per[w], reuse=False)
     jobs = min(jobs or os.cpu_count() or 1, len(tasks))    # never more workers than runs
     bar = _progress(len(tasks), progress)
     out: list = [None] * len(tasks)
