@@ -229,6 +229,7 @@ typedef struct sim {
 	 * pushed since (seq >= cpu_seq), as an event pushed then would be. */
 	int64_t cpu_ev, cpu_seq;
 	int in_done;		/* handling a reply (EV_DONE) */
+	int32_t nwait_cond;	/* actors waiting, not for a timer (block, end_wait) */
 	uint8_t reply_keep;	/* the page flags a reply leaves as they were (complete) */
 
 	/* files */
@@ -1084,11 +1085,11 @@ static int64_t cpu_run(sim *s, int64_t t, int64_t ns, int32_t *on)
 HOT_INLINE void work(sim *s, actor *a, int64_t ns)
 {
 	int32_t b = a->cpu, i;
-	int64_t *cf = s->cpu_free;
-	if (ns > 0 && b >= 0 && cf[b] == a->clk) {
-		for (i = 0; i < b && cf[i] != a->clk; i++)
+	int64_t *cf = s->cpu_free, clk = a->clk;
+	if (ns > 0 && b >= 0 && cf[b] == clk) {
+		for (i = 0; cf[i] != clk; i++)	/* stops at b at the latest */
 			;
-		a->clk = cf[i] = sadd(a->clk, ns);
+		a->clk = cf[i] = sadd(clk, ns);
 		a->cpu = i;
 	} else if (!s->ncpu) {
 		a->clk = sadd(a->clk, ns);
@@ -1540,8 +1541,9 @@ static int cond(const sim *s, const actor *a)
 	}
 }
 
-static void block(actor *a, int kind, int64_t arg)
+static void block(sim *s, actor *a, int kind, int64_t arg)
 {
+	s->nwait_cond += kind != W_TIMER;
 	a->waiting = 1;
 	a->wait_kind = kind;
 	a->wait_arg = arg;
@@ -1551,7 +1553,7 @@ static void block(actor *a, int kind, int64_t arg)
 
 static void sleep_until(sim *s, actor *a, int64_t t)
 {
-	block(a, W_TIMER, 0);
+	block(s, a, W_TIMER, 0);
 	a->timer_at = t;
 	a->wake_pending = 1;
 	push(s, t, EV_ACTOR, a->id);
@@ -1565,6 +1567,7 @@ static void end_wait(sim *s, actor *a)
 		a->clk = s->now;
 	if (a->wait_kind == W_TIMER)
 		return;
+	s->nwait_cond--;
 	if (dur > s->cfg->hang_threshold_ns) {
 		s->c[FWB_C_HANGS]++;
 		if (a->wait_reclaim)
@@ -1578,6 +1581,8 @@ static void end_wait(sim *s, actor *a)
 static inline void wake_waiters(sim *s)
 {
 	int32_t i;
+	if (!s->nwait_cond)
+		return;
 	for (i = 0; i < s->nact; i++) {
 		actor *a = &s->actors[i];
 		if (a->waiting && !a->wake_pending && a->wait_kind != W_TIMER && cond(s, a)) {
@@ -1627,7 +1632,7 @@ static void wait_page(sim *s, actor *a, int64_t p)
 {
 	if (s->iomap && !(s->pg[p].flags & PF_PGWB))
 		s->c[FWB_C_FOLIO_WAITS]++;
-	block(a, W_PAGE, p);
+	block(s, a, W_PAGE, p);
 }
 
 /* Dirty blocks from p (dirty) on, before page id end. */
@@ -1899,7 +1904,7 @@ static int writepages(sim *s, actor *a)
 				return 0;	/* it cuts the batch; back here once it is sent */
 			if (act == FWB_WAIT) {
 				s->c[FWB_C_WRITEPAGES_WAITS]++;
-				block(a, W_PAGE, p);
+				block(s, a, W_PAGE, p);
 				return 0;
 			}
 			if (act == FWB_SKIP) {
@@ -1984,7 +1989,7 @@ static int pageout(sim *s, actor *a, int64_t p, int32_t f)
 		enum fwb_action act = s->strategy->on_busy_page(0, 1, s->cfg);
 		if (act == FWB_WAIT) {
 			s->c[FWB_C_WRITEPAGES_WAITS]++;
-			block(a, W_PAGE, p);
+			block(s, a, W_PAGE, p);
 			return -1;
 		}
 		if (act != FWB_COPY) {	/* SKIP (MERGE is never asked of reclaim) */
@@ -2152,7 +2157,7 @@ static void read_page(sim *s, actor *a, int32_t f, int64_t p)
 	r = new_req(s, RQ_READ, f, p - s->base[f]);
 	s->rq[r].n = 1;
 	to_pending(s, r);
-	block(a, W_LOCK, p);
+	block(s, a, W_LOCK, p);
 }
 
 /* __filemap_get_folio for a write of `want` bytes at page idx (id h): the order the write asks
@@ -2200,7 +2205,7 @@ static int page_ready_slow(sim *s, actor *a, int32_t f, int64_t idx, int64_t p, 
 			   int64_t want)
 {
 	if (s->pg[p].flags & PF_LOCKED) {
-		block(a, W_LOCK, p);
+		block(s, a, W_LOCK, p);
 		return 0;
 	}
 	if (!(s->pg[p].flags & PF_CACHED) && want && s->large)
@@ -2346,7 +2351,7 @@ static int balance(sim *s, actor *a)
 			return pause_task(s, a, dirty, rate);
 	}
 	a->bal_state = BAL_LIMIT;	/* at the limit: sleep until completions bring it under */
-	block(a, W_THROTTLE, 0);
+	block(s, a, W_THROTTLE, 0);
 	return 0;
 }
 
@@ -2524,7 +2529,7 @@ static int do_fsync(sim *s, actor *a, const fwb_op *op, int64_t first, int64_t e
 	}
 	if (a->phase == PH_WAITIO) {
 		if (s->f_inflight[f]) {
-			block(a, W_FILE, f);
+			block(s, a, W_FILE, f);
 			return 0;
 		}
 		a->req = new_req(s, RQ_FSYNC, f, 0);
@@ -2532,7 +2537,7 @@ static int do_fsync(sim *s, actor *a, const fwb_op *op, int64_t first, int64_t e
 		a->phase = PH_FSYNCWAIT;
 	}
 	if (!s->rq[a->req].done) {
-		block(a, W_REQ, a->req);
+		block(s, a, W_REQ, a->req);
 		return 0;
 	}
 	free_req(s, a->req);
@@ -2568,7 +2573,7 @@ static int do_sync(sim *s, actor *a)
 		a->phase = PH_WAITIO;
 	}
 	if (s->pinned) {	/* wait_sb_inodes: pages still under PG_writeback */
-		block(a, W_ALL, 0);
+		block(s, a, W_ALL, 0);
 		return 0;
 	}
 	lat_add(s, FWB_L_SYNC, ssub(a->clk, a->op_start));
@@ -2800,11 +2805,12 @@ static int grant_first(const sim *s)
 /* When the next event is a reply, fetch now what it will touch, so that the misses
  * overlap this event's work: the request, its first page's state, and the first page of
  * the request the reply lets out of the background queue (fifo_popleft fetched that
- * request at the previous pop).  A macro: GCC deletes calls to a function whose only
- * effect is a prefetch. */
+ * request at the previous pop).  Right after pop(): the slot is empty then, so the next
+ * event is the heap's top.  A macro: GCC deletes calls to a function whose only effect
+ * is a prefetch. */
 #define prefetch_next(s) do {								\
-	const ev *nx_ = (s)->has_first ? &(s)->first : (s)->nev ? &(s)->heap[0] : NULL;	\
-	if (nx_ && nx_->kind == EV_DONE) {						\
+	const ev *nx_ = &(s)->heap[0];							\
+	if ((s)->nev && nx_->kind == EV_DONE) {						\
 		int64_t q_ = (s)->thr_pg[nx_->arg];					\
 		int32_t b_ = (s)->bg_queue.head;					\
 		PREFETCH(&(s)->rq[(s)->thr[nx_->arg]]);					\
