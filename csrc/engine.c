@@ -201,6 +201,7 @@ typedef struct sim {
 	const struct fwb_strategy *strategy;
 	int temp;
 	int writer_waits;
+	int write_lookup;	/* writer_waits && temp: write_begin looks the page up in flight */
 	int64_t req_pages;
 	int iomap, large;	/* the strategy's iomap and large_folios */
 	int64_t max_folio;	/* pages in the largest folio write(2) may create */
@@ -758,7 +759,9 @@ static inline int64_t bg_thresh(const sim *s)
 	const fwb_config *c = s->cfg;
 	if (c->bdi_writeout_ppm < 1000000)
 		return bg_thresh_shared(s);
-	return dirtyable(s) * c->dirty_background_ratio * c->bdi_max_ratio / 10000;
+	/* non-negative (config_ok: ratios >= 0): unsigned division, shorter */
+	return (int64_t)((uint64_t)(dirtyable(s) * c->dirty_background_ratio * c->bdi_max_ratio) /
+			 10000);
 }
 
 static int64_t global_bg_thresh(const sim *s)
@@ -820,12 +823,14 @@ static inline int busy(const sim *s, int64_t p)
  * counts a whole folio when it turns dirty), else 0. */
 static int64_t set_dirty(sim *s, int64_t p, int32_t f)
 {
-	if (s->pg[p].flags & PF_DIRTY)
+	uint8_t *fl = &s->pg[p].flags;
+	int64_t *nd = &s->f_ndirty[f];
+	if (*fl & PF_DIRTY)
 		return 0;
-	s->pg[p].flags |= PF_DIRTY;
-	if (s->f_ndirty[f] == 0)
+	*fl |= PF_DIRTY;
+	if (*nd == 0)
 		s->f_dirtied_when[f] = s->now;
-	s->f_ndirty[f]++;
+	++*nd;
 	s->dmap[p >> 6] |= (uint64_t)1 << (p & 63);
 	s->dsum[p >> 12] |= (uint64_t)1 << ((p >> 6) & 63);
 	if (!s->dirtied_all) {
@@ -849,6 +854,8 @@ static int64_t set_dirty(sim *s, int64_t p, int32_t f)
 HOT_INLINE void clear_dirty(sim *s, int64_t p, int32_t f)
 {
 	uint64_t bit = (uint64_t)1 << (p & 63);
+	uint64_t *w = &s->dmap[p >> 6];	/* read once: the stores below would have the
+					 * compiler read s->dmap again */
 	/* clear_page_dirty_for_io write-protects the pte */
 	s->pg[p].flags &= (uint8_t)~(PF_DIRTY | PF_MAPW);
 	if (s->iomap) {		/* the folio's accounting drops with its last dirty block */
@@ -858,10 +865,10 @@ HOT_INLINE void clear_dirty(sim *s, int64_t p, int32_t f)
 	} else {
 		s->dirty_total--;
 	}
-	if (s->dmap[p >> 6] & bit) {
+	if (*w & bit) {
 		s->f_ndirty[f]--;
-		s->dmap[p >> 6] &= ~bit;
-		if (!s->dmap[p >> 6])
+		*w &= ~bit;
+		if (!*w)
 			s->dsum[p >> 12] &= ~((uint64_t)1 << ((p >> 6) & 63));
 	}
 }
@@ -1084,13 +1091,13 @@ static int64_t cpu_run(sim *s, int64_t t, int64_t ns, int32_t *on)
  * the scan.  No CPU model (cpus = 0): the work only moves its clock. */
 HOT_INLINE void work(sim *s, actor *a, int64_t ns)
 {
-	int32_t b = a->cpu, i;
-	int64_t *cf = s->cpu_free, clk = a->clk;
+	int32_t b = a->cpu;
+	int64_t *cf = s->cpu_free, clk = a->clk, i;
 	if (ns > 0 && b >= 0 && cf[b] == clk) {
 		for (i = 0; cf[i] != clk; i++)	/* stops at b at the latest */
 			;
 		a->clk = cf[i] = sadd(clk, ns);
-		a->cpu = i;
+		a->cpu = (int32_t)i;
 	} else if (!s->ncpu) {
 		a->clk = sadd(a->clk, ns);
 	} else {
@@ -1123,18 +1130,12 @@ static int server_capped(sim *s)
 	return s->srv_busy >= s->srv_cap;
 }
 
-/* The CPU a server thread may take now: an idle one, unless server work already
- * runs on server_cpus CPUs; -1 if none. */
-static int32_t server_cpu(sim *s)
-{
-	return server_capped(s) ? -1 : idle_cpu(s, s->now);
-}
 
 static void book_server(sim *s, int32_t i, int32_t w, int64_t svc, int64_t on_cpu)
 {
 	/* CPU i is idle (cpu_free[i] <= now) and srv_until[i] <= cpu_free[i] always, so
 	 * it was not counted busy; on_cpu > 0 makes it busy past now.  srv_busy is up to
-	 * date: both callers found i with server_cpu() at this now. */
+	 * date: both callers found i at this now as an idle CPU with server_capped() false. */
 	s->cpu_free[i] = s->srv_until[i] = sadd(s->now, on_cpu);
 	s->srv_busy++;
 	s->srv_next_end = min64(s->srv_next_end, s->srv_until[i]);
@@ -1149,13 +1150,13 @@ static void book_server(sim *s, int32_t i, int32_t w, int64_t svc, int64_t on_cp
  * capped at t0 and the first server work to end is the same one (or, now being its
  * end, a later one); not capped now, either that work ended by now (the grant is due
  * by now) or max(t0, first CPU free) has only grown: never earlier than the grant. */
-static void cpu_wake(sim *s)
+static void cpu_wake_capped(sim *s, int capped)	/* capped: server_capped(s) now */
 {
 	int32_t i;
 	int64_t t = INT64_MAX;
 	if (s->cpu_ev >= 0)
 		return;
-	if (server_capped(s)) {
+	if (capped) {
 		t = s->srv_next_end;	/* the first server work to end */
 	} else {
 		for (i = 0; i < s->ncpu; i++)
@@ -1166,6 +1167,11 @@ static void cpu_wake(sim *s)
 	s->cpu_seq = s->seq;
 }
 
+static void cpu_wake(sim *s)
+{
+	cpu_wake_capped(s, server_capped(s));
+}
+
 /* Server thread w runs a request of svc ns, then kern ns of kernel work at its reply
  * (all on CPU): its CPU share first, on a CPU it may take now (else it queues for
  * one), then the rest off CPU. */
@@ -1174,8 +1180,10 @@ static void start_service(sim *s, int32_t w, int64_t svc, int64_t kern)
 	int64_t on_cpu = sadd(svc * s->cfg->server_cpu_pct / 100, kern);
 	svc = sadd(svc, kern);
 	if (s->ncpu && on_cpu > 0) {
-		int32_t i = -1;
-		if (s->runq_n || (i = server_cpu(s)) < 0) {	/* behind those queued */
+		int32_t i = -1, queued = s->runq_n, capped = 0;
+		/* behind those queued, or no CPU it may take now: server work on server_cpus
+		 * CPUs already (capped, kept for cpu_wake), else none idle */
+		if (queued || (capped = server_capped(s)) || (i = idle_cpu(s, s->now)) < 0) {
 			int32_t at = s->runq_head + s->runq_n;	/* both < nthr: no division */
 			if (at >= s->nthr)
 				at -= s->nthr;
@@ -1183,7 +1191,10 @@ static void start_service(sim *s, int32_t w, int64_t svc, int64_t kern)
 			s->runq_svc[at] = svc;
 			s->runq_on[at] = on_cpu;
 			s->runq_n++;
-			cpu_wake(s);
+			if (queued)
+				cpu_wake(s);
+			else
+				cpu_wake_capped(s, capped);
 			return;
 		}
 		book_server(s, i, w, svc, on_cpu);
@@ -1197,10 +1208,13 @@ static void run_cpu_queue(sim *s)
 {
 	s->cpu_ev = -1;
 	while (s->runq_n) {
-		int32_t i = server_cpu(s), w;
+		int capped = server_capped(s);
+		int32_t i = capped ? -1 : idle_cpu(s, s->now), w;
 		int64_t svc, on_cpu;
-		if (i < 0)
-			break;
+		if (i < 0) {
+			cpu_wake_capped(s, capped);	/* threads still queue */
+			return;
+		}
 		w = s->runq_w[s->runq_head];
 		svc = s->runq_svc[s->runq_head];
 		on_cpu = s->runq_on[s->runq_head];
@@ -1209,8 +1223,6 @@ static void run_cpu_queue(sim *s)
 		s->runq_n--;
 		book_server(s, i, w, svc, on_cpu);
 	}
-	if (s->runq_n)
-		cpu_wake(s);
 }
 
 /* fuse_get_req after the abort: -ENOTCONN at once (out of line: the rare path). */
@@ -2404,7 +2416,7 @@ static int do_write(sim *s, actor *a, const fwb_op *op)
 		}
 		if (!page_ready(s, a, f, idx, p, need_read, want))
 			return 0;
-		if (s->writer_waits && s->temp && s->f_inflight[f])
+		if (s->write_lookup && s->f_inflight[f])
 			work(s, a, c->wb_lookup_ns);	/* fuse_write_begin looks the page up */
 		if (s->writer_waits && busy(s, p)) {	/* fuse_wait_on_page_writeback */
 			wait_page(s, a, p);
@@ -2674,7 +2686,8 @@ static void step_thread(sim *s, actor *a)
 		if (a->k + PREFETCH_AHEAD < a->nops) {
 			const fwb_op *nx = a->ops[a->k + PREFETCH_AHEAD];
 			if (nx->op <= FWB_OP_DIO_READ) {
-				int64_t q = op_base(s, nx) + nx->offset / FWB_PAGE;
+				/* offset >= 0 (ops_ok, chunk_ok): unsigned division, a shift */
+				int64_t q = op_base(s, nx) + (int64_t)((uint64_t)nx->offset / FWB_PAGE);
 				PREFETCH(&s->pg[q]);
 				if (s->lk)
 					PREFETCH(&s->lk[q]);
@@ -3215,6 +3228,7 @@ static void sim_init(sim *s, const fwb_config *cfg, const fwb_op *ops, int64_t n
 	s->strategy = STRATEGIES[cfg->strategy];
 	s->temp = s->strategy->temp_pages;
 	s->writer_waits = cfg->writer_waits != 0;
+	s->write_lookup = s->writer_waits && s->temp;
 	s->req_pages = min64(cfg->max_pages, cfg->max_write / FWB_PAGE);
 	s->iomap = s->strategy->iomap;
 	s->large = s->strategy->large_folios;
