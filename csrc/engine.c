@@ -625,24 +625,37 @@ static int ev_less(const ev *a, const ev *b)
 	return a->t < b->t || (a->t == b->t && a->seq < b->seq);
 }
 
-HOT_INLINE void heap_insert(sim *s, ev e)
+static void heap_grow(sim *s)
 {
+	void *p = s->heap;
+	xgrow(s, &p, (size_t)(2 * s->cap_ev), sizeof(ev));
+	s->heap = p;
+	s->cap_ev *= 2;
+}
+
+/* The event (t, seq, kind, arg) into the heap.  Its fields in registers rather than an ev
+ * (24 bytes go on the stack) so that push ends in a jump here and needs no registers of its
+ * own saved, and the heap grown after the insert (a slot is always free: cap_ev > 0 at
+ * set-up), so that nothing is live across the call and neither saves any: cheaper than
+ * push's prologue with the sift-up inline. */
+static void heap_insert(sim *s, int64_t t, int64_t seq, int32_t kind, int32_t arg)
+{
+	ev *h = s->heap;
 	int64_t i;
-	if (s->nev == s->cap_ev) {
-		void *p = s->heap;
-		xgrow(s, &p, (size_t)(2 * s->cap_ev), sizeof(ev));
-		s->heap = p;
-		s->cap_ev *= 2;
-	}
 	i = s->nev++;
 	while (i > 0) {
-		int64_t up = (i - 1) / 2;
-		if (!ev_less(&e, &s->heap[up]))
+		int64_t up = (i - 1) >> 1;	/* i > 0: a shift */
+		if (!(t < h[up].t || (t == h[up].t && seq < h[up].seq)))	/* ev_less */
 			break;
-		s->heap[i] = s->heap[up];
+		h[i] = h[up];
 		i = up;
 	}
-	s->heap[i] = e;
+	h[i].t = t;
+	h[i].seq = seq;
+	h[i].kind = kind;
+	h[i].arg = arg;
+	if (s->nev == s->cap_ev)
+		heap_grow(s);
 }
 
 /* Events come out in (time, sequence) order, a total order: the slot holds an event
@@ -650,24 +663,29 @@ HOT_INLINE void heap_insert(sim *s, ev e)
  * anything pending and popped next, never enters the heap. */
 static void push(sim *s, int64_t t, int kind, int32_t arg)
 {
-	ev e;
-	e.t = t;
-	e.seq = s->seq++;
-	e.kind = kind;
-	e.arg = arg;
-	if (!s->has_first) {	/* e's seq is the newest: it goes first only if sooner */
+	int64_t seq = s->seq++;
+	if (!s->has_first) {	/* the new event's seq is the newest: it goes first only if sooner */
 		if (s->nev && t >= s->heap[0].t) {
-			heap_insert(s, e);
+			heap_insert(s, t, seq, kind, arg);
 			return;
 		}
 		s->has_first = 1;
 	} else if (t < s->first.t) {
-		heap_insert(s, s->first);
+		ev old = s->first;	/* the slot's event goes to the heap */
+		s->first.t = t;
+		s->first.seq = seq;
+		s->first.kind = kind;
+		s->first.arg = arg;
+		heap_insert(s, old.t, old.seq, old.kind, old.arg);
+		return;
 	} else {
-		heap_insert(s, e);
+		heap_insert(s, t, seq, kind, arg);
 		return;
 	}
-	s->first = e;
+	s->first.t = t;
+	s->first.seq = seq;
+	s->first.kind = kind;
+	s->first.arg = arg;
 }
 
 static inline ev heap_pop(sim *s)
