@@ -3239,7 +3239,7 @@ static void sim_init(sim *s, const fwb_config *cfg, const fwb_op *ops, int64_t n
 		     const int64_t *sizes, int32_t nf, const fwb_stream *st, uint64_t seed,
 		     int layout)
 {
-	int64_t n, i, nw, count[MAX_THREADS], at[MAX_THREADS];
+	int64_t n, i, nw, count[MAX_THREADS], at[MAX_THREADS], nwrites = 0;
 	int32_t t, nthreads = 0;
 
 	s->cfg = cfg;
@@ -3317,6 +3317,14 @@ static void sim_init(sim *s, const fwb_config *cfg, const fwb_op *ops, int64_t n
 		count[ops[i].thread]++;
 		if (ops[i].thread + 1 > nthreads)
 			nthreads = ops[i].thread + 1;
+		nwrites += ops[i].op == FWB_OP_WRITE;
+	}
+	/* each write(2) gives a latency sample: room for them (up to lat_exact) at once, not
+	 * by doubling, which copies them about once more (a stream's are not known) */
+	if (!st && nwrites) {
+		vec *x = &s->lat[FWB_L_WRITE];
+		x->cap = min64(nwrites, s->lat_exact);
+		x->v = xmalloc(s, (size_t)x->cap * sizeof(int64_t));
 	}
 	s->order = xmalloc(s, (size_t)n_ops * sizeof(const fwb_op *));
 	if (st) {	/* a chunk for each thread, which refill() fills */
