@@ -3068,16 +3068,25 @@ HOT_INLINE int row_ok(const fwb_op *op, int32_t n_files)
 	return !(op->op >= FWB_OP_ALLOC && op->length <= 0);
 }
 
-/* bench.ops.validate_ops, minus the time order (the engine does not need it). */
-static int ops_ok(const fwb_op *ops, int64_t n_ops, const int64_t *sizes, int32_t n_files)
+/* ops_ok but for the rows: the arrays, their sizes and the files' initial sizes. */
+static int ops_head_ok(const fwb_op *ops, int64_t n_ops, const int64_t *sizes, int32_t n_files)
 {
-	int64_t i;
 	int32_t f;
 	if (!ops || !sizes || n_ops <= 0 || n_ops > MAX_OPS || n_files <= 0)
 		return 0;
 	for (f = 0; f < n_files; f++)
 		if (!in_range(sizes[f], 0, MAX_FILE_BYTES))
 			return 0;
+	return 1;
+}
+
+/* bench.ops.validate_ops, minus the time order (the engine does not need it).  A run
+ * checks the rows in its set-up's pass over them instead (scan_rows). */
+static int ops_ok(const fwb_op *ops, int64_t n_ops, const int64_t *sizes, int32_t n_files)
+{
+	int64_t i;
+	if (!ops_head_ok(ops, n_ops, sizes, n_files))
+		return 0;
 	for (i = 0; i < n_ops; i++)
 		if (!row_ok(&ops[i], n_files))
 			return 0;
@@ -3131,6 +3140,43 @@ static int64_t capacity(const fwb_op *ops, int64_t n_ops, const int64_t *sizes, 
 			cap[ops[i].file] = max64(cap[ops[i].file],
 						 (ops[i].offset + ops[i].length + FWB_PAGE - 1) / FWB_PAGE);
 	for (f = 0; f < n_files; f++)
+		total += cap[f];
+	return total;
+}
+
+/* What the set-up needs of an array's rows, in one pass: each thread's rows (count, and
+ * threads: 1 + the highest thread), the WRITE rows, and capacity() into cap (its total
+ * returned); each row checked first (row_ok: a bad one ends the run, FWB_EINVAL). */
+typedef struct rowsum {
+	int64_t count[MAX_THREADS], writes;
+	int32_t threads;
+} rowsum;
+
+static int64_t scan_rows(sim *s, const fwb_op *ops, int64_t n_ops, const int64_t *sizes,
+			 int64_t *cap, rowsum *rs)
+{
+	int64_t i, total = 0;
+	int32_t f, nf = s->nfiles;
+	for (f = 0; f < nf; f++)
+		cap[f] = (sizes[f] + FWB_PAGE - 1) / FWB_PAGE;
+	for (i = 0; i < n_ops; i++) {
+		const fwb_op *op = &ops[i];
+		if (!row_ok(op, nf)) {
+			s->err = FWB_EINVAL;
+			longjmp(s->oom, 1);
+		}
+		rs->count[op->thread]++;
+		if (op->thread >= rs->threads)
+			rs->threads = op->thread + 1;
+		if (is_range_op(op->op)) {	/* offset + length >= 1: unsigned division */
+			int64_t e = (int64_t)((uint64_t)(op->offset + op->length + FWB_PAGE - 1) /
+					      FWB_PAGE);
+			if (e > cap[op->file])
+				cap[op->file] = e;
+			rs->writes += op->op == FWB_OP_WRITE;
+		}
+	}
+	for (f = 0; f < nf; f++)
 		total += cap[f];
 	return total;
 }
@@ -3214,7 +3260,7 @@ static void sim_free(sim *s)
 
 /* The files' pages and their page space: s->n page ids (see pagespace.c). */
 static void layout_pages(sim *s, const fwb_op *ops, int64_t n_ops, const int64_t *sizes,
-			 const fwb_stream *st, int layout)
+			 const fwb_stream *st, int layout, rowsum *rs)
 {
 	int32_t f, nf = s->nfiles;
 	int64_t n = 0;
@@ -3225,7 +3271,7 @@ static void layout_pages(sim *s, const fwb_op *ops, int64_t n_ops, const int64_t
 		for (f = 0; f < nf; f++)
 			n += s->fpages[f] = st->file_pages[f];
 	} else {
-		n = capacity(ops, n_ops, sizes, nf, s->fpages);
+		n = scan_rows(s, ops, n_ops, sizes, s->fpages, rs);
 	}
 	if (n > MAX_TOTAL_PAGES)
 		longjmp(s->oom, 1);
@@ -3239,8 +3285,9 @@ static void sim_init(sim *s, const fwb_config *cfg, const fwb_op *ops, int64_t n
 		     const int64_t *sizes, int32_t nf, const fwb_stream *st, uint64_t seed,
 		     int layout)
 {
-	int64_t n, i, nw, count[MAX_THREADS], at[MAX_THREADS], nwrites = 0;
-	int32_t t, nthreads = 0;
+	int64_t n, i, nw, at[MAX_THREADS];
+	int32_t t, nthreads;
+	rowsum rs;
 
 	s->cfg = cfg;
 	s->strategy = STRATEGIES[cfg->strategy];
@@ -3277,7 +3324,8 @@ static void sim_init(sim *s, const fwb_config *cfg, const fwb_op *ops, int64_t n
 	s->f_dirtied_when = xcalloc(s, (size_t)nf, sizeof(int64_t));
 	s->f_inflight = xcalloc(s, (size_t)nf, sizeof(int64_t));
 	memcpy(s->isize, sizes, (size_t)nf * sizeof(int64_t));
-	layout_pages(s, ops, n_ops, sizes, st, layout);
+	memset(&rs, 0, sizeof rs);
+	layout_pages(s, ops, n_ops, sizes, st, layout, &rs);
 	n = s->n;
 
 	s->pg_mem = xcalloc(s, (size_t)n + 4, sizeof(page));
@@ -3312,18 +3360,13 @@ static void sim_init(sim *s, const fwb_config *cfg, const fwb_op *ops, int64_t n
 	}
 
 	/* actors: each thread's rows in array order (refsim: ops[ops["thread"] == t]) */
-	memset(count, 0, sizeof count);
-	for (i = 0; i < n_ops; i++) {
-		count[ops[i].thread]++;
-		if (ops[i].thread + 1 > nthreads)
-			nthreads = ops[i].thread + 1;
-		nwrites += ops[i].op == FWB_OP_WRITE;
-	}
+	/* an array's rows were counted (scan_rows); a stream has none yet */
+	nthreads = rs.threads;
 	/* each write(2) gives a latency sample: room for them (up to lat_exact) at once, not
 	 * by doubling, which copies them about once more (a stream's are not known) */
-	if (!st && nwrites) {
+	if (!st && rs.writes) {
 		vec *x = &s->lat[FWB_L_WRITE];
-		x->cap = min64(nwrites, s->lat_exact);
+		x->cap = min64(rs.writes, s->lat_exact);
 		x->v = xmalloc(s, (size_t)x->cap * sizeof(int64_t));
 	}
 	s->order = xmalloc(s, (size_t)n_ops * sizeof(const fwb_op *));
@@ -3337,7 +3380,7 @@ static void sim_init(sim *s, const fwb_config *cfg, const fwb_op *ops, int64_t n
 	}
 	for (t = 0, i = 0; t < nthreads; t++) {
 		at[t] = i;
-		i += count[t];
+		i += rs.count[t];
 	}
 	s->nact = nthreads + 1;
 	s->actors = xcalloc(s, (size_t)s->nact, sizeof(actor));
@@ -3346,7 +3389,7 @@ static void sim_init(sim *s, const fwb_config *cfg, const fwb_op *ops, int64_t n
 		a->id = t;
 		a->is_flusher = t == nthreads;
 		a->ops = a->is_flusher ? NULL : st ? s->sptr + t * st->chunk : s->order + at[t];
-		a->nops = a->is_flusher ? 0 : count[t];
+		a->nops = a->is_flusher ? 0 : rs.count[t];
 		if (st && !a->is_flusher)
 			refill(s, a);	/* its first chunk, in thread order */
 		a->phase = PH_START;
@@ -3400,8 +3443,8 @@ static int simulate(const fwb_config *cfg, const fwb_op *ops, int64_t n_ops,
 		return FWB_EINVAL;
 	memset(out, 0, sizeof *out);
 	if (!cfg || !config_ok(cfg) || !layout_ok(layout) ||
-	    !(st ? stream_ok(st) : ops_ok(ops, n_ops, file_sizes, n_files)))
-		return FWB_EINVAL;
+	    !(st ? stream_ok(st) : ops_head_ok(ops, n_ops, file_sizes, n_files)))
+		return FWB_EINVAL;	/* an array's rows: checked by sim_init (scan_rows) */
 	s = calloc(1, sizeof *s);
 	if (!s)
 		return FWB_ENOMEM;

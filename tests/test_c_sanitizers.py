@@ -15,6 +15,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -187,11 +188,16 @@ def test_extreme_values_saturate_cleanly(driver, tmp_path, strategy):
 
 
 def test_errors_free_everything(driver, tmp_path):
-    """ENOMEM (more pages than the engine indexes) and EINVAL leave nothing behind."""
+    """ENOMEM (more pages than the engine indexes) and EINVAL leave nothing behind; a bad
+    row is found in the set-up's pass over the rows, after its first allocations."""
     wl, cfg = sim.prepare("merge-in-queue", "fsync-heavy", 0, threads=1, writes=2)
     huge = from_arrays(wl.ops, np.full(1024, 1 << 40, dtype=np.int64), name="huge")
     bad = dict(cfg, server_threads=0)
-    for c, w, code, exc in ((cfg, huge, -1, MemoryError), (bad, wl, -2, ValueError)):
+    rows = wl.ops.copy()
+    rows["thread"][-1] = 64     # MAX_THREADS: past the last thread
+    bad_row = SimpleNamespace(ops=rows, file_sizes=wl.file_sizes)
+    for c, w, code, exc in ((cfg, huge, -1, MemoryError), (bad, wl, -2, ValueError),
+                            (cfg, bad_row, -2, ValueError)):
         path = tmp_path / "input.bin"
         path.write_bytes(_input(c, w, 0))
         done = _run(driver, path)
