@@ -1032,7 +1032,7 @@ static int32_t fifo_popleft(sim *s, fifo *q)
 	return r;
 }
 
-static void dispatch(sim *s);
+static inline void dispatch(sim *s);
 static void fail(sim *s, int32_t r);
 static void wake_waiters(sim *s);
 static void take_samples(sim *s, int64_t t);
@@ -1195,7 +1195,8 @@ static void cpu_wake(sim *s)
  * one), then the rest off CPU. */
 static void start_service(sim *s, int32_t w, int64_t svc, int64_t kern)
 {
-	int64_t on_cpu = sadd(svc * s->cfg->server_cpu_pct / 100, kern);
+	int64_t pct = s->cfg->server_cpu_pct;	/* all of it on CPU by default */
+	int64_t on_cpu = sadd(pct == 100 ? svc : svc * pct / 100, kern);
 	svc = sadd(svc, kern);
 	if (s->ncpu && on_cpu > 0) {
 		int32_t i = -1, queued = s->runq_n, capped = 0;
@@ -1345,13 +1346,20 @@ static void start(sim *s, int32_t w, int32_t r)
 	start_service(s, w, svc, kern);
 }
 
-/* Pending requests go to the idle threads, lowest thread first. */
-static void dispatch(sim *s)
+static void dispatch_pending(sim *s)
 {
-	if (!s->pending.head || !s->nidle || stalled(s, s->now))
+	if (!s->nidle || stalled(s, s->now))
 		return;
 	while (s->pending.head && s->nidle)
 		start(s, idle_thread(s), fifo_popleft(s, &s->pending));
+}
+
+/* Pending requests go to the idle threads, lowest thread first (the check for none
+ * inline: a reply mostly finds the queue empty). */
+static inline void dispatch(sim *s)
+{
+	if (s->pending.head)
+		dispatch_pending(s);
 }
 
 /* One page of r is no longer in flight (a reply or the abort): its in-flight lookup goes, and
@@ -2639,9 +2647,9 @@ static int run_op(sim *s, actor *a)
 {
 	const fwb_op *op = a->ops[a->k];
 	int64_t first, last;
-	switch (op->op) {
-	case FWB_OP_WRITE:
+	if (op->op == FWB_OP_WRITE)	/* the common row: one compare, not the jump table */
 		return do_write(s, a, op);
+	switch (op->op) {
 	case FWB_OP_MMAP_STORE:
 		return do_mmap_store(s, a, op);
 	case FWB_OP_DIO_READ:
