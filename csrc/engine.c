@@ -852,8 +852,9 @@ static int64_t set_dirty(sim *s, int64_t p, int32_t f)
 	s->dmap[p >> 6] |= (uint64_t)1 << (p & 63);
 	s->dsum[p >> 12] |= (uint64_t)1 << ((p >> 6) & 63);
 	if (!s->dirtied_all) {
-		if (s->dirtied.n < s->dirtied_cap)
-			vec_push(s, &s->dirtied, p);
+		if (s->dirtied.n < s->dirtied_cap)	/* its room was made at set-up: no call
+							 * here, so no registers to save */
+			s->dirtied.v[s->dirtied.n++] = p;
 		else
 			s->dirtied_all = 1;
 	}
@@ -3352,6 +3353,10 @@ static void sim_init(sim *s, const fwb_config *cfg, const fwb_op *ops, int64_t n
 	s->lat_exact = st && st->latency_exact ? st->latency_exact : FWB_LAT_EXACT;
 	s->dirtied_cap = n / 4;
 	s->dirtied_all = n < LIST_MIN_PAGES;
+	if (!s->dirtied_all) {	/* malloc'ed, not written: untouched room costs no memory */
+		s->dirtied.cap = s->dirtied_cap;
+		s->dirtied.v = xmalloc(s, (size_t)s->dirtied_cap * sizeof(int64_t));
+	}
 	if (!st)	/* a stream's rows are not known yet */
 		prefault(s, ops, n_ops);
 
