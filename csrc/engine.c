@@ -43,12 +43,15 @@
 #include "fwb_internal.h"
 
 /* A hot helper the compiler must inline (GCC and Clang; elsewhere a plain inline): the
- * per-page and per-event paths, where a call costs more than the work. */
+ * per-page and per-event paths, where a call costs more than the work.  COLD_CALL: a rare
+ * path kept out of its caller, whose common path then needs no registers saved. */
 #if defined(__GNUC__)
 #define HOT_INLINE static inline __attribute__((always_inline))
+#define COLD_CALL static __attribute__((noinline))
 #define PREFETCH(addr) __builtin_prefetch(addr)	/* a hint: no effect on results */
 #else
 #define HOT_INLINE static inline
+#define COLD_CALL static
 #define PREFETCH(addr) ((void)(addr))
 #endif
 
@@ -963,28 +966,16 @@ static inline uint32_t *ver(const sim *s, int32_t r, int32_t i)
 	return i ? versions(s, r) + i : &s->rq[r].ver0;
 }
 
+COLD_CALL int32_t new_req_grown(sim *s, int kind, int32_t f, int64_t first);
+
+/* A request of the kind for file f from its page first, off the free list (grown when empty,
+ * by new_req_grown: a jump there, so that this common path saves no registers). */
 static int32_t new_req(sim *s, int kind, int32_t f, int64_t first)
 {
 	int32_t r;
 	req *q;
-	if (!s->rq_free) {
-		int32_t old = s->rq_cap, cap, i;
-		void *p;
-		if (old > INT32_MAX / 2 - 1)
-			longjmp(s->oom, 1);
-		cap = 2 * old;
-		p = s->rq;
-		xgrow(s, &p, (size_t)cap + 1, sizeof(req));
-		s->rq = p;
-		p = s->rver;
-		xgrow(s, &p, ((size_t)cap + 1) * (size_t)s->vstride, sizeof(uint32_t));
-		s->rver = p;
-		s->rq_cap = cap;
-		for (i = cap; i > old; i--) {
-			s->rq[i].next = s->rq_free;
-			s->rq_free = i;
-		}
-	}
+	if (!s->rq_free)
+		return new_req_grown(s, kind, f, first);
 	r = s->rq_free;
 	q = &s->rq[r];
 	s->rq_free = q->next;
@@ -1005,6 +996,28 @@ static int32_t new_req(sim *s, int kind, int32_t f, int64_t first)
 	q->nfolios = 0;
 	q->last_head = -1;
 	return r;
+}
+
+/* new_req with the free list empty: twice the requests (and version rows), then new_req. */
+COLD_CALL int32_t new_req_grown(sim *s, int kind, int32_t f, int64_t first)
+{
+	int32_t old = s->rq_cap, cap, i;
+	void *p;
+	if (old > INT32_MAX / 2 - 1)
+		longjmp(s->oom, 1);
+	cap = 2 * old;
+	p = s->rq;
+	xgrow(s, &p, (size_t)cap + 1, sizeof(req));
+	s->rq = p;
+	p = s->rver;
+	xgrow(s, &p, ((size_t)cap + 1) * (size_t)s->vstride, sizeof(uint32_t));
+	s->rver = p;
+	s->rq_cap = cap;
+	for (i = cap; i > old; i--) {
+		s->rq[i].next = s->rq_free;
+		s->rq_free = i;
+	}
+	return new_req(s, kind, f, first);
 }
 
 static void free_req(sim *s, int32_t r)
@@ -1246,7 +1259,7 @@ static void run_cpu_queue(sim *s)
 }
 
 /* fuse_get_req after the abort: -ENOTCONN at once (out of line: the rare path). */
-static void refuse_request(sim *s, int32_t r)
+COLD_CALL void refuse_request(sim *s, int32_t r)
 {
 	fail(s, r);
 	wake_waiters(s);
@@ -1284,8 +1297,7 @@ static void submit_bg(sim *s, int32_t r)
 {
 	s->rq[r].created = s->now;	/* fuse_simple_background allocates the fuse_req now */
 	if (s->aborted) {	/* fuse_get_req: -ENOTCONN, the write ends with it */
-		fail(s, r);
-		wake_waiters(s);
+		refuse_request(s, r);
 		return;
 	}
 	s->rq[r].state = ST_QUEUED;
