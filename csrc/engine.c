@@ -3365,7 +3365,7 @@ static void sim_init(sim *s, const fwb_config *cfg, const fwb_op *ops, int64_t n
 	s->lat_exact = st && st->latency_exact ? st->latency_exact : FWB_LAT_EXACT;
 	s->dirtied_cap = n / 4;
 	s->dirtied_all = n < LIST_MIN_PAGES;
-	if (!s->dirtied_all) {	/* malloc'ed, not written: untouched room costs no memory */
+	if (!s->dirtied_all) {	/* malloc, not calloc: room never written is not zeroed */
 		s->dirtied.cap = s->dirtied_cap;
 		s->dirtied.v = xmalloc(s, (size_t)s->dirtied_cap * sizeof(int64_t));
 	}
