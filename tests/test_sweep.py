@@ -370,10 +370,10 @@ def test_a_batch_builds_each_workload_once_and_writes_what_sim_run_gives(tmp_pat
         server_threads = [1, 3]
         """))
     configs = sweepspec.expand(spec)
-    sweeprun._WORKLOADS.clear()
+    sim._SHARED.clear()
     rows = sweeprun.run_batch(configs)
     # 2 workloads x 2 seeds; dio-redirty takes server_threads as its own parameter
-    assert len(sweeprun._WORKLOADS) == 6 and len(configs) == 16
+    assert len(sim._SHARED) == 6 and len(configs) == 16
     for c, row in zip(configs, rows):
         direct = sim.run(c.strategy, c.workload, seed=c.seed, engine=c.engine, **c.params)
         want = store.run_row(c.key(), c.machine, c.machine_sha256, direct)

@@ -44,31 +44,41 @@ def _total_pages(w: _workloads.Workload | _workloads.StreamedWorkload) -> int:
     return int(cap.sum())
 
 
-# Workloads built in this process for the runs that share them (run_shared), by name,
-# seed, the memory a machine-relative default follows, and parameters: the runs of a compare
-# that differ only in strategy share one (a Workload is frozen; the engines only read its
+# Workloads built in this process for the runs that share them (run_shared, and sweeps), each
+# with the model parameters it carries, by workload_key and seed: runs that differ only in
+# strategy or model parameters share one (a Workload is frozen; the engines only read its
 # arrays).  Emptied when it would hold more than MAX_SHARED_ROWS operation rows (40 bytes each).
-_SHARED: dict[tuple, Any] = {}
+_SHARED: dict[tuple, tuple[Any, dict]] = {}
 MAX_SHARED_ROWS = 1 << 21
 
 
-def _make_workload(name: str, seed: int, mem_total_pages: Any, wparams: dict, reuse: bool):
-    """The named workload, its size checked (check_pages), or the one shared before."""
-    if not reuse:
-        w = _workloads.make(name, seed=seed, mem_total_pages=mem_total_pages, **wparams)
+def workload_key(machine: str, workload: str, params: dict, names) -> tuple:
+    """What, besides the seed, names a shared workload: the machine profile it is built under
+    (its memory sets machine-relative defaults), the workload, its own parameters among
+    `params` (`names`: the workload's parameter names) and mem_total_pages."""
+    mine = {k: v for k, v in params.items() if k in names}
+    return (machine, workload, repr(sorted(mine.items())), params.get("mem_total_pages"))
+
+
+def shared_workload(key: tuple, seed: int, params: dict, names) -> tuple[Any, dict]:
+    """(the workload of `key` (workload_key) and seed, the model parameters it carries), built
+    from `params` once in this process and its size checked.  The caller has selected the
+    machine profile of `key`."""
+    got = _SHARED.get((key, seed))
+    if got is None:
+        w = _workloads.make(key[1], seed=seed, mem_total_pages=key[3],
+                            **{k: v for k, v in params.items() if k in names})
         check_pages(w)
-        return w
-    key = (name, seed, _workloads.memory_bytes(mem_total_pages), repr(sorted(wparams.items())))
-    w = _SHARED.get(key)
-    if w is None:
-        w = _workloads.make(name, seed=seed, mem_total_pages=mem_total_pages, **wparams)
-        check_pages(w)
-        rows = len(w.ops) if isinstance(w, _workloads.Workload) else 0
-        if rows + sum(len(x.ops) for x in _SHARED.values()
-                      if isinstance(x, _workloads.Workload)) > MAX_SHARED_ROWS:
+        got = (w, workload_model_params(w))
+        if _rows_held(w) + sum(_rows_held(x) for x, _ in _SHARED.values()) > MAX_SHARED_ROWS:
             _SHARED.clear()
-        _SHARED[key] = w
-    return w
+        _SHARED[(key, seed)] = got
+    return got
+
+
+def _rows_held(w) -> int:
+    """Operation rows a workload holds in memory (a streamed one: none)."""
+    return len(w.ops) if isinstance(w, _workloads.Workload) else 0
 
 
 def prepare(strategy: str, workload: Any, seed: int = 0, **params: Any):
@@ -78,7 +88,7 @@ def prepare(strategy: str, workload: Any, seed: int = 0, **params: Any):
 
 def _prepare(strategy: str, workload: Any, seed: int, params: dict, reuse: bool):
     """prepare; with reuse, a workload given by name may be one this process built before from
-    the same inputs (_SHARED).  The flag is not a keyword of prepare or run, where it would
+    the same inputs (shared_workload).  The flag is not a keyword of prepare or run, where it would
     share a namespace with the parameters (`--param reuse=1`)."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 1 << 63:
         raise ValueError(f"seed: must be an integer in 0..2**63-1, got {seed!r}")
@@ -86,8 +96,16 @@ def _prepare(strategy: str, workload: Any, seed: int, params: dict, reuse: bool)
     model = dict(params)
     if isinstance(workload, str):
         names = _workloads.workload_params(workload)
-        wl = _make_workload(workload, seed, model.get("mem_total_pages"),
-                            {k: model.pop(k) for k in list(model) if k in names}, reuse)
+        if reuse:
+            from bench.sim import machine
+            wl = shared_workload(workload_key(machine.spec(), workload, model, names), seed,
+                                 model, names)[0]
+        else:
+            wl = _workloads.make(workload, seed=seed, mem_total_pages=model.get("mem_total_pages"),
+                                 **{k: v for k, v in model.items() if k in names})
+            check_pages(wl)
+        for k in names:
+            model.pop(k, None)
     elif isinstance(workload, (_workloads.Workload, _workloads.StreamedWorkload)):
         wl = workload
         check_pages(wl)
@@ -127,7 +145,7 @@ def run(strategy: str, workload: Any, seed: int = 0, engine: str = "c", **params
 
 def run_shared(strategy: str, workload: str, seed: int, engine: str, params: dict) -> Run:
     """run, on a workload shared with the earlier runs of this process that built it from the
-    same inputs (_SHARED): a sweep's runs of one workload and seed differ only in strategy or
+    same inputs (shared_workload): a sweep's runs of one workload and seed differ only in strategy or
     model parameters."""
     return _run(strategy, workload, seed, engine, params, reuse=True)
 

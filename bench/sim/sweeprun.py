@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from bench import sim
 from bench.sim.sweepspec import Config, Spec
 
 TARGET_BATCH_S = 1.0
@@ -34,48 +35,16 @@ TIMING_RUNS = 2             # runs of each (machine, workload) timed to size its
 EXECUTORS = ("local", "dask")
 
 
-# Workloads built in this process, by (machine, workload, its parameters, seed): the runs of a
-# sweep that differ only in strategy or model parameters share one (a Workload is frozen).
-# Each is kept with the model parameters it carries (bench.sim.workload_model_params), its size
-# checked (bench.sim.check_pages) once.  Emptied when it holds more than MAX_CACHED_ROWS
-# operation rows (40 bytes each).
-_WORKLOADS: dict[tuple, tuple[Any, dict]] = {}
-MAX_CACHED_ROWS = 1 << 21
-
-
-def workload_of(c: Config, names: set[str]):
-    """c's workload, built as bench.sim.prepare builds it from c.params (`names`: the
-    workload's parameter names), or the one built before for the same machine, workload
-    parameters and seed.  The caller has selected c's machine profile."""
-    return _cached_workload(c, _workload_key(c, names), names)[0]
-
-
 def _workload_key(c: Config, names: set[str]) -> tuple:
-    """What, besides the seed, names c's workload in _WORKLOADS."""
-    mine = {k: v for k, v in c.params.items() if k in names}
-    return (c.machine, c.workload, repr(sorted(mine.items())), c.params.get("mem_total_pages"))
+    """What, besides the seed, names c's workload among the shared ones (sim.workload_key)."""
+    return sim.workload_key(c.machine, c.workload, c.params, names)
 
 
 def _cached_workload(c: Config, key: tuple, names: set[str]) -> tuple[Any, dict]:
-    """(workload, the model parameters it carries) of c, whose _workload_key is `key`."""
-    got = _WORKLOADS.get((key, c.seed))
-    if got is None:
-        from bench import sim
-        from bench.sim import workload as wl
-        w = wl.make(c.workload, seed=c.seed, mem_total_pages=key[3],
-                    **{k: v for k, v in c.params.items() if k in names})
-        sim.check_pages(w)
-        got = (w, sim.workload_model_params(w))
-        if sum(_rows_held(x) for x, _ in _WORKLOADS.values()) + _rows_held(w) > MAX_CACHED_ROWS:
-            _WORKLOADS.clear()
-        _WORKLOADS[(key, c.seed)] = got
-    return got
-
-
-def _rows_held(w) -> int:
-    """Operation rows a cached workload holds in memory (a streamed one: none)."""
-    from bench.sim.workload import StreamedWorkload
-    return 0 if isinstance(w, StreamedWorkload) else len(w.ops)
+    """(workload, the model parameters it carries) of c, whose _workload_key is `key`: built
+    once per seed in this process (sim.shared_workload).  The caller has selected c's machine
+    profile."""
+    return sim.shared_workload(key, c.seed, c.params, names)
 
 
 # The points of a grid seen in this process, by engine, machine profile (spec and content
@@ -124,7 +93,7 @@ def _config(c: Config, p: dict, carried: dict) -> tuple[dict, Any]:
 def run_batch(configs: list[Config]) -> list[dict]:
     """Run `configs` and return their store rows.  This is the task a worker runs: it selects
     each run's machine profile for its process first.  Each run is bench.sim.run's, with the
-    workload built once per seed (workload_of), and the configuration resolved (and, for the
+    workload built once per seed (_cached_workload), and the configuration resolved (and, for the
     C engine, its struct built) once per point of the grid (_point) and model parameters its
     workload carries."""
     from bench import sim

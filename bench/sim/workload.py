@@ -817,7 +817,7 @@ def make(name: str, seed: int = 0, mem_total_pages: int | None = None,
         if key in params and not ((p.same_as or p.per_memory) and params[key] is None):
             values[key] = _check(key, p, params[key])
         elif p.per_memory:
-            values[key] = _check(key, p, p.per_memory(memory_bytes(mem_total_pages)))
+            values[key] = _check(key, p, p.per_memory(_memory_bytes(mem_total_pages)))
         else:
             values[key] = values[p.same_as] if p.same_as else p.default
     made = spec.fn(_Stream(int(seed)), **values)
@@ -831,7 +831,7 @@ def make(name: str, seed: int = 0, mem_total_pages: int | None = None,
     return Workload(name, ops, np.array(sizes, dtype=np.int64), {**values, "seed": int(seed)})
 
 
-def memory_bytes(mem_total_pages: int | None) -> int:
+def _memory_bytes(mem_total_pages: int | None) -> int:
     """The memory a machine-relative default follows: the given pages, else the active
     machine profile's."""
     p = _params.PARAM_BY_NAME["mem_total_pages"]

@@ -72,7 +72,7 @@ def test_sweep_throughput(benchmark, tmp_path, executor, jobs):
     stores = iter(range(1000))
 
     def once():
-        sweeprun._WORKLOADS.clear()     # each round builds its workloads, as a new sweep does
+        sim._SHARED.clear()     # each round builds its workloads, as a new sweep does
         return sweeprun.run(spec, tmp_path / f"store{next(stores)}", executor, jobs=jobs,
                             progress=False)
     outcome = benchmark.pedantic(once, rounds=3, iterations=1)
