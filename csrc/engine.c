@@ -1162,7 +1162,6 @@ static int server_capped(sim *s)
 	return s->srv_busy >= s->srv_cap;
 }
 
-
 static void book_server(sim *s, int32_t i, int32_t w, int64_t svc, int64_t on_cpu)
 {
 	/* CPU i is idle (cpu_free[i] <= now) and srv_until[i] <= cpu_free[i] always, so
@@ -3148,21 +3147,43 @@ static int stream_ok(const fwb_stream *st)
 	return 1;
 }
 
+/* Each file's pages before its ops: its initial size (capacity's and scan_rows' start). */
+static void initial_caps(const int64_t *sizes, int32_t n_files, int64_t *cap)
+{
+	int32_t f;
+	for (f = 0; f < n_files; f++)
+		cap[f] = (sizes[f] + FWB_PAGE - 1) / FWB_PAGE;
+}
+
+/* A range op's last page into its file's capacity. */
+HOT_INLINE void widen_cap(const fwb_op *op, int64_t *cap)
+{
+	if (is_range_op(op->op)) {	/* offset + length >= 1: unsigned division */
+		int64_t e = (int64_t)((uint64_t)(op->offset + op->length + FWB_PAGE - 1) /
+				      FWB_PAGE);
+		if (e > cap[op->file])
+			cap[op->file] = e;
+	}
+}
+
+static int64_t caps_total(const int64_t *cap, int32_t n_files)
+{
+	int64_t total = 0;
+	int32_t f;
+	for (f = 0; f < n_files; f++)
+		total += cap[f];
+	return total;
+}
+
 /* Page capacity of each file: its initial size and every byte an op touches. */
 static int64_t capacity(const fwb_op *ops, int64_t n_ops, const int64_t *sizes, int32_t n_files,
 			int64_t *cap)
 {
-	int64_t i, total = 0;
-	int32_t f;
-	for (f = 0; f < n_files; f++)
-		cap[f] = (sizes[f] + FWB_PAGE - 1) / FWB_PAGE;
+	int64_t i;
+	initial_caps(sizes, n_files, cap);
 	for (i = 0; i < n_ops; i++)
-		if (is_range_op(ops[i].op))
-			cap[ops[i].file] = max64(cap[ops[i].file],
-						 (ops[i].offset + ops[i].length + FWB_PAGE - 1) / FWB_PAGE);
-	for (f = 0; f < n_files; f++)
-		total += cap[f];
-	return total;
+		widen_cap(&ops[i], cap);
+	return caps_total(cap, n_files);
 }
 
 /* What the set-up needs of an array's rows, in one pass: each thread's rows (count, and
@@ -3176,30 +3197,21 @@ typedef struct rowsum {
 static int64_t scan_rows(sim *s, const fwb_op *ops, int64_t n_ops, const int64_t *sizes,
 			 int64_t *cap, rowsum *rs)
 {
-	int64_t i, total = 0;
-	int32_t f, nf = s->nfiles;
-	for (f = 0; f < nf; f++)
-		cap[f] = (sizes[f] + FWB_PAGE - 1) / FWB_PAGE;
+	int64_t i;
+	initial_caps(sizes, s->nfiles, cap);
 	for (i = 0; i < n_ops; i++) {
 		const fwb_op *op = &ops[i];
-		if (!row_ok(op, nf)) {
+		if (!row_ok(op, s->nfiles)) {
 			s->err = FWB_EINVAL;
 			longjmp(s->oom, 1);
 		}
 		rs->count[op->thread]++;
 		if (op->thread >= rs->threads)
 			rs->threads = op->thread + 1;
-		if (is_range_op(op->op)) {	/* offset + length >= 1: unsigned division */
-			int64_t e = (int64_t)((uint64_t)(op->offset + op->length + FWB_PAGE - 1) /
-					      FWB_PAGE);
-			if (e > cap[op->file])
-				cap[op->file] = e;
-			rs->writes += op->op == FWB_OP_WRITE;
-		}
+		widen_cap(op, cap);
+		rs->writes += op->op == FWB_OP_WRITE;
 	}
-	for (f = 0; f < nf; f++)
-		total += cap[f];
-	return total;
+	return caps_total(cap, s->nfiles);
 }
 
 /* Write-fault the per-page arrays where the ops will touch them, when the ops are few
